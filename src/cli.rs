@@ -1,0 +1,171 @@
+//! The command-line tools for compliance officers: `rules check`,
+//! `rules calendar` and `explain`. Each returns what to print; `main.rs`
+//! only parses arguments and sets the exit code.
+
+use std::io::{BufRead, Write};
+use std::path::Path;
+
+use chrono::{DateTime, Datelike, Days, NaiveDate, Utc};
+use serde_json::{json, Map, Value};
+
+use crate::domain::Channel;
+use crate::engine::{evaluate, Verdict};
+use crate::intent_json::{decision_json, parse_intent, FieldError};
+use crate::rules::{allowed_ranges, Expectation, Jurisdiction, Problem, RuleBook, DAY_NAMES};
+
+/// Why a CLI command could not run: bad input (exit 2) or bad rules (exit 1).
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error("{0}")]
+    Input(String),
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Rules(Vec<Problem>),
+}
+
+impl From<FieldError> for CliError {
+    fn from(e: FieldError) -> Self {
+        CliError::Input(e.to_string())
+    }
+}
+
+/// Loads a rules directory, reporting every problem.
+pub fn load(dir: &Path) -> Result<RuleBook, CliError> {
+    RuleBook::load_dir(dir).map_err(CliError::Rules)
+}
+
+/// Result of `rules check`: problems (file:line: reason) and a summary.
+pub struct CheckReport {
+    pub problems: Vec<Problem>,
+    pub files: usize,
+    pub examples: usize,
+}
+
+/// Parses every file and runs every `[[examples]]`.
+pub fn rules_check(dir: &Path) -> CheckReport {
+    let book = match RuleBook::load_dir(dir) {
+        Ok(book) => book,
+        Err(problems) => return CheckReport { problems, files: 0, examples: 0 },
+    };
+    let mut problems = Vec::new();
+    let mut examples = 0;
+    for jurisdiction in book.jurisdictions() {
+        for example in &jurisdiction.examples {
+            examples += 1;
+            if let Err(message) = run_example(&book, jurisdiction, example) {
+                problems.push(Problem::new(&jurisdiction.file, example.line, format!("example {:?}: {message}", example.name)));
+            }
+        }
+    }
+    CheckReport { problems, files: book.jurisdictions().len(), examples }
+}
+
+fn run_example(book: &RuleBook, jurisdiction: &Jurisdiction, example: &crate::rules::Example) -> Result<(), String> {
+    let mut intent: Map<String, Value> = match &example.intent {
+        Value::Object(map) => map.clone(),
+        _ => Map::new(),
+    };
+    let defaults = [
+        ("tenant", jurisdiction.tenant.clone().unwrap_or_else(|| "example".into())),
+        ("intent_id", "example".into()),
+        ("debtor_id", "example".into()),
+        ("party", "debtor".into()),
+        ("stage", "extrajudicial".into()),
+        ("jurisdiction", jurisdiction.code.to_string()),
+    ];
+    for (field, value) in defaults {
+        intent.entry(field).or_insert(Value::String(value));
+    }
+    let (intent, history) = parse_intent(&Value::Object(intent)).map_err(|e| format!("intent {e}"))?;
+    let rules = book.resolve(&intent.tenant, &intent.jurisdiction).map_err(|e| e.to_string())?;
+    let decision = evaluate(&intent, &rules, &history, example.at);
+    let got = match decision.verdict {
+        Verdict::Release => Expectation::Release,
+        Verdict::Defer { until } => Expectation::Defer { until },
+        Verdict::Reject { code } => Expectation::Reject { code: code.as_str().to_string() },
+    };
+    if got == example.expect {
+        Ok(())
+    } else {
+        let reasons: Vec<&str> = decision.reasons.iter().map(|r| r.message.as_str()).collect();
+        Err(format!("expected {}, got {} ({})", describe(&example.expect), describe(&got), reasons.join("; ")))
+    }
+}
+
+fn describe(expectation: &Expectation) -> String {
+    match expectation {
+        Expectation::Release => "release".into(),
+        Expectation::Defer { until } => format!("defer until {}", until.to_rfc3339()),
+        Expectation::Reject { code } => format!("reject {code}"),
+    }
+}
+
+/// The holidays of `code` in `year` as JSON values `{date, name, rule}`.
+pub fn calendar_holidays(book: &RuleBook, code: &str, year: i32) -> Result<Vec<Value>, CliError> {
+    let layers = book.resolve("", code).map_err(|e| CliError::Input(e.to_string()))?;
+    let mut days: Vec<Value> = Vec::new();
+    for layer in &layers.layers {
+        for (date, rule) in layer.holidays.year(year) {
+            days.push(json!({"date": date.to_string(), "name": rule.name.as_ref(), "rule": rule.id.as_ref()}));
+        }
+    }
+    days.sort_by(|a, b| a["date"].as_str().cmp(&b["date"].as_str()));
+    Ok(days)
+}
+
+/// The allowed local windows of `channel` per day, from `from` for `days` days.
+pub fn calendar_windows(book: &RuleBook, code: &str, channel: Channel, from: NaiveDate, days: u32) -> Result<Vec<Value>, CliError> {
+    let rules = book.resolve("", code).map_err(|e| CliError::Input(e.to_string()))?;
+    let calendars: Vec<_> = rules.layers.iter().map(|l| &l.holidays).collect();
+    let mut out = Vec::new();
+    for offset in 0..days {
+        let date = from.checked_add_days(Days::new(u64::from(offset))).ok_or_else(|| CliError::Input("date out of range".into()))?;
+        let (day, holiday) = crate::engine::windows::day_type(&calendars, date);
+        let versions: Vec<_> = rules.layers.iter().filter_map(|l| l.version_on(date)).collect();
+        let ranges = allowed_ranges(&versions, channel, day);
+        out.push(json!({
+            "date": date.to_string(),
+            "day": DAY_NAMES[date.weekday().num_days_from_monday() as usize].to_string(),
+            "holiday": holiday.map(|h| h.name.to_string()),
+            "windows": ranges.iter().map(|r| format!("{}-{}", crate::rules::file::clock(r.start), crate::rules::file::clock(r.end))).collect::<Vec<_>>(),
+            "time_zones": rules.default_zones.iter().map(|z| z.name()).collect::<Vec<_>>(),
+        }));
+    }
+    Ok(out)
+}
+
+/// Evaluates one intent JSON at `at`.
+pub fn explain(book: &RuleBook, at: DateTime<Utc>, intent: &Value) -> Result<Value, CliError> {
+    let (intent, history) = parse_intent(intent)?;
+    let rules = book
+        .resolve(&intent.tenant, &intent.jurisdiction)
+        .map_err(|e| CliError::Input(format!("jurisdiction: {e}")))?;
+    Ok(decision_json(&evaluate(&intent, &rules, &history, at), at))
+}
+
+/// Reads `{"at", "intent"}` lines and writes one decision (or error) per line.
+pub fn explain_batch(book: &RuleBook, input: impl BufRead, mut output: impl Write) -> std::io::Result<usize> {
+    let mut errors = 0;
+    for line in input.lines() {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let result = serde_json::from_str::<Value>(&line)
+            .map_err(|e| CliError::Input(format!("not JSON: {e}")))
+            .and_then(|value| {
+                let at = value
+                    .get("at")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| CliError::Input("at: is required (RFC 3339 instant)".into()))
+                    .and_then(|s| crate::rules::compile::parse_instant(s).map_err(|e| CliError::Input(format!("at: {e}"))))?;
+                let intent = value.get("intent").ok_or_else(|| CliError::Input("intent: is required".into()))?;
+                explain(book, at, intent)
+            });
+        let out = result.unwrap_or_else(|e| {
+            errors += 1;
+            json!({"error": e.to_string()})
+        });
+        writeln!(output, "{out}")?;
+    }
+    Ok(errors)
+}

@@ -1,0 +1,130 @@
+//! The vocabulary shared by rules, engine and edges: channels, parties,
+//! stages, outcomes, contact intents and the contact history.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+
+/// Declares a closed, lowercase, snake_case vocabulary: parsing, display,
+/// serde and the list of accepted words (for error messages) in one place.
+macro_rules! vocabulary {
+    ($(#[$meta:meta])* $name:ident, $what:literal { $($variant:ident => $word:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name { $($variant),+ }
+
+        impl $name {
+            /// Every value, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// The word used in files, JSON and the API.
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $word),+ }
+            }
+
+            /// The accepted words, for error messages.
+            pub fn expected() -> String {
+                [$($word),+].join(", ")
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                match s {
+                    $($word => Ok($name::$variant),)+
+                    other => Err(format!("unknown {} {:?} (expected one of: {})", $what, other, $name::expected())),
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+vocabulary!(
+    /// A medium through which a debtor can be contacted.
+    Channel, "channel" {
+        Call => "call",
+        Visit => "visit",
+        Sms => "sms",
+        Whatsapp => "whatsapp",
+        Email => "email",
+        Letter => "letter",
+        Push => "push",
+    }
+);
+
+vocabulary!(
+    /// Who is being contacted, relative to the debt.
+    Party, "party" {
+        Debtor => "debtor",
+        CoDebtor => "co_debtor",
+        Guarantor => "guarantor",
+        ThirdParty => "third_party",
+    }
+);
+
+vocabulary!(
+    /// How far the collection has progressed.
+    Stage, "stage" {
+        Preventive => "preventive",
+        Administrative => "administrative",
+        Extrajudicial => "extrajudicial",
+        Judicial => "judicial",
+    }
+);
+
+vocabulary!(
+    /// What came of one past contact attempt.
+    Outcome, "outcome" {
+        Attempted => "attempted",
+        Delivered => "delivered",
+        Conversation => "conversation",
+        NoAnswer => "no_answer",
+        Failed => "failed",
+    }
+);
+
+impl Outcome {
+    /// Whether the attempt reached the person (a completed contact).
+    pub fn is_completed_contact(self) -> bool {
+        matches!(self, Outcome::Delivered | Outcome::Conversation)
+    }
+}
+
+/// A request to contact someone about a debt, as the engine sees it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Intent {
+    pub tenant: String,
+    pub intent_id: String,
+    pub debtor_id: String,
+    pub debt_id: Option<String>,
+    pub channel: Channel,
+    pub party: Party,
+    pub stage: Stage,
+    /// Jurisdiction code: a country (`PE`) or a subdivision (`MX-BCN`, `US-MA`).
+    pub jurisdiction: String,
+    /// Time zones the recipient may be in; empty means the jurisdiction's default.
+    pub time_zones: Vec<Tz>,
+    pub not_before: Option<DateTime<Utc>>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// One past contact attempt with the same debtor.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ContactEvent {
+    pub channel: Channel,
+    pub at: DateTime<Utc>,
+    pub outcome: Outcome,
+    /// The debt the attempt was about; `None` means the intent's own debt.
+    pub debt_id: Option<String>,
+}

@@ -1,0 +1,241 @@
+//! The pure decision engine: given an intent, the rules that apply, the
+//! contact history and an instant, decide Release, Defer or Reject, with the
+//! reasons. No I/O, no clock, no randomness.
+
+mod limits;
+pub mod windows;
+
+use std::fmt;
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use chrono_tz::Tz;
+use serde::Serialize;
+
+use crate::domain::{ContactEvent, Intent};
+use crate::rules::holidays::HolidayCalendar;
+use crate::rules::{RuleMeta, RuleVersion, Resolved, DAY_NAMES};
+use windows::{day_type, next_common_slot, WindowConstraint};
+
+/// How far ahead the engine looks for a compliant instant.
+pub const SEARCH_HORIZON_DAYS: i64 = 92;
+
+/// Why an intent was rejected outright.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum RejectCode {
+    /// The recipient is a party the rules forbid contacting.
+    PartyNotAllowed,
+    /// The channel is not allowed at this collection stage.
+    ChannelNotAllowed,
+    /// No compliant instant before `expires_at` or the search horizon.
+    NoCompliantSlot,
+    /// No version of the jurisdiction's rules is in force on that date.
+    NoRulesInForce,
+}
+
+impl RejectCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectCode::PartyNotAllowed => "PARTY_NOT_ALLOWED",
+            RejectCode::ChannelNotAllowed => "CHANNEL_NOT_ALLOWED",
+            RejectCode::NoCompliantSlot => "NO_COMPLIANT_SLOT",
+            RejectCode::NoRulesInForce => "NO_RULES_IN_FORCE",
+        }
+    }
+}
+
+impl fmt::Display for RejectCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What to do with the intent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Release,
+    Defer { until: DateTime<Utc> },
+    Reject { code: RejectCode },
+}
+
+/// One reason behind a decision: the rule and a sentence a person understands.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Reason {
+    /// The rule; `None` for reasons that come from the intent itself.
+    pub rule: Option<Arc<RuleMeta>>,
+    pub message: String,
+}
+
+/// A decision with its reasons.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Decision {
+    pub verdict: Verdict,
+    pub reasons: Vec<Reason>,
+    /// For a release or defer: when the allowed window it falls in closes.
+    pub window_end: Option<DateTime<Utc>>,
+}
+
+impl Decision {
+    fn reject(code: RejectCode, reasons: Vec<Reason>) -> Decision {
+        Decision { verdict: Verdict::Reject { code }, reasons, window_end: None }
+    }
+
+    /// The instant the contact may go, for a release (`now`) or a defer.
+    pub fn at(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        match self.verdict {
+            Verdict::Release => Some(now),
+            Verdict::Defer { until } => Some(until),
+            Verdict::Reject { .. } => None,
+        }
+    }
+}
+
+fn reason(rule: &Arc<RuleMeta>, message: String) -> Reason {
+    Reason { rule: Some(rule.clone()), message }
+}
+
+fn local(t: DateTime<Utc>, zone: Tz) -> String {
+    t.with_timezone(&zone).format("%A %Y-%m-%d %H:%M").to_string() + " " + zone.name()
+}
+
+/// Evaluates `intent` against the `rules` that apply to it, given the
+/// debtor's contact `history`, at instant `now`.
+pub fn evaluate(intent: &Intent, rules: &Resolved<'_>, history: &[ContactEvent], now: DateTime<Utc>) -> Decision {
+    let zones: &[Tz] = if intent.time_zones.is_empty() { rules.default_zones } else { &intent.time_zones };
+    let start = intent.not_before.map_or(now, |nb| nb.max(now));
+    let Some(&first_zone) = zones.first() else {
+        return Decision::reject(RejectCode::NoRulesInForce, vec![Reason { rule: None, message: "no time zone is known for the recipient".into() }]);
+    };
+    let horizon = start + Duration::days(SEARCH_HORIZON_DAYS);
+    let limit = intent.expires_at.map_or(horizon, |e| e.min(horizon));
+    if limit <= start {
+        let message = format!("the intent expired at {} before it could go", limit.to_rfc3339());
+        return Decision::reject(RejectCode::NoCompliantSlot, vec![Reason { rule: None, message }]);
+    }
+
+    let date = start.with_timezone(&first_zone).date_naive();
+    let mut versions: Vec<&RuleVersion> = Vec::with_capacity(rules.layers.len());
+    for (index, layer) in rules.layers.iter().enumerate() {
+        match layer.version_on(date) {
+            Some(v) => versions.push(v),
+            None if index == 0 => {
+                let message = format!("no version of {} rules is in force on {date}", layer.code);
+                return Decision::reject(RejectCode::NoRulesInForce, vec![Reason { rule: None, message }]);
+            }
+            None => {}
+        }
+    }
+
+    if let Some(rejection) = hard_bans(intent, &versions) {
+        return rejection;
+    }
+
+    let calendars: Vec<&HolidayCalendar> = rules.layers.iter().map(|l| &l.holidays).collect();
+    let constraints: Vec<WindowConstraint<'_>> = versions
+        .iter()
+        .flat_map(|v| v.windows.iter().filter(|w| w.channels.contains(intent.channel)))
+        .flat_map(|rule| zones.iter().map(move |zone| WindowConstraint { rule, zone: *zone }))
+        .collect();
+
+    let mut held: Vec<Reason> = Vec::new();
+    let mut t = start;
+    loop {
+        let Some((slot, window_end)) = next_common_slot(&constraints, &calendars, t, limit) else {
+            return no_slot(intent, start, limit, &constraints, &calendars, held);
+        };
+        if slot >= limit {
+            return no_slot(intent, start, limit, &constraints, &calendars, held);
+        }
+        let blocks: Vec<limits::Block<'_>> = versions
+            .iter()
+            .flat_map(|v| {
+                let caps = v.caps.iter().filter_map(|c| limits::cap_block(c, intent, history, zones, slot));
+                let cooldowns = v.cooldowns.iter().filter_map(|c| limits::cooldown_block(c, intent, history, slot));
+                caps.chain(cooldowns).collect::<Vec<_>>()
+            })
+            .collect();
+        if let Some(latest) = blocks.iter().map(|b| b.until).max() {
+            for block in blocks {
+                if !held.iter().any(|r| r.rule.as_ref().is_some_and(|m| Arc::ptr_eq(m, block.rule))) {
+                    held.push(reason(block.rule, format!("{}: {}", block.rule.description, block.message)));
+                }
+            }
+            t = latest.max(slot + Duration::minutes(1));
+            continue;
+        }
+        if slot == now {
+            let reasons = constraints
+                .iter()
+                .map(|c| reason(&c.rule.meta, format!("{}: {} is inside the allowed hours", c.rule.meta.description, local(slot, c.zone))))
+                .collect();
+            return Decision { verdict: Verdict::Release, reasons, window_end };
+        }
+        let mut reasons = window_reasons(&constraints, &calendars, start);
+        if intent.not_before.is_some_and(|nb| nb > now) && reasons.is_empty() && held.is_empty() {
+            reasons.push(Reason { rule: None, message: format!("the intent asks not to be sent before {}", start.to_rfc3339()) });
+        }
+        reasons.extend(held);
+        return Decision { verdict: Verdict::Defer { until: slot }, reasons, window_end };
+    }
+}
+
+/// Party and stage rules: bans that no waiting can lift.
+fn hard_bans(intent: &Intent, versions: &[&RuleVersion]) -> Option<Decision> {
+    for version in versions {
+        for rule in &version.parties {
+            if !rule.allowed.contains(&intent.party) {
+                let message = format!("{}: contacting a {} is not allowed", rule.meta.description, intent.party);
+                return Some(Decision::reject(RejectCode::PartyNotAllowed, vec![reason(&rule.meta, message)]));
+            }
+        }
+        for rule in &version.stage_channels {
+            if rule.stages.contains(&intent.stage) && !rule.channels.contains(intent.channel) {
+                let message = format!("{}: {} is not allowed at the {} stage (allowed: {})", rule.meta.description, intent.channel, intent.stage, rule.channels);
+                return Some(Decision::reject(RejectCode::ChannelNotAllowed, vec![reason(&rule.meta, message)]));
+            }
+        }
+    }
+    None
+}
+
+/// Why each window rule does not allow `t` (empty when all allow it).
+fn window_reasons(constraints: &[WindowConstraint<'_>], calendars: &[&HolidayCalendar], t: DateTime<Utc>) -> Vec<Reason> {
+    constraints
+        .iter()
+        .filter(|c| !c.allows(t, calendars))
+        .map(|c| {
+            let date = t.with_timezone(&c.zone).date_naive();
+            let (day, holiday) = day_type(calendars, date);
+            let hours = &c.rule.days[day];
+            let allowed = if hours.is_empty() {
+                "no contact".to_string()
+            } else {
+                hours.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+            };
+            let when = match holiday {
+                Some(h) => format!("{date} is a public holiday ({})", h.name),
+                None => format!("it is {}", local(t, c.zone)),
+            };
+            reason(&c.rule.meta, format!("{}: {when}; allowed on {}: {allowed}", c.rule.meta.description, DAY_NAMES[day]))
+        })
+        .collect()
+}
+
+fn no_slot(
+    intent: &Intent,
+    start: DateTime<Utc>,
+    limit: DateTime<Utc>,
+    constraints: &[WindowConstraint<'_>],
+    calendars: &[&HolidayCalendar],
+    held: Vec<Reason>,
+) -> Decision {
+    let bound = if intent.expires_at.is_some_and(|e| e <= limit) { "before the intent expires" } else { "within the search horizon" };
+    let mut reasons = vec![Reason {
+        rule: None,
+        message: format!("no instant between {} and {} ({bound}) satisfies every rule", start.to_rfc3339(), limit.to_rfc3339()),
+    }];
+    reasons.extend(window_reasons(constraints, calendars, start));
+    reasons.extend(held);
+    Decision::reject(RejectCode::NoCompliantSlot, reasons)
+}

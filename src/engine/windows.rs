@@ -1,0 +1,122 @@
+//! Contact windows in local civil time, mapped to UTC intervals with
+//! chrono-tz. DST is handled strictly: a boundary inside a gap moves to the
+//! gap's end; an ambiguous start takes the later reading and an ambiguous
+//! end the earlier one, so a contact is inside the window on every reading.
+
+use chrono::{DateTime, Datelike, Days, Duration, LocalResult, NaiveDate, TimeZone, Utc};
+use chrono_tz::Tz;
+
+use crate::rules::file::{Minute, TimeRange};
+use crate::rules::holidays::{HolidayCalendar, HolidayRule};
+use crate::rules::{HOLIDAY, WindowRule};
+
+/// Which end of a window a local time is.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Edge {
+    Start,
+    End,
+}
+
+/// The UTC instant of local `minute` (0..=1440) on `date` in `zone`.
+pub fn local_to_utc(zone: Tz, date: NaiveDate, minute: Minute, edge: Edge) -> Option<DateTime<Utc>> {
+    let midnight = date.and_hms_opt(0, 0, 0)?;
+    let local = midnight.checked_add_signed(Duration::minutes(i64::from(minute)))?;
+    match zone.from_local_datetime(&local) {
+        LocalResult::Single(t) => Some(t.with_timezone(&Utc)),
+        LocalResult::Ambiguous(earlier, later) => Some(match edge {
+            Edge::Start => later.with_timezone(&Utc),
+            Edge::End => earlier.with_timezone(&Utc),
+        }),
+        // Inside a gap: the first instant after it (gaps are at most a day).
+        LocalResult::None => (1..=1440).find_map(|m| {
+            let after = local.checked_add_signed(Duration::minutes(m))?;
+            zone.from_local_datetime(&after).earliest().map(|t| t.with_timezone(&Utc))
+        }),
+    }
+}
+
+/// The first holiday observed on `date` in any of the layers' calendars.
+pub fn holiday_on<'a>(calendars: &[&'a HolidayCalendar], date: NaiveDate) -> Option<&'a HolidayRule> {
+    calendars.iter().find_map(|c| c.on(date))
+}
+
+/// Day type index of `date` (0..=6 weekday, 7 holiday) and the holiday.
+pub fn day_type<'a>(calendars: &[&'a HolidayCalendar], date: NaiveDate) -> (usize, Option<&'a HolidayRule>) {
+    match holiday_on(calendars, date) {
+        Some(h) => (HOLIDAY, Some(h)),
+        None => (date.weekday().num_days_from_monday() as usize, None),
+    }
+}
+
+/// One window rule seen from one candidate time zone.
+#[derive(Clone, Copy)]
+pub struct WindowConstraint<'a> {
+    pub rule: &'a WindowRule,
+    pub zone: Tz,
+}
+
+impl WindowConstraint<'_> {
+    /// The earliest allowed interval `[start, end)` of this constraint with
+    /// `end > t`, searching local days up to `limit`.
+    pub fn interval_after(
+        &self,
+        t: DateTime<Utc>,
+        calendars: &[&HolidayCalendar],
+        limit: DateTime<Utc>,
+    ) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+        let first = t.with_timezone(&self.zone).date_naive().pred_opt()?;
+        let last = limit.with_timezone(&self.zone).date_naive();
+        let mut date = first;
+        while date <= last {
+            let (day, _) = day_type(calendars, date);
+            for range in &self.rule.days[day] {
+                let (Some(start), Some(end)) = self.range_utc(date, range) else { continue };
+                if end > t && start < end {
+                    return Some((start, end));
+                }
+            }
+            date = date.checked_add_days(Days::new(1))?;
+        }
+        None
+    }
+
+    /// A local range on `date` as UTC instants.
+    pub fn range_utc(&self, date: NaiveDate, range: &TimeRange) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
+        (local_to_utc(self.zone, date, range.start, Edge::Start), local_to_utc(self.zone, date, range.end, Edge::End))
+    }
+
+    /// Whether `t` is inside one of this constraint's intervals.
+    pub fn allows(&self, t: DateTime<Utc>, calendars: &[&HolidayCalendar]) -> bool {
+        self.interval_after(t, calendars, t).is_some_and(|(start, _)| start <= t)
+    }
+}
+
+/// The earliest instant `s >= t` allowed by every constraint, with the end
+/// of the common interval it starts, searching up to `limit`.
+pub fn next_common_slot(
+    constraints: &[WindowConstraint<'_>],
+    calendars: &[&HolidayCalendar],
+    mut t: DateTime<Utc>,
+    limit: DateTime<Utc>,
+) -> Option<(DateTime<Utc>, Option<DateTime<Utc>>)> {
+    // Each round either finds a slot or moves `t` to a later interval start;
+    // the bound only guards against pathological rule sets.
+    for _ in 0..10_000 {
+        if t > limit {
+            return None;
+        }
+        let mut start = t;
+        let mut end: Option<DateTime<Utc>> = None;
+        for constraint in constraints {
+            let (s, e) = constraint.interval_after(t, calendars, limit)?;
+            start = start.max(s);
+            end = Some(end.map_or(e, |x| x.min(e)));
+        }
+        match end {
+            Some(e) if start < e => return Some((start, Some(e))),
+            None => return Some((start, None)),
+            Some(_) => t = start,
+        }
+    }
+    None
+}

@@ -1,0 +1,10 @@
+//! Ventana: compliance-aware contact scheduling.
+//!
+//! `rules` loads jurisdiction files, `engine` decides (pure), `intent_json`
+//! reads intents as the CLI and files write them, `cli` drives the commands.
+
+pub mod cli;
+pub mod domain;
+pub mod engine;
+pub mod intent_json;
+pub mod rules;
