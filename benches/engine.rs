@@ -1,1 +1,90 @@
-fn main() {}
+//! Criterion benchmark of `engine::evaluate` on the real Peru rules: a
+//! typical intent with 20 history events, released and deferred.
+
+use std::hint::black_box;
+use std::path::Path;
+
+use chrono::{DateTime, Duration, Utc};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use ventana::domain::{Channel, ContactEvent, Intent, Outcome, Party, Stage};
+use ventana::engine::evaluate;
+use ventana::rules::RuleBook;
+
+fn instant(text: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(text)
+        .expect("instant")
+        .with_timezone(&Utc)
+}
+
+fn bench(c: &mut Criterion) {
+    let book = RuleBook::load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("jurisdictions"))
+        .expect("rules load");
+    let intent = Intent {
+        tenant: "bench".into(),
+        intent_id: "i-1".into(),
+        debtor_id: "d-1".into(),
+        debt_id: Some("debt-1".into()),
+        channel: Channel::Call,
+        party: Party::Debtor,
+        stage: Stage::Extrajudicial,
+        jurisdiction: "PE".into(),
+        time_zones: Vec::new(),
+        not_before: None,
+        expires_at: None,
+    };
+    let now = instant("2026-11-25T10:00:00-05:00");
+    let channels = [
+        Channel::Call,
+        Channel::Sms,
+        Channel::Whatsapp,
+        Channel::Email,
+    ];
+    let outcomes = [
+        Outcome::NoAnswer,
+        Outcome::Delivered,
+        Outcome::Attempted,
+        Outcome::Failed,
+    ];
+    let history: Vec<ContactEvent> = (0..20)
+        .map(|i| ContactEvent {
+            channel: channels[i % 4],
+            at: now - Duration::hours(7 * (i as i64 + 1)),
+            outcome: outcomes[i % 4],
+            debt_id: None,
+        })
+        .collect();
+
+    let mut group = c.benchmark_group("evaluate");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("release_pe_call_20_events", |b| {
+        b.iter(|| {
+            let rules = book
+                .resolve(&intent.tenant, &intent.jurisdiction)
+                .expect("PE resolves");
+            black_box(evaluate(
+                black_box(&intent),
+                &rules,
+                black_box(&history),
+                black_box(now),
+            ))
+        })
+    });
+    let friday_night = instant("2026-11-27T20:00:00-05:00");
+    group.bench_function("defer_pe_call_friday_night_20_events", |b| {
+        b.iter(|| {
+            let rules = book
+                .resolve(&intent.tenant, &intent.jurisdiction)
+                .expect("PE resolves");
+            black_box(evaluate(
+                black_box(&intent),
+                &rules,
+                black_box(&history),
+                black_box(friday_night),
+            ))
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value, json};
 
 use crate::domain::{Channel, ContactEvent, Intent, Outcome, Party, Stage};
 use crate::engine::{Decision, Verdict};
@@ -18,7 +18,10 @@ pub struct FieldError {
 }
 
 fn err(field: &str, message: impl Into<String>) -> FieldError {
-    FieldError { field: field.to_string(), message: message.into() }
+    FieldError {
+        field: field.to_string(),
+        message: message.into(),
+    }
 }
 
 /// The longest identifier accepted (tenant, intent, debtor and debt ids).
@@ -27,16 +30,33 @@ pub const MAX_ID_LEN: usize = 256;
 pub const MAX_HISTORY: usize = 10_000;
 
 const INTENT_FIELDS: &[&str] = &[
-    "tenant", "intent_id", "debtor_id", "debt_id", "channel", "party", "stage", "jurisdiction", "time_zones", "not_before",
-    "expires_at", "history",
+    "tenant",
+    "intent_id",
+    "debtor_id",
+    "debt_id",
+    "channel",
+    "party",
+    "stage",
+    "jurisdiction",
+    "time_zones",
+    "not_before",
+    "expires_at",
+    "history",
 ];
 
-fn string<'a>(object: &'a Map<String, Value>, field: &str, required: bool) -> Result<Option<&'a str>, FieldError> {
+fn string<'a>(
+    object: &'a Map<String, Value>,
+    field: &str,
+    required: bool,
+) -> Result<Option<&'a str>, FieldError> {
     match object.get(field) {
         None | Some(Value::Null) if !required => Ok(None),
         None | Some(Value::Null) => Err(err(field, "is required")),
         Some(Value::String(s)) if s.is_empty() && required => Err(err(field, "must not be empty")),
-        Some(Value::String(s)) if s.len() > MAX_ID_LEN => Err(err(field, format!("is longer than {MAX_ID_LEN} characters"))),
+        Some(Value::String(s)) if s.len() > MAX_ID_LEN => Err(err(
+            field,
+            format!("is longer than {MAX_ID_LEN} characters"),
+        )),
         Some(Value::String(s)) => Ok(Some(s)),
         Some(_) => Err(err(field, "must be a string")),
     }
@@ -46,12 +66,19 @@ fn required<'a>(object: &'a Map<String, Value>, field: &str) -> Result<&'a str, 
     string(object, field, true).map(|s| s.unwrap_or_default())
 }
 
-fn word<T: std::str::FromStr<Err = String>>(object: &Map<String, Value>, field: &str) -> Result<T, FieldError> {
-    required(object, field)?.parse().map_err(|e: String| err(field, e))
+fn word<T: std::str::FromStr<Err = String>>(
+    object: &Map<String, Value>,
+    field: &str,
+) -> Result<T, FieldError> {
+    required(object, field)?
+        .parse()
+        .map_err(|e: String| err(field, e))
 }
 
 fn instant(object: &Map<String, Value>, field: &str) -> Result<Option<DateTime<Utc>>, FieldError> {
-    string(object, field, false)?.map(|s| parse_instant(s).map_err(|e| err(field, e))).transpose()
+    string(object, field, false)?
+        .map(|s| parse_instant(s).map_err(|e| err(field, e)))
+        .transpose()
 }
 
 /// Parses an intent object (with its optional `history`).
@@ -60,7 +87,13 @@ pub fn parse_intent(value: &Value) -> Result<(Intent, Vec<ContactEvent>), FieldE
         return Err(err("intent", "must be a JSON object"));
     };
     if let Some(unknown) = object.keys().find(|k| !INTENT_FIELDS.contains(&k.as_str())) {
-        return Err(err(unknown, format!("is not an intent field (fields: {})", INTENT_FIELDS.join(", "))));
+        return Err(err(
+            unknown,
+            format!(
+                "is not an intent field (fields: {})",
+                INTENT_FIELDS.join(", ")
+            ),
+        ));
     }
     let time_zones = match object.get("time_zones") {
         None | Some(Value::Null) => Vec::new(),
@@ -69,11 +102,23 @@ pub fn parse_intent(value: &Value) -> Result<(Intent, Vec<ContactEvent>), FieldE
             .enumerate()
             .map(|(i, item)| {
                 let field = format!("time_zones[{i}]");
-                let name = item.as_str().ok_or_else(|| err(&field, "must be a string"))?;
-                name.parse::<Tz>().map_err(|_| err(&field, format!("{name:?} is not an IANA time zone name (e.g. \"America/Lima\")")))
+                let name = item
+                    .as_str()
+                    .ok_or_else(|| err(&field, "must be a string"))?;
+                name.parse::<Tz>().map_err(|_| {
+                    err(
+                        &field,
+                        format!("{name:?} is not an IANA time zone name (e.g. \"America/Lima\")"),
+                    )
+                })
             })
             .collect::<Result<_, _>>()?,
-        Some(_) => return Err(err("time_zones", "must be a list of at most 16 IANA time zone names")),
+        Some(_) => {
+            return Err(err(
+                "time_zones",
+                "must be a list of at most 16 IANA time zone names",
+            ));
+        }
     };
     let intent = Intent {
         tenant: required(object, "tenant")?.to_string(),
@@ -90,28 +135,48 @@ pub fn parse_intent(value: &Value) -> Result<(Intent, Vec<ContactEvent>), FieldE
     };
     let history = match object.get("history") {
         None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(items)) if items.len() <= MAX_HISTORY => {
-            items.iter().enumerate().map(|(i, item)| parse_event(item, &format!("history[{i}]"))).collect::<Result<_, _>>()?
+        Some(Value::Array(items)) if items.len() <= MAX_HISTORY => items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| parse_event(item, &format!("history[{i}]")))
+            .collect::<Result<_, _>>()?,
+        Some(_) => {
+            return Err(err(
+                "history",
+                format!("must be a list of at most {MAX_HISTORY} events"),
+            ));
         }
-        Some(_) => return Err(err("history", format!("must be a list of at most {MAX_HISTORY} events"))),
     };
     Ok((intent, history))
 }
 
 fn parse_event(value: &Value, path: &str) -> Result<ContactEvent, FieldError> {
     let Value::Object(object) = value else {
-        return Err(err(path, "must be an object {\"channel\", \"at\", \"outcome\"}"));
+        return Err(err(
+            path,
+            "must be an object {\"channel\", \"at\", \"outcome\"}",
+        ));
     };
     let field = |name: &str| format!("{path}.{name}");
-    if let Some(unknown) = object.keys().find(|k| !["channel", "at", "outcome", "debt_id"].contains(&k.as_str())) {
-        return Err(err(&field(unknown), "is not a history field (fields: channel, at, outcome, debt_id)"));
+    if let Some(unknown) = object
+        .keys()
+        .find(|k| !["channel", "at", "outcome", "debt_id"].contains(&k.as_str()))
+    {
+        return Err(err(
+            &field(unknown),
+            "is not a history field (fields: channel, at, outcome, debt_id)",
+        ));
     }
     let wrap = |e: FieldError| err(&field(&e.field), e.message);
     Ok(ContactEvent {
         channel: word::<Channel>(object, "channel").map_err(wrap)?,
-        at: instant(object, "at").map_err(wrap)?.ok_or_else(|| err(&field("at"), "is required"))?,
+        at: instant(object, "at")
+            .map_err(wrap)?
+            .ok_or_else(|| err(&field("at"), "is required"))?,
         outcome: word::<Outcome>(object, "outcome").map_err(wrap)?,
-        debt_id: string(object, "debt_id", false).map_err(wrap)?.map(str::to_string),
+        debt_id: string(object, "debt_id", false)
+            .map_err(wrap)?
+            .map(str::to_string),
     })
 }
 
@@ -128,12 +193,14 @@ pub fn decision_json(decision: &Decision, now: DateTime<Utc>) -> Value {
         .map(|r| match &r.rule {
             Some(m) => json!({
                 "rule": m.id.as_ref(), "jurisdiction": m.jurisdiction.as_ref(), "version": m.version.as_ref(),
-                "citation": m.citation.as_ref(), "basis": m.basis.as_str(), "message": r.message,
+                "citation": m.citation.as_ref(), "basis": m.basis.as_str(), "message": r.message(),
             }),
-            None => json!({"rule": null, "jurisdiction": null, "version": null, "citation": null, "basis": null, "message": r.message}),
+            None => json!({"rule": null, "jurisdiction": null, "version": null, "citation": null, "basis": null, "message": r.message()}),
         })
         .collect();
-    let at = decision.at(now).map(|t| Value::String(t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)));
+    let at = decision
+        .at(now)
+        .map(|t| Value::String(t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)));
     json!({
         "decision": name,
         "at": at.unwrap_or(Value::Null),

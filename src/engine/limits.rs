@@ -6,7 +6,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Datelike, Days, Months, NaiveDate, Utc};
 use chrono_tz::Tz;
 
-use super::windows::{local_to_utc, Edge};
+use super::windows::{Edge, local_to_utc};
 use crate::domain::{ContactEvent, Intent};
 use crate::rules::file::{CalendarPeriod, Counts, Scope};
 use crate::rules::{CapRule, CooldownRule, Period, RuleMeta};
@@ -29,7 +29,11 @@ fn in_scope(scope: Scope, intent: &Intent, event: &ContactEvent) -> bool {
     }
 }
 
-fn counted<'h>(cap: &CapRule, intent: &Intent, history: &'h [ContactEvent]) -> impl Iterator<Item = &'h ContactEvent> {
+fn counted<'h>(
+    cap: &CapRule,
+    intent: &Intent,
+    history: &'h [ContactEvent],
+) -> impl Iterator<Item = &'h ContactEvent> {
     history.iter().filter(move |e| {
         cap.channels.contains(e.channel)
             && in_scope(cap.scope, intent, e)
@@ -52,8 +56,18 @@ fn room(cap: &CapRule, intent: &Intent, events: &[&ContactEvent]) -> bool {
 fn what(cap: &CapRule) -> String {
     match (cap.limit, cap.max_channels) {
         (Some(limit), Some(max)) => format!("at most {limit} contacts over at most {max} channels"),
-        (Some(limit), None) => format!("at most {limit} {}", if cap.counts == Counts::Attempts { "attempts" } else { "completed contacts" }),
-        (None, Some(max)) => format!("at most {max} different channel{}", if max == 1 { "" } else { "s" }),
+        (Some(limit), None) => format!(
+            "at most {limit} {}",
+            if cap.counts == Counts::Attempts {
+                "attempts"
+            } else {
+                "completed contacts"
+            }
+        ),
+        (None, Some(max)) => format!(
+            "at most {max} different channel{}",
+            if max == 1 { "" } else { "s" }
+        ),
         (None, None) => String::new(),
     }
 }
@@ -63,12 +77,17 @@ fn local_date_start(zone: Tz, date: NaiveDate) -> Option<DateTime<Utc>> {
 }
 
 /// The local calendar period containing `t`, as UTC `[start, end)`.
-fn calendar_period(period: CalendarPeriod, zone: Tz, t: DateTime<Utc>) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+fn calendar_period(
+    period: CalendarPeriod,
+    zone: Tz,
+    t: DateTime<Utc>,
+) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
     let today = t.with_timezone(&zone).date_naive();
     let (first, next) = match period {
         CalendarPeriod::Day => (today, today.checked_add_days(Days::new(1))?),
         CalendarPeriod::Week => {
-            let monday = today.checked_sub_days(Days::new(u64::from(today.weekday().num_days_from_monday())))?;
+            let monday = today
+                .checked_sub_days(Days::new(u64::from(today.weekday().num_days_from_monday())))?;
             (monday, monday.checked_add_days(Days::new(7))?)
         }
         CalendarPeriod::Month => {
@@ -76,7 +95,10 @@ fn calendar_period(period: CalendarPeriod, zone: Tz, t: DateTime<Utc>) -> Option
             (first, first.checked_add_months(Months::new(1))?)
         }
     };
-    Some((local_date_start(zone, first)?, local_date_start(zone, next)?))
+    Some((
+        local_date_start(zone, first)?,
+        local_date_start(zone, next)?,
+    ))
 }
 
 fn period_name(period: CalendarPeriod) -> &'static str {
@@ -88,7 +110,13 @@ fn period_name(period: CalendarPeriod) -> &'static str {
 }
 
 /// When `cap` stops blocking a contact at `t`, if it blocks it.
-pub fn cap_block<'a>(cap: &'a CapRule, intent: &Intent, history: &[ContactEvent], zones: &[Tz], t: DateTime<Utc>) -> Option<Block<'a>> {
+pub fn cap_block<'a>(
+    cap: &'a CapRule,
+    intent: &Intent,
+    history: &[ContactEvent],
+    zones: &[Tz],
+    t: DateTime<Utc>,
+) -> Option<Block<'a>> {
     if !cap.channels.contains(intent.channel) {
         return None;
     }
@@ -97,41 +125,79 @@ pub fn cap_block<'a>(cap: &'a CapRule, intent: &Intent, history: &[ContactEvent]
     let mut message = String::new();
     if let Some(gap) = cap.min_gap {
         let gap = gap.to_chrono();
-        if let Some(last) = events.iter().filter(|e| (e.at - t).abs() < gap).map(|e| e.at).max() {
+        if let Some(last) = events
+            .iter()
+            .filter(|e| (e.at - t).abs() < gap)
+            .map(|e| e.at)
+            .max()
+        {
             until = Some(last + gap);
-            message = format!("requires {} between contacts; the last one was at {}", cap.min_gap.map(|g| g.to_string()).unwrap_or_default(), last.to_rfc3339());
+            message = format!(
+                "requires {} between contacts; the last one was at {}",
+                cap.min_gap.map(|g| g.to_string()).unwrap_or_default(),
+                last.to_rfc3339()
+            );
         }
     }
     match cap.period {
         Some(Period::Rolling(length)) => {
             let length = length.to_chrono();
             let window = |u: DateTime<Utc>| -> Vec<&ContactEvent> {
-                events.iter().copied().filter(|e| e.at > u - length && e.at < u + length).collect()
+                events
+                    .iter()
+                    .copied()
+                    .filter(|e| e.at > u - length && e.at < u + length)
+                    .collect()
             };
             if !room(cap, intent, &window(t)) {
-                let mut candidates: Vec<DateTime<Utc>> = events.iter().map(|e| e.at + length).filter(|u| *u > t).collect();
+                let mut candidates: Vec<DateTime<Utc>> = events
+                    .iter()
+                    .map(|e| e.at + length)
+                    .filter(|u| *u > t)
+                    .collect();
                 candidates.sort();
-                let free = candidates.into_iter().find(|u| room(cap, intent, &window(*u)));
+                let free = candidates
+                    .into_iter()
+                    .find(|u| room(cap, intent, &window(*u)));
                 // No candidate frees it (cannot happen with past events):
                 // block for a full period, which the caller bounds.
                 let free = free.unwrap_or(t + length);
                 until = Some(until.map_or(free, |u| u.max(free)));
-                message = format!("allows {} in any {}; that many are already in the last {}", what(cap), cap_period_text(cap), cap_period_text(cap));
+                message = format!(
+                    "allows {} in any {}; that many are already in the last {}",
+                    what(cap),
+                    cap_period_text(cap),
+                    cap_period_text(cap)
+                );
             }
         }
         Some(Period::Calendar(period)) => {
             for zone in zones {
-                let Some((start, end)) = calendar_period(period, *zone, t) else { continue };
-                let inside: Vec<&ContactEvent> = events.iter().copied().filter(|e| e.at >= start && e.at < end).collect();
+                let Some((start, end)) = calendar_period(period, *zone, t) else {
+                    continue;
+                };
+                let inside: Vec<&ContactEvent> = events
+                    .iter()
+                    .copied()
+                    .filter(|e| e.at >= start && e.at < end)
+                    .collect();
                 if !room(cap, intent, &inside) {
                     until = Some(until.map_or(end, |u| u.max(end)));
-                    message = format!("allows {} per {} in {zone}; this one is already used up", what(cap), period_name(period));
+                    message = format!(
+                        "allows {} per {} in {zone}; this one is already used up",
+                        what(cap),
+                        period_name(period)
+                    );
                 }
             }
         }
         None => {}
     }
-    until.map(|until| Block { until, rule: &cap.meta, message })
+    until.map(|until| Block {
+        until,
+        rule: &cap.meta,
+        message,
+    })
 }
 
 fn cap_period_text(cap: &CapRule) -> String {
@@ -143,14 +209,23 @@ fn cap_period_text(cap: &CapRule) -> String {
 }
 
 /// When `cooldown` stops blocking a contact at `t`, if it blocks it.
-pub fn cooldown_block<'a>(cooldown: &'a CooldownRule, intent: &Intent, history: &[ContactEvent], t: DateTime<Utc>) -> Option<Block<'a>> {
+pub fn cooldown_block<'a>(
+    cooldown: &'a CooldownRule,
+    intent: &Intent,
+    history: &[ContactEvent],
+    t: DateTime<Utc>,
+) -> Option<Block<'a>> {
     if !cooldown.channels.contains(intent.channel) {
         return None;
     }
     let length = cooldown.duration.to_chrono();
     let last = history
         .iter()
-        .filter(|e| cooldown.after.contains(&e.outcome) && cooldown.after_channels.contains(e.channel) && in_scope(cooldown.scope, intent, e))
+        .filter(|e| {
+            cooldown.after.contains(&e.outcome)
+                && cooldown.after_channels.contains(e.channel)
+                && in_scope(cooldown.scope, intent, e)
+        })
         .filter(|e| e.at <= t && e.at + length > t)
         .max_by_key(|e| e.at)?;
     Some(Block {

@@ -14,8 +14,8 @@ use serde::Serialize;
 
 use crate::domain::{ContactEvent, Intent};
 use crate::rules::holidays::HolidayCalendar;
-use crate::rules::{RuleMeta, RuleVersion, Resolved, DAY_NAMES};
-use windows::{day_type, next_common_slot, WindowConstraint};
+use crate::rules::{DAY_NAMES, Resolved, RuleMeta, RuleVersion};
+use windows::{WindowConstraint, day_type, next_common_slot};
 
 /// How far ahead the engine looks for a compliant instant.
 pub const SEARCH_HORIZON_DAYS: i64 = 92;
@@ -64,7 +64,38 @@ pub enum Verdict {
 pub struct Reason {
     /// The rule; `None` for reasons that come from the intent itself.
     pub rule: Option<Arc<RuleMeta>>,
-    pub message: String,
+    detail: Detail,
+}
+
+/// What a reason says, rendered into a sentence only when asked (releases
+/// are the hot path and are rarely read).
+#[derive(Clone, Debug, PartialEq)]
+enum Detail {
+    Text(String),
+    InsideWindow { at: DateTime<Utc>, zone: Tz },
+}
+
+impl Reason {
+    fn text(rule: Option<&Arc<RuleMeta>>, message: String) -> Reason {
+        Reason {
+            rule: rule.cloned(),
+            detail: Detail::Text(message),
+        }
+    }
+
+    /// The sentence a person reads.
+    pub fn message(&self) -> String {
+        match &self.detail {
+            Detail::Text(text) => text.clone(),
+            Detail::InsideWindow { at, zone } => {
+                let description = self.rule.as_ref().map_or("", |r| r.description.as_ref());
+                format!(
+                    "{description}: {} is inside the allowed hours",
+                    local(*at, *zone)
+                )
+            }
+        }
+    }
 }
 
 /// A decision with its reasons.
@@ -78,7 +109,11 @@ pub struct Decision {
 
 impl Decision {
     fn reject(code: RejectCode, reasons: Vec<Reason>) -> Decision {
-        Decision { verdict: Verdict::Reject { code }, reasons, window_end: None }
+        Decision {
+            verdict: Verdict::Reject { code },
+            reasons,
+            window_end: None,
+        }
     }
 
     /// The instant the contact may go, for a release (`now`) or a defer.
@@ -92,26 +127,51 @@ impl Decision {
 }
 
 fn reason(rule: &Arc<RuleMeta>, message: String) -> Reason {
-    Reason { rule: Some(rule.clone()), message }
+    Reason::text(Some(rule), message)
 }
 
 fn local(t: DateTime<Utc>, zone: Tz) -> String {
-    t.with_timezone(&zone).format("%A %Y-%m-%d %H:%M").to_string() + " " + zone.name()
+    t.with_timezone(&zone)
+        .format("%A %Y-%m-%d %H:%M")
+        .to_string()
+        + " "
+        + zone.name()
 }
 
 /// Evaluates `intent` against the `rules` that apply to it, given the
 /// debtor's contact `history`, at instant `now`.
-pub fn evaluate(intent: &Intent, rules: &Resolved<'_>, history: &[ContactEvent], now: DateTime<Utc>) -> Decision {
-    let zones: &[Tz] = if intent.time_zones.is_empty() { rules.default_zones } else { &intent.time_zones };
+pub fn evaluate(
+    intent: &Intent,
+    rules: &Resolved<'_>,
+    history: &[ContactEvent],
+    now: DateTime<Utc>,
+) -> Decision {
+    let zones: &[Tz] = if intent.time_zones.is_empty() {
+        rules.default_zones
+    } else {
+        &intent.time_zones
+    };
     let start = intent.not_before.map_or(now, |nb| nb.max(now));
     let Some(&first_zone) = zones.first() else {
-        return Decision::reject(RejectCode::NoRulesInForce, vec![Reason { rule: None, message: "no time zone is known for the recipient".into() }]);
+        return Decision::reject(
+            RejectCode::NoRulesInForce,
+            vec![Reason::text(
+                None,
+                "no time zone is known for the recipient".into(),
+            )],
+        );
     };
     let horizon = start + Duration::days(SEARCH_HORIZON_DAYS);
     let limit = intent.expires_at.map_or(horizon, |e| e.min(horizon));
     if limit <= start {
-        let message = format!("the intent expired at {} before it could go", limit.to_rfc3339());
-        return Decision::reject(RejectCode::NoCompliantSlot, vec![Reason { rule: None, message }]);
+        let message = format!(
+            "the intent expired at {} before it could go",
+            limit.to_rfc3339()
+        );
+        return Decision::reject(
+            RejectCode::NoCompliantSlot,
+            vec![Reason::text(None, message)],
+        );
     }
 
     let date = start.with_timezone(&first_zone).date_naive();
@@ -121,7 +181,10 @@ pub fn evaluate(intent: &Intent, rules: &Resolved<'_>, history: &[ContactEvent],
             Some(v) => versions.push(v),
             None if index == 0 => {
                 let message = format!("no version of {} rules is in force on {date}", layer.code);
-                return Decision::reject(RejectCode::NoRulesInForce, vec![Reason { rule: None, message }]);
+                return Decision::reject(
+                    RejectCode::NoRulesInForce,
+                    vec![Reason::text(None, message)],
+                );
             }
             None => {}
         }
@@ -134,8 +197,16 @@ pub fn evaluate(intent: &Intent, rules: &Resolved<'_>, history: &[ContactEvent],
     let calendars: Vec<&HolidayCalendar> = rules.layers.iter().map(|l| &l.holidays).collect();
     let constraints: Vec<WindowConstraint<'_>> = versions
         .iter()
-        .flat_map(|v| v.windows.iter().filter(|w| w.channels.contains(intent.channel)))
-        .flat_map(|rule| zones.iter().map(move |zone| WindowConstraint { rule, zone: *zone }))
+        .flat_map(|v| {
+            v.windows
+                .iter()
+                .filter(|w| w.channels.contains(intent.channel))
+        })
+        .flat_map(|rule| {
+            zones
+                .iter()
+                .map(move |zone| WindowConstraint { rule, zone: *zone })
+        })
         .collect();
 
     let mut held: Vec<Reason> = Vec::new();
@@ -150,15 +221,27 @@ pub fn evaluate(intent: &Intent, rules: &Resolved<'_>, history: &[ContactEvent],
         let blocks: Vec<limits::Block<'_>> = versions
             .iter()
             .flat_map(|v| {
-                let caps = v.caps.iter().filter_map(|c| limits::cap_block(c, intent, history, zones, slot));
-                let cooldowns = v.cooldowns.iter().filter_map(|c| limits::cooldown_block(c, intent, history, slot));
+                let caps = v
+                    .caps
+                    .iter()
+                    .filter_map(|c| limits::cap_block(c, intent, history, zones, slot));
+                let cooldowns = v
+                    .cooldowns
+                    .iter()
+                    .filter_map(|c| limits::cooldown_block(c, intent, history, slot));
                 caps.chain(cooldowns).collect::<Vec<_>>()
             })
             .collect();
         if let Some(latest) = blocks.iter().map(|b| b.until).max() {
             for block in blocks {
-                if !held.iter().any(|r| r.rule.as_ref().is_some_and(|m| Arc::ptr_eq(m, block.rule))) {
-                    held.push(reason(block.rule, format!("{}: {}", block.rule.description, block.message)));
+                if !held
+                    .iter()
+                    .any(|r| r.rule.as_ref().is_some_and(|m| Arc::ptr_eq(m, block.rule)))
+                {
+                    held.push(reason(
+                        block.rule,
+                        format!("{}: {}", block.rule.description, block.message),
+                    ));
                 }
             }
             t = latest.max(slot + Duration::minutes(1));
@@ -167,16 +250,36 @@ pub fn evaluate(intent: &Intent, rules: &Resolved<'_>, history: &[ContactEvent],
         if slot == now {
             let reasons = constraints
                 .iter()
-                .map(|c| reason(&c.rule.meta, format!("{}: {} is inside the allowed hours", c.rule.meta.description, local(slot, c.zone))))
+                .map(|c| Reason {
+                    rule: Some(c.rule.meta.clone()),
+                    detail: Detail::InsideWindow {
+                        at: slot,
+                        zone: c.zone,
+                    },
+                })
                 .collect();
-            return Decision { verdict: Verdict::Release, reasons, window_end };
+            return Decision {
+                verdict: Verdict::Release,
+                reasons,
+                window_end,
+            };
         }
         let mut reasons = window_reasons(&constraints, &calendars, start);
         if intent.not_before.is_some_and(|nb| nb > now) && reasons.is_empty() && held.is_empty() {
-            reasons.push(Reason { rule: None, message: format!("the intent asks not to be sent before {}", start.to_rfc3339()) });
+            reasons.push(Reason::text(
+                None,
+                format!(
+                    "the intent asks not to be sent before {}",
+                    start.to_rfc3339()
+                ),
+            ));
         }
         reasons.extend(held);
-        return Decision { verdict: Verdict::Defer { until: slot }, reasons, window_end };
+        return Decision {
+            verdict: Verdict::Defer { until: slot },
+            reasons,
+            window_end,
+        };
     }
 }
 
@@ -185,14 +288,26 @@ fn hard_bans(intent: &Intent, versions: &[&RuleVersion]) -> Option<Decision> {
     for version in versions {
         for rule in &version.parties {
             if !rule.allowed.contains(&intent.party) {
-                let message = format!("{}: contacting a {} is not allowed", rule.meta.description, intent.party);
-                return Some(Decision::reject(RejectCode::PartyNotAllowed, vec![reason(&rule.meta, message)]));
+                let message = format!(
+                    "{}: contacting a {} is not allowed",
+                    rule.meta.description, intent.party
+                );
+                return Some(Decision::reject(
+                    RejectCode::PartyNotAllowed,
+                    vec![reason(&rule.meta, message)],
+                ));
             }
         }
         for rule in &version.stage_channels {
             if rule.stages.contains(&intent.stage) && !rule.channels.contains(intent.channel) {
-                let message = format!("{}: {} is not allowed at the {} stage (allowed: {})", rule.meta.description, intent.channel, intent.stage, rule.channels);
-                return Some(Decision::reject(RejectCode::ChannelNotAllowed, vec![reason(&rule.meta, message)]));
+                let message = format!(
+                    "{}: {} is not allowed at the {} stage (allowed: {})",
+                    rule.meta.description, intent.channel, intent.stage, rule.channels
+                );
+                return Some(Decision::reject(
+                    RejectCode::ChannelNotAllowed,
+                    vec![reason(&rule.meta, message)],
+                ));
             }
         }
     }
@@ -200,7 +315,11 @@ fn hard_bans(intent: &Intent, versions: &[&RuleVersion]) -> Option<Decision> {
 }
 
 /// Why each window rule does not allow `t` (empty when all allow it).
-fn window_reasons(constraints: &[WindowConstraint<'_>], calendars: &[&HolidayCalendar], t: DateTime<Utc>) -> Vec<Reason> {
+fn window_reasons(
+    constraints: &[WindowConstraint<'_>],
+    calendars: &[&HolidayCalendar],
+    t: DateTime<Utc>,
+) -> Vec<Reason> {
     constraints
         .iter()
         .filter(|c| !c.allows(t, calendars))
@@ -211,13 +330,23 @@ fn window_reasons(constraints: &[WindowConstraint<'_>], calendars: &[&HolidayCal
             let allowed = if hours.is_empty() {
                 "no contact".to_string()
             } else {
-                hours.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+                hours
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             };
             let when = match holiday {
                 Some(h) => format!("{date} is a public holiday ({})", h.name),
                 None => format!("it is {}", local(t, c.zone)),
             };
-            reason(&c.rule.meta, format!("{}: {when}; allowed on {}: {allowed}", c.rule.meta.description, DAY_NAMES[day]))
+            reason(
+                &c.rule.meta,
+                format!(
+                    "{}: {when}; allowed on {}: {allowed}",
+                    c.rule.meta.description, DAY_NAMES[day]
+                ),
+            )
         })
         .collect()
 }
@@ -230,11 +359,17 @@ fn no_slot(
     calendars: &[&HolidayCalendar],
     held: Vec<Reason>,
 ) -> Decision {
-    let bound = if intent.expires_at.is_some_and(|e| e <= limit) { "before the intent expires" } else { "within the search horizon" };
-    let mut reasons = vec![Reason {
-        rule: None,
-        message: format!("no instant between {} and {} ({bound}) satisfies every rule", start.to_rfc3339(), limit.to_rfc3339()),
-    }];
+    let bound = if intent.expires_at.is_some_and(|e| e <= limit) {
+        "before the intent expires"
+    } else {
+        "within the search horizon"
+    };
+    let message = format!(
+        "no instant between {} and {} ({bound}) satisfies every rule",
+        start.to_rfc3339(),
+        limit.to_rfc3339()
+    );
+    let mut reasons = vec![Reason::text(None, message)];
     reasons.extend(window_reasons(constraints, calendars, start));
     reasons.extend(held);
     Decision::reject(RejectCode::NoCompliantSlot, reasons)

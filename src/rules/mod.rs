@@ -28,7 +28,11 @@ pub struct Problem {
 
 impl Problem {
     pub fn new(file: &str, line: usize, message: String) -> Self {
-        Problem { file: file.to_string(), line, message }
+        Problem {
+            file: file.to_string(),
+            line,
+            message,
+        }
     }
 }
 
@@ -43,8 +47,8 @@ impl fmt::Display for Problem {
 pub struct RuleBook {
     /// Countries and subdivision overlays by code.
     jurisdictions: HashMap<String, Arc<Jurisdiction>>,
-    /// Tenant policies by (tenant, code).
-    policies: HashMap<(String, String), Arc<Jurisdiction>>,
+    /// Tenant policies by tenant, then code.
+    policies: HashMap<String, HashMap<String, Arc<Jurisdiction>>>,
 }
 
 /// Why a jurisdiction code cannot be resolved.
@@ -80,7 +84,11 @@ impl RuleBook {
     pub fn load_dir(dir: &Path) -> Result<RuleBook, Vec<Problem>> {
         let mut paths = Vec::new();
         if let Err(e) = toml_files(dir, &mut paths) {
-            return Err(vec![Problem::new(&dir.display().to_string(), 0, format!("cannot read the directory: {e}"))]);
+            return Err(vec![Problem::new(
+                &dir.display().to_string(),
+                0,
+                format!("cannot read the directory: {e}"),
+            )]);
         }
         paths.sort();
         let mut sources = Vec::new();
@@ -89,10 +97,15 @@ impl RuleBook {
             let name = path.display().to_string();
             match std::fs::read_to_string(&path) {
                 Ok(text) => sources.push((name, text)),
-                Err(e) => problems.push(Problem::new(&name, 0, format!("cannot read the file: {e}"))),
+                Err(e) => {
+                    problems.push(Problem::new(&name, 0, format!("cannot read the file: {e}")))
+                }
             }
         }
-        let named: Vec<(&str, &str)> = sources.iter().map(|(n, t)| (n.as_str(), t.as_str())).collect();
+        let named: Vec<(&str, &str)> = sources
+            .iter()
+            .map(|(n, t)| (n.as_str(), t.as_str()))
+            .collect();
         match RuleBook::from_sources(&named) {
             Ok(book) if problems.is_empty() => Ok(book),
             Ok(_) => Err(problems),
@@ -117,20 +130,38 @@ impl RuleBook {
             };
             let code = jurisdiction.code.to_string();
             let previous = match &jurisdiction.tenant {
-                Some(tenant) => book.policies.insert((tenant.clone(), code.clone()), jurisdiction.clone()),
-                None => book.jurisdictions.insert(code.clone(), jurisdiction.clone()),
+                Some(tenant) => book
+                    .policies
+                    .entry(tenant.clone())
+                    .or_default()
+                    .insert(code.clone(), jurisdiction.clone()),
+                None => book
+                    .jurisdictions
+                    .insert(code.clone(), jurisdiction.clone()),
             };
             if let Some(previous) = previous {
-                problems.push(Problem::new(file, 1, format!("{code} is already defined in {}", previous.file)));
+                problems.push(Problem::new(
+                    file,
+                    1,
+                    format!("{code} is already defined in {}", previous.file),
+                ));
             }
         }
         problems.extend(overlay::check_layers(&book));
-        if problems.is_empty() { Ok(book) } else { Err(problems) }
+        if problems.is_empty() {
+            Ok(book)
+        } else {
+            Err(problems)
+        }
     }
 
-    /// Countries and subdivision overlays, sorted by code.
+    /// Every file: countries, subdivision overlays and tenant policies, sorted by code.
     pub fn jurisdictions(&self) -> Vec<&Arc<Jurisdiction>> {
-        let mut all: Vec<_> = self.jurisdictions.values().chain(self.policies.values()).collect();
+        let mut all: Vec<_> = self
+            .jurisdictions
+            .values()
+            .chain(self.policies.values().flat_map(HashMap::values))
+            .collect();
         all.sort_by(|a, b| (&a.code, &a.tenant).cmp(&(&b.code, &b.tenant)));
         all
     }
@@ -163,14 +194,23 @@ impl RuleBook {
                 }
             }
         }
-        for layer_code in [country_code, code] {
-            if let Some(policy) = self.policies.get(&(tenant.to_string(), layer_code.to_string())) {
-                layers.push(policy);
-            }
-            if layer_code == code {
-                break;
-            }
+        if let Some(policies) = self.policies.get(tenant) {
+            let codes = if code == country_code {
+                [Some(country_code), None]
+            } else {
+                [Some(country_code), Some(code)]
+            };
+            layers.extend(
+                codes
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|c| policies.get(c))
+                    .map(Arc::as_ref),
+            );
         }
-        Ok(Resolved { layers, default_zones })
+        Ok(Resolved {
+            layers,
+            default_zones,
+        })
     }
 }

@@ -35,7 +35,10 @@ impl ChannelSet {
     }
 
     pub fn iter(self) -> impl Iterator<Item = Channel> {
-        Channel::ALL.iter().copied().filter(move |c| self.contains(*c))
+        Channel::ALL
+            .iter()
+            .copied()
+            .filter(move |c| self.contains(*c))
     }
 
     pub fn len(self) -> usize {
@@ -83,7 +86,16 @@ pub struct RuleMeta {
 pub const HOLIDAY: usize = 7;
 
 /// Names of the day types, in `WindowRule::days` order.
-pub const DAY_NAMES: [&str; 8] = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday", "public holidays"];
+pub const DAY_NAMES: [&str; 8] = [
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
+    "Sunday",
+    "public holidays",
+];
 
 /// Allowed local contact hours per day type for some channels.
 #[derive(Debug)]
@@ -173,8 +185,12 @@ pub struct Example {
 #[derive(Debug, PartialEq)]
 pub enum Expectation {
     Release,
-    Defer { until: chrono::DateTime<chrono::Utc> },
-    Reject { code: String },
+    Defer {
+        until: chrono::DateTime<chrono::Utc>,
+    },
+    Reject {
+        code: String,
+    },
 }
 
 /// One compiled jurisdiction file: a country, a subdivision overlay or a
@@ -208,7 +224,10 @@ impl Jurisdiction {
 
     /// The version in force on `date`, if any.
     pub fn version_on(&self, date: NaiveDate) -> Option<&RuleVersion> {
-        self.versions.iter().rev().find(|v| v.effective_from <= date)
+        self.versions
+            .iter()
+            .rev()
+            .find(|v| v.effective_from <= date)
     }
 }
 

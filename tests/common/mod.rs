@@ -1,0 +1,97 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::sync::OnceLock;
+
+use chrono::{DateTime, Utc};
+use ventana::domain::{Channel, ContactEvent, Intent, Outcome, Party, Stage};
+use ventana::engine::{Decision, Verdict, evaluate};
+use ventana::rules::RuleBook;
+
+/// The real `jurisdictions/` directory, loaded once.
+pub fn book() -> &'static RuleBook {
+    static BOOK: OnceLock<RuleBook> = OnceLock::new();
+    BOOK.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("jurisdictions");
+        RuleBook::load_dir(&dir).unwrap_or_else(|problems| {
+            panic!(
+                "jurisdictions/ does not load:\n{}",
+                problems
+                    .iter()
+                    .map(|p| p.to_string())
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            )
+        })
+    })
+}
+
+/// An RFC 3339 instant.
+pub fn at(text: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(text)
+        .expect("test instant")
+        .with_timezone(&Utc)
+}
+
+/// A debtor intent at the extrajudicial stage.
+pub fn intent(jurisdiction: &str, channel: Channel) -> Intent {
+    Intent {
+        tenant: "t1".into(),
+        intent_id: "i1".into(),
+        debtor_id: "d1".into(),
+        debt_id: Some("debt-1".into()),
+        channel,
+        party: Party::Debtor,
+        stage: Stage::Extrajudicial,
+        jurisdiction: jurisdiction.into(),
+        time_zones: Vec::new(),
+        not_before: None,
+        expires_at: None,
+    }
+}
+
+/// A past attempt.
+pub fn event(channel: Channel, when: &str, outcome: Outcome) -> ContactEvent {
+    ContactEvent {
+        channel,
+        at: at(when),
+        outcome,
+        debt_id: None,
+    }
+}
+
+/// Evaluates `intent` against `book` at `now`.
+pub fn decide(
+    book: &RuleBook,
+    intent: &Intent,
+    history: &[ContactEvent],
+    now: DateTime<Utc>,
+) -> Decision {
+    let rules = book
+        .resolve(&intent.tenant, &intent.jurisdiction)
+        .expect("jurisdiction resolves");
+    evaluate(intent, &rules, history, now)
+}
+
+/// Asserts a release.
+#[track_caller]
+pub fn assert_release(decision: &Decision) {
+    assert_eq!(
+        decision.verdict,
+        Verdict::Release,
+        "reasons: {:#?}",
+        decision.reasons
+    );
+}
+
+/// Asserts a defer to exactly `until`.
+#[track_caller]
+pub fn assert_defer(decision: &Decision, until: &str) {
+    assert_eq!(
+        decision.verdict,
+        Verdict::Defer { until: at(until) },
+        "reasons: {:#?}",
+        decision.reasons
+    );
+}
