@@ -11,14 +11,11 @@ use ventana::engine::evaluate;
 use ventana::rules::RuleBook;
 
 fn instant(text: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(text)
-        .expect("instant")
-        .with_timezone(&Utc)
+    DateTime::parse_from_rfc3339(text).expect("instant").with_timezone(&Utc)
 }
 
 fn bench(c: &mut Criterion) {
-    let book = RuleBook::load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("jurisdictions"))
-        .expect("rules load");
+    let book = RuleBook::load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("jurisdictions")).expect("rules load");
     let intent = Intent {
         tenant: "bench".into(),
         intent_id: "i-1".into(),
@@ -33,18 +30,8 @@ fn bench(c: &mut Criterion) {
         expires_at: None,
     };
     let now = instant("2026-11-25T10:00:00-05:00");
-    let channels = [
-        Channel::Call,
-        Channel::Sms,
-        Channel::Whatsapp,
-        Channel::Email,
-    ];
-    let outcomes = [
-        Outcome::NoAnswer,
-        Outcome::Delivered,
-        Outcome::Attempted,
-        Outcome::Failed,
-    ];
+    let channels = [Channel::Call, Channel::Sms, Channel::Whatsapp, Channel::Email];
+    let outcomes = [Outcome::NoAnswer, Outcome::Delivered, Outcome::Attempted, Outcome::Failed];
     let history: Vec<ContactEvent> = (0..20)
         .map(|i| ContactEvent {
             channel: channels[i % 4],
@@ -58,29 +45,15 @@ fn bench(c: &mut Criterion) {
     group.throughput(Throughput::Elements(1));
     group.bench_function("release_pe_call_20_events", |b| {
         b.iter(|| {
-            let rules = book
-                .resolve(&intent.tenant, &intent.jurisdiction)
-                .expect("PE resolves");
-            black_box(evaluate(
-                black_box(&intent),
-                &rules,
-                black_box(&history),
-                black_box(now),
-            ))
+            let rules = book.resolve(&intent.tenant, &intent.jurisdiction).expect("PE resolves");
+            black_box(evaluate(black_box(&intent), &rules, black_box(&history), black_box(now)))
         })
     });
     let friday_night = instant("2026-11-27T20:00:00-05:00");
     group.bench_function("defer_pe_call_friday_night_20_events", |b| {
         b.iter(|| {
-            let rules = book
-                .resolve(&intent.tenant, &intent.jurisdiction)
-                .expect("PE resolves");
-            black_box(evaluate(
-                black_box(&intent),
-                &rules,
-                black_box(&history),
-                black_box(friday_night),
-            ))
+            let rules = book.resolve(&intent.tenant, &intent.jurisdiction).expect("PE resolves");
+            black_box(evaluate(black_box(&intent), &rules, black_box(&history), black_box(friday_night)))
         })
     });
     group.finish();

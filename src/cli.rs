@@ -45,11 +45,7 @@ pub fn rules_check(dir: &Path) -> CheckReport {
     let book = match RuleBook::load_dir(dir) {
         Ok(book) => book,
         Err(problems) => {
-            return CheckReport {
-                problems,
-                files: 0,
-                examples: 0,
-            };
+            return CheckReport { problems, files: 0, examples: 0 };
         }
     };
     let mut problems = Vec::new();
@@ -66,30 +62,16 @@ pub fn rules_check(dir: &Path) -> CheckReport {
             }
         }
     }
-    CheckReport {
-        problems,
-        files: book.jurisdictions().len(),
-        examples,
-    }
+    CheckReport { problems, files: book.jurisdictions().len(), examples }
 }
 
-fn run_example(
-    book: &RuleBook,
-    jurisdiction: &Jurisdiction,
-    example: &crate::rules::Example,
-) -> Result<(), String> {
+fn run_example(book: &RuleBook, jurisdiction: &Jurisdiction, example: &crate::rules::Example) -> Result<(), String> {
     let mut intent: Map<String, Value> = match &example.intent {
         Value::Object(map) => map.clone(),
         _ => Map::new(),
     };
     let defaults = [
-        (
-            "tenant",
-            jurisdiction
-                .tenant
-                .clone()
-                .unwrap_or_else(|| "example".into()),
-        ),
+        ("tenant", jurisdiction.tenant.clone().unwrap_or_else(|| "example".into())),
         ("intent_id", "example".into()),
         ("debtor_id", "example".into()),
         ("party", "debtor".into()),
@@ -99,29 +81,19 @@ fn run_example(
     for (field, value) in defaults {
         intent.entry(field).or_insert(Value::String(value));
     }
-    let (intent, history) =
-        parse_intent(&Value::Object(intent)).map_err(|e| format!("intent {e}"))?;
-    let rules = book
-        .resolve(&intent.tenant, &intent.jurisdiction)
-        .map_err(|e| e.to_string())?;
+    let (intent, history) = parse_intent(&Value::Object(intent)).map_err(|e| format!("intent {e}"))?;
+    let rules = book.resolve(&intent.tenant, &intent.jurisdiction).map_err(|e| e.to_string())?;
     let decision = evaluate(&intent, &rules, &history, example.at);
     let got = match decision.verdict {
         Verdict::Release => Expectation::Release,
         Verdict::Defer { until } => Expectation::Defer { until },
-        Verdict::Reject { code } => Expectation::Reject {
-            code: code.as_str().to_string(),
-        },
+        Verdict::Reject { code } => Expectation::Reject { code: code.as_str().to_string() },
     };
     if got == example.expect {
         Ok(())
     } else {
         let reasons: Vec<String> = decision.reasons.iter().map(|r| r.message()).collect();
-        Err(format!(
-            "expected {}, got {} ({})",
-            describe(&example.expect),
-            describe(&got),
-            reasons.join("; ")
-        ))
+        Err(format!("expected {}, got {} ({})", describe(&example.expect), describe(&got), reasons.join("; ")))
     }
 }
 
@@ -135,9 +107,7 @@ fn describe(expectation: &Expectation) -> String {
 
 /// The holidays of `code` in `year` as JSON values `{date, name, rule}`.
 pub fn calendar_holidays(book: &RuleBook, code: &str, year: i32) -> Result<Vec<Value>, CliError> {
-    let layers = book
-        .resolve("", code)
-        .map_err(|e| CliError::Input(e.to_string()))?;
+    let layers = book.resolve("", code).map_err(|e| CliError::Input(e.to_string()))?;
     let mut days: Vec<Value> = Vec::new();
     for layer in &layers.layers {
         for (date, rule) in layer.holidays.year(year) {
@@ -156,9 +126,7 @@ pub fn calendar_windows(
     from: NaiveDate,
     days: u32,
 ) -> Result<Vec<Value>, CliError> {
-    let rules = book
-        .resolve("", code)
-        .map_err(|e| CliError::Input(e.to_string()))?;
+    let rules = book.resolve("", code).map_err(|e| CliError::Input(e.to_string()))?;
     let calendars: Vec<_> = rules.layers.iter().map(|l| &l.holidays).collect();
     let mut out = Vec::new();
     for offset in 0..days {
@@ -166,11 +134,7 @@ pub fn calendar_windows(
             .checked_add_days(Days::new(u64::from(offset)))
             .ok_or_else(|| CliError::Input("date out of range".into()))?;
         let (day, holiday) = crate::engine::windows::day_type(&calendars, date);
-        let versions: Vec<_> = rules
-            .layers
-            .iter()
-            .filter_map(|l| l.version_on(date))
-            .collect();
+        let versions: Vec<_> = rules.layers.iter().filter_map(|l| l.version_on(date)).collect();
         let ranges = allowed_ranges(&versions, channel, day);
         out.push(json!({
             "date": date.to_string(),
@@ -193,11 +157,7 @@ pub fn explain(book: &RuleBook, at: DateTime<Utc>, intent: &Value) -> Result<Val
 }
 
 /// Reads `{"at", "intent"}` lines and writes one decision (or error) per line.
-pub fn explain_batch(
-    book: &RuleBook,
-    input: impl BufRead,
-    mut output: impl Write,
-) -> std::io::Result<usize> {
+pub fn explain_batch(book: &RuleBook, input: impl BufRead, mut output: impl Write) -> std::io::Result<usize> {
     let mut errors = 0;
     for line in input.lines() {
         let line = line?;
@@ -212,12 +172,9 @@ pub fn explain_batch(
                     .and_then(Value::as_str)
                     .ok_or_else(|| CliError::Input("at: is required (RFC 3339 instant)".into()))
                     .and_then(|s| {
-                        crate::rules::compile::parse_instant(s)
-                            .map_err(|e| CliError::Input(format!("at: {e}")))
+                        crate::rules::compile::parse_instant(s).map_err(|e| CliError::Input(format!("at: {e}")))
                     })?;
-                let intent = value
-                    .get("intent")
-                    .ok_or_else(|| CliError::Input("intent: is required".into()))?;
+                let intent = value.get("intent").ok_or_else(|| CliError::Input("intent: is required".into()))?;
                 explain(book, at, intent)
             });
         let out = result.unwrap_or_else(|e| {

@@ -18,10 +18,7 @@ pub struct FieldError {
 }
 
 fn err(field: &str, message: impl Into<String>) -> FieldError {
-    FieldError {
-        field: field.to_string(),
-        message: message.into(),
-    }
+    FieldError { field: field.to_string(), message: message.into() }
 }
 
 /// The longest identifier accepted (tenant, intent, debtor and debt ids).
@@ -44,19 +41,14 @@ const INTENT_FIELDS: &[&str] = &[
     "history",
 ];
 
-fn string<'a>(
-    object: &'a Map<String, Value>,
-    field: &str,
-    required: bool,
-) -> Result<Option<&'a str>, FieldError> {
+fn string<'a>(object: &'a Map<String, Value>, field: &str, required: bool) -> Result<Option<&'a str>, FieldError> {
     match object.get(field) {
         None | Some(Value::Null) if !required => Ok(None),
         None | Some(Value::Null) => Err(err(field, "is required")),
         Some(Value::String(s)) if s.is_empty() && required => Err(err(field, "must not be empty")),
-        Some(Value::String(s)) if s.len() > MAX_ID_LEN => Err(err(
-            field,
-            format!("is longer than {MAX_ID_LEN} characters"),
-        )),
+        Some(Value::String(s)) if s.len() > MAX_ID_LEN => {
+            Err(err(field, format!("is longer than {MAX_ID_LEN} characters")))
+        }
         Some(Value::String(s)) => Ok(Some(s)),
         Some(_) => Err(err(field, "must be a string")),
     }
@@ -66,19 +58,12 @@ fn required<'a>(object: &'a Map<String, Value>, field: &str) -> Result<&'a str, 
     string(object, field, true).map(|s| s.unwrap_or_default())
 }
 
-fn word<T: std::str::FromStr<Err = String>>(
-    object: &Map<String, Value>,
-    field: &str,
-) -> Result<T, FieldError> {
-    required(object, field)?
-        .parse()
-        .map_err(|e: String| err(field, e))
+fn word<T: std::str::FromStr<Err = String>>(object: &Map<String, Value>, field: &str) -> Result<T, FieldError> {
+    required(object, field)?.parse().map_err(|e: String| err(field, e))
 }
 
 fn instant(object: &Map<String, Value>, field: &str) -> Result<Option<DateTime<Utc>>, FieldError> {
-    string(object, field, false)?
-        .map(|s| parse_instant(s).map_err(|e| err(field, e)))
-        .transpose()
+    string(object, field, false)?.map(|s| parse_instant(s).map_err(|e| err(field, e))).transpose()
 }
 
 /// Parses an intent object (with its optional `history`).
@@ -87,13 +72,7 @@ pub fn parse_intent(value: &Value) -> Result<(Intent, Vec<ContactEvent>), FieldE
         return Err(err("intent", "must be a JSON object"));
     };
     if let Some(unknown) = object.keys().find(|k| !INTENT_FIELDS.contains(&k.as_str())) {
-        return Err(err(
-            unknown,
-            format!(
-                "is not an intent field (fields: {})",
-                INTENT_FIELDS.join(", ")
-            ),
-        ));
+        return Err(err(unknown, format!("is not an intent field (fields: {})", INTENT_FIELDS.join(", "))));
     }
     let time_zones = match object.get("time_zones") {
         None | Some(Value::Null) => Vec::new(),
@@ -102,22 +81,13 @@ pub fn parse_intent(value: &Value) -> Result<(Intent, Vec<ContactEvent>), FieldE
             .enumerate()
             .map(|(i, item)| {
                 let field = format!("time_zones[{i}]");
-                let name = item
-                    .as_str()
-                    .ok_or_else(|| err(&field, "must be a string"))?;
-                name.parse::<Tz>().map_err(|_| {
-                    err(
-                        &field,
-                        format!("{name:?} is not an IANA time zone name (e.g. \"America/Lima\")"),
-                    )
-                })
+                let name = item.as_str().ok_or_else(|| err(&field, "must be a string"))?;
+                name.parse::<Tz>()
+                    .map_err(|_| err(&field, format!("{name:?} is not an IANA time zone name (e.g. \"America/Lima\")")))
             })
             .collect::<Result<_, _>>()?,
         Some(_) => {
-            return Err(err(
-                "time_zones",
-                "must be a list of at most 16 IANA time zone names",
-            ));
+            return Err(err("time_zones", "must be a list of at most 16 IANA time zone names"));
         }
     };
     let intent = Intent {
@@ -141,10 +111,7 @@ pub fn parse_intent(value: &Value) -> Result<(Intent, Vec<ContactEvent>), FieldE
             .map(|(i, item)| parse_event(item, &format!("history[{i}]")))
             .collect::<Result<_, _>>()?,
         Some(_) => {
-            return Err(err(
-                "history",
-                format!("must be a list of at most {MAX_HISTORY} events"),
-            ));
+            return Err(err("history", format!("must be a list of at most {MAX_HISTORY} events")));
         }
     };
     Ok((intent, history))
@@ -152,31 +119,18 @@ pub fn parse_intent(value: &Value) -> Result<(Intent, Vec<ContactEvent>), FieldE
 
 fn parse_event(value: &Value, path: &str) -> Result<ContactEvent, FieldError> {
     let Value::Object(object) = value else {
-        return Err(err(
-            path,
-            "must be an object {\"channel\", \"at\", \"outcome\"}",
-        ));
+        return Err(err(path, "must be an object {\"channel\", \"at\", \"outcome\"}"));
     };
     let field = |name: &str| format!("{path}.{name}");
-    if let Some(unknown) = object
-        .keys()
-        .find(|k| !["channel", "at", "outcome", "debt_id"].contains(&k.as_str()))
-    {
-        return Err(err(
-            &field(unknown),
-            "is not a history field (fields: channel, at, outcome, debt_id)",
-        ));
+    if let Some(unknown) = object.keys().find(|k| !["channel", "at", "outcome", "debt_id"].contains(&k.as_str())) {
+        return Err(err(&field(unknown), "is not a history field (fields: channel, at, outcome, debt_id)"));
     }
     let wrap = |e: FieldError| err(&field(&e.field), e.message);
     Ok(ContactEvent {
         channel: word::<Channel>(object, "channel").map_err(wrap)?,
-        at: instant(object, "at")
-            .map_err(wrap)?
-            .ok_or_else(|| err(&field("at"), "is required"))?,
+        at: instant(object, "at").map_err(wrap)?.ok_or_else(|| err(&field("at"), "is required"))?,
         outcome: word::<Outcome>(object, "outcome").map_err(wrap)?,
-        debt_id: string(object, "debt_id", false)
-            .map_err(wrap)?
-            .map(str::to_string),
+        debt_id: string(object, "debt_id", false).map_err(wrap)?.map(str::to_string),
     })
 }
 
@@ -198,9 +152,7 @@ pub fn decision_json(decision: &Decision, now: DateTime<Utc>) -> Value {
             None => json!({"rule": null, "jurisdiction": null, "version": null, "citation": null, "basis": null, "message": r.message()}),
         })
         .collect();
-    let at = decision
-        .at(now)
-        .map(|t| Value::String(t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)));
+    let at = decision.at(now).map(|t| Value::String(t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)));
     json!({
         "decision": name,
         "at": at.unwrap_or(Value::Null),

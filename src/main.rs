@@ -12,11 +12,7 @@ use ventana::domain::Channel;
 use ventana::rules::compile::parse_instant;
 
 #[derive(Parser)]
-#[command(
-    name = "ventana",
-    version,
-    about = "Compliance-aware contact scheduling"
-)]
+#[command(name = "ventana", version, about = "Compliance-aware contact scheduling")]
 struct Args {
     #[command(subcommand)]
     command: Command,
@@ -115,18 +111,13 @@ fn print(value: &impl std::fmt::Display) -> Result<(), CliError> {
 
 fn run(args: Args) -> Result<ExitCode, CliError> {
     match args.command {
-        Command::Rules {
-            command: RulesCommand::Check { dir },
-        } => {
+        Command::Rules { command: RulesCommand::Check { dir } } => {
             let report = cli::rules_check(&dir);
             for problem in &report.problems {
                 print(problem)?;
             }
             if report.problems.is_empty() {
-                print(&format!(
-                    "ok: {} files, {} examples passed",
-                    report.files, report.examples
-                ))?;
+                print(&format!("ok: {} files, {} examples passed", report.files, report.examples))?;
                 Ok(ExitCode::SUCCESS)
             } else {
                 eprintln!("{} problem(s) found", report.problems.len());
@@ -134,31 +125,15 @@ fn run(args: Args) -> Result<ExitCode, CliError> {
             }
         }
         Command::Rules {
-            command:
-                RulesCommand::Calendar {
-                    code,
-                    year,
-                    windows,
-                    from,
-                    days,
-                    channel,
-                    format,
-                    rules,
-                },
+            command: RulesCommand::Calendar { code, year, windows, from, days, channel, format, rules },
         } => {
             let book = cli::load(&rules)?;
             let entries = match (windows, from, channel) {
                 (true, Some(from), Some(channel)) => {
-                    let channel: Channel = channel
-                        .parse()
-                        .map_err(|e: String| input(format!("--channel: {e}")))?;
+                    let channel: Channel = channel.parse().map_err(|e: String| input(format!("--channel: {e}")))?;
                     cli::calendar_windows(&book, &code, channel, from, days)?
                 }
-                _ => cli::calendar_holidays(
-                    &book,
-                    &code,
-                    year.ok_or_else(|| input("--year is required"))?,
-                )?,
+                _ => cli::calendar_holidays(&book, &code, year.ok_or_else(|| input("--year is required"))?)?,
             };
             match format {
                 Format::Json => print(&serde_json::Value::Array(entries))?,
@@ -170,35 +145,25 @@ fn run(args: Args) -> Result<ExitCode, CliError> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Explain {
-            rules, batch: true, ..
-        } => {
+        Command::Explain { rules, batch: true, .. } => {
             let book = cli::load(&rules)?;
-            let errors = cli::explain_batch(
-                &book,
-                BufReader::new(io::stdin().lock()),
-                io::stdout().lock(),
-            )
-            .map_err(|e| input(format!("i/o: {e}")))?;
+            let errors = cli::explain_batch(&book, BufReader::new(io::stdin().lock()), io::stdout().lock())
+                .map_err(|e| input(format!("i/o: {e}")))?;
             if errors > 0 {
                 eprintln!("{errors} line(s) had errors");
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Explain {
-            rules, at, intent, ..
-        } => {
-            let at = parse_instant(at.as_deref().unwrap_or_default())
-                .map_err(|e| input(format!("--at: {e}")))?;
+        Command::Explain { rules, at, intent, .. } => {
+            let at = parse_instant(at.as_deref().unwrap_or_default()).map_err(|e| input(format!("--at: {e}")))?;
             let path = intent.ok_or_else(|| input("an intent file is required"))?;
             let text = if path.as_os_str() == "-" {
                 io::read_to_string(io::stdin()).map_err(|e| input(format!("stdin: {e}")))?
             } else {
-                std::fs::read_to_string(&path)
-                    .map_err(|e| input(format!("{}: {e}", path.display())))?
+                std::fs::read_to_string(&path).map_err(|e| input(format!("{}: {e}", path.display())))?
             };
-            let value: serde_json::Value = serde_json::from_str(&text)
-                .map_err(|e| input(format!("{}: not JSON: {e}", path.display())))?;
+            let value: serde_json::Value =
+                serde_json::from_str(&text).map_err(|e| input(format!("{}: not JSON: {e}", path.display())))?;
             let book = cli::load(&rules)?;
             let decision = cli::explain(&book, at, &value)?;
             print(&serde_json::to_string_pretty(&decision).map_err(input)?)?;
@@ -209,26 +174,13 @@ fn run(args: Args) -> Result<ExitCode, CliError> {
 
 /// One calendar entry as a line of text.
 fn text_line(entry: &serde_json::Value) -> String {
-    let text = |key: &str| {
-        entry
-            .get(key)
-            .and_then(|v| v.as_str())
-            .unwrap_or_default()
-            .to_string()
-    };
+    let text = |key: &str| entry.get(key).and_then(|v| v.as_str()).unwrap_or_default().to_string();
     match entry.get("windows").and_then(|w| w.as_array()) {
         Some(windows) => {
             let hours: Vec<&str> = windows.iter().filter_map(|w| w.as_str()).collect();
-            let holiday = entry
-                .get("holiday")
-                .and_then(|h| h.as_str())
-                .map(|h| format!(" (holiday: {h})"))
-                .unwrap_or_default();
-            let hours = if hours.is_empty() {
-                "no contact".to_string()
-            } else {
-                hours.join(", ")
-            };
+            let holiday =
+                entry.get("holiday").and_then(|h| h.as_str()).map(|h| format!(" (holiday: {h})")).unwrap_or_default();
+            let hours = if hours.is_empty() { "no contact".to_string() } else { hours.join(", ") };
             format!("{} {:<9}{holiday} {hours}", text("date"), text("day"))
         }
         None => format!("{}  {}  [{}]", text("date"), text("name"), text("rule")),

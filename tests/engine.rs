@@ -20,60 +20,29 @@ fn peru_friday_1959_released_2000_deferred_to_monday_0700() {
     let rule = reason.rule.as_ref().expect("a rule explains the defer");
     assert_eq!(rule.id.as_ref(), "pe-art62b-hours");
     assert_eq!(rule.jurisdiction.as_ref(), "PE");
-    assert!(
-        rule.citation.contains("62"),
-        "citation names the article: {}",
-        rule.citation
-    );
-    assert!(
-        rule.version.starts_with("2010-10-02/"),
-        "version names the file version: {}",
-        rule.version
-    );
-    assert!(
-        reason.message().contains("Friday 2026-11-27 20:00"),
-        "message: {}",
-        reason.message()
-    );
+    assert!(rule.citation.contains("62"), "citation names the article: {}", rule.citation);
+    assert!(rule.version.starts_with("2010-10-02/"), "version names the file version: {}", rule.version);
+    assert!(reason.message().contains("Friday 2026-11-27 20:00"), "message: {}", reason.message());
 }
 
 #[test]
 fn peru_fiestas_patrias_defers_past_both_holidays() {
-    let decision = decide(
-        book(),
-        &intent("PE", Channel::Call),
-        &[],
-        at("2026-07-28T10:00:00-05:00"),
-    );
+    let decision = decide(book(), &intent("PE", Channel::Call), &[], at("2026-07-28T10:00:00-05:00"));
     assert_defer(&decision, "2026-07-30T07:00:00-05:00");
-    assert!(
-        decision.reasons[0].message().contains("public holiday"),
-        "{}",
-        decision.reasons[0].message()
-    );
+    assert!(decision.reasons[0].message().contains("public holiday"), "{}", decision.reasons[0].message());
 }
 
 #[test]
 fn peru_friday_evening_before_a_monday_holiday_waits_until_tuesday() {
     // 2026-06-29 (San Pedro y San Pablo) is a Monday.
-    let decision = decide(
-        book(),
-        &intent("PE", Channel::Whatsapp),
-        &[],
-        at("2026-06-26T20:30:00-05:00"),
-    );
+    let decision = decide(book(), &intent("PE", Channel::Whatsapp), &[], at("2026-06-26T20:30:00-05:00"));
     assert_defer(&decision, "2026-06-30T07:00:00-05:00");
 }
 
 #[test]
 fn peru_year_boundary_skips_new_year() {
     // Thursday 2026-12-31 20:00 → Friday 2027-01-01 is a holiday → Monday 2027-01-04.
-    let decision = decide(
-        book(),
-        &intent("PE", Channel::Sms),
-        &[],
-        at("2026-12-31T20:00:00-05:00"),
-    );
+    let decision = decide(book(), &intent("PE", Channel::Sms), &[], at("2026-12-31T20:00:00-05:00"));
     assert_defer(&decision, "2027-01-04T07:00:00-05:00");
 }
 
@@ -82,37 +51,19 @@ fn peru_third_party_is_rejected_with_citation() {
     let mut third = intent("PE", Channel::Call);
     third.party = Party::ThirdParty;
     let decision = decide(book(), &third, &[], at("2026-11-25T10:00:00-05:00"));
-    assert_eq!(
-        decision.verdict,
-        Verdict::Reject {
-            code: RejectCode::PartyNotAllowed
-        }
-    );
-    assert!(
-        decision.reasons[0]
-            .rule
-            .as_ref()
-            .is_some_and(|r| r.citation.contains("Ley 29571"))
-    );
+    assert_eq!(decision.verdict, Verdict::Reject { code: RejectCode::PartyNotAllowed });
+    assert!(decision.reasons[0].rule.as_ref().is_some_and(|r| r.citation.contains("Ley 29571")));
 }
 
 #[test]
 fn not_before_and_expiry_are_honoured() {
     let mut call = intent("PE", Channel::Call);
     call.not_before = Some(at("2026-11-25T15:00:00-05:00"));
-    assert_defer(
-        &decide(book(), &call, &[], at("2026-11-25T10:00:00-05:00")),
-        "2026-11-25T15:00:00-05:00",
-    );
+    assert_defer(&decide(book(), &call, &[], at("2026-11-25T10:00:00-05:00")), "2026-11-25T15:00:00-05:00");
     call.not_before = None;
     call.expires_at = Some(at("2026-11-28T00:00:00-05:00"));
     let decision = decide(book(), &call, &[], at("2026-11-27T21:00:00-05:00"));
-    assert_eq!(
-        decision.verdict,
-        Verdict::Reject {
-            code: RejectCode::NoCompliantSlot
-        }
-    );
+    assert_eq!(decision.verdict, Verdict::Reject { code: RejectCode::NoCompliantSlot });
 }
 
 #[test]
@@ -121,17 +72,11 @@ fn several_time_zones_must_all_allow_the_contact() {
     // 20:30 in New York: still fine for Peru's rules in both readings of
     // "local", but at 06:30 Lima (07:30 New York) Lima is closed.
     let mut call = intent("PE", Channel::Call);
-    call.time_zones = vec![
-        "America/Lima".parse().expect("tz"),
-        "America/New_York".parse().expect("tz"),
-    ];
+    call.time_zones = vec!["America/Lima".parse().expect("tz"), "America/New_York".parse().expect("tz")];
     // 07:00 Lima = 08:00 New York: both open.
     assert_release(&decide(book(), &call, &[], at("2026-07-15T07:00:00-05:00")));
     // 19:30 Lima = 20:30 New York: New York is past 20:00, so wait for the next morning in Lima.
-    assert_defer(
-        &decide(book(), &call, &[], at("2026-07-15T19:30:00-05:00")),
-        "2026-07-16T07:00:00-05:00",
-    );
+    assert_defer(&decide(book(), &call, &[], at("2026-07-15T19:30:00-05:00")), "2026-07-16T07:00:00-05:00");
 }
 
 #[test]
@@ -154,12 +99,7 @@ fn mexico_2130_allowed_in_tijuana_not_in_cancun() {
 #[test]
 fn mexico_without_a_state_must_fit_every_mexican_zone() {
     // 07:00 in Cancún is 04:00 in Tijuana: closed there, so wait until 07:00 Tijuana.
-    let decision = decide(
-        book(),
-        &intent("MX", Channel::Call),
-        &[],
-        at("2026-11-25T07:00:00-05:00"),
-    );
+    let decision = decide(book(), &intent("MX", Channel::Call), &[], at("2026-11-25T07:00:00-05:00"));
     assert_defer(&decision, "2026-11-25T07:00:00-08:00");
 }
 
@@ -168,20 +108,10 @@ fn mexico_never_contacts_third_parties() {
     let mut third = intent("MX-CMX", Channel::Whatsapp);
     third.party = Party::ThirdParty;
     let decision = decide(book(), &third, &[], at("2026-11-25T10:00:00-06:00"));
-    assert_eq!(
-        decision.verdict,
-        Verdict::Reject {
-            code: RejectCode::PartyNotAllowed
-        }
-    );
+    assert_eq!(decision.verdict, Verdict::Reject { code: RejectCode::PartyNotAllowed });
     let mut guarantor = intent("MX-CMX", Channel::Whatsapp);
     guarantor.party = Party::Guarantor;
-    assert_release(&decide(
-        book(),
-        &guarantor,
-        &[],
-        at("2026-11-25T10:00:00-06:00"),
-    ));
+    assert_release(&decide(book(), &guarantor, &[], at("2026-11-25T10:00:00-06:00")));
 }
 
 // ---------------------------------------------------------------- Colombia
@@ -189,29 +119,14 @@ fn mexico_never_contacts_third_parties() {
 #[test]
 fn colombia_one_contact_a_day_and_one_channel_a_week() {
     // Tuesday 2026-11-24: an SMS went out at 09:00. Another SMS the same day waits until Wednesday 07:00.
-    let history = [event(
-        Channel::Sms,
-        "2026-11-24T09:00:00-05:00",
-        Outcome::Delivered,
-    )];
+    let history = [event(Channel::Sms, "2026-11-24T09:00:00-05:00", Outcome::Delivered)];
     let sms = intent("CO", Channel::Sms);
-    assert_defer(
-        &decide(book(), &sms, &history, at("2026-11-24T11:00:00-05:00")),
-        "2026-11-25T07:00:00-05:00",
-    );
+    assert_defer(&decide(book(), &sms, &history, at("2026-11-24T11:00:00-05:00")), "2026-11-25T07:00:00-05:00");
     // On Wednesday the same channel is fine...
-    assert_release(&decide(
-        book(),
-        &sms,
-        &history,
-        at("2026-11-25T11:00:00-05:00"),
-    ));
+    assert_release(&decide(book(), &sms, &history, at("2026-11-25T11:00:00-05:00")));
     // ...but a call (a second channel in the same calendar week) waits until Monday 07:00.
     let call = intent("CO", Channel::Call);
-    assert_defer(
-        &decide(book(), &call, &history, at("2026-11-25T11:00:00-05:00")),
-        "2026-11-30T07:00:00-05:00",
-    );
+    assert_defer(&decide(book(), &call, &history, at("2026-11-25T11:00:00-05:00")), "2026-11-30T07:00:00-05:00");
 }
 
 // ---------------------------------------------------------------- United States (Regulation F)
@@ -219,50 +134,21 @@ fn colombia_one_contact_a_day_and_one_channel_a_week() {
 #[test]
 fn regulation_f_seven_calls_in_seven_days() {
     let days = ["16", "17", "18", "19", "20", "21", "22"];
-    let history: Vec<_> = days
-        .iter()
-        .map(|d| {
-            event(
-                Channel::Call,
-                &format!("2026-11-{d}T15:00:00Z"),
-                Outcome::NoAnswer,
-            )
-        })
-        .collect();
+    let history: Vec<_> =
+        days.iter().map(|d| event(Channel::Call, &format!("2026-11-{d}T15:00:00Z"), Outcome::NoAnswer)).collect();
     let call = intent("US-NY", Channel::Call);
     // The eighth call within seven days waits until the first one is seven days old.
-    assert_defer(
-        &decide(book(), &call, &history, at("2026-11-22T18:00:00Z")),
-        "2026-11-23T15:00:00Z",
-    );
+    assert_defer(&decide(book(), &call, &history, at("2026-11-22T18:00:00Z")), "2026-11-23T15:00:00Z");
     // Emails are not capped.
-    assert_release(&decide(
-        book(),
-        &intent("US-NY", Channel::Email),
-        &history,
-        at("2026-11-22T18:00:00Z"),
-    ));
+    assert_release(&decide(book(), &intent("US-NY", Channel::Email), &history, at("2026-11-22T18:00:00Z")));
 }
 
 #[test]
 fn regulation_f_seven_day_wait_after_a_conversation() {
-    let history = [event(
-        Channel::Call,
-        "2026-11-20T16:00:00Z",
-        Outcome::Conversation,
-    )];
-    let decision = decide(
-        book(),
-        &intent("US-NY", Channel::Call),
-        &history,
-        at("2026-11-23T16:00:00Z"),
-    );
+    let history = [event(Channel::Call, "2026-11-20T16:00:00Z", Outcome::Conversation)];
+    let decision = decide(book(), &intent("US-NY", Channel::Call), &history, at("2026-11-23T16:00:00Z"));
     assert_defer(&decision, "2026-11-27T16:00:00Z");
-    assert!(decision.reasons.iter().any(|r| {
-        r.rule
-            .as_ref()
-            .is_some_and(|m| m.citation.contains("1006.14"))
-    }));
+    assert!(decision.reasons.iter().any(|r| { r.rule.as_ref().is_some_and(|m| m.citation.contains("1006.14")) }));
 }
 
 // ---------------------------------------------------------------- DST, on the real files
@@ -270,31 +156,16 @@ fn regulation_f_seven_day_wait_after_a_conversation() {
 #[test]
 fn chile_saturday_evening_before_dst_ends_defers_to_monday_at_the_new_offset() {
     // Santiago leaves summer time at 24:00 on Saturday 2026-04-04 (UTC-3 → UTC-4).
-    let decision = decide(
-        book(),
-        &intent("CL", Channel::Call),
-        &[],
-        at("2026-04-04T20:30:00-03:00"),
-    );
+    let decision = decide(book(), &intent("CL", Channel::Call), &[], at("2026-04-04T20:30:00-03:00"));
     assert_defer(&decision, "2026-04-06T08:00:00-04:00");
 }
 
 #[test]
 fn paraguay_window_follows_the_2024_change_to_permanent_utc_minus_3() {
     // Friday 2024-10-04 17:30 local (UTC-4, before the change) is inside 08:00–18:00.
-    assert_release(&decide(
-        book(),
-        &intent("PY", Channel::Call),
-        &[],
-        at("2024-10-04T17:30:00-04:00"),
-    ));
+    assert_release(&decide(book(), &intent("PY", Channel::Call), &[], at("2024-10-04T17:30:00-04:00")));
     // Friday 18:00 → Monday 2024-10-07 08:00, now at UTC-3.
-    let decision = decide(
-        book(),
-        &intent("PY", Channel::Call),
-        &[],
-        at("2024-10-04T18:00:00-04:00"),
-    );
+    let decision = decide(book(), &intent("PY", Channel::Call), &[], at("2024-10-04T18:00:00-04:00"));
     assert_defer(&decision, "2024-10-07T08:00:00-03:00");
 }
 
@@ -328,12 +199,7 @@ fn window_starting_inside_a_dst_gap_starts_at_the_gap_end() {
     // 2026-03-08 02:00 EST jumps to 03:00 EDT. The Sunday window 01:30–05:00
     // starts before the gap, so 01:45 EST is inside.
     let book = synthetic(NEW_YORK_EDGES);
-    assert_release(&decide(
-        &book,
-        &intent("ZZ", Channel::Call),
-        &[],
-        at("2026-03-08T01:45:00-05:00"),
-    ));
+    assert_release(&decide(&book, &intent("ZZ", Channel::Call), &[], at("2026-03-08T01:45:00-05:00")));
     // A boundary inside the gap (02:30) maps to the gap's end.
     let start = ventana::engine::windows::local_to_utc(
         "America/New_York".parse().expect("tz"),
@@ -349,12 +215,7 @@ fn ambiguous_window_start_takes_the_later_reading() {
     // 2026-11-01 01:00–02:00 happens twice (EDT, then EST). A window opening at
     // 01:30 opens at the second 01:30, so both readings agree it is open.
     let book = synthetic(NEW_YORK_EDGES);
-    let decision = decide(
-        &book,
-        &intent("ZZ", Channel::Call),
-        &[],
-        at("2026-11-01T00:30:00-04:00"),
-    );
+    let decision = decide(&book, &intent("ZZ", Channel::Call), &[], at("2026-11-01T00:30:00-04:00"));
     assert_defer(&decision, "2026-11-01T01:30:00-05:00");
 }
 
@@ -379,21 +240,11 @@ fn invalid_files_are_reported_with_file_line_and_reason() {
     assert_eq!(problems.len(), 1);
     assert_eq!(problems[0].file, "ZZ.toml");
     assert_eq!(problems[0].line, 15);
-    assert!(
-        problems[0].message.contains("25:00"),
-        "{}",
-        problems[0].message
-    );
+    assert!(problems[0].message.contains("25:00"), "{}", problems[0].message);
 
     let unknown_channel = NEW_YORK_EDGES.replace("channels = [\"all\"]", "channels = [\"fax\"]");
-    let problems =
-        RuleBook::from_sources(&[("ZZ.toml", &unknown_channel)]).expect_err("fax is refused");
-    assert!(
-        problems
-            .iter()
-            .any(|p| p.line == 14 && p.message.contains("fax")),
-        "{problems:?}"
-    );
+    let problems = RuleBook::from_sources(&[("ZZ.toml", &unknown_channel)]).expect_err("fax is refused");
+    assert!(problems.iter().any(|p| p.line == 14 && p.message.contains("fax")), "{problems:?}");
 }
 
 #[test]
@@ -413,12 +264,10 @@ basis = "recommended"
 channels = ["call"]
 tue = ["09:00-17:00"]
 "#;
-    let problems = RuleBook::from_sources(&[("ZZ.toml", NEW_YORK_EDGES), ("ZZ-A.toml", overlay)])
-        .expect_err("looser overlay");
+    let problems =
+        RuleBook::from_sources(&[("ZZ.toml", NEW_YORK_EDGES), ("ZZ-A.toml", overlay)]).expect_err("looser overlay");
     assert!(
-        problems
-            .iter()
-            .any(|p| p.file == "ZZ-A.toml" && p.line == 9 && p.message.contains("Tuesday")),
+        problems.iter().any(|p| p.file == "ZZ-A.toml" && p.line == 9 && p.message.contains("Tuesday")),
         "{problems:?}"
     );
     let narrower = overlay.replace("tue = [\"09:00-17:00\"]", "sun = [\"02:00-04:00\"]");
@@ -427,8 +276,5 @@ tue = ["09:00-17:00"]
     // Sunday 01:45 is allowed by ZZ but not by ZZ-A (02:00–04:00).
     let mut call = intent("ZZ-A", Channel::Call);
     call.stage = Stage::Preventive;
-    assert_defer(
-        &decide(&book, &call, &[], at("2026-03-08T01:45:00-05:00")),
-        "2026-03-08T03:00:00-04:00",
-    );
+    assert_defer(&decide(&book, &call, &[], at("2026-03-08T01:45:00-05:00")), "2026-03-08T03:00:00-04:00");
 }

@@ -19,21 +19,11 @@ fn codes() -> Vec<(String, String)> {
     let mut codes: Vec<(String, String)> = book()
         .jurisdictions()
         .iter()
-        .map(|j| {
-            (
-                j.tenant.clone().unwrap_or_else(|| "t1".into()),
-                j.code.to_string(),
-            )
-        })
+        .map(|j| (j.tenant.clone().unwrap_or_else(|| "t1".into()), j.code.to_string()))
         .collect();
     for (tenant, code) in codes.clone() {
         if let Some(j) = book().get(&code) {
-            codes.extend(
-                j.subdivisions
-                    .keys()
-                    .take(4)
-                    .map(|sub| (tenant.clone(), format!("{code}-{sub}"))),
-            );
+            codes.extend(j.subdivisions.keys().take(4).map(|sub| (tenant.clone(), format!("{code}-{sub}"))));
         }
     }
     codes.sort();
@@ -42,42 +32,21 @@ fn codes() -> Vec<(String, String)> {
 }
 
 fn zones<'a>(intent: &'a Intent, rules: &'a Resolved<'_>) -> &'a [Tz] {
-    if intent.time_zones.is_empty() {
-        rules.default_zones
-    } else {
-        &intent.time_zones
-    }
+    if intent.time_zones.is_empty() { rules.default_zones } else { &intent.time_zones }
 }
 
-fn versions<'a>(
-    intent: &Intent,
-    rules: &Resolved<'a>,
-    start: DateTime<Utc>,
-) -> Vec<&'a RuleVersion> {
+fn versions<'a>(intent: &Intent, rules: &Resolved<'a>, start: DateTime<Utc>) -> Vec<&'a RuleVersion> {
     let date = start.with_timezone(&zones(intent, rules)[0]).date_naive();
-    rules
-        .layers
-        .iter()
-        .filter_map(|l| l.version_on(date))
-        .collect()
+    rules.layers.iter().filter_map(|l| l.version_on(date)).collect()
 }
 
 /// Reference: is `t` inside the allowed hours in every candidate zone?
-fn window_ok(
-    intent: &Intent,
-    rules: &Resolved<'_>,
-    versions: &[&RuleVersion],
-    t: DateTime<Utc>,
-) -> bool {
+fn window_ok(intent: &Intent, rules: &Resolved<'_>, versions: &[&RuleVersion], t: DateTime<Utc>) -> bool {
     zones(intent, rules).iter().all(|zone| {
         let local = t.with_timezone(zone);
         let date = local.date_naive();
         let holiday = rules.layers.iter().any(|l| l.holidays.on(date).is_some());
-        let day = if holiday {
-            HOLIDAY
-        } else {
-            date.weekday().num_days_from_monday() as usize
-        };
+        let day = if holiday { HOLIDAY } else { date.weekday().num_days_from_monday() as usize };
         let second = local.num_seconds_from_midnight();
         allowed_ranges(versions, intent.channel, day)
             .iter()
@@ -87,11 +56,7 @@ fn window_ok(
 
 fn local_midnight(zone: &Tz, date: NaiveDate) -> DateTime<Utc> {
     // The reference walks minute by minute from the previous day: no gap logic.
-    let mut t = (date - Duration::days(1))
-        .and_hms_opt(12, 0, 0)
-        .expect("noon")
-        .and_utc()
-        - Duration::hours(14);
+    let mut t = (date - Duration::days(1)).and_hms_opt(12, 0, 0).expect("noon").and_utc() - Duration::hours(14);
     while t.with_timezone(zone).date_naive() < date {
         t += Duration::minutes(1);
     }
@@ -107,91 +72,67 @@ fn limits_ok(
     t: DateTime<Utc>,
 ) -> bool {
     versions.iter().all(|v| {
-        let caps_ok = v
-            .caps
-            .iter()
-            .filter(|c| c.channels.contains(intent.channel))
-            .all(|cap| {
-                let counted: Vec<&ContactEvent> = history
-                    .iter()
-                    .filter(|e| cap.channels.contains(e.channel))
-                    .filter(|e| cap.scope != Scope::DebtorChannel || e.channel == intent.channel)
-                    .filter(|e| {
-                        cap.counts == Counts::Attempts
-                            || matches!(e.outcome, Outcome::Delivered | Outcome::Conversation)
-                    })
-                    .collect();
-                let fits = |events: &[&ContactEvent]| {
-                    let mut channels: Vec<Channel> = events.iter().map(|e| e.channel).collect();
-                    channels.sort();
-                    channels.dedup();
-                    cap.limit.is_none_or(|l| events.len() < l as usize)
-                        && cap.max_channels.is_none_or(|m| {
-                            channels.contains(&intent.channel) || channels.len() < m as usize
-                        })
-                };
-                let gap_ok = cap
-                    .min_gap
-                    .is_none_or(|g| counted.iter().all(|e| (t - e.at).abs() >= g.to_chrono()));
-                let period_ok = match cap.period {
-                    None => true,
-                    Some(Period::Rolling(d)) => {
-                        let inside: Vec<&ContactEvent> = counted
-                            .iter()
-                            .copied()
-                            .filter(|e| e.at > t - d.to_chrono() && e.at <= t)
-                            .collect();
-                        fits(&inside)
-                    }
-                    Some(Period::Calendar(p)) => zones.iter().all(|zone| {
-                        let today = t.with_timezone(zone).date_naive();
-                        let (first, next) = match p {
-                            CalendarPeriod::Day => (today, today + Duration::days(1)),
-                            CalendarPeriod::Week => {
-                                let monday = today
-                                    - Duration::days(i64::from(
-                                        today.weekday().num_days_from_monday(),
-                                    ));
-                                (monday, monday + Duration::days(7))
-                            }
-                            CalendarPeriod::Month => {
-                                let first = today.with_day(1).expect("day 1");
-                                (first, first + Months::new(1))
-                            }
-                        };
-                        let (start, end) =
-                            (local_midnight(zone, first), local_midnight(zone, next));
-                        let inside: Vec<&ContactEvent> = counted
-                            .iter()
-                            .copied()
-                            .filter(|e| e.at >= start && e.at < end)
-                            .collect();
-                        fits(&inside)
-                    }),
-                };
-                gap_ok && period_ok
-            });
-        let cooldowns_ok = v
-            .cooldowns
-            .iter()
-            .filter(|c| c.channels.contains(intent.channel))
-            .all(|c| {
-                history
-                    .iter()
-                    .filter(|e| {
-                        c.after.contains(&e.outcome) && c.after_channels.contains(e.channel)
-                    })
-                    .filter(|e| c.scope != Scope::DebtorChannel || e.channel == intent.channel)
-                    .all(|e| !(e.at <= t && t < e.at + c.duration.to_chrono()))
-            });
+        let caps_ok = v.caps.iter().filter(|c| c.channels.contains(intent.channel)).all(|cap| {
+            let counted: Vec<&ContactEvent> = history
+                .iter()
+                .filter(|e| cap.channels.contains(e.channel))
+                .filter(|e| cap.scope != Scope::DebtorChannel || e.channel == intent.channel)
+                .filter(|e| {
+                    cap.counts == Counts::Attempts || matches!(e.outcome, Outcome::Delivered | Outcome::Conversation)
+                })
+                .collect();
+            let fits = |events: &[&ContactEvent]| {
+                let mut channels: Vec<Channel> = events.iter().map(|e| e.channel).collect();
+                channels.sort();
+                channels.dedup();
+                cap.limit.is_none_or(|l| events.len() < l as usize)
+                    && cap
+                        .max_channels
+                        .is_none_or(|m| channels.contains(&intent.channel) || channels.len() < m as usize)
+            };
+            let gap_ok = cap.min_gap.is_none_or(|g| counted.iter().all(|e| (t - e.at).abs() >= g.to_chrono()));
+            let period_ok = match cap.period {
+                None => true,
+                Some(Period::Rolling(d)) => {
+                    let inside: Vec<&ContactEvent> =
+                        counted.iter().copied().filter(|e| e.at > t - d.to_chrono() && e.at <= t).collect();
+                    fits(&inside)
+                }
+                Some(Period::Calendar(p)) => zones.iter().all(|zone| {
+                    let today = t.with_timezone(zone).date_naive();
+                    let (first, next) = match p {
+                        CalendarPeriod::Day => (today, today + Duration::days(1)),
+                        CalendarPeriod::Week => {
+                            let monday = today - Duration::days(i64::from(today.weekday().num_days_from_monday()));
+                            (monday, monday + Duration::days(7))
+                        }
+                        CalendarPeriod::Month => {
+                            let first = today.with_day(1).expect("day 1");
+                            (first, first + Months::new(1))
+                        }
+                    };
+                    let (start, end) = (local_midnight(zone, first), local_midnight(zone, next));
+                    let inside: Vec<&ContactEvent> =
+                        counted.iter().copied().filter(|e| e.at >= start && e.at < end).collect();
+                    fits(&inside)
+                }),
+            };
+            gap_ok && period_ok
+        });
+        let cooldowns_ok = v.cooldowns.iter().filter(|c| c.channels.contains(intent.channel)).all(|c| {
+            history
+                .iter()
+                .filter(|e| c.after.contains(&e.outcome) && c.after_channels.contains(e.channel))
+                .filter(|e| c.scope != Scope::DebtorChannel || e.channel == intent.channel)
+                .all(|e| !(e.at <= t && t < e.at + c.duration.to_chrono()))
+        });
         caps_ok && cooldowns_ok
     })
 }
 
 fn instant() -> impl Strategy<Value = DateTime<Utc>> {
     // 2024-01-01 .. 2035-12-01, to the minute.
-    (1_704_067_200i64 / 60..2_080_000_000i64 / 60)
-        .prop_map(|m| DateTime::from_timestamp(m * 60, 0).expect("in range"))
+    (1_704_067_200i64 / 60..2_080_000_000i64 / 60).prop_map(|m| DateTime::from_timestamp(m * 60, 0).expect("in range"))
 }
 
 fn channel() -> impl Strategy<Value = Channel> {
@@ -218,12 +159,7 @@ fn history(now: DateTime<Utc>, events: Vec<PastEvent>) -> Vec<ContactEvent> {
 type PastEvent = (Channel, i64, Outcome);
 
 fn case() -> impl Strategy<Value = (usize, Channel, DateTime<Utc>, Vec<PastEvent>)> {
-    (
-        0..codes().len(),
-        channel(),
-        instant(),
-        prop::collection::vec((channel(), 0i64..14 * 1440, outcome()), 0..8),
-    )
+    (0..codes().len(), channel(), instant(), prop::collection::vec((channel(), 0i64..14 * 1440, outcome()), 0..8))
 }
 
 proptest! {

@@ -29,11 +29,7 @@ fn in_scope(scope: Scope, intent: &Intent, event: &ContactEvent) -> bool {
     }
 }
 
-fn counted<'h>(
-    cap: &CapRule,
-    intent: &Intent,
-    history: &'h [ContactEvent],
-) -> impl Iterator<Item = &'h ContactEvent> {
+fn counted<'h>(cap: &CapRule, intent: &Intent, history: &'h [ContactEvent]) -> impl Iterator<Item = &'h ContactEvent> {
     history.iter().filter(move |e| {
         cap.channels.contains(e.channel)
             && in_scope(cap.scope, intent, e)
@@ -58,16 +54,9 @@ fn what(cap: &CapRule) -> String {
         (Some(limit), Some(max)) => format!("at most {limit} contacts over at most {max} channels"),
         (Some(limit), None) => format!(
             "at most {limit} {}",
-            if cap.counts == Counts::Attempts {
-                "attempts"
-            } else {
-                "completed contacts"
-            }
+            if cap.counts == Counts::Attempts { "attempts" } else { "completed contacts" }
         ),
-        (None, Some(max)) => format!(
-            "at most {max} different channel{}",
-            if max == 1 { "" } else { "s" }
-        ),
+        (None, Some(max)) => format!("at most {max} different channel{}", if max == 1 { "" } else { "s" }),
         (None, None) => String::new(),
     }
 }
@@ -77,17 +66,12 @@ fn local_date_start(zone: Tz, date: NaiveDate) -> Option<DateTime<Utc>> {
 }
 
 /// The local calendar period containing `t`, as UTC `[start, end)`.
-fn calendar_period(
-    period: CalendarPeriod,
-    zone: Tz,
-    t: DateTime<Utc>,
-) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+fn calendar_period(period: CalendarPeriod, zone: Tz, t: DateTime<Utc>) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
     let today = t.with_timezone(&zone).date_naive();
     let (first, next) = match period {
         CalendarPeriod::Day => (today, today.checked_add_days(Days::new(1))?),
         CalendarPeriod::Week => {
-            let monday = today
-                .checked_sub_days(Days::new(u64::from(today.weekday().num_days_from_monday())))?;
+            let monday = today.checked_sub_days(Days::new(u64::from(today.weekday().num_days_from_monday())))?;
             (monday, monday.checked_add_days(Days::new(7))?)
         }
         CalendarPeriod::Month => {
@@ -95,10 +79,7 @@ fn calendar_period(
             (first, first.checked_add_months(Months::new(1))?)
         }
     };
-    Some((
-        local_date_start(zone, first)?,
-        local_date_start(zone, next)?,
-    ))
+    Some((local_date_start(zone, first)?, local_date_start(zone, next)?))
 }
 
 fn period_name(period: CalendarPeriod) -> &'static str {
@@ -125,12 +106,7 @@ pub fn cap_block<'a>(
     let mut message = String::new();
     if let Some(gap) = cap.min_gap {
         let gap = gap.to_chrono();
-        if let Some(last) = events
-            .iter()
-            .filter(|e| (e.at - t).abs() < gap)
-            .map(|e| e.at)
-            .max()
-        {
+        if let Some(last) = events.iter().filter(|e| (e.at - t).abs() < gap).map(|e| e.at).max() {
             until = Some(last + gap);
             message = format!(
                 "requires {} between contacts; the last one was at {}",
@@ -143,22 +119,13 @@ pub fn cap_block<'a>(
         Some(Period::Rolling(length)) => {
             let length = length.to_chrono();
             let window = |u: DateTime<Utc>| -> Vec<&ContactEvent> {
-                events
-                    .iter()
-                    .copied()
-                    .filter(|e| e.at > u - length && e.at < u + length)
-                    .collect()
+                events.iter().copied().filter(|e| e.at > u - length && e.at < u + length).collect()
             };
             if !room(cap, intent, &window(t)) {
-                let mut candidates: Vec<DateTime<Utc>> = events
-                    .iter()
-                    .map(|e| e.at + length)
-                    .filter(|u| *u > t)
-                    .collect();
+                let mut candidates: Vec<DateTime<Utc>> =
+                    events.iter().map(|e| e.at + length).filter(|u| *u > t).collect();
                 candidates.sort();
-                let free = candidates
-                    .into_iter()
-                    .find(|u| room(cap, intent, &window(*u)));
+                let free = candidates.into_iter().find(|u| room(cap, intent, &window(*u)));
                 // No candidate frees it (cannot happen with past events):
                 // block for a full period, which the caller bounds.
                 let free = free.unwrap_or(t + length);
@@ -176,11 +143,8 @@ pub fn cap_block<'a>(
                 let Some((start, end)) = calendar_period(period, *zone, t) else {
                     continue;
                 };
-                let inside: Vec<&ContactEvent> = events
-                    .iter()
-                    .copied()
-                    .filter(|e| e.at >= start && e.at < end)
-                    .collect();
+                let inside: Vec<&ContactEvent> =
+                    events.iter().copied().filter(|e| e.at >= start && e.at < end).collect();
                 if !room(cap, intent, &inside) {
                     until = Some(until.map_or(end, |u| u.max(end)));
                     message = format!(
@@ -193,11 +157,7 @@ pub fn cap_block<'a>(
         }
         None => {}
     }
-    until.map(|until| Block {
-        until,
-        rule: &cap.meta,
-        message,
-    })
+    until.map(|until| Block { until, rule: &cap.meta, message })
 }
 
 fn cap_period_text(cap: &CapRule) -> String {

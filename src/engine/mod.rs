@@ -20,6 +20,9 @@ use windows::{WindowConstraint, day_type, next_common_slot};
 /// How far ahead the engine looks for a compliant instant.
 pub const SEARCH_HORIZON_DAYS: i64 = 92;
 
+/// Most window-then-limits rounds one evaluation may take.
+const MAX_ROUNDS: usize = 1_000;
+
 /// Why an intent was rejected outright.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -77,10 +80,7 @@ enum Detail {
 
 impl Reason {
     fn text(rule: Option<&Arc<RuleMeta>>, message: String) -> Reason {
-        Reason {
-            rule: rule.cloned(),
-            detail: Detail::Text(message),
-        }
+        Reason { rule: rule.cloned(), detail: Detail::Text(message) }
     }
 
     /// The sentence a person reads.
@@ -89,10 +89,7 @@ impl Reason {
             Detail::Text(text) => text.clone(),
             Detail::InsideWindow { at, zone } => {
                 let description = self.rule.as_ref().map_or("", |r| r.description.as_ref());
-                format!(
-                    "{description}: {} is inside the allowed hours",
-                    local(*at, *zone)
-                )
+                format!("{description}: {} is inside the allowed hours", local(*at, *zone))
             }
         }
     }
@@ -109,11 +106,7 @@ pub struct Decision {
 
 impl Decision {
     fn reject(code: RejectCode, reasons: Vec<Reason>) -> Decision {
-        Decision {
-            verdict: Verdict::Reject { code },
-            reasons,
-            window_end: None,
-        }
+        Decision { verdict: Verdict::Reject { code }, reasons, window_end: None }
     }
 
     /// The instant the contact may go, for a release (`now`) or a defer.
@@ -131,47 +124,25 @@ fn reason(rule: &Arc<RuleMeta>, message: String) -> Reason {
 }
 
 fn local(t: DateTime<Utc>, zone: Tz) -> String {
-    t.with_timezone(&zone)
-        .format("%A %Y-%m-%d %H:%M")
-        .to_string()
-        + " "
-        + zone.name()
+    t.with_timezone(&zone).format("%A %Y-%m-%d %H:%M").to_string() + " " + zone.name()
 }
 
 /// Evaluates `intent` against the `rules` that apply to it, given the
 /// debtor's contact `history`, at instant `now`.
-pub fn evaluate(
-    intent: &Intent,
-    rules: &Resolved<'_>,
-    history: &[ContactEvent],
-    now: DateTime<Utc>,
-) -> Decision {
-    let zones: &[Tz] = if intent.time_zones.is_empty() {
-        rules.default_zones
-    } else {
-        &intent.time_zones
-    };
+pub fn evaluate(intent: &Intent, rules: &Resolved<'_>, history: &[ContactEvent], now: DateTime<Utc>) -> Decision {
+    let zones: &[Tz] = if intent.time_zones.is_empty() { rules.default_zones } else { &intent.time_zones };
     let start = intent.not_before.map_or(now, |nb| nb.max(now));
     let Some(&first_zone) = zones.first() else {
         return Decision::reject(
             RejectCode::NoRulesInForce,
-            vec![Reason::text(
-                None,
-                "no time zone is known for the recipient".into(),
-            )],
+            vec![Reason::text(None, "no time zone is known for the recipient".into())],
         );
     };
     let horizon = start + Duration::days(SEARCH_HORIZON_DAYS);
     let limit = intent.expires_at.map_or(horizon, |e| e.min(horizon));
     if limit <= start {
-        let message = format!(
-            "the intent expired at {} before it could go",
-            limit.to_rfc3339()
-        );
-        return Decision::reject(
-            RejectCode::NoCompliantSlot,
-            vec![Reason::text(None, message)],
-        );
+        let message = format!("the intent expired at {} before it could go", limit.to_rfc3339());
+        return Decision::reject(RejectCode::NoCompliantSlot, vec![Reason::text(None, message)]);
     }
 
     let date = start.with_timezone(&first_zone).date_naive();
@@ -181,10 +152,7 @@ pub fn evaluate(
             Some(v) => versions.push(v),
             None if index == 0 => {
                 let message = format!("no version of {} rules is in force on {date}", layer.code);
-                return Decision::reject(
-                    RejectCode::NoRulesInForce,
-                    vec![Reason::text(None, message)],
-                );
+                return Decision::reject(RejectCode::NoRulesInForce, vec![Reason::text(None, message)]);
             }
             None => {}
         }
@@ -197,21 +165,15 @@ pub fn evaluate(
     let calendars: Vec<&HolidayCalendar> = rules.layers.iter().map(|l| &l.holidays).collect();
     let constraints: Vec<WindowConstraint<'_>> = versions
         .iter()
-        .flat_map(|v| {
-            v.windows
-                .iter()
-                .filter(|w| w.channels.contains(intent.channel))
-        })
-        .flat_map(|rule| {
-            zones
-                .iter()
-                .map(move |zone| WindowConstraint { rule, zone: *zone })
-        })
+        .flat_map(|v| v.windows.iter().filter(|w| w.channels.contains(intent.channel)))
+        .flat_map(|rule| zones.iter().map(move |zone| WindowConstraint { rule, zone: *zone }))
         .collect();
 
     let mut held: Vec<Reason> = Vec::new();
     let mut t = start;
-    loop {
+    // Each round moves `t` strictly forward to an instant some cap or
+    // cooldown names; the bound only guards against pathological rules.
+    for _ in 0..MAX_ROUNDS {
         let Some((slot, window_end)) = next_common_slot(&constraints, &calendars, t, limit) else {
             return no_slot(intent, start, limit, &constraints, &calendars, held);
         };
@@ -221,30 +183,19 @@ pub fn evaluate(
         let blocks: Vec<limits::Block<'_>> = versions
             .iter()
             .flat_map(|v| {
-                let caps = v
-                    .caps
-                    .iter()
-                    .filter_map(|c| limits::cap_block(c, intent, history, zones, slot));
-                let cooldowns = v
-                    .cooldowns
-                    .iter()
-                    .filter_map(|c| limits::cooldown_block(c, intent, history, slot));
+                let caps = v.caps.iter().filter_map(|c| limits::cap_block(c, intent, history, zones, slot));
+                let cooldowns = v.cooldowns.iter().filter_map(|c| limits::cooldown_block(c, intent, history, slot));
                 caps.chain(cooldowns).collect::<Vec<_>>()
             })
             .collect();
         if let Some(latest) = blocks.iter().map(|b| b.until).max() {
             for block in blocks {
-                if !held
-                    .iter()
-                    .any(|r| r.rule.as_ref().is_some_and(|m| Arc::ptr_eq(m, block.rule)))
-                {
-                    held.push(reason(
-                        block.rule,
-                        format!("{}: {}", block.rule.description, block.message),
-                    ));
+                if !held.iter().any(|r| r.rule.as_ref().is_some_and(|m| Arc::ptr_eq(m, block.rule))) {
+                    held.push(reason(block.rule, format!("{}: {}", block.rule.description, block.message)));
                 }
             }
-            t = latest.max(slot + Duration::minutes(1));
+            // Every block ends after `slot`, so this always moves forward.
+            t = latest;
             continue;
         }
         if slot == now {
@@ -252,35 +203,19 @@ pub fn evaluate(
                 .iter()
                 .map(|c| Reason {
                     rule: Some(c.rule.meta.clone()),
-                    detail: Detail::InsideWindow {
-                        at: slot,
-                        zone: c.zone,
-                    },
+                    detail: Detail::InsideWindow { at: slot, zone: c.zone },
                 })
                 .collect();
-            return Decision {
-                verdict: Verdict::Release,
-                reasons,
-                window_end,
-            };
+            return Decision { verdict: Verdict::Release, reasons, window_end };
         }
         let mut reasons = window_reasons(&constraints, &calendars, start);
         if intent.not_before.is_some_and(|nb| nb > now) && reasons.is_empty() && held.is_empty() {
-            reasons.push(Reason::text(
-                None,
-                format!(
-                    "the intent asks not to be sent before {}",
-                    start.to_rfc3339()
-                ),
-            ));
+            reasons.push(Reason::text(None, format!("the intent asks not to be sent before {}", start.to_rfc3339())));
         }
         reasons.extend(held);
-        return Decision {
-            verdict: Verdict::Defer { until: slot },
-            reasons,
-            window_end,
-        };
+        return Decision { verdict: Verdict::Defer { until: slot }, reasons, window_end };
     }
+    no_slot(intent, start, limit, &constraints, &calendars, held)
 }
 
 /// Party and stage rules: bans that no waiting can lift.
@@ -288,14 +223,8 @@ fn hard_bans(intent: &Intent, versions: &[&RuleVersion]) -> Option<Decision> {
     for version in versions {
         for rule in &version.parties {
             if !rule.allowed.contains(&intent.party) {
-                let message = format!(
-                    "{}: contacting a {} is not allowed",
-                    rule.meta.description, intent.party
-                );
-                return Some(Decision::reject(
-                    RejectCode::PartyNotAllowed,
-                    vec![reason(&rule.meta, message)],
-                ));
+                let message = format!("{}: contacting a {} is not allowed", rule.meta.description, intent.party);
+                return Some(Decision::reject(RejectCode::PartyNotAllowed, vec![reason(&rule.meta, message)]));
             }
         }
         for rule in &version.stage_channels {
@@ -304,10 +233,7 @@ fn hard_bans(intent: &Intent, versions: &[&RuleVersion]) -> Option<Decision> {
                     "{}: {} is not allowed at the {} stage (allowed: {})",
                     rule.meta.description, intent.channel, intent.stage, rule.channels
                 );
-                return Some(Decision::reject(
-                    RejectCode::ChannelNotAllowed,
-                    vec![reason(&rule.meta, message)],
-                ));
+                return Some(Decision::reject(RejectCode::ChannelNotAllowed, vec![reason(&rule.meta, message)]));
             }
         }
     }
@@ -330,11 +256,7 @@ fn window_reasons(
             let allowed = if hours.is_empty() {
                 "no contact".to_string()
             } else {
-                hours
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                hours.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
             };
             let when = match holiday {
                 Some(h) => format!("{date} is a public holiday ({})", h.name),
@@ -342,10 +264,7 @@ fn window_reasons(
             };
             reason(
                 &c.rule.meta,
-                format!(
-                    "{}: {when}; allowed on {}: {allowed}",
-                    c.rule.meta.description, DAY_NAMES[day]
-                ),
+                format!("{}: {when}; allowed on {}: {allowed}", c.rule.meta.description, DAY_NAMES[day]),
             )
         })
         .collect()
@@ -364,11 +283,8 @@ fn no_slot(
     } else {
         "within the search horizon"
     };
-    let message = format!(
-        "no instant between {} and {} ({bound}) satisfies every rule",
-        start.to_rfc3339(),
-        limit.to_rfc3339()
-    );
+    let message =
+        format!("no instant between {} and {} ({bound}) satisfies every rule", start.to_rfc3339(), limit.to_rfc3339());
     let mut reasons = vec![Reason::text(None, message)];
     reasons.extend(window_reasons(constraints, calendars, start));
     reasons.extend(held);

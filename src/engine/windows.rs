@@ -18,12 +18,7 @@ pub enum Edge {
 }
 
 /// The UTC instant of local `minute` (0..=1440) on `date` in `zone`.
-pub fn local_to_utc(
-    zone: Tz,
-    date: NaiveDate,
-    minute: Minute,
-    edge: Edge,
-) -> Option<DateTime<Utc>> {
+pub fn local_to_utc(zone: Tz, date: NaiveDate, minute: Minute, edge: Edge) -> Option<DateTime<Utc>> {
     let midnight = date.and_hms_opt(0, 0, 0)?;
     let local = midnight.checked_add_signed(Duration::minutes(i64::from(minute)))?;
     match zone.from_local_datetime(&local) {
@@ -35,26 +30,18 @@ pub fn local_to_utc(
         // Inside a gap: the first instant after it (gaps are at most a day).
         LocalResult::None => (1..=1440).find_map(|m| {
             let after = local.checked_add_signed(Duration::minutes(m))?;
-            zone.from_local_datetime(&after)
-                .earliest()
-                .map(|t| t.with_timezone(&Utc))
+            zone.from_local_datetime(&after).earliest().map(|t| t.with_timezone(&Utc))
         }),
     }
 }
 
 /// The first holiday observed on `date` in any of the layers' calendars.
-pub fn holiday_on<'a>(
-    calendars: &[&'a HolidayCalendar],
-    date: NaiveDate,
-) -> Option<&'a HolidayRule> {
+pub fn holiday_on<'a>(calendars: &[&'a HolidayCalendar], date: NaiveDate) -> Option<&'a HolidayRule> {
     calendars.iter().find_map(|c| c.on(date))
 }
 
 /// Day type index of `date` (0..=6 weekday, 7 holiday) and the holiday.
-pub fn day_type<'a>(
-    calendars: &[&'a HolidayCalendar],
-    date: NaiveDate,
-) -> (usize, Option<&'a HolidayRule>) {
+pub fn day_type<'a>(calendars: &[&'a HolidayCalendar], date: NaiveDate) -> (usize, Option<&'a HolidayRule>) {
     match holiday_on(calendars, date) {
         Some(h) => (HOLIDAY, Some(h)),
         None => (date.weekday().num_days_from_monday() as usize, None),
@@ -96,21 +83,13 @@ impl WindowConstraint<'_> {
     }
 
     /// A local range on `date` as UTC instants.
-    pub fn range_utc(
-        &self,
-        date: NaiveDate,
-        range: &TimeRange,
-    ) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
-        (
-            local_to_utc(self.zone, date, range.start, Edge::Start),
-            local_to_utc(self.zone, date, range.end, Edge::End),
-        )
+    pub fn range_utc(&self, date: NaiveDate, range: &TimeRange) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
+        (local_to_utc(self.zone, date, range.start, Edge::Start), local_to_utc(self.zone, date, range.end, Edge::End))
     }
 
     /// Whether `t` is inside one of this constraint's intervals.
     pub fn allows(&self, t: DateTime<Utc>, calendars: &[&HolidayCalendar]) -> bool {
-        self.interval_after(t, calendars, t)
-            .is_some_and(|(start, _)| start <= t)
+        self.interval_after(t, calendars, t).is_some_and(|(start, _)| start <= t)
     }
 }
 

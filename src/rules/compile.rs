@@ -11,8 +11,8 @@ use toml::Spanned;
 
 use super::Problem;
 use super::file::{
-    MonthDay, RawCap, RawCooldown, RawExample, RawFile, RawHoliday, RawMeta, RawMove, RawParties,
-    RawStageChannels, RawVersion, RawWindow, TimeRange,
+    MonthDay, RawCap, RawCooldown, RawExample, RawFile, RawHoliday, RawMeta, RawMove, RawParties, RawStageChannels,
+    RawVersion, RawWindow, TimeRange,
 };
 use super::holidays::{HolidayBase, HolidayCalendar, HolidayRule, MOVE_PRESETS, move_preset};
 use super::model::*;
@@ -20,11 +20,7 @@ use crate::domain::Channel;
 
 /// Line number (1-based) of a byte offset in `source`.
 pub fn line_at(source: &str, offset: usize) -> usize {
-    source.as_bytes()[..offset.min(source.len())]
-        .iter()
-        .filter(|b| **b == b'\n')
-        .count()
-        + 1
+    source.as_bytes()[..offset.min(source.len())].iter().filter(|b| **b == b'\n').count() + 1
 }
 
 /// Parses and compiles one file. Every problem found is returned.
@@ -33,18 +29,9 @@ pub fn compile_file(file: &str, source: &str) -> Result<Jurisdiction, Vec<Proble
         let line = e.span().map_or(1, |s| line_at(source, s.start));
         vec![Problem::new(file, line, e.message().trim().to_string())]
     })?;
-    let mut compiler = Compiler {
-        file: file.into(),
-        source,
-        problems: Vec::new(),
-        ids: HashSet::new(),
-    };
+    let mut compiler = Compiler { file: file.into(), source, problems: Vec::new(), ids: HashSet::new() };
     let jurisdiction = compiler.file(raw, source);
-    if compiler.problems.is_empty() {
-        Ok(jurisdiction)
-    } else {
-        Err(compiler.problems)
-    }
+    if compiler.problems.is_empty() { Ok(jurisdiction) } else { Err(compiler.problems) }
 }
 
 struct Compiler<'a> {
@@ -61,10 +48,7 @@ fn is_valid_code(code: &str) -> bool {
     country.len() == 2
         && country.chars().all(|c| c.is_ascii_uppercase())
         && sub.is_none_or(|s| {
-            !s.is_empty()
-                && s.len() <= 6
-                && s.chars()
-                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+            !s.is_empty() && s.len() <= 6 && s.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
         })
         && parts.next().is_none()
 }
@@ -75,8 +59,7 @@ impl Compiler<'_> {
     }
 
     fn problem(&mut self, line: usize, message: impl Into<String>) {
-        self.problems
-            .push(Problem::new(&self.file, line, message.into()));
+        self.problems.push(Problem::new(&self.file, line, message.into()));
     }
 
     fn file(&mut self, raw: RawFile, source: &str) -> Jurisdiction {
@@ -97,63 +80,34 @@ impl Compiler<'_> {
             t
         });
         let is_overlay = tenant.is_some() || code.contains('-');
-        let hash: String = Sha256::digest(source.as_bytes())[..6]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let hash: String = Sha256::digest(source.as_bytes())[..6].iter().map(|b| format!("{b:02x}")).collect();
         let time_zones = self.zones(&raw.time_zones);
         if !is_overlay && time_zones.is_empty() {
-            self.problem(
-                code_line,
-                "a country file needs `time_zones`: the zones a debtor is assumed to be in",
-            );
+            self.problem(code_line, "a country file needs `time_zones`: the zones a debtor is assumed to be in");
         }
         let subdivisions = raw
             .subdivisions
             .into_iter()
             .map(|(key, sub)| {
                 let zones = self.zones(&sub.time_zones);
-                (
-                    key,
-                    Subdivision {
-                        name: sub.name,
-                        time_zones: zones,
-                    },
-                )
+                (key, Subdivision { name: sub.name, time_zones: zones })
             })
             .collect();
         let groups = self.groups(&raw.channel_groups);
-        let holidays = raw
-            .holidays
-            .iter()
-            .filter_map(|h| self.holiday(h))
-            .collect();
+        let holidays = raw.holidays.iter().filter_map(|h| self.holiday(h)).collect();
         let code: Arc<str> = code.into();
-        let mut versions: Vec<RuleVersion> = raw
-            .versions
-            .iter()
-            .filter_map(|v| self.version(v, &code, &hash, &groups, is_overlay))
-            .collect();
+        let mut versions: Vec<RuleVersion> =
+            raw.versions.iter().filter_map(|v| self.version(v, &code, &hash, &groups, is_overlay)).collect();
         versions.sort_by_key(|v| v.effective_from);
         if versions.is_empty() {
-            self.problem(
-                code_line,
-                "the file has no `[[versions]]`: nothing would be enforced",
-            );
+            self.problem(code_line, "the file has no `[[versions]]`: nothing would be enforced");
         }
         for pair in versions.windows(2) {
             if pair[0].effective_from == pair[1].effective_from {
-                self.problem(
-                    code_line,
-                    format!("two versions take effect on {}", pair[0].effective_from),
-                );
+                self.problem(code_line, format!("two versions take effect on {}", pair[0].effective_from));
             }
         }
-        let examples = raw
-            .examples
-            .iter()
-            .filter_map(|e| self.example(e))
-            .collect();
+        let examples = raw.examples.iter().filter_map(|e| self.example(e)).collect();
         Jurisdiction {
             code,
             name: raw.name,
@@ -177,10 +131,7 @@ impl Compiler<'_> {
                     let line = self.line(name);
                     self.problem(
                         line,
-                        format!(
-                            "{:?} is not an IANA time zone name (e.g. \"America/Lima\")",
-                            name.get_ref()
-                        ),
+                        format!("{:?} is not an IANA time zone name (e.g. \"America/Lima\")", name.get_ref()),
                     );
                     None
                 }
@@ -188,10 +139,7 @@ impl Compiler<'_> {
             .collect()
     }
 
-    fn groups(
-        &mut self,
-        raw: &BTreeMap<String, Vec<Spanned<String>>>,
-    ) -> BTreeMap<String, ChannelSet> {
+    fn groups(&mut self, raw: &BTreeMap<String, Vec<Spanned<String>>>) -> BTreeMap<String, ChannelSet> {
         let mut groups = BTreeMap::new();
         for (name, members) in raw {
             if name == "all" || name.parse::<Channel>().is_ok() {
@@ -216,11 +164,7 @@ impl Compiler<'_> {
         groups
     }
 
-    fn channels(
-        &mut self,
-        words: &[Spanned<String>],
-        groups: &BTreeMap<String, ChannelSet>,
-    ) -> ChannelSet {
+    fn channels(&mut self, words: &[Spanned<String>], groups: &BTreeMap<String, ChannelSet>) -> ChannelSet {
         let mut set = ChannelSet::default();
         for word in words {
             let text = word.get_ref().as_str();
@@ -250,15 +194,8 @@ impl Compiler<'_> {
     fn unique_id(&mut self, id: &Spanned<String>) {
         let line = self.line(id);
         let text = id.get_ref();
-        if text.is_empty()
-            || !text
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
-        {
-            self.problem(
-                line,
-                format!("id {text:?} must be non-empty letters, digits, '-', '_' or '.'"),
-            );
+        if text.is_empty() || !text.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.') {
+            self.problem(line, format!("id {text:?} must be non-empty letters, digits, '-', '_' or '.'"));
         }
         if !self.ids.insert(text.clone()) {
             self.problem(line, format!("id {text:?} is used twice in this file"));
@@ -277,27 +214,16 @@ impl Compiler<'_> {
     fn holiday(&mut self, raw: &RawHoliday) -> Option<HolidayRule> {
         self.unique_id(&raw.id);
         let line = self.line(&raw.id);
-        let bases = [
-            raw.date.is_some(),
-            raw.easter.is_some(),
-            raw.nth_weekday.is_some(),
-            raw.dates.is_some(),
-        ];
+        let bases = [raw.date.is_some(), raw.easter.is_some(), raw.nth_weekday.is_some(), raw.dates.is_some()];
         if bases.iter().filter(|b| **b).count() != 1 {
-            self.problem(
-                line,
-                "a holiday needs exactly one of `date`, `easter`, `nth_weekday` or `dates`",
-            );
+            self.problem(line, "a holiday needs exactly one of `date`, `easter`, `nth_weekday` or `dates`");
             return None;
         }
         let base = if let Some(MonthDay { month, day }) = raw.date {
             HolidayBase::Fixed { month, day }
         } else if let Some(offset) = raw.easter {
             if !(-100..=100).contains(&offset) {
-                self.problem(
-                    line,
-                    "`easter` offset must be within 100 days of Easter Sunday",
-                );
+                self.problem(line, "`easter` offset must be within 100 days of Easter Sunday");
                 return None;
             }
             HolidayBase::Easter(offset)
@@ -306,26 +232,20 @@ impl Compiler<'_> {
                 self.problem(line, "`nth_weekday` needs month 1..12 and n in 1..5 (or -1..-5 counting from the end)");
                 return None;
             }
-            HolidayBase::NthWeekday {
-                month: nth.month,
-                weekday: nth.weekday.to_chrono(),
-                n: nth.n,
-            }
+            HolidayBase::NthWeekday { month: nth.month, weekday: nth.weekday.to_chrono(), n: nth.n }
         } else {
             let dates = raw.dates.as_deref().unwrap_or_default();
-            HolidayBase::Dates(
-                dates
-                    .iter()
-                    .filter_map(|d| self.date(d, "each of `dates`"))
-                    .collect(),
-            )
+            HolidayBase::Dates(dates.iter().filter_map(|d| self.date(d, "each of `dates`")).collect())
         };
         let moves = match &raw.moves {
             None => [0; 7],
             Some(RawMove::Preset(name)) => match move_preset(name) {
                 Some(table) => table,
                 None => {
-                    self.problem(line, format!("unknown move rule {name:?} (presets: {MOVE_PRESETS}, or a table like {{ sun = 1 }})"));
+                    self.problem(
+                        line,
+                        format!("unknown move rule {name:?} (presets: {MOVE_PRESETS}, or a table like {{ sun = 1 }})"),
+                    );
                     return None;
                 }
             },
@@ -342,8 +262,7 @@ impl Compiler<'_> {
         };
         let only_on = raw.only_on.as_ref().map(|days| {
             let mut set = [false; 7];
-            days.iter()
-                .for_each(|d| set[d.to_chrono().num_days_from_monday() as usize] = true);
+            days.iter().for_each(|d| set[d.to_chrono().num_days_from_monday() as usize] = true);
             set
         });
         if raw.every_years.is_some() && raw.from_year.is_none() {
@@ -373,20 +292,11 @@ impl Compiler<'_> {
         if raw.citation.trim().is_empty() {
             self.problem(
                 line,
-                format!(
-                    "rule {:?} needs a `citation` (law and article, or the practice it follows)",
-                    raw.id.get_ref()
-                ),
+                format!("rule {:?} needs a `citation` (law and article, or the practice it follows)", raw.id.get_ref()),
             );
         }
         if raw.description.trim().is_empty() {
-            self.problem(
-                line,
-                format!(
-                    "rule {:?} needs a plain-language `description`",
-                    raw.id.get_ref()
-                ),
-            );
+            self.problem(line, format!("rule {:?} needs a plain-language `description`", raw.id.get_ref()));
         }
         Arc::new(RuleMeta {
             id: raw.id.get_ref().as_str().into(),
@@ -411,40 +321,15 @@ impl Compiler<'_> {
         let effective_from = self.date(&raw.effective_from, "`effective_from`")?;
         let version_line = self.line(&raw.effective_from);
         let label: Arc<str> = format!("{effective_from}/{hash}").into();
-        let windows: Vec<WindowRule> = raw
-            .windows
-            .iter()
-            .map(|w| self.window(w, code, &label, groups))
-            .collect();
-        let caps = raw
-            .caps
-            .iter()
-            .map(|c| self.cap(c, code, &label, groups))
-            .collect();
-        let cooldowns = raw
-            .cooldowns
-            .iter()
-            .map(|c| self.cooldown(c, code, &label, groups))
-            .collect();
-        let parties = raw
-            .parties
-            .iter()
-            .map(|p| self.parties(p, code, &label))
-            .collect();
-        let stage_channels = raw
-            .stage_channels
-            .iter()
-            .map(|s| self.stage_channels(s, code, &label, groups))
-            .collect();
+        let windows: Vec<WindowRule> = raw.windows.iter().map(|w| self.window(w, code, &label, groups)).collect();
+        let caps = raw.caps.iter().map(|c| self.cap(c, code, &label, groups)).collect();
+        let cooldowns = raw.cooldowns.iter().map(|c| self.cooldown(c, code, &label, groups)).collect();
+        let parties = raw.parties.iter().map(|p| self.parties(p, code, &label)).collect();
+        let stage_channels = raw.stage_channels.iter().map(|s| self.stage_channels(s, code, &label, groups)).collect();
         if !is_overlay {
-            let covered = windows
-                .iter()
-                .fold(ChannelSet::default(), |acc, w| acc.union(w.channels));
-            let missing: Vec<&str> = Channel::ALL
-                .iter()
-                .filter(|c| !covered.contains(**c))
-                .map(|c| c.as_str())
-                .collect();
+            let covered = windows.iter().fold(ChannelSet::default(), |acc, w| acc.union(w.channels));
+            let missing: Vec<&str> =
+                Channel::ALL.iter().filter(|c| !covered.contains(**c)).map(|c| c.as_str()).collect();
             if !missing.is_empty() {
                 self.problem(
                     version_line,
@@ -455,15 +340,7 @@ impl Compiler<'_> {
                 );
             }
         }
-        Some(RuleVersion {
-            effective_from,
-            label,
-            windows,
-            caps,
-            cooldowns,
-            parties,
-            stage_channels,
-        })
+        Some(RuleVersion { effective_from, label, windows, caps, cooldowns, parties, stage_channels })
     }
 
     fn window(
@@ -479,19 +356,12 @@ impl Compiler<'_> {
         if raw.mon_fri.is_some() && specific.iter().any(|d| d.is_some()) {
             self.problem(
                 meta.line,
-                format!(
-                    "window {:?} sets both `mon_fri` and a single weekday: use one or the other",
-                    meta.id
-                ),
+                format!("window {:?} sets both `mon_fri` and a single weekday: use one or the other", meta.id),
             );
         }
         let mut days: [Vec<TimeRange>; 8] = Default::default();
         for (index, day) in specific.iter().enumerate() {
-            days[index] = day
-                .as_ref()
-                .or(raw.mon_fri.as_ref())
-                .cloned()
-                .unwrap_or_default();
+            days[index] = day.as_ref().or(raw.mon_fri.as_ref()).cloned().unwrap_or_default();
         }
         days[5] = raw.sat.clone().unwrap_or_default();
         days[6] = raw.sun.clone().unwrap_or_default();
@@ -499,20 +369,10 @@ impl Compiler<'_> {
         for (index, ranges) in days.iter_mut().enumerate() {
             ranges.sort();
             if ranges.windows(2).any(|pair| pair[0].end > pair[1].start) {
-                self.problem(
-                    meta.line,
-                    format!(
-                        "window {:?}: ranges for {} overlap",
-                        meta.id, DAY_NAMES[index]
-                    ),
-                );
+                self.problem(meta.line, format!("window {:?}: ranges for {} overlap", meta.id, DAY_NAMES[index]));
             }
         }
-        WindowRule {
-            meta,
-            channels,
-            days,
-        }
+        WindowRule { meta, channels, days }
     }
 
     fn cap(
@@ -529,30 +389,36 @@ impl Compiler<'_> {
             (None, Some(c)) => Some(Period::Calendar(c)),
             (None, None) => None,
             (Some(_), Some(_)) => {
-                self.problem(meta.line, format!("cap {:?}: set `rolling` or `calendar`, not both (write two caps to enforce both)", meta.id));
+                self.problem(
+                    meta.line,
+                    format!(
+                        "cap {:?}: set `rolling` or `calendar`, not both (write two caps to enforce both)",
+                        meta.id
+                    ),
+                );
                 None
             }
         };
         let counting = raw.limit.is_some() || raw.max_channels.is_some();
         if counting && period.is_none() {
-            self.problem(meta.line, format!("cap {:?}: `limit`/`max_channels` need a period (`rolling = \"7d\"` or `calendar = \"week\"`)", meta.id));
+            self.problem(
+                meta.line,
+                format!(
+                    "cap {:?}: `limit`/`max_channels` need a period (`rolling = \"7d\"` or `calendar = \"week\"`)",
+                    meta.id
+                ),
+            );
         }
         if !counting && raw.min_gap.is_none() {
             self.problem(
                 meta.line,
-                format!(
-                    "cap {:?} limits nothing: set `limit`, `max_channels` or `min_gap`",
-                    meta.id
-                ),
+                format!("cap {:?} limits nothing: set `limit`, `max_channels` or `min_gap`", meta.id),
             );
         }
         if raw.limit == Some(0) || raw.max_channels == Some(0) {
             self.problem(
                 meta.line,
-                format!(
-                    "cap {:?}: a limit of 0 forbids the channel; use a stage or party rule instead",
-                    meta.id
-                ),
+                format!("cap {:?}: a limit of 0 forbids the channel; use a stage or party rule instead", meta.id),
             );
         }
         CapRule {
@@ -580,10 +446,7 @@ impl Compiler<'_> {
             None => ChannelSet::ALL,
         };
         if raw.after.is_empty() {
-            self.problem(
-                meta.line,
-                format!("cooldown {:?}: `after` lists no outcome", meta.id),
-            );
+            self.problem(meta.line, format!("cooldown {:?}: `after` lists no outcome", meta.id));
         }
         CooldownRule {
             after: raw.after.clone(),
@@ -596,10 +459,7 @@ impl Compiler<'_> {
     }
 
     fn parties(&mut self, raw: &RawParties, code: &Arc<str>, label: &Arc<str>) -> PartyRule {
-        PartyRule {
-            meta: self.meta(raw.meta(), code, label),
-            allowed: raw.allowed.clone(),
-        }
+        PartyRule { meta: self.meta(raw.meta(), code, label), allowed: raw.allowed.clone() }
     }
 
     fn stage_channels(
@@ -610,11 +470,7 @@ impl Compiler<'_> {
         groups: &BTreeMap<String, ChannelSet>,
     ) -> StageChannelRule {
         let meta = self.meta(raw.meta(), code, label);
-        StageChannelRule {
-            stages: raw.stages.clone(),
-            channels: self.channels(&raw.channels, groups),
-            meta,
-        }
+        StageChannelRule { stages: raw.stages.clone(), channels: self.channels(&raw.channels, groups), meta }
     }
 
     fn example(&mut self, raw: &RawExample) -> Option<Example> {
@@ -631,10 +487,7 @@ impl Compiler<'_> {
             ("defer", Some(until), None) => match parse_instant(&until.to_string()) {
                 Ok(until) => Expectation::Defer { until },
                 Err(e) => {
-                    self.problem(
-                        line,
-                        format!("example {:?}: `until` {e}", raw.name.get_ref()),
-                    );
+                    self.problem(line, format!("example {:?}: `until` {e}", raw.name.get_ref()));
                     return None;
                 }
             },
@@ -655,20 +508,10 @@ impl Compiler<'_> {
             intent.insert(key.clone(), toml_to_json(value));
         }
         if !raw.history.is_empty() {
-            let history = raw
-                .history
-                .iter()
-                .map(|h| toml_to_json(&toml::Value::Table(h.clone())))
-                .collect();
+            let history = raw.history.iter().map(|h| toml_to_json(&toml::Value::Table(h.clone()))).collect();
             intent.insert("history".into(), serde_json::Value::Array(history));
         }
-        Some(Example {
-            name: raw.name.get_ref().clone(),
-            line,
-            at,
-            intent: serde_json::Value::Object(intent),
-            expect,
-        })
+        Some(Example { name: raw.name.get_ref().clone(), line, at, intent: serde_json::Value::Object(intent), expect })
     }
 }
 
@@ -689,11 +532,6 @@ fn toml_to_json(value: &toml::Value) -> serde_json::Value {
         toml::Value::Boolean(b) => J::Bool(*b),
         toml::Value::Datetime(d) => J::String(d.to_string()),
         toml::Value::Array(items) => J::Array(items.iter().map(toml_to_json).collect()),
-        toml::Value::Table(table) => J::Object(
-            table
-                .iter()
-                .map(|(k, v)| (k.clone(), toml_to_json(v)))
-                .collect(),
-        ),
+        toml::Value::Table(table) => J::Object(table.iter().map(|(k, v)| (k.clone(), toml_to_json(v))).collect()),
     }
 }

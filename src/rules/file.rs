@@ -340,11 +340,7 @@ impl<'de> Deserialize<'de> for MonthDay {
             // 2024 is a leap year, so Feb 29 is accepted here.
             NaiveDate::from_ymd_opt(2024, month, day).map(|_| MonthDay { month, day })
         });
-        parsed.ok_or_else(|| {
-            de::Error::custom(format!(
-                "{text:?} is not a day of the year (expected \"MM-DD\")"
-            ))
-        })
+        parsed.ok_or_else(|| de::Error::custom(format!("{text:?} is not a day of the year (expected \"MM-DD\")")))
     }
 }
 
@@ -385,15 +381,12 @@ fn parse_clock(text: &str) -> Option<Minute> {
 impl TimeRange {
     /// Parses `"07:00-20:00"`.
     pub fn parse(text: &str) -> Result<Self, String> {
-        let (a, b) = text
-            .split_once('-')
-            .ok_or_else(|| format!("{text:?} is not a time range (expected \"HH:MM-HH:MM\")"))?;
-        let start = parse_clock(a).ok_or_else(|| {
-            format!("{a:?} is not a time of day (expected HH:MM, 00:00 to 24:00)")
-        })?;
-        let end = parse_clock(b).ok_or_else(|| {
-            format!("{b:?} is not a time of day (expected HH:MM, 00:00 to 24:00)")
-        })?;
+        let (a, b) =
+            text.split_once('-').ok_or_else(|| format!("{text:?} is not a time range (expected \"HH:MM-HH:MM\")"))?;
+        let start =
+            parse_clock(a).ok_or_else(|| format!("{a:?} is not a time of day (expected HH:MM, 00:00 to 24:00)"))?;
+        let end =
+            parse_clock(b).ok_or_else(|| format!("{b:?} is not a time of day (expected HH:MM, 00:00 to 24:00)"))?;
         if start >= end {
             return Err(format!(
                 "time range {text:?} ends before it starts (ranges cannot cross midnight: split it in two days)"
@@ -419,15 +412,9 @@ pub struct Duration {
 impl Duration {
     pub fn parse(text: &str) -> Result<Self, String> {
         let text = text.trim();
-        let bad = || {
-            format!(
-                "{text:?} is not a duration (expected a number and a unit: \"7d\", \"48h\", \"30m\")"
-            )
-        };
+        let bad = || format!("{text:?} is not a duration (expected a number and a unit: \"7d\", \"48h\", \"30m\")");
         let unit = text.chars().last().ok_or_else(bad)?;
-        let number: i64 = text[..text.len() - unit.len_utf8()]
-            .parse()
-            .map_err(|_| bad())?;
+        let number: i64 = text[..text.len() - unit.len_utf8()].parse().map_err(|_| bad())?;
         let per_unit = match unit {
             'd' => 1440,
             'h' => 60,
@@ -436,13 +423,9 @@ impl Duration {
         };
         // Bounded so that instant arithmetic can never overflow.
         if !(1..=366 * 1440).contains(&(number.saturating_mul(per_unit))) {
-            return Err(format!(
-                "duration {text:?} must be between 1 minute and 366 days"
-            ));
+            return Err(format!("duration {text:?} must be between 1 minute and 366 days"));
         }
-        Ok(Duration {
-            minutes: number * per_unit,
-        })
+        Ok(Duration { minutes: number * per_unit })
     }
 
     pub fn to_chrono(self) -> chrono::Duration {

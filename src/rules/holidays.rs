@@ -8,16 +8,9 @@ use chrono::{Datelike, Days, NaiveDate, Weekday};
 /// How a holiday's date is found before any move applies.
 #[derive(Clone, Debug, PartialEq)]
 pub enum HolidayBase {
-    Fixed {
-        month: u32,
-        day: u32,
-    },
+    Fixed { month: u32, day: u32 },
     Easter(i32),
-    NthWeekday {
-        month: u32,
-        weekday: Weekday,
-        n: i32,
-    },
+    NthWeekday { month: u32, weekday: Weekday, n: i32 },
     Dates(Vec<NaiveDate>),
 }
 
@@ -96,9 +89,7 @@ fn nth_weekday(year: i32, month: u32, weekday: Weekday, n: i32) -> Option<NaiveD
 
 impl HolidayRule {
     fn applies_to_year(&self, year: i32) -> bool {
-        if self.from_year.is_some_and(|from| year < from)
-            || self.until_year.is_some_and(|until| year > until)
-        {
+        if self.from_year.is_some_and(|from| year < from) || self.until_year.is_some_and(|until| year > until) {
             return false;
         }
         match (self.every_years, self.from_year) {
@@ -110,15 +101,9 @@ impl HolidayRule {
     /// Base (unmoved) dates this rule gives for `year`.
     fn base_dates(&self, year: i32, out: &mut Vec<NaiveDate>) {
         match &self.base {
-            HolidayBase::Fixed { month, day } => {
-                out.extend(NaiveDate::from_ymd_opt(year, *month, *day))
-            }
-            HolidayBase::Easter(offset) => {
-                out.extend(easter_sunday(year).and_then(|e| shift(e, i64::from(*offset))))
-            }
-            HolidayBase::NthWeekday { month, weekday, n } => {
-                out.extend(nth_weekday(year, *month, *weekday, *n))
-            }
+            HolidayBase::Fixed { month, day } => out.extend(NaiveDate::from_ymd_opt(year, *month, *day)),
+            HolidayBase::Easter(offset) => out.extend(easter_sunday(year).and_then(|e| shift(e, i64::from(*offset)))),
+            HolidayBase::NthWeekday { month, weekday, n } => out.extend(nth_weekday(year, *month, *weekday, *n)),
             HolidayBase::Dates(dates) => out.extend(dates.iter().filter(|d| d.year() == year)),
         }
     }
@@ -176,11 +161,7 @@ impl HolidayCalendar {
     pub fn on(&self, date: NaiveDate) -> Option<&HolidayRule> {
         if TABLE_YEARS.contains(&date.year()) {
             let at = self.table.partition_point(|(d, _)| *d < date);
-            return self
-                .table
-                .get(at)
-                .filter(|(d, _)| *d == date)
-                .map(|(_, i)| &self.rules[*i]);
+            return self.table.get(at).filter(|(d, _)| *d == date).map(|(_, i)| &self.rules[*i]);
         }
         let mut dates = Vec::new();
         self.rules.iter().find(|rule| {
@@ -201,12 +182,7 @@ impl HolidayCalendar {
             for y in year - 1..=year + 1 {
                 rule.observed_for_year(y, &mut dates);
             }
-            found.extend(
-                dates
-                    .iter()
-                    .filter(|d| d.year() == year)
-                    .map(|d| (*d, rule)),
-            );
+            found.extend(dates.iter().filter(|d| d.year() == year).map(|d| (*d, rule)));
         }
         found.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.id.cmp(&b.1.id)));
         found
@@ -232,15 +208,9 @@ mod tests {
     #[test]
     fn nth_and_last_weekday() {
         assert_eq!(nth_weekday(2026, 2, Weekday::Mon, 1), Some(d(2026, 2, 2)));
-        assert_eq!(
-            nth_weekday(2026, 11, Weekday::Mon, 3),
-            Some(d(2026, 11, 16))
-        );
+        assert_eq!(nth_weekday(2026, 11, Weekday::Mon, 3), Some(d(2026, 11, 16)));
         assert_eq!(nth_weekday(2026, 5, Weekday::Mon, -1), Some(d(2026, 5, 25)));
-        assert_eq!(
-            nth_weekday(2026, 12, Weekday::Thu, -1),
-            Some(d(2026, 12, 31))
-        );
+        assert_eq!(nth_weekday(2026, 12, Weekday::Thu, -1), Some(d(2026, 12, 31)));
     }
 
     #[test]
@@ -260,9 +230,6 @@ mod tests {
         // 2026-12-31 is a Thursday: observed on Monday 2027-01-04.
         assert!(calendar.on(d(2027, 1, 4)).is_some());
         assert!(calendar.on(d(2026, 12, 31)).is_none());
-        assert_eq!(
-            calendar.year(2027).first().map(|h| h.0),
-            Some(d(2027, 1, 4))
-        );
+        assert_eq!(calendar.year(2027).first().map(|h| h.0), Some(d(2027, 1, 4)));
     }
 }

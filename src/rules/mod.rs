@@ -28,11 +28,7 @@ pub struct Problem {
 
 impl Problem {
     pub fn new(file: &str, line: usize, message: String) -> Self {
-        Problem {
-            file: file.to_string(),
-            line,
-            message,
-        }
+        Problem { file: file.to_string(), line, message }
     }
 }
 
@@ -84,11 +80,7 @@ impl RuleBook {
     pub fn load_dir(dir: &Path) -> Result<RuleBook, Vec<Problem>> {
         let mut paths = Vec::new();
         if let Err(e) = toml_files(dir, &mut paths) {
-            return Err(vec![Problem::new(
-                &dir.display().to_string(),
-                0,
-                format!("cannot read the directory: {e}"),
-            )]);
+            return Err(vec![Problem::new(&dir.display().to_string(), 0, format!("cannot read the directory: {e}"))]);
         }
         paths.sort();
         let mut sources = Vec::new();
@@ -97,15 +89,10 @@ impl RuleBook {
             let name = path.display().to_string();
             match std::fs::read_to_string(&path) {
                 Ok(text) => sources.push((name, text)),
-                Err(e) => {
-                    problems.push(Problem::new(&name, 0, format!("cannot read the file: {e}")))
-                }
+                Err(e) => problems.push(Problem::new(&name, 0, format!("cannot read the file: {e}"))),
             }
         }
-        let named: Vec<(&str, &str)> = sources
-            .iter()
-            .map(|(n, t)| (n.as_str(), t.as_str()))
-            .collect();
+        let named: Vec<(&str, &str)> = sources.iter().map(|(n, t)| (n.as_str(), t.as_str())).collect();
         match RuleBook::from_sources(&named) {
             Ok(book) if problems.is_empty() => Ok(book),
             Ok(_) => Err(problems),
@@ -130,38 +117,23 @@ impl RuleBook {
             };
             let code = jurisdiction.code.to_string();
             let previous = match &jurisdiction.tenant {
-                Some(tenant) => book
-                    .policies
-                    .entry(tenant.clone())
-                    .or_default()
-                    .insert(code.clone(), jurisdiction.clone()),
-                None => book
-                    .jurisdictions
-                    .insert(code.clone(), jurisdiction.clone()),
+                Some(tenant) => {
+                    book.policies.entry(tenant.clone()).or_default().insert(code.clone(), jurisdiction.clone())
+                }
+                None => book.jurisdictions.insert(code.clone(), jurisdiction.clone()),
             };
             if let Some(previous) = previous {
-                problems.push(Problem::new(
-                    file,
-                    1,
-                    format!("{code} is already defined in {}", previous.file),
-                ));
+                problems.push(Problem::new(file, 1, format!("{code} is already defined in {}", previous.file)));
             }
         }
         problems.extend(overlay::check_layers(&book));
-        if problems.is_empty() {
-            Ok(book)
-        } else {
-            Err(problems)
-        }
+        if problems.is_empty() { Ok(book) } else { Err(problems) }
     }
 
     /// Every file: countries, subdivision overlays and tenant policies, sorted by code.
     pub fn jurisdictions(&self) -> Vec<&Arc<Jurisdiction>> {
-        let mut all: Vec<_> = self
-            .jurisdictions
-            .values()
-            .chain(self.policies.values().flat_map(HashMap::values))
-            .collect();
+        let mut all: Vec<_> =
+            self.jurisdictions.values().chain(self.policies.values().flat_map(HashMap::values)).collect();
         all.sort_by(|a, b| (&a.code, &a.tenant).cmp(&(&b.code, &b.tenant)));
         all
     }
@@ -195,22 +167,10 @@ impl RuleBook {
             }
         }
         if let Some(policies) = self.policies.get(tenant) {
-            let codes = if code == country_code {
-                [Some(country_code), None]
-            } else {
-                [Some(country_code), Some(code)]
-            };
-            layers.extend(
-                codes
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|c| policies.get(c))
-                    .map(Arc::as_ref),
-            );
+            let codes =
+                if code == country_code { [Some(country_code), None] } else { [Some(country_code), Some(code)] };
+            layers.extend(codes.into_iter().flatten().filter_map(|c| policies.get(c)).map(Arc::as_ref));
         }
-        Ok(Resolved {
-            layers,
-            default_zones,
-        })
+        Ok(Resolved { layers, default_zones })
     }
 }

@@ -35,10 +35,7 @@ impl ChannelSet {
     }
 
     pub fn iter(self) -> impl Iterator<Item = Channel> {
-        Channel::ALL
-            .iter()
-            .copied()
-            .filter(move |c| self.contains(*c))
+        Channel::ALL.iter().copied().filter(move |c| self.contains(*c))
     }
 
     pub fn len(self) -> usize {
@@ -86,16 +83,8 @@ pub struct RuleMeta {
 pub const HOLIDAY: usize = 7;
 
 /// Names of the day types, in `WindowRule::days` order.
-pub const DAY_NAMES: [&str; 8] = [
-    "Monday",
-    "Tuesday",
-    "Wednesday",
-    "Thursday",
-    "Friday",
-    "Saturday",
-    "Sunday",
-    "public holidays",
-];
+pub const DAY_NAMES: [&str; 8] =
+    ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday", "public holidays"];
 
 /// Allowed local contact hours per day type for some channels.
 #[derive(Debug)]
@@ -185,12 +174,8 @@ pub struct Example {
 #[derive(Debug, PartialEq)]
 pub enum Expectation {
     Release,
-    Defer {
-        until: chrono::DateTime<chrono::Utc>,
-    },
-    Reject {
-        code: String,
-    },
+    Defer { until: chrono::DateTime<chrono::Utc> },
+    Reject { code: String },
 }
 
 /// One compiled jurisdiction file: a country, a subdivision overlay or a
@@ -224,10 +209,7 @@ impl Jurisdiction {
 
     /// The version in force on `date`, if any.
     pub fn version_on(&self, date: NaiveDate) -> Option<&RuleVersion> {
-        self.versions
-            .iter()
-            .rev()
-            .find(|v| v.effective_from <= date)
+        self.versions.iter().rev().find(|v| v.effective_from <= date)
     }
 }
 

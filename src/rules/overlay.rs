@@ -29,12 +29,7 @@ pub fn intersect(a: &[TimeRange], b: &[TimeRange]) -> Vec<TimeRange> {
 
 /// Whether every minute of `inner` is inside `outer`.
 fn covers(outer: &[TimeRange], inner: &[TimeRange]) -> bool {
-    let total = |ranges: &[TimeRange]| {
-        ranges
-            .iter()
-            .map(|r| u32::from(r.end - r.start))
-            .sum::<u32>()
-    };
+    let total = |ranges: &[TimeRange]| ranges.iter().map(|r| u32::from(r.end - r.start)).sum::<u32>();
     total(&intersect(inner, outer)) == total(inner)
 }
 
@@ -42,19 +37,11 @@ fn ranges_text(ranges: &[TimeRange]) -> String {
     if ranges.is_empty() {
         return "no contact".into();
     }
-    ranges
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(", ")
+    ranges.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
 }
 
 /// Versions of `file` whose validity overlaps `[from, until)`.
-fn overlapping(
-    file: &Jurisdiction,
-    from: NaiveDate,
-    until: Option<NaiveDate>,
-) -> impl Iterator<Item = &RuleVersion> {
+fn overlapping(file: &Jurisdiction, from: NaiveDate, until: Option<NaiveDate>) -> impl Iterator<Item = &RuleVersion> {
     file.versions.iter().enumerate().filter_map(move |(i, v)| {
         let v_until = file.versions.get(i + 1).map(|n| n.effective_from);
         let starts_before_end = until.is_none_or(|u| v.effective_from < u);
@@ -78,10 +65,7 @@ pub fn check_layers(book: &RuleBook) -> Vec<Problem> {
                 problems.push(Problem::new(
                     &overlay.file,
                     1,
-                    format!(
-                        "{} narrows {country}, but no file defines {country}",
-                        overlay.code
-                    ),
+                    format!("{} narrows {country}, but no file defines {country}", overlay.code),
                 ));
                 continue;
             }
@@ -89,26 +73,23 @@ pub fn check_layers(book: &RuleBook) -> Vec<Problem> {
         if overlay.tenant.is_some() && overlay.code.as_ref() != country {
             match book.jurisdictions.get(overlay.code.as_ref()) {
                 Some(sub) => parents.push(sub),
-                None if parents[0]
-                    .subdivisions
-                    .contains_key(overlay.code.split_once('-').map_or("", |p| p.1)) => {}
-                None => problems.push(Problem::new(
-                    &overlay.file,
-                    1,
-                    format!("unknown jurisdiction {}", overlay.code),
-                )),
+                None if parents[0].subdivisions.contains_key(overlay.code.split_once('-').map_or("", |p| p.1)) => {}
+                None => problems.push(Problem::new(&overlay.file, 1, format!("unknown jurisdiction {}", overlay.code))),
             }
         }
-        let parent_ids: HashSet<&str> = parents
-            .iter()
-            .flat_map(|p| p.versions.iter())
-            .flat_map(|v| rule_metas(v).map(|m| m.id.as_ref()))
-            .collect();
+        let parent_ids: HashSet<&str> =
+            parents.iter().flat_map(|p| p.versions.iter()).flat_map(|v| rule_metas(v).map(|m| m.id.as_ref())).collect();
         for (index, version) in overlay.versions.iter().enumerate() {
             let until = overlay.versions.get(index + 1).map(|n| n.effective_from);
             for meta in rule_metas(version) {
                 if parent_ids.contains(meta.id.as_ref()) {
-                    problems.push(problem(meta, format!("rule id {:?} is already used by {}: an overlay adds rules, it cannot replace them", meta.id, parents[0].code)));
+                    problems.push(problem(
+                        meta,
+                        format!(
+                            "rule id {:?} is already used by {}: an overlay adds rules, it cannot replace them",
+                            meta.id, parents[0].code
+                        ),
+                    ));
                 }
             }
             for parent in &parents {
@@ -137,12 +118,7 @@ fn problem(meta: &RuleMeta, message: String) -> Problem {
     Problem::new(&meta.file, meta.line, message)
 }
 
-fn check_version(
-    overlay: &RuleVersion,
-    parent: &RuleVersion,
-    parent_code: &str,
-    problems: &mut Vec<Problem>,
-) {
+fn check_version(overlay: &RuleVersion, parent: &RuleVersion, parent_code: &str, problems: &mut Vec<Problem>) {
     let loosens = |what: String| {
         format!(
             "{what}, looser than {parent_code} ({}): layers combine by intersection, so an overlay can only narrow its parent",
@@ -171,17 +147,13 @@ fn check_version(
     }
     for cap in &overlay.caps {
         for p in &parent.caps {
-            let same_kind = (cap.scope, cap.counts, cap.period, cap.channels)
-                == (p.scope, p.counts, p.period, p.channels);
+            let same_kind =
+                (cap.scope, cap.counts, cap.period, cap.channels) == (p.scope, p.counts, p.period, p.channels);
             let looser = |ours: Option<u32>, theirs: Option<u32>| matches!((ours, theirs), (Some(o), Some(t)) if o > t);
-            if same_kind && (looser(cap.limit, p.limit) || looser(cap.max_channels, p.max_channels))
-            {
+            if same_kind && (looser(cap.limit, p.limit) || looser(cap.max_channels, p.max_channels)) {
                 problems.push(problem(
                     &cap.meta,
-                    loosens(format!(
-                        "cap {:?} allows more than {:?}",
-                        cap.meta.id, p.meta.id
-                    )),
+                    loosens(format!("cap {:?} allows more than {:?}", cap.meta.id, p.meta.id)),
                 ));
             }
             if cap.channels == p.channels
@@ -190,47 +162,29 @@ fn check_version(
             {
                 problems.push(problem(
                     &cap.meta,
-                    loosens(format!(
-                        "cap {:?} asks a shorter gap than {:?}",
-                        cap.meta.id, p.meta.id
-                    )),
+                    loosens(format!("cap {:?} asks a shorter gap than {:?}", cap.meta.id, p.meta.id)),
                 ));
             }
         }
     }
     for cooldown in &overlay.cooldowns {
         for p in &parent.cooldowns {
-            let same_kind = (
-                &cooldown.after,
-                cooldown.after_channels,
-                cooldown.channels,
-                cooldown.scope,
-            ) == (&p.after, p.after_channels, p.channels, p.scope);
+            let same_kind = (&cooldown.after, cooldown.after_channels, cooldown.channels, cooldown.scope)
+                == (&p.after, p.after_channels, p.channels, p.scope);
             if same_kind && cooldown.duration < p.duration {
                 problems.push(problem(
                     &cooldown.meta,
-                    loosens(format!(
-                        "cooldown {:?} is shorter than {:?}",
-                        cooldown.meta.id, p.meta.id
-                    )),
+                    loosens(format!("cooldown {:?} is shorter than {:?}", cooldown.meta.id, p.meta.id)),
                 ));
             }
         }
     }
-    let parent_parties: Vec<Party> = Party::ALL
-        .iter()
-        .copied()
-        .filter(|party| parent.parties.iter().all(|p| p.allowed.contains(party)))
-        .collect();
+    let parent_parties: Vec<Party> =
+        Party::ALL.iter().copied().filter(|party| parent.parties.iter().all(|p| p.allowed.contains(party))).collect();
     for rule in &overlay.parties {
         if let Some(extra) = rule.allowed.iter().find(|p| !parent_parties.contains(p)) {
-            problems.push(problem(
-                &rule.meta,
-                loosens(format!(
-                    "party rule {:?} allows contacting {extra}",
-                    rule.meta.id
-                )),
-            ));
+            problems
+                .push(problem(&rule.meta, loosens(format!("party rule {:?} allows contacting {extra}", rule.meta.id))));
         }
     }
     for rule in &overlay.stage_channels {
@@ -239,10 +193,7 @@ fn check_version(
             if let Some(extra) = rule.channels.iter().find(|c| !allowed.contains(*c)) {
                 problems.push(problem(
                     &rule.meta,
-                    loosens(format!(
-                        "stage rule {:?} allows {extra} at the {stage} stage",
-                        rule.meta.id
-                    )),
+                    loosens(format!("stage rule {:?} allows {extra} at the {stage} stage", rule.meta.id)),
                 ));
             }
         }
@@ -255,10 +206,9 @@ pub fn stage_channels_allowed(version: &RuleVersion, stage: Stage) -> ChannelSet
         .stage_channels
         .iter()
         .filter(|r| r.stages.contains(&stage))
-        .fold(
-            Channel::ALL.iter().copied().collect(),
-            |acc: ChannelSet, r| acc.iter().filter(|c| r.channels.contains(*c)).collect(),
-        )
+        .fold(Channel::ALL.iter().copied().collect(), |acc: ChannelSet, r| {
+            acc.iter().filter(|c| r.channels.contains(*c)).collect()
+        })
 }
 
 /// Local ranges on day type `day` that every window rule of `versions`
@@ -267,11 +217,5 @@ pub fn allowed_ranges(versions: &[&RuleVersion], channel: Channel, day: usize) -
     versions
         .iter()
         .flat_map(|v| v.windows.iter().filter(|w| w.channels.contains(channel)))
-        .fold(
-            vec![TimeRange {
-                start: 0,
-                end: 1440,
-            }],
-            |allowed, w| intersect(&allowed, &w.days[day]),
-        )
+        .fold(vec![TimeRange { start: 0, end: 1440 }], |allowed, w| intersect(&allowed, &w.days[day]))
 }

@@ -17,11 +17,7 @@ pub fn book() -> &'static RuleBook {
         RuleBook::load_dir(&dir).unwrap_or_else(|problems| {
             panic!(
                 "jurisdictions/ does not load:\n{}",
-                problems
-                    .iter()
-                    .map(|p| p.to_string())
-                    .collect::<Vec<_>>()
-                    .join("\n")
+                problems.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("\n")
             )
         })
     })
@@ -29,9 +25,7 @@ pub fn book() -> &'static RuleBook {
 
 /// An RFC 3339 instant.
 pub fn at(text: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(text)
-        .expect("test instant")
-        .with_timezone(&Utc)
+    DateTime::parse_from_rfc3339(text).expect("test instant").with_timezone(&Utc)
 }
 
 /// A debtor intent at the extrajudicial stage.
@@ -53,45 +47,23 @@ pub fn intent(jurisdiction: &str, channel: Channel) -> Intent {
 
 /// A past attempt.
 pub fn event(channel: Channel, when: &str, outcome: Outcome) -> ContactEvent {
-    ContactEvent {
-        channel,
-        at: at(when),
-        outcome,
-        debt_id: None,
-    }
+    ContactEvent { channel, at: at(when), outcome, debt_id: None }
 }
 
 /// Evaluates `intent` against `book` at `now`.
-pub fn decide(
-    book: &RuleBook,
-    intent: &Intent,
-    history: &[ContactEvent],
-    now: DateTime<Utc>,
-) -> Decision {
-    let rules = book
-        .resolve(&intent.tenant, &intent.jurisdiction)
-        .expect("jurisdiction resolves");
+pub fn decide(book: &RuleBook, intent: &Intent, history: &[ContactEvent], now: DateTime<Utc>) -> Decision {
+    let rules = book.resolve(&intent.tenant, &intent.jurisdiction).expect("jurisdiction resolves");
     evaluate(intent, &rules, history, now)
 }
 
 /// Asserts a release.
 #[track_caller]
 pub fn assert_release(decision: &Decision) {
-    assert_eq!(
-        decision.verdict,
-        Verdict::Release,
-        "reasons: {:#?}",
-        decision.reasons
-    );
+    assert_eq!(decision.verdict, Verdict::Release, "reasons: {:#?}", decision.reasons);
 }
 
 /// Asserts a defer to exactly `until`.
 #[track_caller]
 pub fn assert_defer(decision: &Decision, until: &str) {
-    assert_eq!(
-        decision.verdict,
-        Verdict::Defer { until: at(until) },
-        "reasons: {:#?}",
-        decision.reasons
-    );
+    assert_eq!(decision.verdict, Verdict::Defer { until: at(until) }, "reasons: {:#?}", decision.reasons);
 }
