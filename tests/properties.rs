@@ -135,6 +135,44 @@ fn instant() -> impl Strategy<Value = DateTime<Utc>> {
     (1_704_067_200i64 / 60..2_080_000_000i64 / 60).prop_map(|m| DateTime::from_timestamp(m * 60, 0).expect("in range"))
 }
 
+/// Every window edge (minutes after local midnight) in the book, so that
+/// instants right at and around edges are drawn often.
+fn edges() -> Vec<i64> {
+    let mut edges: Vec<i64> = book()
+        .jurisdictions()
+        .iter()
+        .flat_map(|j| j.versions.iter())
+        .flat_map(|v| v.windows.iter())
+        .flat_map(|w| w.days.iter().flatten())
+        .flat_map(|r| [i64::from(r.start), i64::from(r.end)])
+        .collect();
+    edges.sort();
+    edges.dedup();
+    edges
+}
+
+/// An instant: uniform, or within two minutes of a window edge in the
+/// jurisdiction's first time zone.
+fn instant_near_edges(
+    code: &str,
+    tenant: &str,
+    uniform: DateTime<Utc>,
+    edge: usize,
+    delta: i64,
+    near: bool,
+) -> DateTime<Utc> {
+    if !near {
+        return uniform;
+    }
+    let rules = book().resolve(tenant, code).expect("resolves");
+    let zone = rules.default_zones[0];
+    let edges = edges();
+    let minute = edges[edge % edges.len()] + delta;
+    let midnight = uniform.with_timezone(&zone).date_naive().and_hms_opt(0, 0, 0).expect("midnight");
+    let local = midnight + Duration::minutes(minute);
+    local.and_local_timezone(zone).earliest().map_or(uniform, |t| t.with_timezone(&Utc))
+}
+
 fn channel() -> impl Strategy<Value = Channel> {
     prop::sample::select(Channel::ALL.to_vec())
 }
@@ -159,7 +197,21 @@ fn history(now: DateTime<Utc>, events: Vec<PastEvent>) -> Vec<ContactEvent> {
 type PastEvent = (Channel, i64, Outcome);
 
 fn case() -> impl Strategy<Value = (usize, Channel, DateTime<Utc>, Vec<PastEvent>)> {
-    (0..codes().len(), channel(), instant(), prop::collection::vec((channel(), 0i64..14 * 1440, outcome()), 0..8))
+    let codes = codes();
+    let count = codes.len();
+    (
+        0..count,
+        channel(),
+        instant(),
+        0..64usize,
+        -2i64..=2,
+        any::<bool>(),
+        prop::collection::vec((channel(), 0i64..14 * 1440, outcome()), 0..8),
+    )
+        .prop_map(move |(index, channel, uniform, edge, delta, near, events)| {
+            let (tenant, code) = &codes[index];
+            (index, channel, instant_near_edges(code, tenant, uniform, edge, delta, near), events)
+        })
 }
 
 proptest! {
