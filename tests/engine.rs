@@ -278,3 +278,42 @@ tue = ["09:00-17:00"]
     call.stage = Stage::Preventive;
     assert_defer(&decide(&book, &call, &[], at("2026-03-08T01:45:00-05:00")), "2026-03-08T03:00:00-04:00");
 }
+
+#[test]
+fn santiago_calendar_day_starting_inside_the_spring_gap() {
+    // 2026-09-06 00:00 does not exist in Santiago (clocks jump to 01:00, UTC-4 → UTC-3).
+    let source = r#"
+jurisdiction = "ZS"
+name = "Test land on Santiago time"
+time_zones = ["America/Santiago"]
+
+[[versions]]
+effective_from = 2020-01-01
+
+[[versions.windows]]
+id = "zs-any-hour"
+citation = "test"
+description = "any hour"
+basis = "recommended"
+channels = ["all"]
+mon_fri = ["00:00-24:00"]
+sat = ["00:00-24:00"]
+sun = ["00:00-24:00"]
+
+[[versions.caps]]
+id = "zs-one-a-day"
+citation = "test"
+description = "one contact per local day"
+basis = "recommended"
+channels = ["all"]
+scope = "debtor"
+limit = 1
+calendar = "day"
+"#;
+    let book = RuleBook::from_sources(&[("ZS.toml", source)]).expect("loads");
+    let history = [event(Channel::Sms, "2026-09-05T23:30:00-04:00", Outcome::Delivered)];
+    let decision = decide(&book, &intent("ZS", Channel::Sms), &history, at("2026-09-05T23:45:00-04:00"));
+    // The next local day starts when the clocks jump: 01:00 UTC-3, the same instant as 00:00 UTC-4.
+    assert_defer(&decision, "2026-09-06T01:00:00-03:00");
+    assert!(decision.reasons.iter().any(|r| r.rule.as_ref().is_some_and(|m| m.id.as_ref() == "zs-one-a-day")));
+}
