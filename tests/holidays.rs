@@ -58,10 +58,7 @@ fn load_fixture(path: &Path) -> Result<Fixture, String> {
     let raw: RawFixture = serde_json::from_str(&text).map_err(|e| format!("{shown}: {e}"))?;
     let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("");
     if raw.country != stem {
-        return Err(format!(
-            "{shown}: country {:?} does not match the file name",
-            raw.country
-        ));
+        return Err(format!("{shown}: country {:?} does not match the file name", raw.country));
     }
     if raw.years != [FIRST_YEAR, LAST_YEAR] {
         return Err(format!(
@@ -71,25 +68,20 @@ fn load_fixture(path: &Path) -> Result<Fixture, String> {
     }
     let mut holidays = BTreeMap::new();
     for (day, name) in raw.holidays {
-        let date = NaiveDate::parse_from_str(&day, "%Y-%m-%d")
-            .map_err(|e| format!("{shown}: {day:?} is not a date: {e}"))?;
+        let date =
+            NaiveDate::parse_from_str(&day, "%Y-%m-%d").map_err(|e| format!("{shown}: {day:?} is not a date: {e}"))?;
         if !(FIRST_YEAR..=LAST_YEAR).contains(&date.year()) {
             return Err(format!("{shown}: {day} is outside {FIRST_YEAR}–{LAST_YEAR}"));
         }
         holidays.insert(date, name);
     }
-    Ok(Fixture {
-        country: raw.country,
-        source: raw.source,
-        holidays,
-    })
+    Ok(Fixture { country: raw.country, source: raw.source, holidays })
 }
 
 /// Every `*.json` fixture, sorted by file name.
 fn fixture_paths() -> Vec<PathBuf> {
     let dir = crate_path("tests/fixtures/holidays");
-    let entries = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()));
+    let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()));
     let mut paths: Vec<PathBuf> = entries
         .map(|entry| entry.expect("directory entry").path())
         .filter(|p| p.extension().is_some_and(|e| e == "json"))
@@ -141,7 +133,7 @@ impl Kind {
 #[derive(Debug)]
 enum Matcher {
     Date(NaiveDate),
-    /// Lower-cased.
+    /// Compared case-insensitively.
     NameContains(String),
 }
 
@@ -159,7 +151,7 @@ impl Difference {
             && self.kind == delta.kind
             && match &self.matcher {
                 Matcher::Date(date) => *date == delta.date,
-                Matcher::NameContains(part) => delta.name.to_lowercase().contains(part.as_str()),
+                Matcher::NameContains(part) => delta.name.to_lowercase().contains(&part.to_lowercase()),
             }
     }
 
@@ -168,12 +160,7 @@ impl Difference {
             Matcher::Date(date) => format!("date = {date}"),
             Matcher::NameContains(part) => format!("name_contains = {part:?}"),
         };
-        format!(
-            "entry #{} ({}, {what}, kind = {})",
-            index + 1,
-            self.country,
-            self.kind.as_str()
-        )
+        format!("entry #{} ({}, {what}, kind = {})", index + 1, self.country, self.kind.as_str())
     }
 }
 
@@ -212,9 +199,7 @@ fn parse_allow_list(text: &str) -> Result<Vec<Difference>, Vec<String>> {
                     }
                 }
             }
-            (None, Some(part)) if !part.trim().is_empty() => {
-                Some(Matcher::NameContains(part.to_lowercase()))
-            }
+            (None, Some(part)) if !part.trim().is_empty() => Some(Matcher::NameContains(part)),
             (None, Some(_)) => {
                 problems.push(format!("{at}: `name_contains` is empty"));
                 None
@@ -225,26 +210,16 @@ fn parse_allow_list(text: &str) -> Result<Vec<Difference>, Vec<String>> {
             }
         };
         if let (Some(kind), Some(matcher)) = (kind, matcher) {
-            differences.push(Difference {
-                country: entry.country,
-                matcher,
-                kind,
-            });
+            differences.push(Difference { country: entry.country, matcher, kind });
         }
     }
-    if problems.is_empty() {
-        Ok(differences)
-    } else {
-        Err(problems)
-    }
+    if problems.is_empty() { Ok(differences) } else { Err(problems) }
 }
 
 fn load_allow_list() -> Vec<Difference> {
     let path = crate_path(ALLOW_LIST);
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
-    parse_allow_list(&text)
-        .unwrap_or_else(|problems| panic!("{ALLOW_LIST} is not valid:\n  {}", problems.join("\n  ")))
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    parse_allow_list(&text).unwrap_or_else(|problems| panic!("{ALLOW_LIST} is not valid:\n  {}", problems.join("\n  ")))
 }
 
 // ---------------------------------------------------------------- comparison
@@ -271,12 +246,7 @@ fn year_deltas(
     let theirs: BTreeSet<&NaiveDate> = reference.keys().filter(in_year).collect();
     let mut deltas: Vec<Delta> = theirs
         .difference(&ours)
-        .map(|d| Delta {
-            date: **d,
-            kind: Kind::Missing,
-            name: reference[*d].clone(),
-            ids: String::new(),
-        })
+        .map(|d| Delta { date: **d, kind: Kind::Missing, name: reference[*d].clone(), ids: String::new() })
         .chain(ours.difference(&theirs).map(|d| {
             let rules = &ventana[*d];
             Delta {
@@ -319,10 +289,7 @@ fn compare_country(
             let weekday = delta.date.format("%a");
             match delta.kind {
                 Kind::Missing => missing.push(format!("{} {weekday}  {}", delta.date, delta.name)),
-                Kind::Extra => extra.push(format!(
-                    "{} {weekday}  {} [{}]",
-                    delta.date, delta.name, delta.ids
-                )),
+                Kind::Extra => extra.push(format!("{} {weekday}  {} [{}]", delta.date, delta.name, delta.ids)),
             }
         }
         if missing.is_empty() && extra.is_empty() {
@@ -369,10 +336,7 @@ fn holidays_match_the_python_holidays_reference() {
         let mut ventana: BTreeMap<NaiveDate, Vec<(String, String)>> = BTreeMap::new();
         for year in FIRST_YEAR..=LAST_YEAR {
             for (date, rule) in jurisdiction.holidays.year(year) {
-                ventana
-                    .entry(date)
-                    .or_default()
-                    .push((rule.id.to_string(), rule.name.to_string()));
+                ventana.entry(date).or_default().push((rule.id.to_string(), rule.name.to_string()));
             }
         }
         let before: usize = used.iter().sum();
@@ -407,10 +371,7 @@ fn holidays_match_the_python_holidays_reference() {
                 difference.country
             );
         } else {
-            stale.push(format!(
-                "{} names a country without a reference fixture",
-                difference.describe(index)
-            ));
+            stale.push(format!("{} names a country without a reference fixture", difference.describe(index)));
         }
     }
 
