@@ -6,7 +6,7 @@ use std::path::Path;
 
 use chrono::{DateTime, Duration, Utc};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use ventana::domain::{Channel, ContactEvent, Intent, Outcome, Party, Stage};
+use ventana::domain::{Channel, ContactEvent, Intent, Outcome, Party, Preferences, Stage};
 use ventana::engine::evaluate;
 use ventana::rules::RuleBook;
 
@@ -46,14 +46,26 @@ fn bench(c: &mut Criterion) {
     group.bench_function("release_pe_call_20_events", |b| {
         b.iter(|| {
             let rules = book.resolve(&intent.tenant, &intent.jurisdiction).expect("PE resolves");
-            black_box(evaluate(black_box(&intent), &rules, black_box(&history), black_box(now)))
+            black_box(evaluate(
+                black_box(&intent),
+                &rules,
+                black_box(&history),
+                &Preferences::default(),
+                black_box(now),
+            ))
         })
     });
     let friday_night = instant("2026-11-27T20:00:00-05:00");
     group.bench_function("defer_pe_call_friday_night_20_events", |b| {
         b.iter(|| {
             let rules = book.resolve(&intent.tenant, &intent.jurisdiction).expect("PE resolves");
-            black_box(evaluate(black_box(&intent), &rules, black_box(&history), black_box(friday_night)))
+            black_box(evaluate(
+                black_box(&intent),
+                &rules,
+                black_box(&history),
+                &Preferences::default(),
+                black_box(friday_night),
+            ))
         })
     });
     group.finish();

@@ -8,7 +8,7 @@ use std::path::Path;
 use chrono::{DateTime, Datelike, Days, NaiveDate, Utc};
 use serde_json::{Map, Value, json};
 
-use crate::domain::Channel;
+use crate::domain::{Channel, Preferences};
 use crate::engine::{Verdict, evaluate};
 use crate::intent_json::{FieldError, decision_json, parse_intent};
 use crate::rules::{DAY_NAMES, Expectation, Jurisdiction, Problem, RuleBook, allowed_ranges};
@@ -83,7 +83,7 @@ fn run_example(book: &RuleBook, jurisdiction: &Jurisdiction, example: &crate::ru
     }
     let (intent, history) = parse_intent(&Value::Object(intent)).map_err(|e| format!("intent {e}"))?;
     let rules = book.resolve(&intent.tenant, &intent.jurisdiction).map_err(|e| e.to_string())?;
-    let decision = evaluate(&intent, &rules, &history, example.at);
+    let decision = evaluate(&intent, &rules, &history, &Preferences::default(), example.at);
     let got = match decision.verdict {
         Verdict::Release => Expectation::Release,
         Verdict::Defer { until } => Expectation::Defer { until },
@@ -153,7 +153,7 @@ pub fn explain(book: &RuleBook, at: DateTime<Utc>, intent: &Value) -> Result<Val
     let rules = book
         .resolve(&intent.tenant, &intent.jurisdiction)
         .map_err(|e| CliError::Input(format!("jurisdiction: {e}")))?;
-    Ok(decision_json(&evaluate(&intent, &rules, &history, at), at))
+    Ok(decision_json(&evaluate(&intent, &rules, &history, &Preferences::default(), at), at))
 }
 
 /// Reads `{"at", "intent"}` lines and writes one decision (or error) per line.

@@ -128,3 +128,16 @@ pub struct ContactEvent {
     /// The debt the attempt was about; `None` means the intent's own debt.
     pub debt_id: Option<String>,
 }
+
+/// What a debtor asked for (or what adapters learned) about channels.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Preferences {
+    /// The debtor opted out of every channel.
+    pub opted_out_all: bool,
+    /// Channels the debtor opted out of.
+    pub opted_out: Vec<Channel>,
+    /// If not empty, the only channels the debtor accepts.
+    pub chosen: Vec<Channel>,
+    /// Channels whose contact point reached someone else.
+    pub wrong_party: Vec<Channel>,
+}

@@ -161,3 +161,32 @@ pub fn decision_json(decision: &Decision, now: DateTime<Utc>) -> Value {
         "reasons": reasons,
     })
 }
+
+fn instant_text(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+}
+
+/// An intent as JSON, the inverse of [`parse_intent`] (without history).
+pub fn intent_to_json(intent: &Intent) -> Value {
+    let mut object = Map::new();
+    object.insert("tenant".into(), json!(intent.tenant));
+    object.insert("intent_id".into(), json!(intent.intent_id));
+    object.insert("debtor_id".into(), json!(intent.debtor_id));
+    if let Some(debt) = &intent.debt_id {
+        object.insert("debt_id".into(), json!(debt));
+    }
+    object.insert("channel".into(), json!(intent.channel.as_str()));
+    object.insert("party".into(), json!(intent.party.as_str()));
+    object.insert("stage".into(), json!(intent.stage.as_str()));
+    object.insert("jurisdiction".into(), json!(intent.jurisdiction));
+    if !intent.time_zones.is_empty() {
+        object.insert("time_zones".into(), json!(intent.time_zones.iter().map(|z| z.name()).collect::<Vec<_>>()));
+    }
+    if let Some(t) = intent.not_before {
+        object.insert("not_before".into(), json!(instant_text(t)));
+    }
+    if let Some(t) = intent.expires_at {
+        object.insert("expires_at".into(), json!(instant_text(t)));
+    }
+    Value::Object(object)
+}

@@ -3,8 +3,13 @@
 //! `rules` loads jurisdiction files, `engine` decides (pure), `intent_json`
 //! reads intents as the CLI and files write them, `cli` drives the commands.
 
+pub mod api;
 pub mod cli;
+pub mod clock;
 pub mod domain;
 pub mod engine;
 pub mod intent_json;
+pub mod lifecycle;
 pub mod rules;
+pub mod scheduler;
+pub mod store;

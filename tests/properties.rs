@@ -9,7 +9,7 @@ use chrono::{DateTime, Datelike, Duration, Months, NaiveDate, Timelike, Utc};
 use chrono_tz::Tz;
 use common::*;
 use proptest::prelude::*;
-use ventana::domain::{Channel, ContactEvent, Intent, Outcome, Stage};
+use ventana::domain::{Channel, ContactEvent, Intent, Outcome, Preferences, Stage};
 use ventana::engine::{Verdict, evaluate};
 use ventana::rules::file::{CalendarPeriod, Counts, Scope};
 use ventana::rules::{HOLIDAY, Period, Resolved, RuleVersion, allowed_ranges};
@@ -229,7 +229,7 @@ proptest! {
         intent.stage = Stage::Extrajudicial;
         let history = history(now, events);
         let rules = book().resolve(tenant, code).expect("resolves");
-        let decision = evaluate(&intent, &rules, &history, now);
+        let decision = evaluate(&intent, &rules, &history, &Preferences::default(), now);
         let versions = versions(&intent, &rules, now);
         let zones = zones(&intent, &rules).to_vec();
         let ok = |t: DateTime<Utc>| window_ok(&intent, &rules, &versions, t) && limits_ok(&intent, &zones, &versions, &history, t);
@@ -260,7 +260,7 @@ proptest! {
         for channel in channels {
             let mut next = intent(code, channel);
             next.tenant = tenant.clone();
-            let decision = evaluate(&next, &rules, &history, now);
+            let decision = evaluate(&next, &rules, &history, &Preferences::default(), now);
             let Some(when) = decision.at(now) else { continue };
             let versions = versions(&next, &rules, now);
             let zones = zones(&next, &rules).to_vec();

@@ -12,7 +12,7 @@ use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
 
-use crate::domain::{ContactEvent, Intent};
+use crate::domain::{ContactEvent, Intent, Preferences};
 use crate::rules::holidays::HolidayCalendar;
 use crate::rules::{DAY_NAMES, Resolved, RuleMeta, RuleVersion};
 use windows::{WindowConstraint, day_type, next_common_slot};
@@ -35,6 +35,12 @@ pub enum RejectCode {
     NoCompliantSlot,
     /// No version of the jurisdiction's rules is in force on that date.
     NoRulesInForce,
+    /// The debtor opted out of this channel (or of all).
+    OptedOut,
+    /// The debtor chose other channels.
+    ChannelNotChosen,
+    /// This channel's contact point reached someone else before.
+    WrongParty,
 }
 
 impl RejectCode {
@@ -44,6 +50,9 @@ impl RejectCode {
             RejectCode::ChannelNotAllowed => "CHANNEL_NOT_ALLOWED",
             RejectCode::NoCompliantSlot => "NO_COMPLIANT_SLOT",
             RejectCode::NoRulesInForce => "NO_RULES_IN_FORCE",
+            RejectCode::OptedOut => "OPTED_OUT",
+            RejectCode::ChannelNotChosen => "CHANNEL_NOT_CHOSEN",
+            RejectCode::WrongParty => "WRONG_PARTY",
         }
     }
 }
@@ -128,8 +137,17 @@ fn local(t: DateTime<Utc>, zone: Tz) -> String {
 }
 
 /// Evaluates `intent` against the `rules` that apply to it, given the
-/// debtor's contact `history`, at instant `now`.
-pub fn evaluate(intent: &Intent, rules: &Resolved<'_>, history: &[ContactEvent], now: DateTime<Utc>) -> Decision {
+/// debtor's contact `history` and `preferences`, at instant `now`.
+pub fn evaluate(
+    intent: &Intent,
+    rules: &Resolved<'_>,
+    history: &[ContactEvent],
+    preferences: &Preferences,
+    now: DateTime<Utc>,
+) -> Decision {
+    if let Some(rejection) = preference_bans(intent, preferences) {
+        return rejection;
+    }
     let zones: &[Tz] = if intent.time_zones.is_empty() { rules.default_zones } else { &intent.time_zones };
     let start = intent.not_before.map_or(now, |nb| nb.max(now));
     let Some(&first_zone) = zones.first() else {
@@ -216,6 +234,28 @@ pub fn evaluate(intent: &Intent, rules: &Resolved<'_>, history: &[ContactEvent],
         return Decision { verdict: Verdict::Defer { until: slot }, reasons, window_end };
     }
     no_slot(intent, start, limit, &constraints, &calendars, held)
+}
+
+/// The debtor's own choices: bans that no waiting can lift.
+fn preference_bans(intent: &Intent, preferences: &Preferences) -> Option<Decision> {
+    let channel = intent.channel;
+    let (code, message) = if preferences.opted_out_all || preferences.opted_out.contains(&channel) {
+        (
+            RejectCode::OptedOut,
+            format!(
+                "the debtor opted out of {}",
+                if preferences.opted_out_all { "all contact".to_string() } else { channel.to_string() }
+            ),
+        )
+    } else if preferences.wrong_party.contains(&channel) {
+        (RejectCode::WrongParty, format!("the debtor's {channel} contact point reached someone else"))
+    } else if !preferences.chosen.is_empty() && !preferences.chosen.contains(&channel) {
+        let chosen: Vec<&str> = preferences.chosen.iter().map(|c| c.as_str()).collect();
+        (RejectCode::ChannelNotChosen, format!("the debtor chose to be contacted only by {}", chosen.join(", ")))
+    } else {
+        return None;
+    };
+    Some(Decision::reject(code, vec![Reason::text(None, message)]))
 }
 
 /// Party and stage rules: bans that no waiting can lift.

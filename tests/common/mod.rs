@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use chrono::{DateTime, Utc};
-use ventana::domain::{Channel, ContactEvent, Intent, Outcome, Party, Stage};
+use ventana::domain::{Channel, ContactEvent, Intent, Outcome, Party, Preferences, Stage};
 use ventana::engine::{Decision, Verdict, evaluate};
 use ventana::rules::RuleBook;
 
@@ -53,7 +53,7 @@ pub fn event(channel: Channel, when: &str, outcome: Outcome) -> ContactEvent {
 /// Evaluates `intent` against `book` at `now`.
 pub fn decide(book: &RuleBook, intent: &Intent, history: &[ContactEvent], now: DateTime<Utc>) -> Decision {
     let rules = book.resolve(&intent.tenant, &intent.jurisdiction).expect("jurisdiction resolves");
-    evaluate(intent, &rules, history, now)
+    evaluate(intent, &rules, history, &Preferences::default(), now)
 }
 
 /// Asserts a release.

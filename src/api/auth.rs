@@ -1,0 +1,95 @@
+//! API keys: `authorization: Bearer <key>`. A key belongs to one tenant and
+//! has roles; only its SHA-256 is stored.
+
+use sha2::{Digest, Sha256};
+use tonic::{Request, Status};
+
+use crate::store::Store;
+
+/// What a key may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    Submitter,
+    Adapter,
+    Auditor,
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Submitter => "submitter",
+            Role::Adapter => "adapter",
+            Role::Auditor => "auditor",
+            Role::Admin => "admin",
+        }
+    }
+
+    pub fn parse(text: &str) -> Result<Role, String> {
+        match text {
+            "submitter" => Ok(Role::Submitter),
+            "adapter" => Ok(Role::Adapter),
+            "auditor" => Ok(Role::Auditor),
+            "admin" => Ok(Role::Admin),
+            other => Err(format!("unknown role {other:?} (roles: submitter, adapter, auditor, admin)")),
+        }
+    }
+}
+
+/// The authenticated caller.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    pub tenant: String,
+    pub roles: Vec<Role>,
+}
+
+/// SHA-256 of a key, hex: what the database stores.
+pub fn key_hash(key: &str) -> String {
+    hex::encode(Sha256::digest(key.as_bytes()))
+}
+
+/// A new random key (`vk_` and 64 hex digits) and its hash.
+pub fn new_key() -> (String, String) {
+    let key = format!("vk_{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+    let hash = key_hash(&key);
+    (key, hash)
+}
+
+/// Creates a key for `tenant` with `roles`; returns the key (shown once).
+pub async fn create_key(
+    store: &Store,
+    tenant: &str,
+    roles: &[Role],
+    now_ms: i64,
+) -> Result<String, crate::store::StoreError> {
+    let (key, hash) = new_key();
+    let roles: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
+    store.insert_key(&hash, &key[..11], tenant, &roles.join(","), now_ms).await?;
+    Ok(key)
+}
+
+/// Checks the caller's key and that it has one of `allowed` (admin always may).
+pub async fn authenticate<T>(store: &Store, request: &Request<T>, allowed: &[Role]) -> Result<Caller, Status> {
+    let header = request
+        .metadata()
+        .get("authorization")
+        .ok_or_else(|| Status::unauthenticated("missing `authorization: Bearer <api key>` metadata"))?;
+    let key = header
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .ok_or_else(|| Status::unauthenticated("authorization must be `Bearer <api key>`"))?;
+    let row = store
+        .find_key(&key_hash(key))
+        .await
+        .map_err(|e| crate::api::convert::error_to_status(e.into()))?
+        .ok_or_else(|| Status::unauthenticated("unknown or revoked api key"))?;
+    let roles: Vec<Role> = row.roles.split(',').filter_map(|r| Role::parse(r.trim()).ok()).collect();
+    if !roles.iter().any(|r| *r == Role::Admin || allowed.contains(r)) {
+        let wanted: Vec<&str> = allowed.iter().map(|r| r.as_str()).collect();
+        return Err(Status::permission_denied(format!("this call needs one of the roles: {}", wanted.join(", "))));
+    }
+    Ok(Caller { tenant: row.tenant, roles })
+}

@@ -1,0 +1,304 @@
+//! Conversions between the generated protobuf types and the domain, with
+//! request validation: every error names the field. Generated types never
+//! leave the `api` module.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use serde_json::Value;
+use tonic::Status;
+
+use super::pb;
+use crate::domain::{Channel, Intent, Party, Stage};
+use crate::intent_json::MAX_ID_LEN;
+use crate::lifecycle::{AckOutcome, LifecycleError, Submission, instant};
+use crate::store::{DispatchRow, IntentRow, StoreError};
+
+/// Payload limits: entries, key and value length.
+const MAX_PAYLOAD_ENTRIES: usize = 64;
+const MAX_PAYLOAD_KEY: usize = 128;
+const MAX_PAYLOAD_VALUE: usize = 4096;
+
+fn invalid(field: &str, message: impl std::fmt::Display) -> Status {
+    Status::invalid_argument(format!("{field}: {message}"))
+}
+
+/// A required identifier: 1..=256 characters.
+pub fn id(field: &str, value: &str) -> Result<String, Status> {
+    if value.is_empty() {
+        return Err(invalid(field, "is required"));
+    }
+    if value.len() > MAX_ID_LEN {
+        return Err(invalid(field, format!("is longer than {MAX_ID_LEN} characters")));
+    }
+    Ok(value.to_string())
+}
+
+/// A timestamp as a UTC instant.
+pub fn timestamp(field: &str, value: &prost_types::Timestamp) -> Result<DateTime<Utc>, Status> {
+    u32::try_from(value.nanos)
+        .ok()
+        .and_then(|nanos| DateTime::from_timestamp(value.seconds, nanos))
+        .ok_or_else(|| invalid(field, "is not a valid timestamp"))
+}
+
+/// A UTC instant as a timestamp.
+pub fn to_timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp { seconds: t.timestamp(), nanos: t.timestamp_subsec_nanos() as i32 }
+}
+
+fn parse_instant_text(text: Option<&str>) -> Option<prost_types::Timestamp> {
+    text.and_then(|t| DateTime::parse_from_rfc3339(t).ok()).map(|t| to_timestamp(t.with_timezone(&Utc)))
+}
+
+pub fn channel(field: &str, value: i32) -> Result<Channel, Status> {
+    match pb::Channel::try_from(value) {
+        Ok(pb::Channel::Call) => Ok(Channel::Call),
+        Ok(pb::Channel::Visit) => Ok(Channel::Visit),
+        Ok(pb::Channel::Sms) => Ok(Channel::Sms),
+        Ok(pb::Channel::Whatsapp) => Ok(Channel::Whatsapp),
+        Ok(pb::Channel::Email) => Ok(Channel::Email),
+        Ok(pb::Channel::Letter) => Ok(Channel::Letter),
+        Ok(pb::Channel::Push) => Ok(Channel::Push),
+        _ => Err(invalid(field, "must be a channel (CHANNEL_CALL, CHANNEL_SMS, …)")),
+    }
+}
+
+pub fn channel_to_pb(channel: Channel) -> pb::Channel {
+    match channel {
+        Channel::Call => pb::Channel::Call,
+        Channel::Visit => pb::Channel::Visit,
+        Channel::Sms => pb::Channel::Sms,
+        Channel::Whatsapp => pb::Channel::Whatsapp,
+        Channel::Email => pb::Channel::Email,
+        Channel::Letter => pb::Channel::Letter,
+        Channel::Push => pb::Channel::Push,
+    }
+}
+
+fn party(value: i32) -> Result<Party, Status> {
+    match pb::Party::try_from(value) {
+        Ok(pb::Party::Debtor) => Ok(Party::Debtor),
+        Ok(pb::Party::CoDebtor) => Ok(Party::CoDebtor),
+        Ok(pb::Party::Guarantor) => Ok(Party::Guarantor),
+        Ok(pb::Party::ThirdParty) => Ok(Party::ThirdParty),
+        _ => {
+            Err(invalid("intent.party", "must be PARTY_DEBTOR, PARTY_CO_DEBTOR, PARTY_GUARANTOR or PARTY_THIRD_PARTY"))
+        }
+    }
+}
+
+fn party_to_pb(party: Party) -> pb::Party {
+    match party {
+        Party::Debtor => pb::Party::Debtor,
+        Party::CoDebtor => pb::Party::CoDebtor,
+        Party::Guarantor => pb::Party::Guarantor,
+        Party::ThirdParty => pb::Party::ThirdParty,
+    }
+}
+
+fn stage(value: i32) -> Result<Stage, Status> {
+    match pb::Stage::try_from(value) {
+        Ok(pb::Stage::Preventive) => Ok(Stage::Preventive),
+        Ok(pb::Stage::Administrative) => Ok(Stage::Administrative),
+        Ok(pb::Stage::Extrajudicial) => Ok(Stage::Extrajudicial),
+        Ok(pb::Stage::Judicial) => Ok(Stage::Judicial),
+        _ => Err(invalid(
+            "intent.stage",
+            "must be STAGE_PREVENTIVE, STAGE_ADMINISTRATIVE, STAGE_EXTRAJUDICIAL or STAGE_JUDICIAL",
+        )),
+    }
+}
+
+fn stage_to_pb(stage: Stage) -> pb::Stage {
+    match stage {
+        Stage::Preventive => pb::Stage::Preventive,
+        Stage::Administrative => pb::Stage::Administrative,
+        Stage::Extrajudicial => pb::Stage::Extrajudicial,
+        Stage::Judicial => pb::Stage::Judicial,
+    }
+}
+
+/// Validates a submitted intent for `tenant`.
+pub fn submission(tenant: &str, intent: Option<&pb::Intent>) -> Result<Submission, Status> {
+    let intent = intent.ok_or_else(|| invalid("intent", "is required"))?;
+    let time_zones = intent
+        .time_zones
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            name.parse::<Tz>().map_err(|_| {
+                invalid(&format!("intent.time_zones[{i}]"), format!("{name:?} is not an IANA time zone name"))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if time_zones.len() > 16 {
+        return Err(invalid("intent.time_zones", "at most 16 time zones"));
+    }
+    if intent.payload.len() > MAX_PAYLOAD_ENTRIES {
+        return Err(invalid("intent.payload", format!("at most {MAX_PAYLOAD_ENTRIES} entries")));
+    }
+    for (key, value) in &intent.payload {
+        if key.is_empty() || key.len() > MAX_PAYLOAD_KEY || value.len() > MAX_PAYLOAD_VALUE {
+            return Err(invalid(
+                &format!("intent.payload[{key:?}]"),
+                format!("keys must be 1–{MAX_PAYLOAD_KEY} characters and values at most {MAX_PAYLOAD_VALUE}"),
+            ));
+        }
+    }
+    let not_before = intent.not_before.as_ref().map(|t| timestamp("intent.not_before", t)).transpose()?;
+    let expires_at = intent.expires_at.as_ref().map(|t| timestamp("intent.expires_at", t)).transpose()?;
+    let domain = Intent {
+        tenant: tenant.to_string(),
+        intent_id: id("intent.intent_id", &intent.intent_id)?,
+        debtor_id: id("intent.debtor_id", &intent.debtor_id)?,
+        debt_id: if intent.debt_id.is_empty() { None } else { Some(id("intent.debt_id", &intent.debt_id)?) },
+        channel: channel("intent.channel", intent.channel)?,
+        party: party(intent.party)?,
+        stage: stage(intent.stage)?,
+        jurisdiction: id("intent.jurisdiction", &intent.jurisdiction)?,
+        time_zones,
+        not_before,
+        expires_at,
+    };
+    let payload: BTreeMap<String, String> = intent.payload.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    Ok(Submission { intent: domain, priority: intent.priority, payload })
+}
+
+/// A stored submission as the API's intent.
+pub fn intent_to_pb(submission: &Submission) -> pb::Intent {
+    let intent = &submission.intent;
+    pb::Intent {
+        intent_id: intent.intent_id.clone(),
+        debtor_id: intent.debtor_id.clone(),
+        debt_id: intent.debt_id.clone().unwrap_or_default(),
+        channel: channel_to_pb(intent.channel) as i32,
+        party: party_to_pb(intent.party) as i32,
+        stage: stage_to_pb(intent.stage) as i32,
+        jurisdiction: intent.jurisdiction.clone(),
+        time_zones: intent.time_zones.iter().map(|z| z.name().to_string()).collect(),
+        not_before: intent.not_before.map(to_timestamp),
+        expires_at: intent.expires_at.map(to_timestamp),
+        priority: submission.priority,
+        payload: submission.payload.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+    }
+}
+
+/// A decision in its JSON form (see `intent_json::decision_json`) as the API's.
+pub fn decision_to_pb(value: &Value) -> pb::Decision {
+    let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+    let kind = match value["decision"].as_str() {
+        Some("release") => pb::DecisionKind::Release,
+        Some("defer") => pb::DecisionKind::Defer,
+        Some("reject") => pb::DecisionKind::Reject,
+        _ => pb::DecisionKind::Unspecified,
+    };
+    pb::Decision {
+        kind: kind as i32,
+        at: parse_instant_text(value["at"].as_str()),
+        code: text(&value["code"]),
+        window_end: parse_instant_text(value["window_end"].as_str()),
+        reasons: value["reasons"]
+            .as_array()
+            .map(|reasons| {
+                reasons
+                    .iter()
+                    .map(|r| pb::Reason {
+                        rule: text(&r["rule"]),
+                        jurisdiction: text(&r["jurisdiction"]),
+                        version: text(&r["version"]),
+                        citation: text(&r["citation"]),
+                        basis: text(&r["basis"]),
+                        message: text(&r["message"]),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        decided_at: parse_instant_text(value["decided_at"].as_str()),
+    }
+}
+
+pub fn status_to_pb(status: &str) -> pb::IntentStatus {
+    match status {
+        "deferred" => pb::IntentStatus::Deferred,
+        "released" => pb::IntentStatus::Released,
+        "leased" => pb::IntentStatus::Leased,
+        "done" => pb::IntentStatus::Done,
+        "rejected" => pb::IntentStatus::Rejected,
+        "cancelled" => pb::IntentStatus::Cancelled,
+        "expired" => pb::IntentStatus::Expired,
+        _ => pb::IntentStatus::Unspecified,
+    }
+}
+
+fn stored_decision(row: &IntentRow) -> pb::Decision {
+    decision_to_pb(&serde_json::from_str(&row.decision).unwrap_or(Value::Null))
+}
+
+pub fn submit_response(row: &IntentRow) -> pb::SubmitResponse {
+    pb::SubmitResponse {
+        intent_id: row.intent_id.clone(),
+        status: status_to_pb(&row.status) as i32,
+        decision: Some(stored_decision(row)),
+    }
+}
+
+pub fn intent_view(row: &IntentRow) -> Result<pb::IntentView, Status> {
+    let submission = Submission::from_json(&row.body).map_err(error_to_status)?;
+    Ok(pb::IntentView {
+        intent: Some(intent_to_pb(&submission)),
+        status: status_to_pb(&row.status) as i32,
+        decision: Some(stored_decision(row)),
+        next_eval_at: row.next_eval_at.map(|t| to_timestamp(instant(t))),
+        dispatch_id: row.dispatch_id.clone().unwrap_or_default(),
+        attempt: i32::try_from(row.attempt).unwrap_or(i32::MAX),
+        outcome: row.outcome.clone().unwrap_or_default(),
+        created_at: Some(to_timestamp(instant(row.created_at))),
+        updated_at: Some(to_timestamp(instant(row.updated_at))),
+    })
+}
+
+pub fn leased_item(dispatch: &DispatchRow, submission: &Submission) -> pb::LeasedItem {
+    pb::LeasedItem {
+        dispatch_id: dispatch.dispatch_id.clone(),
+        intent: Some(intent_to_pb(submission)),
+        attempt: i32::try_from(dispatch.attempt).unwrap_or(i32::MAX),
+        not_after: Some(to_timestamp(instant(dispatch.not_after))),
+        lease_expires_at: dispatch.lease_expires_at.map(|t| to_timestamp(instant(t))),
+    }
+}
+
+pub fn ack_outcome(value: i32) -> Result<AckOutcome, Status> {
+    match pb::Outcome::try_from(value) {
+        Ok(pb::Outcome::Sent) => Ok(AckOutcome::Sent),
+        Ok(pb::Outcome::Delivered) => Ok(AckOutcome::Delivered),
+        Ok(pb::Outcome::Failed) => Ok(AckOutcome::Failed),
+        Ok(pb::Outcome::NoAnswer) => Ok(AckOutcome::NoAnswer),
+        Ok(pb::Outcome::Conversation) => Ok(AckOutcome::Conversation),
+        Ok(pb::Outcome::WrongParty) => Ok(AckOutcome::WrongParty),
+        Ok(pb::Outcome::OptedOut) => Ok(AckOutcome::OptedOut),
+        _ => Err(invalid(
+            "outcome",
+            "must be OUTCOME_SENT, OUTCOME_DELIVERED, OUTCOME_FAILED, OUTCOME_NO_ANSWER, OUTCOME_CONVERSATION, OUTCOME_WRONG_PARTY or OUTCOME_OPTED_OUT",
+        )),
+    }
+}
+
+/// The one place lifecycle errors become gRPC statuses.
+pub fn error_to_status(error: LifecycleError) -> Status {
+    match error {
+        LifecycleError::InvalidArgument(m) => Status::invalid_argument(m),
+        LifecycleError::NotFound(m) => Status::not_found(m),
+        LifecycleError::AlreadyExists(m) => Status::already_exists(m),
+        LifecycleError::FailedPrecondition(m) => Status::failed_precondition(m),
+        LifecycleError::Store(StoreError::Unavailable(e)) => {
+            tracing::warn!(error = %e, "database unavailable");
+            Status::unavailable("the database is unavailable; retry later")
+        }
+        LifecycleError::Store(e) => {
+            tracing::error!(error = %e, "storage error");
+            Status::internal("storage error")
+        }
+    }
+}

@@ -1,0 +1,276 @@
+//! The tonic services: authenticate, validate, call the lifecycle, convert.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tonic::{Request, Response, Status};
+
+use super::auth::{Role, authenticate};
+use super::convert::{self, error_to_status};
+use super::pb;
+use crate::domain::Preferences;
+use crate::lifecycle::{App, CancelTarget};
+use crate::rules::RuleBook;
+
+/// Most intents in one `SubmitBatch`.
+pub const MAX_BATCH: usize = 1_000;
+/// Most items in one `Lease`.
+pub const MAX_LEASE_ITEMS: i32 = 500;
+
+/// Shared by the three services.
+#[derive(Clone)]
+pub struct Api {
+    pub app: Arc<App>,
+    pub rules_dir: PathBuf,
+}
+
+const SUBMITTERS: &[Role] = &[Role::Submitter];
+const READERS: &[Role] = &[Role::Submitter, Role::Auditor];
+const ADAPTERS: &[Role] = &[Role::Adapter];
+const ANYONE: &[Role] = &[Role::Submitter, Role::Adapter, Role::Auditor];
+
+#[tonic::async_trait]
+impl pb::contact_scheduler_server::ContactScheduler for Api {
+    async fn submit(&self, request: Request<pb::SubmitRequest>) -> Result<Response<pb::SubmitResponse>, Status> {
+        let caller = authenticate(&self.app.store, &request, SUBMITTERS).await?;
+        let submission = convert::submission(&caller.tenant, request.get_ref().intent.as_ref())?;
+        let mut results = self.app.submit(std::slice::from_ref(&submission)).await.map_err(error_to_status)?;
+        let row = results.pop().ok_or_else(|| Status::internal("no result"))?.map_err(error_to_status)?;
+        Ok(Response::new(convert::submit_response(&row)))
+    }
+
+    async fn submit_batch(
+        &self,
+        request: Request<pb::SubmitBatchRequest>,
+    ) -> Result<Response<pb::SubmitBatchResponse>, Status> {
+        let caller = authenticate(&self.app.store, &request, SUBMITTERS).await?;
+        let intents = &request.get_ref().intents;
+        if intents.is_empty() || intents.len() > MAX_BATCH {
+            return Err(Status::invalid_argument(format!("intents: send 1 to {MAX_BATCH} intents")));
+        }
+        // Invalid intents get their own error; the valid ones go in one transaction.
+        let checked: Vec<Result<_, Status>> =
+            intents.iter().map(|i| convert::submission(&caller.tenant, Some(i))).collect();
+        let valid: Vec<_> = checked.iter().filter_map(|c| c.as_ref().ok().cloned()).collect();
+        let mut stored = self.app.submit(&valid).await.map_err(error_to_status)?.into_iter();
+        let results = checked
+            .into_iter()
+            .map(|c| {
+                let outcome = c.and_then(|_| {
+                    stored.next().ok_or_else(|| Status::internal("missing result"))?.map_err(error_to_status)
+                });
+                match outcome {
+                    Ok(row) => {
+                        pb::SubmitBatchResult { response: Some(convert::submit_response(&row)), ..Default::default() }
+                    }
+                    Err(status) => pb::SubmitBatchResult {
+                        response: None,
+                        error_code: format!("{:?}", status.code()),
+                        error_message: status.message().to_string(),
+                    },
+                }
+            })
+            .collect();
+        Ok(Response::new(pb::SubmitBatchResponse { results }))
+    }
+
+    async fn get(&self, request: Request<pb::GetRequest>) -> Result<Response<pb::IntentView>, Status> {
+        let caller = authenticate(&self.app.store, &request, READERS).await?;
+        let intent_id = convert::id("intent_id", &request.get_ref().intent_id)?;
+        let row = self
+            .app
+            .store
+            .get_intent(&caller.tenant, &intent_id)
+            .await
+            .map_err(|e| error_to_status(e.into()))?
+            .ok_or_else(|| Status::not_found(format!("intent_id {intent_id:?} not found")))?;
+        Ok(Response::new(convert::intent_view(&row)?))
+    }
+
+    async fn cancel(&self, request: Request<pb::CancelRequest>) -> Result<Response<pb::IntentView>, Status> {
+        let caller = authenticate(&self.app.store, &request, SUBMITTERS).await?;
+        let intent_id = convert::id("intent_id", &request.get_ref().intent_id)?;
+        let rows = self.app.cancel(&caller.tenant, CancelTarget::Intent(&intent_id)).await.map_err(error_to_status)?;
+        let row = match rows.first() {
+            Some(row) => row.clone(),
+            // It moved on while we waited for the lock: report what it is now.
+            None => self
+                .app
+                .store
+                .get_intent(&caller.tenant, &intent_id)
+                .await
+                .map_err(|e| error_to_status(e.into()))?
+                .ok_or_else(|| Status::not_found(format!("intent_id {intent_id:?} not found")))?,
+        };
+        Ok(Response::new(convert::intent_view(&row)?))
+    }
+
+    async fn cancel_for_debt(
+        &self,
+        request: Request<pb::CancelForDebtRequest>,
+    ) -> Result<Response<pb::CancelForDebtResponse>, Status> {
+        let caller = authenticate(&self.app.store, &request, SUBMITTERS).await?;
+        let debtor_id = convert::id("debtor_id", &request.get_ref().debtor_id)?;
+        let debt_id = convert::id("debt_id", &request.get_ref().debt_id)?;
+        let rows = self
+            .app
+            .cancel(&caller.tenant, CancelTarget::Debt { debtor_id: &debtor_id, debt_id: Some(&debt_id) })
+            .await
+            .map_err(error_to_status)?;
+        Ok(Response::new(pb::CancelForDebtResponse {
+            cancelled_intent_ids: rows.into_iter().map(|r| r.intent_id).collect(),
+        }))
+    }
+
+    async fn explain(&self, request: Request<pb::ExplainRequest>) -> Result<Response<pb::Decision>, Status> {
+        let caller = authenticate(&self.app.store, &request, READERS).await?;
+        let submission = convert::submission(&caller.tenant, request.get_ref().intent.as_ref())?;
+        let at = match &request.get_ref().at {
+            Some(t) => convert::timestamp("at", t)?,
+            None => self.app.clock.now(),
+        };
+        let decision = self.app.explain(&submission.intent, at).await.map_err(error_to_status)?;
+        Ok(Response::new(convert::decision_to_pb(&crate::intent_json::decision_json(&decision, at))))
+    }
+
+    async fn set_preferences(
+        &self,
+        request: Request<pb::SetPreferencesRequest>,
+    ) -> Result<Response<pb::Preferences>, Status> {
+        let caller = authenticate(&self.app.store, &request, SUBMITTERS).await?;
+        let req = request.get_ref();
+        let debtor_id = convert::id("debtor_id", &req.debtor_id)?;
+        let source = convert::id("source", &req.source)?;
+        let channels = |field: &str, values: &[i32]| -> Result<Vec<_>, Status> {
+            values.iter().enumerate().map(|(i, c)| convert::channel(&format!("{field}[{i}]"), *c)).collect()
+        };
+        let prefs = Preferences {
+            opted_out_all: req.opt_out_all,
+            opted_out: channels("opt_out_channels", &req.opt_out_channels)?,
+            chosen: channels("chosen_channels", &req.chosen_channels)?,
+            wrong_party: Vec::new(),
+        };
+        let at =
+            req.at.as_ref().map(|t| convert::timestamp("at", t)).transpose()?.unwrap_or_else(|| self.app.clock.now());
+        let source = format!("{source} ({})", at.to_rfc3339());
+        let row =
+            self.app.set_preferences(&caller.tenant, &debtor_id, &prefs, &source).await.map_err(error_to_status)?;
+        let stored = crate::lifecycle::parse_preferences(&row.prefs);
+        let to_pb = |list: &[crate::domain::Channel]| list.iter().map(|c| convert::channel_to_pb(*c) as i32).collect();
+        Ok(Response::new(pb::Preferences {
+            debtor_id,
+            opted_out_channels: to_pb(&stored.opted_out),
+            opted_out_all: stored.opted_out_all,
+            chosen_channels: to_pb(&stored.chosen),
+            wrong_party_channels: to_pb(&stored.wrong_party),
+            source: row.source,
+            updated_at: Some(convert::to_timestamp(crate::lifecycle::instant(row.updated_at))),
+        }))
+    }
+}
+
+#[tonic::async_trait]
+impl pb::dispatch_server::Dispatch for Api {
+    async fn lease(&self, request: Request<pb::LeaseRequest>) -> Result<Response<pb::LeaseResponse>, Status> {
+        let caller = authenticate(&self.app.store, &request, ADAPTERS).await?;
+        let req = request.get_ref();
+        if req.channels.is_empty() || req.channels.len() > 7 {
+            return Err(Status::invalid_argument("channels: name 1 to 7 channels"));
+        }
+        let channels = req
+            .channels
+            .iter()
+            .enumerate()
+            .map(|(i, c)| convert::channel(&format!("channels[{i}]"), *c))
+            .collect::<Result<Vec<_>, _>>()?;
+        if !(1..=MAX_LEASE_ITEMS).contains(&req.max_items) {
+            return Err(Status::invalid_argument(format!("max_items: must be 1 to {MAX_LEASE_ITEMS}")));
+        }
+        let lease = match &req.lease_duration {
+            None => chrono::Duration::seconds(60),
+            Some(d) if (1..=3600).contains(&d.seconds) => chrono::Duration::seconds(d.seconds),
+            Some(_) => return Err(Status::invalid_argument("lease_duration: must be 1 s to 1 h")),
+        };
+        let leased = self
+            .app
+            .lease(Some(&caller.tenant), &channels, i64::from(req.max_items), lease)
+            .await
+            .map_err(error_to_status)?;
+        let items = leased.iter().map(|(d, s)| convert::leased_item(d, s)).collect();
+        Ok(Response::new(pb::LeaseResponse { items }))
+    }
+
+    async fn ack(&self, request: Request<pb::AckRequest>) -> Result<Response<pb::AckResponse>, Status> {
+        let caller = authenticate(&self.app.store, &request, ADAPTERS).await?;
+        let req = request.get_ref();
+        let dispatch_id = convert::id("dispatch_id", &req.dispatch_id)?;
+        let outcome = convert::ack_outcome(req.outcome)?;
+        let at =
+            req.at.as_ref().map(|t| convert::timestamp("at", t)).transpose()?.unwrap_or_else(|| self.app.clock.now());
+        let row = self.app.ack(Some(&caller.tenant), &dispatch_id, outcome, at).await.map_err(error_to_status)?;
+        Ok(Response::new(pb::AckResponse { status: convert::status_to_pb(&row.status) as i32 }))
+    }
+}
+
+fn jurisdiction_infos(book: &RuleBook) -> pb::ListRulesResponse {
+    let jurisdictions = book
+        .jurisdictions()
+        .iter()
+        .map(|j| pb::JurisdictionInfo {
+            code: j.code.to_string(),
+            name: j.name.clone(),
+            tenant: j.tenant.clone().unwrap_or_default(),
+            file: j.file.to_string(),
+            version_hash: j.hash.clone(),
+            versions: j.versions.iter().map(|v| v.effective_from.to_string()).collect(),
+        })
+        .collect();
+    pb::ListRulesResponse { jurisdictions }
+}
+
+#[tonic::async_trait]
+impl pb::rules_server::Rules for Api {
+    async fn list(&self, request: Request<pb::ListRulesRequest>) -> Result<Response<pb::ListRulesResponse>, Status> {
+        authenticate(&self.app.store, &request, ANYONE).await?;
+        Ok(Response::new(jurisdiction_infos(&self.app.rules())))
+    }
+
+    async fn calendar(&self, request: Request<pb::CalendarRequest>) -> Result<Response<pb::CalendarResponse>, Status> {
+        authenticate(&self.app.store, &request, ANYONE).await?;
+        let req = request.get_ref();
+        if !(1900..=2200).contains(&req.year) {
+            return Err(Status::invalid_argument("year: must be 1900 to 2200"));
+        }
+        let days = crate::cli::calendar_holidays(&self.app.rules(), &req.code, req.year)
+            .map_err(|e| Status::not_found(format!("code: {e}")))?;
+        let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_string();
+        let holidays = days
+            .iter()
+            .map(|d| pb::Holiday { date: text(&d["date"]), name: text(&d["name"]), rule: text(&d["rule"]) })
+            .collect();
+        Ok(Response::new(pb::CalendarResponse { holidays }))
+    }
+
+    async fn reload(&self, request: Request<pb::ReloadRequest>) -> Result<Response<pb::ListRulesResponse>, Status> {
+        authenticate(&self.app.store, &request, &[Role::Admin]).await?;
+        let dir = self.rules_dir.clone();
+        let loaded = tokio::task::spawn_blocking(move || RuleBook::load_dir(&dir))
+            .await
+            .map_err(|e| Status::internal(format!("reload task failed: {e}")))?;
+        match loaded {
+            Ok(book) => {
+                let infos = jurisdiction_infos(&book);
+                self.app.set_rules(book);
+                tracing::info!(files = infos.jurisdictions.len(), "rules reloaded");
+                Ok(Response::new(infos))
+            }
+            Err(problems) => {
+                let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
+                Err(Status::failed_precondition(format!(
+                    "the rules directory has problems; the rules in force are unchanged:\n{}",
+                    text.join("\n")
+                )))
+            }
+        }
+    }
+}

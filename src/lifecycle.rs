@@ -1,0 +1,563 @@
+//! The life of a contact intent: submit, re-evaluate when due, lease to an
+//! adapter, acknowledge, cancel; and debtor preferences. Each step is one
+//! database transaction that holds the debtor's lock, so checks that count
+//! history (caps, cooldowns) never race.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+
+use chrono::{DateTime, Duration, Utc};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use tokio::sync::Notify;
+
+use crate::clock::Clock;
+use crate::domain::{Channel, ContactEvent, Intent, Outcome, Preferences};
+use crate::engine::{Decision, RejectCode, Verdict, evaluate};
+use crate::intent_json::{decision_json, intent_to_json, parse_intent};
+use crate::rules::RuleBook;
+use crate::store::{DispatchRow, EventRow, IntentRow, PreferencesRow, Store, StoreError, Tx};
+
+/// How far back the history that caps and cooldowns count is loaded.
+pub const HISTORY_LOOKBACK_DAYS: i64 = 400;
+
+/// Why a lifecycle step was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum LifecycleError {
+    #[error("{0}")]
+    InvalidArgument(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    AlreadyExists(String),
+    #[error("{0}")]
+    FailedPrecondition(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+pub type LifecycleResult<T> = Result<T, LifecycleError>;
+
+/// An intent as submitted: what the engine reads plus what adapters need.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Submission {
+    pub intent: Intent,
+    pub priority: i32,
+    pub payload: BTreeMap<String, String>,
+}
+
+impl Submission {
+    /// Canonical JSON, stored as the intent's body.
+    pub fn to_json(&self) -> String {
+        json!({"intent": intent_to_json(&self.intent), "priority": self.priority, "payload": self.payload}).to_string()
+    }
+
+    /// Reads a stored body back.
+    pub fn from_json(body: &str) -> LifecycleResult<Submission> {
+        let corrupt = |e: String| LifecycleError::FailedPrecondition(format!("stored intent is unreadable: {e}"));
+        let value: Value = serde_json::from_str(body).map_err(|e| corrupt(e.to_string()))?;
+        let (intent, _) = parse_intent(&value["intent"]).map_err(|e| corrupt(e.to_string()))?;
+        let priority = value["priority"].as_i64().and_then(|p| i32::try_from(p).ok()).unwrap_or_default();
+        let payload = serde_json::from_value(value["payload"].clone()).map_err(|e| corrupt(e.to_string()))?;
+        Ok(Submission { intent, priority, payload })
+    }
+}
+
+/// Everything the lifecycle steps share.
+pub struct App {
+    pub store: Store,
+    pub clock: Clock,
+    rules: RwLock<Arc<RuleBook>>,
+    /// Woken when a deferred intent may have become due sooner.
+    pub wakeup: Notify,
+}
+
+fn millis(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+/// An instant from stored milliseconds.
+pub fn instant(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}
+
+fn hash(text: &str) -> String {
+    hex::encode(Sha256::digest(text.as_bytes()))
+}
+
+/// Statuses in which an intent has not been handed to anyone yet.
+const PENDING: [&str; 2] = ["deferred", "released"];
+
+impl App {
+    pub fn new(store: Store, rules: RuleBook, clock: Clock) -> App {
+        App { store, clock, rules: RwLock::new(Arc::new(rules)), wakeup: Notify::new() }
+    }
+
+    /// The rules in force.
+    pub fn rules(&self) -> Arc<RuleBook> {
+        self.rules.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Replaces the rules in force (the caller validated the new book).
+    pub fn set_rules(&self, book: RuleBook) {
+        *self.rules.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(book);
+        self.wakeup.notify_one();
+    }
+
+    /// Checks that an intent's jurisdiction resolves for its tenant.
+    pub fn check_jurisdiction(&self, intent: &Intent) -> LifecycleResult<()> {
+        self.rules()
+            .resolve(&intent.tenant, &intent.jurisdiction)
+            .map(|_| ())
+            .map_err(|e| LifecycleError::InvalidArgument(format!("intent.jurisdiction: {e}")))
+    }
+
+    fn decide(
+        &self,
+        intent: &Intent,
+        history: &[EventRow],
+        preferences: Option<&PreferencesRow>,
+        skip_dispatch: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> LifecycleResult<Decision> {
+        let rules = self.rules();
+        let resolved = rules.resolve(&intent.tenant, &intent.jurisdiction).map_err(|e| {
+            LifecycleError::FailedPrecondition(format!("the intent's jurisdiction is no longer loaded: {e}"))
+        })?;
+        let events: Vec<ContactEvent> = history
+            .iter()
+            .filter(|e| skip_dispatch.is_none_or(|skip| e.dispatch_id.as_deref() != Some(skip)))
+            .filter_map(|e| {
+                Some(ContactEvent {
+                    channel: e.channel.parse().ok()?,
+                    at: instant(e.at),
+                    outcome: e.outcome.parse().ok()?,
+                    debt_id: e.debt_id.clone(),
+                })
+            })
+            .collect();
+        let preferences = preferences.map(|p| parse_preferences(&p.prefs)).unwrap_or_default();
+        Ok(evaluate(intent, &resolved, &events, &preferences, now))
+    }
+
+    /// Submits one intent inside `tx` (which the caller commits). Returns the
+    /// stored row, and whether it was already there.
+    pub async fn submit_in(
+        &self,
+        tx: &mut Tx,
+        submission: &Submission,
+        now: DateTime<Utc>,
+    ) -> LifecycleResult<(IntentRow, bool)> {
+        let intent = &submission.intent;
+        self.check_jurisdiction(intent)?;
+        let body = submission.to_json();
+        let body_hash = hash(&body);
+        tx.lock_debtor(&intent.tenant, &intent.debtor_id).await?;
+        if let Some(existing) = tx.get_intent(&intent.tenant, &intent.intent_id).await? {
+            if existing.body_hash == body_hash {
+                return Ok((existing, true));
+            }
+            return Err(LifecycleError::AlreadyExists(format!(
+                "intent_id {:?} was already submitted with a different body",
+                intent.intent_id
+            )));
+        }
+        let since = millis(now - Duration::days(HISTORY_LOOKBACK_DAYS));
+        let history = tx.history(&intent.tenant, &intent.debtor_id, since).await?;
+        let preferences = tx.preferences(&intent.tenant, &intent.debtor_id).await?;
+        let decision = self.decide(intent, &history, preferences.as_ref(), None, now)?;
+        let mut row = IntentRow {
+            tenant: intent.tenant.clone(),
+            intent_id: intent.intent_id.clone(),
+            debtor_id: intent.debtor_id.clone(),
+            debt_id: intent.debt_id.clone(),
+            channel: intent.channel.as_str().into(),
+            jurisdiction: intent.jurisdiction.clone(),
+            priority: i64::from(submission.priority),
+            body,
+            body_hash,
+            status: String::new(),
+            next_eval_at: None,
+            decision: String::new(),
+            dispatch_id: None,
+            attempt: 0,
+            outcome: None,
+            created_at: millis(now),
+            updated_at: millis(now),
+        };
+        self.apply(tx, &mut row, intent, &decision, now).await?;
+        tx.insert_intent(&row).await?;
+        Ok((row, false))
+    }
+
+    /// Submits intents in one transaction; each gets its own result.
+    pub async fn submit(&self, submissions: &[Submission]) -> LifecycleResult<Vec<LifecycleResult<IntentRow>>> {
+        let now = self.clock.now();
+        let mut tx = self.store.begin().await?;
+        let mut results = Vec::with_capacity(submissions.len());
+        for submission in submissions {
+            match self.submit_in(&mut tx, submission, now).await {
+                Err(LifecycleError::Store(e)) => return Err(e.into()),
+                other => results.push(other.map(|(row, _)| row)),
+            }
+        }
+        tx.commit().await?;
+        if results.iter().any(|r| r.as_ref().is_ok_and(|row| row.status == "deferred")) {
+            self.wakeup.notify_one();
+        }
+        Ok(results)
+    }
+
+    /// Records `decision` on `row`: a release creates the dispatch and the
+    /// contact event that caps count; a defer sets the wake-up instant.
+    async fn apply(
+        &self,
+        tx: &mut Tx,
+        row: &mut IntentRow,
+        intent: &Intent,
+        decision: &Decision,
+        now: DateTime<Utc>,
+    ) -> LifecycleResult<()> {
+        let mut stored = decision_json(decision, now);
+        stored["decided_at"] = json!(now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+        row.decision = stored.to_string();
+        row.updated_at = millis(now);
+        row.next_eval_at = None;
+        match decision.verdict {
+            Verdict::Release => {
+                let dispatch_id = uuid::Uuid::new_v4().to_string();
+                let not_after = decision.window_end.unwrap_or(now + Duration::hours(1));
+                let dispatch = DispatchRow {
+                    dispatch_id: dispatch_id.clone(),
+                    tenant: row.tenant.clone(),
+                    intent_id: row.intent_id.clone(),
+                    debtor_id: row.debtor_id.clone(),
+                    channel: row.channel.clone(),
+                    priority: row.priority,
+                    released_at: millis(now),
+                    not_after: millis(not_after),
+                    state: "ready".into(),
+                    lease_expires_at: None,
+                    attempt: 0,
+                };
+                tx.insert_dispatch(&dispatch).await?;
+                tx.insert_event(
+                    &row.tenant,
+                    &row.debtor_id,
+                    row.debt_id.as_deref(),
+                    &row.channel,
+                    millis(now),
+                    Outcome::Attempted.as_str(),
+                    &dispatch_id,
+                )
+                .await?;
+                row.status = "released".into();
+                row.dispatch_id = Some(dispatch_id);
+            }
+            Verdict::Defer { until } => {
+                row.status = "deferred".into();
+                row.next_eval_at = Some(millis(until));
+                row.dispatch_id = None;
+            }
+            Verdict::Reject { code } => {
+                let expired = code == RejectCode::NoCompliantSlot
+                    && intent.expires_at.is_some_and(|e| e <= now + Duration::days(crate::engine::SEARCH_HORIZON_DAYS));
+                row.status = if expired { "expired" } else { "rejected" }.into();
+                row.dispatch_id = None;
+            }
+        }
+        Ok(())
+    }
+
+    /// Re-evaluates deferred intents that are due; returns how many.
+    pub async fn wake_due(&self, limit: i64) -> LifecycleResult<usize> {
+        let now = self.clock.now();
+        let due = self.store.due_intents(millis(now), limit).await?;
+        for (tenant, intent_id, debtor_id) in &due {
+            let mut tx = self.store.begin().await?;
+            tx.lock_debtor(tenant, debtor_id).await?;
+            let Some(mut row) = tx.get_intent(tenant, intent_id).await? else { continue };
+            if row.status != "deferred" || row.next_eval_at.is_some_and(|t| t > millis(now)) {
+                continue;
+            }
+            let submission = Submission::from_json(&row.body)?;
+            let history = tx.history(tenant, debtor_id, millis(now - Duration::days(HISTORY_LOOKBACK_DAYS))).await?;
+            let preferences = tx.preferences(tenant, debtor_id).await?;
+            let decision = self.decide(&submission.intent, &history, preferences.as_ref(), None, now)?;
+            self.apply(&mut tx, &mut row, &submission.intent, &decision, now).await?;
+            tx.update_intent(&row).await?;
+            tx.commit().await?;
+        }
+        Ok(due.len())
+    }
+
+    /// Leases up to `max` released contacts on `channels` for `lease`. Each
+    /// is checked again first: one no longer allowed is withdrawn and its
+    /// intent deferred or rejected.
+    pub async fn lease(
+        &self,
+        tenant: Option<&str>,
+        channels: &[Channel],
+        max: i64,
+        lease: Duration,
+    ) -> LifecycleResult<Vec<(DispatchRow, Submission)>> {
+        let now = self.clock.now();
+        let channel_words: Vec<String> = channels.iter().map(|c| c.as_str().to_string()).collect();
+        let mut tx = self.store.begin().await?;
+        let open = tx.open_dispatches(tenant, &channel_words, millis(now), max).await?;
+        let mut leased = Vec::with_capacity(open.len());
+        let mut deferred = false;
+        for mut dispatch in open {
+            tx.lock_debtor(&dispatch.tenant, &dispatch.debtor_id).await?;
+            let Some(mut row) = tx.get_intent(&dispatch.tenant, &dispatch.intent_id).await? else { continue };
+            let submission = Submission::from_json(&row.body)?;
+            let history =
+                tx.history(&row.tenant, &row.debtor_id, millis(now - Duration::days(HISTORY_LOOKBACK_DAYS))).await?;
+            let preferences = tx.preferences(&row.tenant, &row.debtor_id).await?;
+            let decision =
+                self.decide(&submission.intent, &history, preferences.as_ref(), Some(&dispatch.dispatch_id), now)?;
+            if decision.verdict == Verdict::Release {
+                dispatch.state = "leased".into();
+                dispatch.attempt += 1;
+                dispatch.lease_expires_at = Some(millis(now + lease));
+                dispatch.not_after = millis(decision.window_end.unwrap_or(now + lease));
+                tx.update_dispatch(&dispatch).await?;
+                row.status = "leased".into();
+                row.attempt = dispatch.attempt;
+                row.updated_at = millis(now);
+                tx.update_intent(&row).await?;
+                leased.push((dispatch, submission));
+            } else {
+                dispatch.state = "withdrawn".into();
+                tx.update_dispatch(&dispatch).await?;
+                tx.delete_event(&dispatch.dispatch_id).await?;
+                self.apply(&mut tx, &mut row, &submission.intent, &decision, now).await?;
+                tx.update_intent(&row).await?;
+                deferred |= row.status == "deferred";
+            }
+        }
+        tx.commit().await?;
+        if deferred {
+            self.wakeup.notify_one();
+        }
+        Ok(leased)
+    }
+
+    /// Records an adapter's outcome for a leased contact.
+    pub async fn ack(
+        &self,
+        tenant: Option<&str>,
+        dispatch_id: &str,
+        outcome: AckOutcome,
+        at: DateTime<Utc>,
+    ) -> LifecycleResult<IntentRow> {
+        let now = self.clock.now();
+        let mut tx = self.store.begin().await?;
+        let not_found = || LifecycleError::NotFound(format!("dispatch_id {dispatch_id:?} not found"));
+        let mut dispatch = tx.get_dispatch(dispatch_id).await?.ok_or_else(not_found)?;
+        if tenant.is_some_and(|t| t != dispatch.tenant) {
+            return Err(not_found());
+        }
+        tx.lock_debtor(&dispatch.tenant, &dispatch.debtor_id).await?;
+        let mut row = tx.get_intent(&dispatch.tenant, &dispatch.intent_id).await?.ok_or_else(not_found)?;
+        match dispatch.state.as_str() {
+            "acked" if row.outcome.as_deref() == Some(outcome.as_str()) => return Ok(row),
+            "acked" => {
+                return Err(LifecycleError::FailedPrecondition(format!(
+                    "dispatch {dispatch_id} was already acknowledged as {}",
+                    row.outcome.unwrap_or_default()
+                )));
+            }
+            "leased" => {}
+            other => {
+                return Err(LifecycleError::FailedPrecondition(format!(
+                    "dispatch {dispatch_id} is {other}, not leased"
+                )));
+            }
+        }
+        dispatch.state = "acked".into();
+        tx.update_dispatch(&dispatch).await?;
+        tx.set_event_outcome(dispatch_id, outcome.history_outcome().as_str()).await?;
+        row.status = "done".into();
+        row.outcome = Some(outcome.as_str().into());
+        row.updated_at = millis(now);
+        tx.update_intent(&row).await?;
+        let channel: Channel = row.channel.parse().map_err(LifecycleError::FailedPrecondition)?;
+        if matches!(outcome, AckOutcome::OptedOut | AckOutcome::WrongParty) {
+            let mut prefs = tx
+                .preferences(&row.tenant, &row.debtor_id)
+                .await?
+                .map(|p| parse_preferences(&p.prefs))
+                .unwrap_or_default();
+            let list = if outcome == AckOutcome::OptedOut { &mut prefs.opted_out } else { &mut prefs.wrong_party };
+            if !list.contains(&channel) {
+                list.push(channel);
+            }
+            let source = format!("adapter ack {dispatch_id} at {}", at.to_rfc3339());
+            tx.upsert_preferences(&row.tenant, &row.debtor_id, &preferences_json(&prefs), &source, millis(now)).await?;
+            tx.wake_debtor(&row.tenant, &row.debtor_id, millis(now)).await?;
+        }
+        tx.commit().await?;
+        self.wakeup.notify_one();
+        Ok(row)
+    }
+
+    /// Cancels pending intents: one by id, or every pending one of a debt.
+    pub async fn cancel(&self, tenant: &str, target: CancelTarget<'_>) -> LifecycleResult<Vec<IntentRow>> {
+        let now = self.clock.now();
+        let mut tx = self.store.begin().await?;
+        let rows = match target {
+            CancelTarget::Intent(intent_id) => {
+                let row = tx
+                    .get_intent(tenant, intent_id)
+                    .await?
+                    .ok_or_else(|| LifecycleError::NotFound(format!("intent_id {intent_id:?} not found")))?;
+                tx.lock_debtor(tenant, &row.debtor_id).await?;
+                match row.status.as_str() {
+                    "cancelled" => return Ok(vec![row]),
+                    s if PENDING.contains(&s) => vec![row],
+                    other => {
+                        return Err(LifecycleError::FailedPrecondition(format!(
+                            "intent {intent_id:?} is {other}: only deferred or released intents can be cancelled"
+                        )));
+                    }
+                }
+            }
+            CancelTarget::Debt { debtor_id, debt_id } => {
+                tx.lock_debtor(tenant, debtor_id).await?;
+                tx.pending_intents(tenant, debtor_id, debt_id).await?
+            }
+        };
+        let mut cancelled = Vec::with_capacity(rows.len());
+        for mut row in rows {
+            // Re-read under the lock: it may have moved on.
+            let Some(current) = tx.get_intent(tenant, &row.intent_id).await? else { continue };
+            if !PENDING.contains(&current.status.as_str()) {
+                continue;
+            }
+            if let Some(dispatch_id) = current.dispatch_id.as_deref()
+                && let Some(mut dispatch) = tx.get_dispatch(dispatch_id).await?
+            {
+                dispatch.state = "withdrawn".into();
+                tx.update_dispatch(&dispatch).await?;
+                tx.delete_event(dispatch_id).await?;
+            }
+            row = current;
+            row.status = "cancelled".into();
+            row.next_eval_at = None;
+            row.dispatch_id = None;
+            row.updated_at = millis(now);
+            tx.update_intent(&row).await?;
+            cancelled.push(row);
+        }
+        tx.commit().await?;
+        Ok(cancelled)
+    }
+
+    /// Records a debtor's preferences; their deferred intents are re-evaluated now.
+    pub async fn set_preferences(
+        &self,
+        tenant: &str,
+        debtor_id: &str,
+        prefs: &Preferences,
+        source: &str,
+    ) -> LifecycleResult<PreferencesRow> {
+        let now = self.clock.now();
+        let mut tx = self.store.begin().await?;
+        tx.lock_debtor(tenant, debtor_id).await?;
+        let mut merged = prefs.clone();
+        if let Some(existing) = tx.preferences(tenant, debtor_id).await? {
+            // Wrong-party findings come from adapters, not from the debtor: keep them.
+            merged.wrong_party = parse_preferences(&existing.prefs).wrong_party;
+        }
+        let text = preferences_json(&merged);
+        tx.upsert_preferences(tenant, debtor_id, &text, source, millis(now)).await?;
+        tx.wake_debtor(tenant, debtor_id, millis(now)).await?;
+        tx.commit().await?;
+        self.wakeup.notify_one();
+        Ok(PreferencesRow { prefs: text, source: source.to_string(), updated_at: millis(now) })
+    }
+
+    /// A dry-run decision against the stored history and preferences.
+    pub async fn explain(&self, intent: &Intent, at: DateTime<Utc>) -> LifecycleResult<Decision> {
+        self.check_jurisdiction(intent)?;
+        let history = self
+            .store
+            .history(&intent.tenant, &intent.debtor_id, millis(at - Duration::days(HISTORY_LOOKBACK_DAYS)))
+            .await?;
+        let preferences = self.store.preferences(&intent.tenant, &intent.debtor_id).await?;
+        self.decide(intent, &history, preferences.as_ref(), None, at)
+    }
+}
+
+/// What to cancel.
+pub enum CancelTarget<'a> {
+    Intent(&'a str),
+    Debt { debtor_id: &'a str, debt_id: Option<&'a str> },
+}
+
+/// An adapter's report on a leased contact.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AckOutcome {
+    Sent,
+    Delivered,
+    Failed,
+    NoAnswer,
+    Conversation,
+    WrongParty,
+    OptedOut,
+}
+
+impl AckOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AckOutcome::Sent => "sent",
+            AckOutcome::Delivered => "delivered",
+            AckOutcome::Failed => "failed",
+            AckOutcome::NoAnswer => "no_answer",
+            AckOutcome::Conversation => "conversation",
+            AckOutcome::WrongParty => "wrong_party",
+            AckOutcome::OptedOut => "opted_out",
+        }
+    }
+
+    /// What the contact history records (and caps count).
+    pub fn history_outcome(self) -> Outcome {
+        match self {
+            AckOutcome::Sent | AckOutcome::WrongParty | AckOutcome::OptedOut => Outcome::Attempted,
+            AckOutcome::Delivered => Outcome::Delivered,
+            AckOutcome::Failed => Outcome::Failed,
+            AckOutcome::NoAnswer => Outcome::NoAnswer,
+            AckOutcome::Conversation => Outcome::Conversation,
+        }
+    }
+}
+
+/// Reads stored preferences JSON (an unreadable value counts as none).
+pub fn parse_preferences(text: &str) -> Preferences {
+    let value: Value = serde_json::from_str(text).unwrap_or(Value::Null);
+    let channels = |key: &str| -> Vec<Channel> {
+        value[key]
+            .as_array()
+            .map(|items| items.iter().filter_map(|c| c.as_str()?.parse().ok()).collect())
+            .unwrap_or_default()
+    };
+    Preferences {
+        opted_out_all: value["opted_out_all"].as_bool().unwrap_or(false),
+        opted_out: channels("opted_out"),
+        chosen: channels("chosen"),
+        wrong_party: channels("wrong_party"),
+    }
+}
+
+/// Preferences as stored JSON.
+pub fn preferences_json(prefs: &Preferences) -> String {
+    let words = |list: &[Channel]| list.iter().map(|c| c.as_str()).collect::<Vec<_>>();
+    json!({
+        "opted_out_all": prefs.opted_out_all,
+        "opted_out": words(&prefs.opted_out),
+        "chosen": words(&prefs.chosen),
+        "wrong_party": words(&prefs.wrong_party),
+    })
+    .to_string()
+}

@@ -1,0 +1,541 @@
+//! Durable storage with sqlx: SQLite (embedded default, WAL) or PostgreSQL.
+//! One set of SQL serves both (instants are Unix milliseconds in BIGINT
+//! columns, placeholders are `$n`); the few backend-specific statements
+//! (locking) are explicit. Migrations live in `migrations/{sqlite,postgres}`.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgPool, Postgres, Sqlite, SqlitePool, Transaction};
+
+/// A storage failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database cannot be reached or is overloaded: worth retrying.
+    #[error("database unavailable: {0}")]
+    Unavailable(sqlx::Error),
+    #[error("database error: {0}")]
+    Database(sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    #[error("unsupported database url {0:?}: use sqlite://FILE or postgres://…")]
+    UnsupportedUrl(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Tls(_) => {
+                StoreError::Unavailable(e)
+            }
+            other => StoreError::Database(other),
+        }
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A stored intent.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct IntentRow {
+    pub tenant: String,
+    pub intent_id: String,
+    pub debtor_id: String,
+    pub debt_id: Option<String>,
+    pub channel: String,
+    pub jurisdiction: String,
+    pub priority: i64,
+    pub body: String,
+    pub body_hash: String,
+    pub status: String,
+    pub next_eval_at: Option<i64>,
+    pub decision: String,
+    pub dispatch_id: Option<String>,
+    pub attempt: i64,
+    pub outcome: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// A released contact handed (or to be handed) to an adapter.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct DispatchRow {
+    pub dispatch_id: String,
+    pub tenant: String,
+    pub intent_id: String,
+    pub debtor_id: String,
+    pub channel: String,
+    pub priority: i64,
+    pub released_at: i64,
+    pub not_after: i64,
+    pub state: String,
+    pub lease_expires_at: Option<i64>,
+    pub attempt: i64,
+}
+
+/// One past contact of a debtor.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct EventRow {
+    pub debt_id: Option<String>,
+    pub channel: String,
+    pub at: i64,
+    pub outcome: String,
+    pub dispatch_id: Option<String>,
+}
+
+/// A debtor's stored preferences.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct PreferencesRow {
+    pub prefs: String,
+    pub source: String,
+    pub updated_at: i64,
+}
+
+/// An API key's owner.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct KeyRow {
+    pub tenant: String,
+    pub roles: String,
+}
+
+/// A connection pool to one of the two backends.
+#[derive(Clone, Debug)]
+pub enum Store {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// An open transaction.
+pub enum Tx {
+    Sqlite(Transaction<'static, Sqlite>),
+    Postgres(Transaction<'static, Postgres>),
+}
+
+/// Runs the same code against whichever backend `$value` holds.
+macro_rules! either {
+    ($value:expr, $enum:ident, |$c:ident| $body:expr) => {
+        match $value {
+            $enum::Sqlite($c) => $body,
+            $enum::Postgres($c) => $body,
+        }
+    };
+}
+
+/// Like `either!` for statements whose result is not needed.
+macro_rules! either_run {
+    ($value:expr, $enum:ident, |$c:ident| $body:expr) => {
+        match $value {
+            $enum::Sqlite($c) => {
+                $body;
+            }
+            $enum::Postgres($c) => {
+                $body;
+            }
+        }
+    };
+}
+
+/// The columns of `intents`, in `IntentRow` order.
+macro_rules! intent_columns {
+    () => {
+        "tenant, intent_id, debtor_id, debt_id, channel, jurisdiction, priority, body, body_hash, status, \
+         next_eval_at, decision, dispatch_id, attempt, outcome, created_at, updated_at"
+    };
+}
+
+/// The columns of `dispatches`, in `DispatchRow` order.
+macro_rules! dispatch_columns {
+    () => {
+        "dispatch_id, tenant, intent_id, debtor_id, channel, priority, released_at, not_after, state, \
+         lease_expires_at, attempt"
+    };
+}
+
+impl Store {
+    /// Connects to `url` (`sqlite://FILE` or `postgres://…`) and applies migrations.
+    pub async fn connect(url: &str) -> StoreResult<Store> {
+        let store = if url.starts_with("sqlite:") {
+            let options = SqliteConnectOptions::from_str(url)?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Full)
+                .busy_timeout(Duration::from_secs(10))
+                .foreign_keys(true);
+            Store::Sqlite(SqlitePoolOptions::new().max_connections(8).connect_with(options).await?)
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            let options = PgConnectOptions::from_str(url)?;
+            Store::Postgres(
+                PgPoolOptions::new()
+                    .max_connections(16)
+                    .acquire_timeout(Duration::from_secs(5))
+                    .connect_with(options)
+                    .await?,
+            )
+        } else {
+            return Err(StoreError::UnsupportedUrl(url.to_string()));
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Applies pending migrations.
+    pub async fn migrate(&self) -> StoreResult<()> {
+        match self {
+            Store::Sqlite(pool) => sqlx::migrate!("migrations/sqlite").run(pool).await?,
+            Store::Postgres(pool) => sqlx::migrate!("migrations/postgres").run(pool).await?,
+        }
+        Ok(())
+    }
+
+    /// Which backend this is, for logs.
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Store::Sqlite(_) => "sqlite",
+            Store::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Starts a write transaction. On SQLite it takes the write lock at once
+    /// (`BEGIN IMMEDIATE`), which serializes every cap check.
+    pub async fn begin(&self) -> StoreResult<Tx> {
+        Ok(match self {
+            Store::Sqlite(pool) => Tx::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
+            Store::Postgres(pool) => Tx::Postgres(pool.begin().await?),
+        })
+    }
+
+    /// The earliest `next_eval_at` of a deferred intent.
+    pub async fn next_due(&self) -> StoreResult<Option<i64>> {
+        let sql = "SELECT MIN(next_eval_at) FROM intents WHERE status = 'deferred'";
+        Ok(either!(self, Store, |pool| sqlx::query_scalar(sql).fetch_one(pool).await?))
+    }
+
+    /// Deferred intents due at `now`, earliest and highest priority first.
+    pub async fn due_intents(&self, now: i64, limit: i64) -> StoreResult<Vec<(String, String, String)>> {
+        let sql = "SELECT tenant, intent_id, debtor_id FROM intents \
+                   WHERE status = 'deferred' AND next_eval_at <= $1 \
+                   ORDER BY next_eval_at, priority DESC LIMIT $2";
+        Ok(either!(self, Store, |pool| sqlx::query_as(sql).bind(now).bind(limit).fetch_all(pool).await?))
+    }
+
+    pub async fn get_intent(&self, tenant: &str, intent_id: &str) -> StoreResult<Option<IntentRow>> {
+        let sql = concat!("SELECT ", intent_columns!(), " FROM intents WHERE tenant = $1 AND intent_id = $2");
+        Ok(either!(self, Store, |pool| sqlx::query_as(sql).bind(tenant).bind(intent_id).fetch_optional(pool).await?))
+    }
+
+    /// A debtor's contact history since `since`, oldest first (at most 10,000 events).
+    pub async fn history(&self, tenant: &str, debtor_id: &str, since: i64) -> StoreResult<Vec<EventRow>> {
+        let sql = "SELECT debt_id, channel, at, outcome, dispatch_id FROM contact_events \
+                   WHERE tenant = $1 AND debtor_id = $2 AND at >= $3 ORDER BY at LIMIT 10000";
+        Ok(either!(self, Store, |pool| sqlx::query_as(sql)
+            .bind(tenant)
+            .bind(debtor_id)
+            .bind(since)
+            .fetch_all(pool)
+            .await?))
+    }
+
+    pub async fn preferences(&self, tenant: &str, debtor_id: &str) -> StoreResult<Option<PreferencesRow>> {
+        let sql = "SELECT prefs, source, updated_at FROM preferences WHERE tenant = $1 AND debtor_id = $2";
+        Ok(either!(self, Store, |pool| sqlx::query_as(sql).bind(tenant).bind(debtor_id).fetch_optional(pool).await?))
+    }
+
+    /// The tenant and roles of an active key, by its hash.
+    pub async fn find_key(&self, key_hash: &str) -> StoreResult<Option<KeyRow>> {
+        let sql = "SELECT tenant, roles FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL";
+        Ok(either!(self, Store, |pool| sqlx::query_as(sql).bind(key_hash).fetch_optional(pool).await?))
+    }
+
+    pub async fn insert_key(
+        &self,
+        key_hash: &str,
+        prefix: &str,
+        tenant: &str,
+        roles: &str,
+        now: i64,
+    ) -> StoreResult<()> {
+        let sql = "INSERT INTO api_keys (key_hash, key_prefix, tenant, roles, created_at) VALUES ($1, $2, $3, $4, $5)";
+        either_run!(self, Store, |pool| sqlx::query(sql)
+            .bind(key_hash)
+            .bind(prefix)
+            .bind(tenant)
+            .bind(roles)
+            .bind(now)
+            .execute(pool)
+            .await?);
+        Ok(())
+    }
+}
+
+impl Tx {
+    pub async fn commit(self) -> StoreResult<()> {
+        either_run!(self, Tx, |tx| tx.commit().await?);
+        Ok(())
+    }
+
+    /// Serializes work on one debtor until the transaction ends. SQLite's
+    /// `BEGIN IMMEDIATE` already serializes all writers; PostgreSQL takes a
+    /// transaction-scoped advisory lock keyed by tenant and debtor.
+    pub async fn lock_debtor(&mut self, tenant: &str, debtor_id: &str) -> StoreResult<()> {
+        if let Tx::Postgres(tx) = self {
+            sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1::text || chr(31) || $2::text, 0))")
+                .bind(tenant)
+                .bind(debtor_id)
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok(())
+    }
+
+    pub async fn get_intent(&mut self, tenant: &str, intent_id: &str) -> StoreResult<Option<IntentRow>> {
+        let sql = concat!("SELECT ", intent_columns!(), " FROM intents WHERE tenant = $1 AND intent_id = $2");
+        Ok(either!(self, Tx, |tx| sqlx::query_as(sql).bind(tenant).bind(intent_id).fetch_optional(&mut **tx).await?))
+    }
+
+    pub async fn insert_intent(&mut self, row: &IntentRow) -> StoreResult<()> {
+        let sql = concat!(
+            "INSERT INTO intents (",
+            intent_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
+        );
+        either_run!(self, Tx, |tx| sqlx::query(sql)
+            .bind(&row.tenant)
+            .bind(&row.intent_id)
+            .bind(&row.debtor_id)
+            .bind(&row.debt_id)
+            .bind(&row.channel)
+            .bind(&row.jurisdiction)
+            .bind(row.priority)
+            .bind(&row.body)
+            .bind(&row.body_hash)
+            .bind(&row.status)
+            .bind(row.next_eval_at)
+            .bind(&row.decision)
+            .bind(&row.dispatch_id)
+            .bind(row.attempt)
+            .bind(&row.outcome)
+            .bind(row.created_at)
+            .bind(row.updated_at)
+            .execute(&mut **tx)
+            .await?);
+        Ok(())
+    }
+
+    /// Writes the mutable fields of an intent.
+    pub async fn update_intent(&mut self, row: &IntentRow) -> StoreResult<()> {
+        let sql = "UPDATE intents SET status = $3, next_eval_at = $4, decision = $5, dispatch_id = $6, attempt = $7, \
+                   outcome = $8, updated_at = $9 WHERE tenant = $1 AND intent_id = $2";
+        either_run!(self, Tx, |tx| sqlx::query(sql)
+            .bind(&row.tenant)
+            .bind(&row.intent_id)
+            .bind(&row.status)
+            .bind(row.next_eval_at)
+            .bind(&row.decision)
+            .bind(&row.dispatch_id)
+            .bind(row.attempt)
+            .bind(&row.outcome)
+            .bind(row.updated_at)
+            .execute(&mut **tx)
+            .await?);
+        Ok(())
+    }
+
+    /// Pending (deferred or released) intents of a debtor, optionally of one debt.
+    pub async fn pending_intents(
+        &mut self,
+        tenant: &str,
+        debtor_id: &str,
+        debt_id: Option<&str>,
+    ) -> StoreResult<Vec<IntentRow>> {
+        let sql = concat!(
+            "SELECT ",
+            intent_columns!(),
+            " FROM intents WHERE tenant = $1 AND debtor_id = $2 AND (CAST($3 AS TEXT) IS NULL OR debt_id = $3) \
+             AND status IN ('deferred', 'released') ORDER BY created_at, intent_id"
+        );
+        Ok(either!(self, Tx, |tx| sqlx::query_as(sql)
+            .bind(tenant)
+            .bind(debtor_id)
+            .bind(debt_id)
+            .fetch_all(&mut **tx)
+            .await?))
+    }
+
+    /// Makes a debtor's deferred intents due now (their rules or preferences changed).
+    pub async fn wake_debtor(&mut self, tenant: &str, debtor_id: &str, now: i64) -> StoreResult<()> {
+        let sql = "UPDATE intents SET next_eval_at = $3 WHERE tenant = $1 AND debtor_id = $2 AND status = 'deferred'";
+        either_run!(self, Tx, |tx| sqlx::query(sql).bind(tenant).bind(debtor_id).bind(now).execute(&mut **tx).await?);
+        Ok(())
+    }
+
+    /// A debtor's contact history since `since`, oldest first.
+    pub async fn history(&mut self, tenant: &str, debtor_id: &str, since: i64) -> StoreResult<Vec<EventRow>> {
+        let sql = "SELECT debt_id, channel, at, outcome, dispatch_id FROM contact_events \
+                   WHERE tenant = $1 AND debtor_id = $2 AND at >= $3 ORDER BY at LIMIT 10000";
+        Ok(either!(self, Tx, |tx| sqlx::query_as(sql)
+            .bind(tenant)
+            .bind(debtor_id)
+            .bind(since)
+            .fetch_all(&mut **tx)
+            .await?))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub async fn insert_event(
+        &mut self,
+        tenant: &str,
+        debtor_id: &str,
+        debt_id: Option<&str>,
+        channel: &str,
+        at: i64,
+        outcome: &str,
+        dispatch_id: &str,
+    ) -> StoreResult<()> {
+        let sql = "INSERT INTO contact_events (tenant, debtor_id, debt_id, channel, at, outcome, dispatch_id) \
+                   VALUES ($1, $2, $3, $4, $5, $6, $7)";
+        either_run!(self, Tx, |tx| sqlx::query(sql)
+            .bind(tenant)
+            .bind(debtor_id)
+            .bind(debt_id)
+            .bind(channel)
+            .bind(at)
+            .bind(outcome)
+            .bind(dispatch_id)
+            .execute(&mut **tx)
+            .await?);
+        Ok(())
+    }
+
+    pub async fn set_event_outcome(&mut self, dispatch_id: &str, outcome: &str) -> StoreResult<()> {
+        let sql = "UPDATE contact_events SET outcome = $2 WHERE dispatch_id = $1";
+        either_run!(self, Tx, |tx| sqlx::query(sql).bind(dispatch_id).bind(outcome).execute(&mut **tx).await?);
+        Ok(())
+    }
+
+    /// Forgets the contact of a dispatch that never went out.
+    pub async fn delete_event(&mut self, dispatch_id: &str) -> StoreResult<()> {
+        let sql = "DELETE FROM contact_events WHERE dispatch_id = $1";
+        either_run!(self, Tx, |tx| sqlx::query(sql).bind(dispatch_id).execute(&mut **tx).await?);
+        Ok(())
+    }
+
+    pub async fn preferences(&mut self, tenant: &str, debtor_id: &str) -> StoreResult<Option<PreferencesRow>> {
+        let sql = "SELECT prefs, source, updated_at FROM preferences WHERE tenant = $1 AND debtor_id = $2";
+        Ok(either!(self, Tx, |tx| sqlx::query_as(sql).bind(tenant).bind(debtor_id).fetch_optional(&mut **tx).await?))
+    }
+
+    pub async fn upsert_preferences(
+        &mut self,
+        tenant: &str,
+        debtor_id: &str,
+        prefs: &str,
+        source: &str,
+        now: i64,
+    ) -> StoreResult<()> {
+        let sql = "INSERT INTO preferences (tenant, debtor_id, prefs, source, updated_at) VALUES ($1, $2, $3, $4, $5) \
+                   ON CONFLICT (tenant, debtor_id) DO UPDATE SET prefs = excluded.prefs, source = excluded.source, \
+                   updated_at = excluded.updated_at";
+        either_run!(self, Tx, |tx| sqlx::query(sql)
+            .bind(tenant)
+            .bind(debtor_id)
+            .bind(prefs)
+            .bind(source)
+            .bind(now)
+            .execute(&mut **tx)
+            .await?);
+        Ok(())
+    }
+
+    pub async fn insert_dispatch(&mut self, row: &DispatchRow) -> StoreResult<()> {
+        let sql = concat!(
+            "INSERT INTO dispatches (",
+            dispatch_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+        );
+        either_run!(self, Tx, |tx| sqlx::query(sql)
+            .bind(&row.dispatch_id)
+            .bind(&row.tenant)
+            .bind(&row.intent_id)
+            .bind(&row.debtor_id)
+            .bind(&row.channel)
+            .bind(row.priority)
+            .bind(row.released_at)
+            .bind(row.not_after)
+            .bind(&row.state)
+            .bind(row.lease_expires_at)
+            .bind(row.attempt)
+            .execute(&mut **tx)
+            .await?);
+        Ok(())
+    }
+
+    pub async fn update_dispatch(&mut self, row: &DispatchRow) -> StoreResult<()> {
+        let sql = "UPDATE dispatches SET not_after = $2, state = $3, lease_expires_at = $4, attempt = $5 \
+                   WHERE dispatch_id = $1";
+        either_run!(self, Tx, |tx| sqlx::query(sql)
+            .bind(&row.dispatch_id)
+            .bind(row.not_after)
+            .bind(&row.state)
+            .bind(row.lease_expires_at)
+            .bind(row.attempt)
+            .execute(&mut **tx)
+            .await?);
+        Ok(())
+    }
+
+    pub async fn get_dispatch(&mut self, dispatch_id: &str) -> StoreResult<Option<DispatchRow>> {
+        let sql = concat!("SELECT ", dispatch_columns!(), " FROM dispatches WHERE dispatch_id = $1");
+        Ok(either!(self, Tx, |tx| sqlx::query_as(sql).bind(dispatch_id).fetch_optional(&mut **tx).await?))
+    }
+
+    /// Dispatches an adapter may lease now on `channels` (ready, or leased with
+    /// an expired lease), highest priority and oldest first. `tenant = None`
+    /// looks across tenants (built-in adapters). PostgreSQL skips rows other
+    /// replicas hold.
+    pub async fn open_dispatches(
+        &mut self,
+        tenant: Option<&str>,
+        channels: &[String],
+        now: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<DispatchRow>> {
+        macro_rules! open_select {
+            () => {
+                concat!(
+                    "SELECT ",
+                    dispatch_columns!(),
+                    " FROM dispatches WHERE (CAST($1 AS TEXT) IS NULL OR tenant = $1) \
+                     AND channel IN ($2, $3, $4, $5, $6, $7, $8) \
+                     AND (state = 'ready' OR (state = 'leased' AND lease_expires_at <= $9)) \
+                     ORDER BY priority DESC, released_at LIMIT $10"
+                )
+            };
+        }
+        // Seven slots, one per channel; unused ones repeat the first channel.
+        let first = channels.first().cloned().unwrap_or_default();
+        let slot = |i: usize| channels.get(i).cloned().unwrap_or_else(|| first.clone());
+        macro_rules! run {
+            ($tx:expr, $sql:expr) => {
+                sqlx::query_as($sql)
+                    .bind(tenant)
+                    .bind(slot(0))
+                    .bind(slot(1))
+                    .bind(slot(2))
+                    .bind(slot(3))
+                    .bind(slot(4))
+                    .bind(slot(5))
+                    .bind(slot(6))
+                    .bind(now)
+                    .bind(limit)
+                    .fetch_all(&mut **$tx)
+                    .await?
+            };
+        }
+        Ok(match self {
+            Tx::Sqlite(tx) => run!(tx, open_select!()),
+            Tx::Postgres(tx) => run!(tx, concat!(open_select!(), " FOR UPDATE SKIP LOCKED")),
+        })
+    }
+}
