@@ -13,3 +13,6 @@ pub mod lifecycle;
 pub mod rules;
 pub mod scheduler;
 pub mod store;
+pub mod adapters;
+pub mod config;
+pub mod server;

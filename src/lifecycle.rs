@@ -70,6 +70,8 @@ pub struct App {
     rules: RwLock<Arc<RuleBook>>,
     /// Woken when a deferred intent may have become due sooner.
     pub wakeup: Notify,
+    /// Woken when contacts were released (built-in adapters wait on it).
+    pub released: Notify,
 }
 
 fn millis(t: DateTime<Utc>) -> i64 {
@@ -90,7 +92,7 @@ const PENDING: [&str; 2] = ["deferred", "released"];
 
 impl App {
     pub fn new(store: Store, rules: RuleBook, clock: Clock) -> App {
-        App { store, clock, rules: RwLock::new(Arc::new(rules)), wakeup: Notify::new() }
+        App { store, clock, rules: RwLock::new(Arc::new(rules)), wakeup: Notify::new(), released: Notify::new() }
     }
 
     /// The rules in force.
@@ -205,6 +207,9 @@ impl App {
         if results.iter().any(|r| r.as_ref().is_ok_and(|row| row.status == "deferred")) {
             self.wakeup.notify_one();
         }
+        if results.iter().any(|r| r.as_ref().is_ok_and(|row| row.status == "released")) {
+            self.released.notify_waiters();
+        }
         Ok(results)
     }
 
@@ -287,6 +292,9 @@ impl App {
             self.apply(&mut tx, &mut row, &submission.intent, &decision, now).await?;
             tx.update_intent(&row).await?;
             tx.commit().await?;
+            if row.status == "released" {
+                self.released.notify_waiters();
+            }
         }
         Ok(due.len())
     }

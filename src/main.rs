@@ -7,7 +7,12 @@ use std::process::ExitCode;
 
 use chrono::NaiveDate;
 use clap::{Parser, Subcommand, ValueEnum};
+use ventana::api::auth::{self, Role};
 use ventana::cli::{self, CliError};
+use ventana::clock::Clock;
+use ventana::config::{Config, Overrides};
+use ventana::server;
+use ventana::store::Store;
 use ventana::domain::Channel;
 use ventana::rules::compile::parse_instant;
 
@@ -20,6 +25,35 @@ struct Args {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the gRPC service (SQLite file `ventana.db` in the working directory by default).
+    ///
+    /// Settings come from flags, then environment variables, then the --config file, then
+    /// defaults. The config file (TOML) may also set `max_message_bytes` and built-in
+    /// adapters per channel:
+    ///
+    ///   [adapters.sms]   kind = "log", path = "contacts.jsonl"   (or "-" for stdout)
+    ///
+    ///   [adapters.email] kind = "webhook", url = "http://127.0.0.1:8080/send",
+    ///                    secret_env = "VENTANA_WEBHOOK_SECRET", timeout_ms = 5000, max_attempts = 4
+    ///
+    /// RUST_LOG sets the log filter (default info); VENTANA_LOG_FORMAT=json logs JSON lines.
+    Serve {
+        #[command(flatten)]
+        settings: Settings,
+        /// Create and print an API key with every role for tenant `dev` (local trials only).
+        #[arg(long)]
+        dev: bool,
+    },
+    /// Apply database migrations and exit (`serve` also applies them on start).
+    Migrate {
+        #[command(flatten)]
+        settings: Settings,
+    },
+    /// Manage API keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
     /// Work with jurisdiction files.
     Rules {
         #[command(subcommand)]
@@ -39,6 +73,44 @@ enum Command {
         /// The intent JSON file (`-` for stdin).
         #[arg(required_unless_present = "batch")]
         intent: Option<PathBuf>,
+    },
+}
+
+/// Where the service listens, its database and its rules.
+#[derive(clap::Args)]
+struct Settings {
+    /// TOML configuration file.
+    #[arg(long, env = "VENTANA_CONFIG")]
+    config: Option<PathBuf>,
+    /// Address for gRPC [default: 127.0.0.1:50051].
+    #[arg(long, env = "VENTANA_LISTEN")]
+    listen: Option<std::net::SocketAddr>,
+    /// sqlite://FILE or postgres://USER@HOST/DB [default: sqlite://ventana.db].
+    #[arg(long, env = "DATABASE_URL")]
+    database_url: Option<String>,
+    /// Jurisdiction files directory [default: jurisdictions].
+    #[arg(long, env = "VENTANA_JURISDICTIONS")]
+    jurisdictions: Option<PathBuf>,
+}
+
+impl Settings {
+    fn load(self) -> Result<Config, CliError> {
+        let overrides = Overrides { listen: self.listen, database_url: self.database_url, jurisdictions: self.jurisdictions };
+        Config::load(self.config.as_deref(), overrides).map_err(input)
+    }
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Create an API key; it is printed once and only its hash is stored.
+    Create {
+        #[arg(long)]
+        tenant: String,
+        /// submitter, adapter, auditor or admin (repeat for several).
+        #[arg(long = "role", required = true)]
+        roles: Vec<String>,
+        #[command(flatten)]
+        settings: Settings,
     },
 }
 
@@ -84,7 +156,18 @@ enum Format {
 }
 
 fn main() -> ExitCode {
-    match run(Args::parse()) {
+    let args = Args::parse();
+    let result = match args.command {
+        Command::Serve { .. } | Command::Migrate { .. } | Command::Keys { .. } => {
+            init_tracing();
+            match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+                Ok(runtime) => runtime.block_on(run_service(args.command)),
+                Err(e) => Err(input(format!("cannot start the runtime: {e}"))),
+            }
+        }
+        command => run(command),
+    };
+    match result {
         Ok(code) => code,
         Err(CliError::Input(message)) => {
             eprintln!("error: {message}");
@@ -109,8 +192,80 @@ fn print(value: &impl std::fmt::Display) -> Result<(), CliError> {
     }
 }
 
-fn run(args: Args) -> Result<ExitCode, CliError> {
-    match args.command {
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(io::stderr);
+    if std::env::var("VENTANA_LOG_FORMAT").is_ok_and(|f| f == "json") {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+/// The commands that need the database.
+async fn run_service(command: Command) -> Result<ExitCode, CliError> {
+    match command {
+        Command::Serve { settings, dev } => {
+            let config = settings.load()?;
+            let running = server::start(&config, Clock::System).await.map_err(|e| input(format!("{e:#}")))?;
+            if dev {
+                let key = create_key(&running.app.store, "dev", &[Role::Submitter, Role::Adapter, Role::Auditor, Role::Admin]).await?;
+                eprintln!("dev api key (tenant dev, every role): {key}");
+                eprintln!("try: grpcurl -plaintext -H 'authorization: Bearer {key}' {} list", running.addr);
+            }
+            wait_for_signal().await;
+            tracing::info!("shutting down");
+            running.shutdown().await;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Migrate { settings } => {
+            let config = settings.load()?;
+            Store::connect(&config.database_url).await.map_err(|e| input(format!("{}: {e}", server::redact(&config.database_url))))?;
+            eprintln!("migrations applied to {}", server::redact(&config.database_url));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Keys { command: KeysCommand::Create { tenant, roles, settings } } => {
+            let roles = roles.iter().map(|r| Role::parse(r)).collect::<Result<Vec<_>, _>>().map_err(|e| input(format!("--role: {e}")))?;
+            if tenant.is_empty() || tenant.len() > 256 {
+                return Err(input("--tenant: must be 1 to 256 characters"));
+            }
+            let config = settings.load()?;
+            let store = Store::connect(&config.database_url).await.map_err(|e| input(format!("{}: {e}", server::redact(&config.database_url))))?;
+            let key = create_key(&store, &tenant, &roles).await?;
+            print(&key)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        _ => Err(input("not a service command")),
+    }
+}
+
+async fn create_key(store: &Store, tenant: &str, roles: &[Role]) -> Result<String, CliError> {
+    let now = Clock::System.now().timestamp_millis();
+    auth::create_key(store, tenant, roles, now).await.map_err(|e| input(format!("cannot store the key: {e}")))
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(term) => term,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+fn run(command: Command) -> Result<ExitCode, CliError> {
+    match command {
         Command::Rules { command: RulesCommand::Check { dir } } => {
             let report = cli::rules_check(&dir);
             for problem in &report.problems {
@@ -169,6 +324,7 @@ fn run(args: Args) -> Result<ExitCode, CliError> {
             print(&serde_json::to_string_pretty(&decision).map_err(input)?)?;
             Ok(ExitCode::SUCCESS)
         }
+        _ => Err(input("not a rules command")),
     }
 }
 

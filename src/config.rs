@@ -1,0 +1,132 @@
+//! Service configuration: command-line flags, then environment variables,
+//! then a TOML file, then defaults (see `ventana serve --help`).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::domain::Channel;
+
+/// Everything `ventana serve` needs.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub database_url: String,
+    pub jurisdictions: PathBuf,
+    /// Largest gRPC message accepted, in bytes.
+    pub max_message_bytes: usize,
+    pub adapters: Vec<AdapterConfig>,
+}
+
+/// A built-in channel adapter.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AdapterConfig {
+    pub channel: Channel,
+    pub kind: AdapterKind,
+}
+
+/// What a built-in adapter does with each released contact.
+#[derive(Clone, Debug, PartialEq)]
+pub enum AdapterKind {
+    /// Writes a JSON line to `path` (`-` for stdout) and acknowledges it as sent.
+    Log { path: String },
+    /// POSTs JSON to `url`, signed with HMAC-SHA256 of `secret`.
+    Webhook { url: String, secret: String, timeout_ms: u64, max_attempts: u32 },
+}
+
+/// The TOML file, all fields optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub listen: Option<SocketAddr>,
+    pub database_url: Option<String>,
+    pub jurisdictions: Option<PathBuf>,
+    pub max_message_bytes: Option<usize>,
+    #[serde(default)]
+    pub adapters: BTreeMap<String, FileAdapter>,
+}
+
+/// `[adapters.<channel>]` in the TOML file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileAdapter {
+    pub kind: String,
+    pub path: Option<String>,
+    pub url: Option<String>,
+    /// The HMAC secret itself, or…
+    pub secret: Option<String>,
+    /// …the environment variable that holds it (preferred).
+    pub secret_env: Option<String>,
+    pub timeout_ms: Option<u64>,
+    pub max_attempts: Option<u32>,
+}
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://ventana.db";
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
+
+/// Values given on the command line or in the environment (they win over the file).
+#[derive(Debug, Default)]
+pub struct Overrides {
+    pub listen: Option<SocketAddr>,
+    pub database_url: Option<String>,
+    pub jurisdictions: Option<PathBuf>,
+}
+
+impl Config {
+    /// Builds the configuration from `file` (if any) and `overrides`.
+    pub fn load(file: Option<&Path>, overrides: Overrides) -> Result<Config, String> {
+        let from_file: FileConfig = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+                toml::from_str(&text).map_err(|e| {
+                    let line = e.span().map_or(1, |s| crate::rules::compile::line_at(&text, s.start));
+                    format!("{}:{line}: {}", path.display(), e.message())
+                })?
+            }
+            None => FileConfig::default(),
+        };
+        let default_listen: SocketAddr = DEFAULT_LISTEN.parse().map_err(|e| format!("{e}"))?;
+        let adapters = from_file
+            .adapters
+            .iter()
+            .map(|(channel, adapter)| adapter_config(channel, adapter))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Config {
+            listen: overrides.listen.or(from_file.listen).unwrap_or(default_listen),
+            database_url: overrides.database_url.or(from_file.database_url).unwrap_or_else(|| DEFAULT_DATABASE_URL.into()),
+            jurisdictions: overrides.jurisdictions.or(from_file.jurisdictions).unwrap_or_else(|| "jurisdictions".into()),
+            max_message_bytes: from_file.max_message_bytes.unwrap_or(DEFAULT_MAX_MESSAGE_BYTES),
+            adapters,
+        })
+    }
+}
+
+fn adapter_config(channel: &str, raw: &FileAdapter) -> Result<AdapterConfig, String> {
+    let at = format!("adapters.{channel}");
+    let channel: Channel = channel.parse().map_err(|e| format!("{at}: {e}"))?;
+    let kind = match raw.kind.as_str() {
+        "log" => AdapterKind::Log { path: raw.path.clone().unwrap_or_else(|| "-".into()) },
+        "webhook" => {
+            let url = raw.url.clone().ok_or_else(|| format!("{at}: a webhook needs `url`"))?;
+            if !url.starts_with("http://") {
+                return Err(format!("{at}: url must be http://… (put TLS termination in front for https)"));
+            }
+            let secret = match (&raw.secret, &raw.secret_env) {
+                (_, Some(var)) => std::env::var(var).map_err(|_| format!("{at}: environment variable {var} is not set"))?,
+                (Some(secret), None) => secret.clone(),
+                (None, None) => return Err(format!("{at}: a webhook needs `secret_env` (or `secret`) for the HMAC signature")),
+            };
+            AdapterKind::Webhook {
+                url,
+                secret,
+                timeout_ms: raw.timeout_ms.unwrap_or(5_000),
+                max_attempts: raw.max_attempts.unwrap_or(4).clamp(1, 20),
+            }
+        }
+        other => return Err(format!("{at}: unknown adapter kind {other:?} (log or webhook)")),
+    };
+    Ok(AdapterConfig { channel, kind })
+}

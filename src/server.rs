@@ -1,0 +1,110 @@
+//! Startup: storage, rules, the gRPC server (with health and reflection),
+//! the scheduler and the built-in adapters; and graceful shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::TcpListenerStream;
+
+use crate::api::pb;
+use crate::api::services::Api;
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::lifecycle::App;
+use crate::rules::RuleBook;
+use crate::store::Store;
+
+/// A running Ventana server.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub app: Arc<App>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Running {
+    /// Stops taking requests, lets in-flight work finish and waits for it.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
+}
+
+/// Loads the rules (every problem is reported, nothing starts on bad rules).
+pub fn load_rules(config: &Config) -> anyhow::Result<RuleBook> {
+    RuleBook::load_dir(&config.jurisdictions).map_err(|problems| {
+        let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        anyhow::anyhow!("the jurisdiction files have problems:\n{}", text.join("\n"))
+    })
+}
+
+/// Starts everything and returns once the port is bound.
+pub async fn start(config: &Config, clock: Clock) -> anyhow::Result<Running> {
+    let store = Store::connect(&config.database_url).await.with_context(|| format!("opening {}", redact(&config.database_url)))?;
+    let rules = load_rules(config)?;
+    let app = Arc::new(App::new(store, rules, clock));
+    let listener = tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let (shutdown, signal) = watch::channel(false);
+
+    let api = Api { app: app.clone(), rules_dir: config.jurisdictions.clone() };
+    let limit = config.max_message_bytes;
+    let scheduler = pb::contact_scheduler_server::ContactSchedulerServer::new(api.clone())
+        .max_decoding_message_size(limit)
+        .max_encoding_message_size(limit);
+    let dispatch = pb::dispatch_server::DispatchServer::new(api.clone()).max_decoding_message_size(limit).max_encoding_message_size(limit);
+    let rules_service = pb::rules_server::RulesServer::new(api).max_decoding_message_size(limit).max_encoding_message_size(limit);
+    let (health_reporter, health) = tonic_health::server::health_reporter();
+    health_reporter.set_serving::<pb::contact_scheduler_server::ContactSchedulerServer<Api>>().await;
+    health_reporter.set_serving::<pb::dispatch_server::DispatchServer<Api>>().await;
+    health_reporter.set_serving::<pb::rules_server::RulesServer<Api>>().await;
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_v1 = reflection().build_v1()?;
+    let reflection_v1alpha = reflection().build_v1alpha()?;
+
+    let mut server_signal = signal.clone();
+    let server = tonic::transport::Server::builder()
+        .add_service(health)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(scheduler)
+        .add_service(dispatch)
+        .add_service(rules_service)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+            let _ = server_signal.wait_for(|stop| *stop).await;
+        });
+    let mut tasks = vec![tokio::spawn(async move {
+        if let Err(e) = server.await {
+            tracing::error!(error = %e, "grpc server stopped");
+        }
+    })];
+    tasks.push(tokio::spawn(crate::scheduler::run(app.clone(), signal.clone())));
+    for adapter in &config.adapters {
+        tasks.push(tokio::spawn(crate::adapters::run(app.clone(), adapter.clone(), signal.clone())));
+    }
+    tracing::info!(%addr, backend = app.store.backend(), adapters = config.adapters.len(), "ventana serving");
+    Ok(Running { addr, app, shutdown, tasks })
+}
+
+/// A database URL without its password, for messages.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
