@@ -9,13 +9,13 @@ use std::time::Duration;
 use hmac::{Hmac, Mac};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use sha2::Sha256;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::watch;
 
 use crate::config::{AdapterConfig, AdapterKind};
-use crate::lifecycle::{instant, AckOutcome, App, Submission};
+use crate::lifecycle::{AckOutcome, App, Submission, instant};
 use crate::store::DispatchRow;
 
 /// Items leased per round and how long a lease lasts.
@@ -46,7 +46,8 @@ pub fn sign(secret: &str, body: &[u8]) -> String {
 
 /// Runs one adapter until `shutdown` turns true.
 pub async fn run(app: Arc<App>, config: AdapterConfig, mut shutdown: watch::Receiver<bool>) {
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let client =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http::<Full<Bytes>>();
     let mut log_file: Option<tokio::fs::File> = None;
     while !*shutdown.borrow() {
         let leased = match app.lease(None, &[config.channel], BATCH, chrono::Duration::seconds(LEASE_SECONDS)).await {
@@ -118,7 +119,14 @@ type HttpClient = hyper_util::client::legacy::Client<hyper_util::client::legacy:
 
 /// POSTs with retries and backoff. 2xx → sent; other 4xx (except 408, 429)
 /// → failed; anything else after the last attempt → not acknowledged.
-async fn post(client: &HttpClient, url: &str, secret: &str, timeout_ms: u64, max_attempts: u32, line: &Value) -> Option<AckOutcome> {
+async fn post(
+    client: &HttpClient,
+    url: &str,
+    secret: &str,
+    timeout_ms: u64,
+    max_attempts: u32,
+    line: &Value,
+) -> Option<AckOutcome> {
     let body = Bytes::from(line.to_string());
     let signature = sign(secret, &body);
     let dispatch_id = line["dispatch_id"].as_str().unwrap_or_default().to_string();

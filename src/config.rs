@@ -96,8 +96,14 @@ impl Config {
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Config {
             listen: overrides.listen.or(from_file.listen).unwrap_or(default_listen),
-            database_url: overrides.database_url.or(from_file.database_url).unwrap_or_else(|| DEFAULT_DATABASE_URL.into()),
-            jurisdictions: overrides.jurisdictions.or(from_file.jurisdictions).unwrap_or_else(|| "jurisdictions".into()),
+            database_url: overrides
+                .database_url
+                .or(from_file.database_url)
+                .unwrap_or_else(|| DEFAULT_DATABASE_URL.into()),
+            jurisdictions: overrides
+                .jurisdictions
+                .or(from_file.jurisdictions)
+                .unwrap_or_else(|| "jurisdictions".into()),
             max_message_bytes: from_file.max_message_bytes.unwrap_or(DEFAULT_MAX_MESSAGE_BYTES),
             adapters,
         })
@@ -115,9 +121,13 @@ fn adapter_config(channel: &str, raw: &FileAdapter) -> Result<AdapterConfig, Str
                 return Err(format!("{at}: url must be http://… (put TLS termination in front for https)"));
             }
             let secret = match (&raw.secret, &raw.secret_env) {
-                (_, Some(var)) => std::env::var(var).map_err(|_| format!("{at}: environment variable {var} is not set"))?,
+                (_, Some(var)) => {
+                    std::env::var(var).map_err(|_| format!("{at}: environment variable {var} is not set"))?
+                }
                 (Some(secret), None) => secret.clone(),
-                (None, None) => return Err(format!("{at}: a webhook needs `secret_env` (or `secret`) for the HMAC signature")),
+                (None, None) => {
+                    return Err(format!("{at}: a webhook needs `secret_env` (or `secret`) for the HMAC signature"));
+                }
             };
             AdapterKind::Webhook {
                 url,

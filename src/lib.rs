@@ -3,16 +3,16 @@
 //! `rules` loads jurisdiction files, `engine` decides (pure), `intent_json`
 //! reads intents as the CLI and files write them, `cli` drives the commands.
 
+pub mod adapters;
 pub mod api;
 pub mod cli;
 pub mod clock;
+pub mod config;
 pub mod domain;
 pub mod engine;
 pub mod intent_json;
 pub mod lifecycle;
 pub mod rules;
 pub mod scheduler;
-pub mod store;
-pub mod adapters;
-pub mod config;
 pub mod server;
+pub mod store;

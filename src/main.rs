@@ -11,10 +11,10 @@ use ventana::api::auth::{self, Role};
 use ventana::cli::{self, CliError};
 use ventana::clock::Clock;
 use ventana::config::{Config, Overrides};
-use ventana::server;
-use ventana::store::Store;
 use ventana::domain::Channel;
 use ventana::rules::compile::parse_instant;
+use ventana::server;
+use ventana::store::Store;
 
 #[derive(Parser)]
 #[command(name = "ventana", version, about = "Compliance-aware contact scheduling")]
@@ -95,7 +95,8 @@ struct Settings {
 
 impl Settings {
     fn load(self) -> Result<Config, CliError> {
-        let overrides = Overrides { listen: self.listen, database_url: self.database_url, jurisdictions: self.jurisdictions };
+        let overrides =
+            Overrides { listen: self.listen, database_url: self.database_url, jurisdictions: self.jurisdictions };
         Config::load(self.config.as_deref(), overrides).map_err(input)
     }
 }
@@ -209,7 +210,12 @@ async fn run_service(command: Command) -> Result<ExitCode, CliError> {
             let config = settings.load()?;
             let running = server::start(&config, Clock::System).await.map_err(|e| input(format!("{e:#}")))?;
             if dev {
-                let key = create_key(&running.app.store, "dev", &[Role::Submitter, Role::Adapter, Role::Auditor, Role::Admin]).await?;
+                let key = create_key(
+                    &running.app.store,
+                    "dev",
+                    &[Role::Submitter, Role::Adapter, Role::Auditor, Role::Admin],
+                )
+                .await?;
                 eprintln!("dev api key (tenant dev, every role): {key}");
                 eprintln!("try: grpcurl -plaintext -H 'authorization: Bearer {key}' {} list", running.addr);
             }
@@ -220,17 +226,25 @@ async fn run_service(command: Command) -> Result<ExitCode, CliError> {
         }
         Command::Migrate { settings } => {
             let config = settings.load()?;
-            Store::connect(&config.database_url).await.map_err(|e| input(format!("{}: {e}", server::redact(&config.database_url))))?;
+            Store::connect(&config.database_url)
+                .await
+                .map_err(|e| input(format!("{}: {e}", server::redact(&config.database_url))))?;
             eprintln!("migrations applied to {}", server::redact(&config.database_url));
             Ok(ExitCode::SUCCESS)
         }
         Command::Keys { command: KeysCommand::Create { tenant, roles, settings } } => {
-            let roles = roles.iter().map(|r| Role::parse(r)).collect::<Result<Vec<_>, _>>().map_err(|e| input(format!("--role: {e}")))?;
+            let roles = roles
+                .iter()
+                .map(|r| Role::parse(r))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| input(format!("--role: {e}")))?;
             if tenant.is_empty() || tenant.len() > 256 {
                 return Err(input("--tenant: must be 1 to 256 characters"));
             }
             let config = settings.load()?;
-            let store = Store::connect(&config.database_url).await.map_err(|e| input(format!("{}: {e}", server::redact(&config.database_url))))?;
+            let store = Store::connect(&config.database_url)
+                .await
+                .map_err(|e| input(format!("{}: {e}", server::redact(&config.database_url))))?;
             let key = create_key(&store, &tenant, &roles).await?;
             print(&key)?;
             Ok(ExitCode::SUCCESS)

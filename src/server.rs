@@ -45,10 +45,13 @@ pub fn load_rules(config: &Config) -> anyhow::Result<RuleBook> {
 
 /// Starts everything and returns once the port is bound.
 pub async fn start(config: &Config, clock: Clock) -> anyhow::Result<Running> {
-    let store = Store::connect(&config.database_url).await.with_context(|| format!("opening {}", redact(&config.database_url)))?;
+    let store = Store::connect(&config.database_url)
+        .await
+        .with_context(|| format!("opening {}", redact(&config.database_url)))?;
     let rules = load_rules(config)?;
     let app = Arc::new(App::new(store, rules, clock));
-    let listener = tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
+    let listener =
+        tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
     let addr = listener.local_addr()?;
     let (shutdown, signal) = watch::channel(false);
 
@@ -57,8 +60,11 @@ pub async fn start(config: &Config, clock: Clock) -> anyhow::Result<Running> {
     let scheduler = pb::contact_scheduler_server::ContactSchedulerServer::new(api.clone())
         .max_decoding_message_size(limit)
         .max_encoding_message_size(limit);
-    let dispatch = pb::dispatch_server::DispatchServer::new(api.clone()).max_decoding_message_size(limit).max_encoding_message_size(limit);
-    let rules_service = pb::rules_server::RulesServer::new(api).max_decoding_message_size(limit).max_encoding_message_size(limit);
+    let dispatch = pb::dispatch_server::DispatchServer::new(api.clone())
+        .max_decoding_message_size(limit)
+        .max_encoding_message_size(limit);
+    let rules_service =
+        pb::rules_server::RulesServer::new(api).max_decoding_message_size(limit).max_encoding_message_size(limit);
     let (health_reporter, health) = tonic_health::server::health_reporter();
     health_reporter.set_serving::<pb::contact_scheduler_server::ContactSchedulerServer<Api>>().await;
     health_reporter.set_serving::<pb::dispatch_server::DispatchServer<Api>>().await;

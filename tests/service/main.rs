@@ -1,0 +1,643 @@
+//! The service end to end: a real server on a loopback port, real gRPC, a
+//! real SQLite file or PostgreSQL database, and a manual clock. Every test
+//! runs on both backends.
+
+mod harness;
+
+use harness::*;
+use tonic::Code;
+use ventana::api::auth::Role;
+use ventana::api::pb;
+
+fn decision(response: &pb::SubmitResponse) -> &pb::Decision {
+    response.decision.as_ref().expect("decision")
+}
+
+// ------------------------------------------------------------------ worked cases, end to end
+
+async fn peru_defer_wake_lease_ack(backend: Backend) {
+    let server = TestServer::start(backend, "2026-11-27T20:00:00-05:00").await;
+    let mut client = server.scheduler("acme").await;
+    let submitted = client
+        .submit(pb::SubmitRequest { intent: Some(intent("pe-1", "d-1", pb::Channel::Call, "PE")) })
+        .await
+        .expect("submit")
+        .into_inner();
+    assert_eq!(submitted.status, pb::IntentStatus::Deferred as i32);
+    assert_eq!(decision(&submitted).kind, pb::DecisionKind::Defer as i32);
+    assert_eq!(decision(&submitted).at, Some(ts("2026-11-30T07:00:00-05:00")));
+    assert_eq!(decision(&submitted).reasons[0].rule, "pe-art62b-hours");
+
+    // Saturday: still deferred. Monday 07:00: the scheduler wakes it and releases it.
+    server.set_clock("2026-11-28T10:00:00-05:00");
+    let view = client.get(pb::GetRequest { intent_id: "pe-1".into() }).await.expect("get").into_inner();
+    assert_eq!(view.status, pb::IntentStatus::Deferred as i32);
+    server.set_clock("2026-11-30T07:00:00-05:00");
+    let released = server.wait_for_status(&mut client, "pe-1", pb::IntentStatus::Released).await;
+    assert!(!released.dispatch_id.is_empty());
+
+    let mut adapter = server.dispatcher("acme").await;
+    let leased = adapter
+        .lease(pb::LeaseRequest { channels: vec![pb::Channel::Call as i32], max_items: 10, lease_duration: None })
+        .await
+        .expect("lease")
+        .into_inner();
+    assert_eq!(leased.items.len(), 1);
+    let item = &leased.items[0];
+    assert_eq!(item.dispatch_id, released.dispatch_id);
+    assert_eq!(item.attempt, 1);
+    assert_eq!(item.not_after, Some(ts("2026-11-30T20:00:00-05:00")));
+    assert_eq!(item.intent.as_ref().map(|i| i.intent_id.as_str()), Some("pe-1"));
+
+    let acked = adapter
+        .ack(pb::AckRequest {
+            dispatch_id: item.dispatch_id.clone(),
+            outcome: pb::Outcome::Conversation as i32,
+            at: None,
+            detail: String::new(),
+        })
+        .await
+        .expect("ack")
+        .into_inner();
+    assert_eq!(acked.status, pb::IntentStatus::Done as i32);
+    let done = client.get(pb::GetRequest { intent_id: "pe-1".into() }).await.expect("get").into_inner();
+    assert_eq!(done.outcome, "conversation");
+    server.stop().await;
+}
+on_both_backends!(peru_defer_wake_lease_ack);
+
+async fn mexico_tijuana_released_cancun_deferred(backend: Backend) {
+    let server = TestServer::start(backend, "2026-11-25T21:30:00-08:00").await;
+    let mut client = server.scheduler("acme").await;
+    let tijuana = client
+        .submit(pb::SubmitRequest { intent: Some(intent("mx-bcn", "d-1", pb::Channel::Call, "MX-BCN")) })
+        .await
+        .expect("submit")
+        .into_inner();
+    assert_eq!(tijuana.status, pb::IntentStatus::Released as i32);
+    let cancun = client
+        .submit(pb::SubmitRequest { intent: Some(intent("mx-roo", "d-2", pb::Channel::Call, "MX-ROO")) })
+        .await
+        .expect("submit")
+        .into_inner();
+    assert_eq!(cancun.status, pb::IntentStatus::Deferred as i32);
+    assert_eq!(decision(&cancun).at, Some(ts("2026-11-26T07:00:00-05:00")));
+    server.stop().await;
+}
+on_both_backends!(mexico_tijuana_released_cancun_deferred);
+
+// ------------------------------------------------------------------ idempotency, cancel
+
+async fn retried_submit_is_idempotent(backend: Backend) {
+    let server = TestServer::start(backend, "2026-11-25T10:00:00-05:00").await;
+    let mut client = server.scheduler("acme").await;
+    let request = pb::SubmitRequest { intent: Some(intent("same", "d-1", pb::Channel::Sms, "PE")) };
+    let first = client.submit(request.clone()).await.expect("first").into_inner();
+    let second = client.submit(request.clone()).await.expect("retry").into_inner();
+    assert_eq!(first, second, "a retry returns the first result");
+    let mut changed = request.clone();
+    if let Some(i) = changed.intent.as_mut() {
+        i.channel = pb::Channel::Email as i32;
+    }
+    let conflict = client.submit(changed).await.expect_err("different body");
+    assert_eq!(conflict.code(), Code::AlreadyExists);
+    // Exactly one contact went out for the two accepted calls.
+    let mut adapter = server.dispatcher("acme").await;
+    let leased = adapter
+        .lease(pb::LeaseRequest {
+            channels: vec![pb::Channel::Sms as i32, pb::Channel::Email as i32],
+            max_items: 10,
+            lease_duration: None,
+        })
+        .await
+        .expect("lease")
+        .into_inner();
+    assert_eq!(leased.items.len(), 1);
+    server.stop().await;
+}
+on_both_backends!(retried_submit_is_idempotent);
+
+async fn cancel_and_cancel_for_debt(backend: Backend) {
+    let server = TestServer::start(backend, "2026-11-28T10:00:00-05:00").await; // Saturday: everything defers
+    let mut client = server.scheduler("acme").await;
+    for (id, debt) in [("a", "debt-1"), ("b", "debt-1"), ("c", "debt-1"), ("d", "debt-2")] {
+        let mut i = intent(id, "d-1", pb::Channel::Call, "PE");
+        i.debt_id = debt.into();
+        let r = client.submit(pb::SubmitRequest { intent: Some(i) }).await.expect("submit").into_inner();
+        assert_eq!(r.status, pb::IntentStatus::Deferred as i32);
+    }
+    let cancelled = client
+        .cancel(pb::CancelRequest { intent_id: "a".into(), reason: "paid".into() })
+        .await
+        .expect("cancel")
+        .into_inner();
+    assert_eq!(cancelled.status, pb::IntentStatus::Cancelled as i32);
+    let again = client
+        .cancel(pb::CancelRequest { intent_id: "a".into(), reason: "paid".into() })
+        .await
+        .expect("idempotent")
+        .into_inner();
+    assert_eq!(again.status, pb::IntentStatus::Cancelled as i32);
+    let missing = client
+        .cancel(pb::CancelRequest { intent_id: "nope".into(), reason: String::new() })
+        .await
+        .expect_err("unknown");
+    assert_eq!(missing.code(), Code::NotFound);
+
+    let by_debt = client
+        .cancel_for_debt(pb::CancelForDebtRequest {
+            debtor_id: "d-1".into(),
+            debt_id: "debt-1".into(),
+            reason: "paid".into(),
+        })
+        .await
+        .expect("cancel for debt")
+        .into_inner();
+    let mut ids = by_debt.cancelled_intent_ids.clone();
+    ids.sort();
+    assert_eq!(ids, vec!["b".to_string(), "c".to_string()]);
+    let other = client.get(pb::GetRequest { intent_id: "d".into() }).await.expect("get").into_inner();
+    assert_eq!(other.status, pb::IntentStatus::Deferred as i32, "another debt's intent is untouched");
+
+    // A cancelled intent never wakes up.
+    server.set_clock("2026-11-30T07:00:00-05:00");
+    server.wait_for_status(&mut client, "d", pb::IntentStatus::Released).await;
+    let b = client.get(pb::GetRequest { intent_id: "b".into() }).await.expect("get").into_inner();
+    assert_eq!(b.status, pb::IntentStatus::Cancelled as i32);
+    server.stop().await;
+}
+on_both_backends!(cancel_and_cancel_for_debt);
+
+// ------------------------------------------------------------------ opt-outs
+
+async fn opt_out_via_set_preferences(backend: Backend) {
+    let server = TestServer::start(backend, "2026-11-28T10:00:00-05:00").await;
+    let mut client = server.scheduler("acme").await;
+    client
+        .submit(pb::SubmitRequest { intent: Some(intent("w-1", "d-9", pb::Channel::Whatsapp, "PE")) })
+        .await
+        .expect("submit");
+    client
+        .submit(pb::SubmitRequest { intent: Some(intent("e-1", "d-9", pb::Channel::Email, "PE")) })
+        .await
+        .expect("submit");
+    let prefs = client
+        .set_preferences(pb::SetPreferencesRequest {
+            debtor_id: "d-9".into(),
+            opt_out_channels: vec![pb::Channel::Whatsapp as i32],
+            source: "ivr".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("set preferences")
+        .into_inner();
+    assert_eq!(prefs.opted_out_channels, vec![pb::Channel::Whatsapp as i32]);
+    // The pending WhatsApp intent is rejected at its next evaluation (now); the email one still waits.
+    let rejected = server.wait_for_status(&mut client, "w-1", pb::IntentStatus::Rejected).await;
+    assert_eq!(rejected.decision.as_ref().map(|d| d.code.as_str()), Some("OPTED_OUT"));
+    let email = client.get(pb::GetRequest { intent_id: "e-1".into() }).await.expect("get").into_inner();
+    assert_eq!(email.status, pb::IntentStatus::Deferred as i32);
+    let new = client
+        .submit(pb::SubmitRequest { intent: Some(intent("w-2", "d-9", pb::Channel::Whatsapp, "PE")) })
+        .await
+        .expect("submit")
+        .into_inner();
+    assert_eq!(new.status, pb::IntentStatus::Rejected as i32);
+    server.stop().await;
+}
+on_both_backends!(opt_out_via_set_preferences);
+
+async fn opt_out_via_ack(backend: Backend) {
+    let server = TestServer::start(backend, "2026-11-25T10:00:00-05:00").await;
+    let mut client = server.scheduler("acme").await;
+    let mut adapter = server.dispatcher("acme").await;
+    client
+        .submit(pb::SubmitRequest { intent: Some(intent("s-1", "d-5", pb::Channel::Sms, "PE")) })
+        .await
+        .expect("submit");
+    let leased = adapter
+        .lease(pb::LeaseRequest { channels: vec![pb::Channel::Sms as i32], max_items: 5, lease_duration: None })
+        .await
+        .expect("lease")
+        .into_inner();
+    adapter
+        .ack(pb::AckRequest {
+            dispatch_id: leased.items[0].dispatch_id.clone(),
+            outcome: pb::Outcome::OptedOut as i32,
+            at: None,
+            detail: "STOP".into(),
+        })
+        .await
+        .expect("ack");
+    let again = client
+        .submit(pb::SubmitRequest { intent: Some(intent("s-2", "d-5", pb::Channel::Sms, "PE")) })
+        .await
+        .expect("submit")
+        .into_inner();
+    assert_eq!(again.status, pb::IntentStatus::Rejected as i32);
+    assert_eq!(decision(&again).code, "OPTED_OUT");
+    // Other channels are still fine.
+    let email = client
+        .submit(pb::SubmitRequest { intent: Some(intent("e-2", "d-5", pb::Channel::Email, "PE")) })
+        .await
+        .expect("submit")
+        .into_inner();
+    assert_eq!(email.status, pb::IntentStatus::Released as i32);
+    server.stop().await;
+}
+on_both_backends!(opt_out_via_ack);
+
+// ------------------------------------------------------------------ leases
+
+async fn expired_lease_is_reoffered_with_the_same_dispatch_id(backend: Backend) {
+    let server = TestServer::start(backend, "2026-11-25T10:00:00-05:00").await;
+    let mut client = server.scheduler("acme").await;
+    let mut adapter = server.dispatcher("acme").await;
+    client
+        .submit(pb::SubmitRequest { intent: Some(intent("l-1", "d-1", pb::Channel::Email, "PE")) })
+        .await
+        .expect("submit");
+    let lease = |adapter: &mut Dispatcher| {
+        let mut adapter = adapter.clone();
+        async move {
+            adapter
+                .lease(pb::LeaseRequest {
+                    channels: vec![pb::Channel::Email as i32],
+                    max_items: 5,
+                    lease_duration: Some(prost_types::Duration { seconds: 30, nanos: 0 }),
+                })
+                .await
+                .expect("lease")
+                .into_inner()
+                .items
+        }
+    };
+    let first = lease(&mut adapter).await;
+    assert_eq!(first.len(), 1);
+    assert!(lease(&mut adapter).await.is_empty(), "a leased item is not offered twice while the lease holds");
+    server.clock.advance(chrono::Duration::seconds(31));
+    let second = lease(&mut adapter).await;
+    assert_eq!(second.len(), 1);
+    assert_eq!(second[0].dispatch_id, first[0].dispatch_id);
+    assert_eq!(second[0].attempt, 2);
+
+    // Past the window (20:00 Lima) an expired lease is not re-offered: the fresh check defers it.
+    server.clock.advance(chrono::Duration::seconds(31));
+    server.set_clock("2026-11-25T20:30:00-05:00");
+    assert!(lease(&mut adapter).await.is_empty());
+    let view = client.get(pb::GetRequest { intent_id: "l-1".into() }).await.expect("get").into_inner();
+    assert_eq!(view.status, pb::IntentStatus::Deferred as i32);
+    assert_eq!(view.next_eval_at, Some(ts("2026-11-26T07:00:00-05:00")));
+    server.stop().await;
+}
+on_both_backends!(expired_lease_is_reoffered_with_the_same_dispatch_id);
+
+// ------------------------------------------------------------------ caps under concurrency
+
+async fn fifty_concurrent_submissions_respect_the_daily_cap(backend: Backend) {
+    // Colombia: at most one contact a day per debtor.
+    let server = TestServer::start(backend, "2026-11-25T10:00:00-05:00").await;
+    let client = server.scheduler("acme").await;
+    let mut tasks = Vec::new();
+    for n in 0..50 {
+        let mut client = client.clone();
+        tasks.push(tokio::spawn(async move {
+            client
+                .submit(pb::SubmitRequest { intent: Some(intent(&format!("co-{n}"), "d-co", pb::Channel::Sms, "CO")) })
+                .await
+                .map(|r| r.into_inner().status)
+        }));
+    }
+    let mut released = 0;
+    let mut deferred = 0;
+    for task in tasks {
+        let status = task.await.expect("task").expect("submit");
+        if status == pb::IntentStatus::Released as i32 {
+            released += 1;
+        } else if status == pb::IntentStatus::Deferred as i32 {
+            deferred += 1;
+        }
+    }
+    assert_eq!((released, deferred), (1, 49));
+    server.stop().await;
+}
+on_both_backends!(fifty_concurrent_submissions_respect_the_daily_cap);
+
+// ------------------------------------------------------------------ restart
+
+async fn restart_between_submit_and_release(backend: Backend) {
+    let mut server = TestServer::start(backend, "2026-11-27T21:00:00-05:00").await;
+    let mut client = server.scheduler("acme").await;
+    client
+        .submit(pb::SubmitRequest { intent: Some(intent("r-1", "d-1", pb::Channel::Call, "PE")) })
+        .await
+        .expect("submit");
+    server.restart().await;
+    server.set_clock("2026-11-30T07:00:00-05:00");
+    let mut client = server.scheduler("acme").await;
+    server.wait_for_status(&mut client, "r-1", pb::IntentStatus::Released).await;
+    // Another restart does not release it twice.
+    server.restart().await;
+    let mut adapter = server.dispatcher("acme").await;
+    let leased = adapter
+        .lease(pb::LeaseRequest { channels: vec![pb::Channel::Call as i32], max_items: 10, lease_duration: None })
+        .await
+        .expect("lease")
+        .into_inner();
+    assert_eq!(leased.items.len(), 1);
+    server.stop().await;
+}
+on_both_backends!(restart_between_submit_and_release);
+
+// ------------------------------------------------------------------ auth and tenants
+
+async fn authentication_roles_and_tenant_isolation(backend: Backend) {
+    let server = TestServer::start(backend, "2026-11-25T10:00:00-05:00").await;
+    let mut acme = server.scheduler("acme").await;
+    acme.submit(pb::SubmitRequest { intent: Some(intent("iso-1", "d-1", pb::Channel::Sms, "PE")) })
+        .await
+        .expect("submit");
+
+    let mut anonymous = pb::contact_scheduler_client::ContactSchedulerClient::new(server.channel.clone());
+    let status = anonymous.get(pb::GetRequest { intent_id: "iso-1".into() }).await.expect_err("no key");
+    assert_eq!(status.code(), Code::Unauthenticated);
+
+    let wrong = Auth("Bearer vk_not-a-real-key".parse().expect("ascii"));
+    let mut wrong =
+        pb::contact_scheduler_client::ContactSchedulerClient::with_interceptor(server.channel.clone(), wrong);
+    assert_eq!(
+        wrong.get(pb::GetRequest { intent_id: "iso-1".into() }).await.expect_err("wrong key").code(),
+        Code::Unauthenticated
+    );
+
+    let adapter_key = server.key("acme", &[Role::Adapter]).await;
+    let mut as_adapter =
+        pb::contact_scheduler_client::ContactSchedulerClient::with_interceptor(server.channel.clone(), adapter_key);
+    let denied = as_adapter
+        .submit(pb::SubmitRequest { intent: Some(intent("x", "d", pb::Channel::Sms, "PE")) })
+        .await
+        .expect_err("role");
+    assert_eq!(denied.code(), Code::PermissionDenied);
+
+    let mut other = server.scheduler("globex").await;
+    assert_eq!(
+        other.get(pb::GetRequest { intent_id: "iso-1".into() }).await.expect_err("other tenant").code(),
+        Code::NotFound
+    );
+    assert_eq!(
+        other
+            .cancel(pb::CancelRequest { intent_id: "iso-1".into(), reason: String::new() })
+            .await
+            .expect_err("other tenant")
+            .code(),
+        Code::NotFound
+    );
+    let mut other_adapter = server.dispatcher("globex").await;
+    let leased = other_adapter
+        .lease(pb::LeaseRequest { channels: vec![pb::Channel::Sms as i32], max_items: 10, lease_duration: None })
+        .await
+        .expect("lease")
+        .into_inner();
+    assert!(leased.items.is_empty(), "another tenant's contacts are never leased");
+    let mut own_adapter = server.dispatcher("acme").await;
+    let mine = own_adapter
+        .lease(pb::LeaseRequest { channels: vec![pb::Channel::Sms as i32], max_items: 10, lease_duration: None })
+        .await
+        .expect("lease")
+        .into_inner();
+    let ack = other_adapter
+        .ack(pb::AckRequest {
+            dispatch_id: mine.items[0].dispatch_id.clone(),
+            outcome: pb::Outcome::Sent as i32,
+            at: None,
+            detail: String::new(),
+        })
+        .await
+        .expect_err("other tenant's dispatch");
+    assert_eq!(ack.code(), Code::NotFound);
+    // The same intent id in another tenant is a different intent.
+    let theirs = other
+        .submit(pb::SubmitRequest { intent: Some(intent("iso-1", "d-1", pb::Channel::Email, "PE")) })
+        .await
+        .expect("same id, other tenant")
+        .into_inner();
+    assert_eq!(theirs.intent_id, "iso-1");
+    server.stop().await;
+}
+on_both_backends!(authentication_roles_and_tenant_isolation);
+
+// ------------------------------------------------------------------ bad input
+
+async fn invalid_requests_name_the_field(backend: Backend) {
+    let server = TestServer::start(backend, "2026-11-25T10:00:00-05:00").await;
+    let mut client = server.scheduler("acme").await;
+    let cases: Vec<(pb::Intent, &str)> = vec![
+        (pb::Intent { intent_id: String::new(), ..intent("", "d", pb::Channel::Sms, "PE") }, "intent.intent_id"),
+        (pb::Intent { channel: 0, ..intent("a", "d", pb::Channel::Sms, "PE") }, "intent.channel"),
+        (pb::Intent { channel: 99, ..intent("a", "d", pb::Channel::Sms, "PE") }, "intent.channel"),
+        (pb::Intent { party: 0, ..intent("a", "d", pb::Channel::Sms, "PE") }, "intent.party"),
+        (
+            pb::Intent { time_zones: vec!["Mars/Olympus".into()], ..intent("a", "d", pb::Channel::Sms, "PE") },
+            "intent.time_zones[0]",
+        ),
+        (intent("a", "d", pb::Channel::Sms, "ZZ"), "intent.jurisdiction"),
+        (pb::Intent { debtor_id: "x".repeat(300), ..intent("a", "d", pb::Channel::Sms, "PE") }, "intent.debtor_id"),
+    ];
+    for (bad, field) in cases {
+        let status = client.submit(pb::SubmitRequest { intent: Some(bad) }).await.expect_err("invalid");
+        assert_eq!(status.code(), Code::InvalidArgument, "{field}: {status:?}");
+        assert!(status.message().starts_with(field), "{field} not named in {:?}", status.message());
+    }
+    let status = client.submit(pb::SubmitRequest { intent: None }).await.expect_err("no intent");
+    assert_eq!(status.code(), Code::InvalidArgument);
+    let missing = client.get(pb::GetRequest { intent_id: "never".into() }).await.expect_err("unknown");
+    assert_eq!(missing.code(), Code::NotFound);
+
+    // Over the message size limit (1 MiB in tests): refused, server unharmed.
+    let huge = pb::Intent {
+        payload: (0..64)
+            .map(|i| (format!("k{i}"), "v".repeat(4000)))
+            .chain([("big".to_string(), "x".repeat(2 << 20))])
+            .collect(),
+        ..intent("huge", "d", pb::Channel::Sms, "PE")
+    };
+    let status = client.submit(pb::SubmitRequest { intent: Some(huge) }).await.expect_err("too big");
+    assert!(matches!(status.code(), Code::OutOfRange | Code::ResourceExhausted | Code::InvalidArgument), "{status:?}");
+
+    let batch = client.submit_batch(pb::SubmitBatchRequest { intents: vec![] }).await.expect_err("empty batch");
+    assert_eq!(batch.code(), Code::InvalidArgument);
+    let mut adapter = server.dispatcher("acme").await;
+    let bad_lease = adapter
+        .lease(pb::LeaseRequest { channels: vec![], max_items: 1, lease_duration: None })
+        .await
+        .expect_err("no channels");
+    assert_eq!(bad_lease.code(), Code::InvalidArgument);
+    let bad_ack = adapter
+        .ack(pb::AckRequest {
+            dispatch_id: "nope".into(),
+            outcome: pb::Outcome::Sent as i32,
+            at: None,
+            detail: String::new(),
+        })
+        .await
+        .expect_err("unknown dispatch");
+    assert_eq!(bad_ack.code(), Code::NotFound);
+    // The server still answers.
+    client
+        .submit(pb::SubmitRequest { intent: Some(intent("ok", "d", pb::Channel::Sms, "PE")) })
+        .await
+        .expect("still serving");
+    server.stop().await;
+}
+on_both_backends!(invalid_requests_name_the_field);
+
+async fn submit_batch_one_result_per_intent(backend: Backend) {
+    let server = TestServer::start(backend, "2026-11-25T10:00:00-05:00").await;
+    let mut client = server.scheduler("acme").await;
+    let intents = vec![
+        intent("b-1", "d-1", pb::Channel::Sms, "PE"),
+        intent("b-2", "d-2", pb::Channel::Call, "ZZ"),
+        intent("b-3", "d-3", pb::Channel::Call, "CL"),
+    ];
+    let results = client.submit_batch(pb::SubmitBatchRequest { intents }).await.expect("batch").into_inner().results;
+    assert_eq!(results.len(), 3);
+    assert_eq!(results[0].response.as_ref().map(|r| r.status), Some(pb::IntentStatus::Released as i32));
+    assert!(results[1].response.is_none());
+    assert_eq!(results[1].error_code, "InvalidArgument");
+    assert!(results[1].error_message.contains("jurisdiction"));
+    assert!(results[2].response.is_some());
+    let too_many: Vec<_> = (0..1001).map(|n| intent(&format!("m-{n}"), "d", pb::Channel::Sms, "PE")).collect();
+    let status = client.submit_batch(pb::SubmitBatchRequest { intents: too_many }).await.expect_err("over 1000");
+    assert_eq!(status.code(), Code::InvalidArgument);
+    server.stop().await;
+}
+on_both_backends!(submit_batch_one_result_per_intent);
+
+// ------------------------------------------------------------------ rules service
+
+async fn rules_list_calendar_and_atomic_reload(backend: Backend) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for entry in std::fs::read_dir(jurisdictions_dir()).expect("jurisdictions") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            std::fs::copy(&path, dir.path().join(path.file_name().expect("name"))).expect("copy");
+        }
+    }
+    let server =
+        TestServer::start_with(backend, "2026-11-25T10:00:00-05:00", Vec::new(), dir.path().to_path_buf()).await;
+    let mut reader = server.rules("acme", Role::Auditor).await;
+    let listed = reader.list(pb::ListRulesRequest {}).await.expect("list").into_inner();
+    let pe = listed.jurisdictions.iter().find(|j| j.code == "PE").expect("PE listed");
+    assert_eq!(pe.version_hash.len(), 12);
+    let calendar =
+        reader.calendar(pb::CalendarRequest { code: "PE".into(), year: 2026 }).await.expect("calendar").into_inner();
+    assert!(calendar.holidays.iter().any(|h| h.date == "2026-07-28"));
+    assert_eq!(
+        reader.reload(pb::ReloadRequest {}).await.expect_err("auditor cannot reload").code(),
+        Code::PermissionDenied
+    );
+
+    let mut admin = server.rules("acme", Role::Admin).await;
+    let pe_file = dir.path().join("PE.toml");
+    let good = std::fs::read_to_string(&pe_file).expect("read");
+    std::fs::write(&pe_file, good.replace("07:00-20:00", "07:00-26:00")).expect("corrupt");
+    let refused = admin.reload(pb::ReloadRequest {}).await.expect_err("invalid directory");
+    assert_eq!(refused.code(), Code::FailedPrecondition);
+    assert!(refused.message().contains("PE.toml:"), "{}", refused.message());
+    let still = reader.list(pb::ListRulesRequest {}).await.expect("list").into_inner();
+    assert_eq!(
+        still.jurisdictions.iter().find(|j| j.code == "PE").map(|j| j.version_hash.clone()),
+        Some(pe.version_hash.clone())
+    );
+    let mut client = server.scheduler("acme").await;
+    let r = client
+        .submit(pb::SubmitRequest { intent: Some(intent("after-bad", "d", pb::Channel::Call, "PE")) })
+        .await
+        .expect("submit");
+    assert_eq!(r.into_inner().status, pb::IntentStatus::Released as i32, "the rules in force are untouched");
+
+    std::fs::write(&pe_file, good.replace("# Peru", "# Peru (edited)")).expect("edit");
+    let reloaded = admin.reload(pb::ReloadRequest {}).await.expect("valid reload").into_inner();
+    let new_hash = reloaded.jurisdictions.iter().find(|j| j.code == "PE").map(|j| j.version_hash.clone());
+    assert_ne!(new_hash, Some(pe.version_hash.clone()));
+    server.stop().await;
+}
+on_both_backends!(rules_list_calendar_and_atomic_reload);
+
+// ------------------------------------------------------------------ built-in adapters
+
+async fn log_adapter_writes_and_acks(backend: Backend) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let log = dir.path().join("contacts.jsonl");
+    let adapters = vec![ventana::config::AdapterConfig {
+        channel: ventana::domain::Channel::Sms,
+        kind: ventana::config::AdapterKind::Log { path: log.display().to_string() },
+    }];
+    let server = TestServer::start_with(backend, "2026-11-25T10:00:00-05:00", adapters, jurisdictions_dir()).await;
+    let mut client = server.scheduler("acme").await;
+    let mut sms = intent("log-1", "d-1", pb::Channel::Sms, "PE");
+    sms.payload.insert("phone".into(), "+51999000111".into());
+    client.submit(pb::SubmitRequest { intent: Some(sms) }).await.expect("submit");
+    let done = server.wait_for_status(&mut client, "log-1", pb::IntentStatus::Done).await;
+    assert_eq!(done.outcome, "sent");
+    let text = std::fs::read_to_string(&log).expect("log written");
+    let line: serde_json::Value = serde_json::from_str(text.lines().next().expect("a line")).expect("json");
+    assert_eq!(line["intent"]["intent_id"], "log-1");
+    assert_eq!(line["payload"]["phone"], "+51999000111");
+    assert_eq!(line["dispatch_id"], done.dispatch_id);
+    server.stop().await;
+}
+on_both_backends!(log_adapter_writes_and_acks);
+
+async fn webhook_adapter_signs_and_acks_by_status(backend: Backend) {
+    use http_body_util::BodyExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}/contacts", listener.local_addr().expect("addr"));
+    let (seen_tx, mut seen_rx) = tokio::sync::mpsc::unbounded_channel::<(String, Vec<u8>)>();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { return };
+            let seen = seen_tx.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+                    let seen = seen.clone();
+                    async move {
+                        let signature = request
+                            .headers()
+                            .get("x-ventana-signature")
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or_default()
+                            .to_string();
+                        let body =
+                            request.into_body().collect().await.map(|b| b.to_bytes().to_vec()).unwrap_or_default();
+                        let _ = seen.send((signature, body));
+                        Ok::<_, std::convert::Infallible>(hyper::Response::new(http_body_util::Full::new(
+                            hyper::body::Bytes::from("ok"),
+                        )))
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    let adapters = vec![ventana::config::AdapterConfig {
+        channel: ventana::domain::Channel::Email,
+        kind: ventana::config::AdapterKind::Webhook { url, secret: "s3cret".into(), timeout_ms: 2000, max_attempts: 3 },
+    }];
+    let server = TestServer::start_with(backend, "2026-11-25T10:00:00-05:00", adapters, jurisdictions_dir()).await;
+    let mut client = server.scheduler("acme").await;
+    client
+        .submit(pb::SubmitRequest { intent: Some(intent("hook-1", "d-1", pb::Channel::Email, "PE")) })
+        .await
+        .expect("submit");
+    let done = server.wait_for_status(&mut client, "hook-1", pb::IntentStatus::Done).await;
+    assert_eq!(done.outcome, "sent");
+    let (signature, body) = seen_rx.recv().await.expect("webhook called");
+    assert_eq!(signature, ventana::adapters::sign("s3cret", &body));
+    let json: serde_json::Value = serde_json::from_slice(&body).expect("json body");
+    assert_eq!(json["intent"]["intent_id"], "hook-1");
+    server.stop().await;
+}
+on_both_backends!(webhook_adapter_signs_and_acks_by_status);
