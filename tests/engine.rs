@@ -317,3 +317,35 @@ calendar = "day"
     assert_defer(&decision, "2026-09-06T01:00:00-03:00");
     assert!(decision.reasons.iter().any(|r| r.rule.as_ref().is_some_and(|m| m.id.as_ref() == "zs-one-a-day")));
 }
+
+#[test]
+fn an_intents_own_zones_are_combined_with_its_subdivisions() {
+    // Address in Baja California (Tijuana), phone from Mexico City: both must allow the call.
+    let mut call = intent("MX-BCN", Channel::Call);
+    call.time_zones = vec!["America/Mexico_City".parse().expect("tz")];
+    // 07:00 in Mexico City is 05:00 in Tijuana: wait for 07:00 Tijuana.
+    assert_defer(&decide(book(), &call, &[], at("2026-11-25T07:00:00-06:00")), "2026-11-25T07:00:00-08:00");
+    // With only the country named, the intent's zones are the evidence.
+    let mut country_only = intent("MX", Channel::Call);
+    country_only.time_zones = vec!["America/Mexico_City".parse().expect("tz")];
+    assert_release(&decide(book(), &country_only, &[], at("2026-11-25T07:00:00-06:00")));
+}
+
+#[test]
+fn preferences_reject_at_once() {
+    use ventana::domain::Preferences;
+    let rules = book().resolve("t1", "PE").expect("PE");
+    let now = at("2026-11-25T10:00:00-05:00");
+    let sms = intent("PE", Channel::Sms);
+    let opted_out = Preferences { opted_out: vec![Channel::Sms], ..Preferences::default() };
+    let decision = ventana::engine::evaluate(&sms, &rules, &[], &opted_out, now);
+    assert_eq!(decision.verdict, Verdict::Reject { code: RejectCode::OptedOut });
+    let chosen = Preferences { chosen: vec![Channel::Email], ..Preferences::default() };
+    let decision = ventana::engine::evaluate(&sms, &rules, &[], &chosen, now);
+    assert_eq!(decision.verdict, Verdict::Reject { code: RejectCode::ChannelNotChosen });
+    let email = intent("PE", Channel::Email);
+    assert_release(&ventana::engine::evaluate(&email, &rules, &[], &chosen, now));
+    let wrong = Preferences { wrong_party: vec![Channel::Email], ..Preferences::default() };
+    let decision = ventana::engine::evaluate(&email, &rules, &[], &wrong, now);
+    assert_eq!(decision.verdict, Verdict::Reject { code: RejectCode::WrongParty });
+}

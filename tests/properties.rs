@@ -31,8 +31,8 @@ fn codes() -> Vec<(String, String)> {
     codes
 }
 
-fn zones<'a>(intent: &'a Intent, rules: &'a Resolved<'_>) -> &'a [Tz] {
-    if intent.time_zones.is_empty() { rules.default_zones } else { &intent.time_zones }
+fn zones(intent: &Intent, rules: &Resolved<'_>) -> Vec<Tz> {
+    ventana::engine::candidate_zones(intent, rules).into_owned()
 }
 
 fn versions<'a>(intent: &Intent, rules: &Resolved<'a>, start: DateTime<Utc>) -> Vec<&'a RuleVersion> {
@@ -231,7 +231,7 @@ proptest! {
         let rules = book().resolve(tenant, code).expect("resolves");
         let decision = evaluate(&intent, &rules, &history, &Preferences::default(), now);
         let versions = versions(&intent, &rules, now);
-        let zones = zones(&intent, &rules).to_vec();
+        let zones = zones(&intent, &rules);
         let ok = |t: DateTime<Utc>| window_ok(&intent, &rules, &versions, t) && limits_ok(&intent, &zones, &versions, &history, t);
         match decision.verdict {
             Verdict::Release => prop_assert!(ok(now), "released at {now} for {code} {channel} but the reference forbids it"),
@@ -263,7 +263,7 @@ proptest! {
             let decision = evaluate(&next, &rules, &history, &Preferences::default(), now);
             let Some(when) = decision.at(now) else { continue };
             let versions = versions(&next, &rules, now);
-            let zones = zones(&next, &rules).to_vec();
+            let zones = zones(&next, &rules);
             prop_assert!(
                 limits_ok(&next, &zones, &versions, &history, when),
                 "{code}: a {channel} contact at {when} breaks a cap or cooldown given {history:?}"

@@ -5,6 +5,7 @@
 mod limits;
 pub mod windows;
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
@@ -148,7 +149,8 @@ pub fn evaluate(
     if let Some(rejection) = preference_bans(intent, preferences) {
         return rejection;
     }
-    let zones: &[Tz] = if intent.time_zones.is_empty() { rules.default_zones } else { &intent.time_zones };
+    let zones = candidate_zones(intent, rules);
+    let zones: &[Tz] = &zones;
     let start = intent.not_before.map_or(now, |nb| nb.max(now));
     let Some(&first_zone) = zones.first() else {
         return Decision::reject(
@@ -234,6 +236,22 @@ pub fn evaluate(
         return Decision { verdict: Verdict::Defer { until: slot }, reasons, window_end };
     }
     no_slot(intent, start, limit, &constraints, &calendars, held)
+}
+
+/// The time zones the recipient may be in; the contact must be allowed in
+/// all of them. The intent's own zones (e.g. from a phone number) are
+/// combined with the named subdivision's (e.g. from an address); with only
+/// a country named, the intent's zones replace the country's default.
+pub fn candidate_zones<'a>(intent: &'a Intent, rules: &Resolved<'a>) -> Cow<'a, [Tz]> {
+    if intent.time_zones.is_empty() {
+        return Cow::Borrowed(rules.default_zones);
+    }
+    if !rules.subdivision {
+        return Cow::Borrowed(&intent.time_zones);
+    }
+    let mut zones = rules.default_zones.to_vec();
+    zones.extend(intent.time_zones.iter().filter(|z| !rules.default_zones.contains(z)));
+    Cow::Owned(zones)
 }
 
 /// The debtor's own choices: bans that no waiting can lift.

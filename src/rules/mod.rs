@@ -60,6 +60,9 @@ pub struct Resolved<'a> {
     pub layers: Vec<&'a Jurisdiction>,
     /// Time zones assumed when the intent names none.
     pub default_zones: &'a [Tz],
+    /// Whether the code named a subdivision (its zones are then evidence of
+    /// where the recipient is, combined with any zones the intent names).
+    pub subdivision: bool,
 }
 
 fn toml_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
@@ -171,6 +174,6 @@ impl RuleBook {
                 if code == country_code { [Some(country_code), None] } else { [Some(country_code), Some(code)] };
             layers.extend(codes.into_iter().flatten().filter_map(|c| policies.get(c)).map(Arc::as_ref));
         }
-        Ok(Resolved { layers, default_zones })
+        Ok(Resolved { layers, default_zones, subdivision: code.contains('-') })
     }
 }

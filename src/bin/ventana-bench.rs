@@ -1,0 +1,128 @@
+//! Load generator: starts a Ventana server in-process on a loopback port
+//! (SQLite file or PostgreSQL database), then drives `Submit` over real gRPC
+//! with N concurrent clients and reports throughput and latency.
+//!
+//! ```sh
+//! cargo run --release --bin ventana-bench -- submit --requests 20000 --concurrency 32
+//! cargo run --release --bin ventana-bench -- submit --database-url postgres://postgres@127.0.0.1:5432/ventana_bench
+//! ```
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::{Parser, Subcommand};
+use tonic::metadata::MetadataValue;
+use ventana::api::auth::{Role, create_key};
+use ventana::api::pb;
+use ventana::clock::{Clock, ManualClock};
+use ventana::config::Config;
+
+#[derive(Parser)]
+#[command(name = "ventana-bench", about = "Load generator for the Ventana gRPC API")]
+struct Args {
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+#[derive(Subcommand)]
+enum Scenario {
+    /// Unary Submit calls, each a new intent for its own debtor (released: a dispatch and a contact event are written).
+    Submit {
+        #[arg(long, default_value_t = 20_000)]
+        requests: usize,
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+        /// Database to run on; default: a fresh SQLite file in a temporary directory.
+        #[arg(long)]
+        database_url: Option<String>,
+    },
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index.min(sorted.len() - 1)]
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let Scenario::Submit { requests, concurrency, database_url } = Args::parse().scenario;
+    let dir = tempfile_dir()?;
+    let database_url = database_url.unwrap_or_else(|| format!("sqlite://{}/bench.db", dir.display()));
+    let config = Config {
+        listen: "127.0.0.1:0".parse()?,
+        database_url: database_url.clone(),
+        jurisdictions: concat!(env!("CARGO_MANIFEST_DIR"), "/jurisdictions").into(),
+        max_message_bytes: 4 << 20,
+        adapters: Vec::new(),
+    };
+    // A weekday 10:00 in Lima: every intent is released.
+    let clock = ManualClock::new(chrono::DateTime::parse_from_rfc3339("2026-11-25T10:00:00-05:00")?.to_utc());
+    let running = ventana::server::start(&config, Clock::Manual(clock)).await?;
+    let key = create_key(&running.app.store, "bench", &[Role::Submitter], 0).await?;
+    let auth: MetadataValue<_> = format!("Bearer {key}").parse()?;
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", running.addr))?.connect().await?;
+    let run = format!("{:x}", std::process::id());
+
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for _ in 0..concurrency {
+        let mut client = pb::contact_scheduler_client::ContactSchedulerClient::new(channel.clone());
+        let (next, auth, run) = (next.clone(), auth.clone(), run.clone());
+        workers.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut errors = 0usize;
+            loop {
+                let n = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if n >= requests {
+                    return (latencies, errors);
+                }
+                let intent = pb::Intent {
+                    intent_id: format!("bench-{run}-{n}"),
+                    debtor_id: format!("debtor-{n}"),
+                    channel: pb::Channel::Sms as i32,
+                    party: pb::Party::Debtor as i32,
+                    stage: pb::Stage::Extrajudicial as i32,
+                    jurisdiction: "PE".into(),
+                    ..Default::default()
+                };
+                let mut request = tonic::Request::new(pb::SubmitRequest { intent: Some(intent) });
+                request.metadata_mut().insert("authorization", auth.clone());
+                let t = Instant::now();
+                match client.submit(request).await {
+                    Ok(_) => latencies.push(t.elapsed()),
+                    Err(_) => errors += 1,
+                }
+            }
+        }));
+    }
+    let mut latencies = Vec::with_capacity(requests);
+    let mut errors = 0;
+    for worker in workers {
+        let (l, e) = worker.await?;
+        latencies.extend(l);
+        errors += e;
+    }
+    let elapsed = started.elapsed();
+    latencies.sort();
+    println!("scenario  submit ({})", running.app.store.backend());
+    println!("requests  {requests} ({errors} errors), concurrency {concurrency}");
+    println!("elapsed   {:.2} s", elapsed.as_secs_f64());
+    println!("throughput {:.0} intents/s", latencies.len() as f64 / elapsed.as_secs_f64());
+    for (name, p) in [("p50", 0.50), ("p99", 0.99), ("p999", 0.999)] {
+        println!("{name:<9} {:.2} ms", percentile(&latencies, p).as_secs_f64() * 1000.0);
+    }
+    running.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+/// A private temporary directory for the default SQLite file.
+fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
+    let dir = std::env::temp_dir().join(format!("ventana-bench-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
