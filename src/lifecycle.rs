@@ -316,7 +316,12 @@ impl App {
         let mut leased = Vec::with_capacity(open.len());
         let mut deferred = false;
         for mut dispatch in open {
-            tx.lock_debtor(&dispatch.tenant, &dispatch.debtor_id).await?;
+            // The row is already locked: never wait for the debtor here (a
+            // cancel or ack holding the debtor may be waiting for this row).
+            // A busy debtor's contact is simply offered at the next lease.
+            if !tx.try_lock_debtor(&dispatch.tenant, &dispatch.debtor_id).await? {
+                continue;
+            }
             let Some(mut row) = tx.get_intent(&dispatch.tenant, &dispatch.intent_id).await? else { continue };
             let submission = Submission::from_json(&row.body)?;
             let history =
@@ -362,11 +367,13 @@ impl App {
         let now = self.clock.now();
         let mut tx = self.store.begin().await?;
         let not_found = || LifecycleError::NotFound(format!("dispatch_id {dispatch_id:?} not found"));
-        let mut dispatch = tx.get_dispatch(dispatch_id).await?.ok_or_else(not_found)?;
+        let dispatch = tx.get_dispatch(dispatch_id).await?.ok_or_else(not_found)?;
         if tenant.is_some_and(|t| t != dispatch.tenant) {
             return Err(not_found());
         }
         tx.lock_debtor(&dispatch.tenant, &dispatch.debtor_id).await?;
+        // Re-read under the lock: a concurrent ack may have just finished.
+        let mut dispatch = tx.get_dispatch(dispatch_id).await?.ok_or_else(not_found)?;
         let mut row = tx.get_intent(&dispatch.tenant, &dispatch.intent_id).await?.ok_or_else(not_found)?;
         match dispatch.state.as_str() {
             "acked" if row.outcome.as_deref() == Some(outcome.as_str()) => return Ok(row),

@@ -289,6 +289,22 @@ impl Tx {
         Ok(())
     }
 
+    /// Like `lock_debtor` but never waits: `false` if another transaction
+    /// holds the debtor. Used where rows are already locked, so that lock
+    /// order can never form a cycle.
+    pub async fn try_lock_debtor(&mut self, tenant: &str, debtor_id: &str) -> StoreResult<bool> {
+        match self {
+            Tx::Sqlite(_) => Ok(true),
+            Tx::Postgres(tx) => Ok(sqlx::query_scalar(
+                "SELECT pg_try_advisory_xact_lock(hashtextextended($1::text || chr(31) || $2::text, 0))",
+            )
+            .bind(tenant)
+            .bind(debtor_id)
+            .fetch_one(&mut **tx)
+            .await?),
+        }
+    }
+
     pub async fn get_intent(&mut self, tenant: &str, intent_id: &str) -> StoreResult<Option<IntentRow>> {
         let sql = concat!("SELECT ", intent_columns!(), " FROM intents WHERE tenant = $1 AND intent_id = $2");
         Ok(either!(self, Tx, |tx| sqlx::query_as(sql).bind(tenant).bind(intent_id).fetch_optional(&mut **tx).await?))
