@@ -124,9 +124,10 @@ fn colombia_one_contact_a_day_and_one_channel_a_week() {
     assert_defer(&decide(book(), &sms, &history, at("2026-11-24T11:00:00-05:00")), "2026-11-25T07:00:00-05:00");
     // On Wednesday the same channel is fine...
     assert_release(&decide(book(), &sms, &history, at("2026-11-25T11:00:00-05:00")));
-    // ...but a call (a second channel in the same calendar week) waits until Monday 07:00.
+    // ...but a call (a second channel) waits until both the calendar week (Monday) and the
+    // rolling seven days since the SMS (Tuesday 09:00) have passed.
     let call = intent("CO", Channel::Call);
-    assert_defer(&decide(book(), &call, &history, at("2026-11-25T11:00:00-05:00")), "2026-11-30T07:00:00-05:00");
+    assert_defer(&decide(book(), &call, &history, at("2026-11-25T11:00:00-05:00")), "2026-12-01T09:00:00-05:00");
 }
 
 // ---------------------------------------------------------------- United States (Regulation F)
@@ -156,7 +157,7 @@ fn regulation_f_seven_day_wait_after_a_conversation() {
 #[test]
 fn chile_saturday_evening_before_dst_ends_defers_to_monday_at_the_new_offset() {
     // Santiago leaves summer time at 24:00 on Saturday 2026-04-04 (UTC-3 → UTC-4).
-    let decision = decide(book(), &intent("CL", Channel::Call), &[], at("2026-04-04T20:30:00-03:00"));
+    let decision = decide(book(), &intent("CL-RM", Channel::Call), &[], at("2026-04-04T20:30:00-03:00"));
     assert_defer(&decision, "2026-04-06T08:00:00-04:00");
 }
 
