@@ -18,6 +18,37 @@ pub struct Config {
     /// Largest gRPC message accepted, in bytes.
     pub max_message_bytes: usize,
     pub adapters: Vec<AdapterConfig>,
+    pub audit: AuditConfig,
+}
+
+/// How long audit events are kept.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AuditConfig {
+    /// Default retention in days (3 years: Reg F keeps records 3 years, Chile 2).
+    pub retention_days: u32,
+    /// Per-tenant retention in days.
+    pub tenants: BTreeMap<String, u32>,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig { retention_days: DEFAULT_RETENTION_DAYS, tenants: BTreeMap::new() }
+    }
+}
+
+impl AuditConfig {
+    pub fn retention_days(&self, tenant: &str) -> u32 {
+        self.tenants.get(tenant).copied().unwrap_or(self.retention_days)
+    }
+}
+
+/// `[audit]` in the TOML file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileAudit {
+    pub retention_days: Option<u32>,
+    #[serde(default)]
+    pub tenants: BTreeMap<String, u32>,
 }
 
 /// A built-in channel adapter.
@@ -46,6 +77,8 @@ pub struct FileConfig {
     pub max_message_bytes: Option<usize>,
     #[serde(default)]
     pub adapters: BTreeMap<String, FileAdapter>,
+    #[serde(default)]
+    pub audit: FileAudit,
 }
 
 /// `[adapters.<channel>]` in the TOML file.
@@ -66,6 +99,7 @@ pub struct FileAdapter {
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://ventana.db";
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
+pub const DEFAULT_RETENTION_DAYS: u32 = 1095;
 
 /// Values given on the command line or in the environment (they win over the file).
 #[derive(Debug, Default)]
@@ -106,6 +140,10 @@ impl Config {
                 .unwrap_or_else(|| "jurisdictions".into()),
             max_message_bytes: from_file.max_message_bytes.unwrap_or(DEFAULT_MAX_MESSAGE_BYTES),
             adapters,
+            audit: AuditConfig {
+                retention_days: from_file.audit.retention_days.unwrap_or(DEFAULT_RETENTION_DAYS),
+                tenants: from_file.audit.tenants,
+            },
         })
     }
 }

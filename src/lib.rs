@@ -5,6 +5,7 @@
 
 pub mod adapters;
 pub mod api;
+pub mod audit;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tokio::sync::Notify;
 
+use crate::audit::{AuditEvent, with_decision};
 use crate::clock::Clock;
 use crate::domain::{Channel, ContactEvent, Intent, Outcome, Preferences};
 use crate::engine::{Decision, RejectCode, Verdict, evaluate};
@@ -87,6 +88,31 @@ fn hash(text: &str) -> String {
     hex::encode(Sha256::digest(text.as_bytes()))
 }
 
+/// The files behind a resolution, as `CODE@hash` (tenant policies
+/// `CODE+tenant@hash`), separated by `;`: what a replay needs to rebuild them.
+pub fn layer_versions(resolved: &crate::rules::Resolved<'_>) -> String {
+    let names: Vec<String> = resolved
+        .layers
+        .iter()
+        .map(|l| match &l.tenant {
+            Some(tenant) => format!("{}+{tenant}@{}", l.code, l.hash),
+            None => format!("{}@{}", l.code, l.hash),
+        })
+        .collect();
+    names.join(";")
+}
+
+/// How an instant reads in the recipient's first zone.
+fn local_reading(t: DateTime<Utc>, zones: &[chrono_tz::Tz]) -> (Option<String>, Option<String>) {
+    match zones.first() {
+        Some(zone) => (
+            Some(t.with_timezone(zone).format("%Y-%m-%d %H:%M:%S").to_string()),
+            Some(zones.iter().map(|z| z.name()).collect::<Vec<_>>().join(" ")),
+        ),
+        None => (None, None),
+    }
+}
+
 /// Statuses in which an intent has not been handed to anyone yet.
 const PENDING: [&str; 2] = ["deferred", "released"];
 
@@ -100,10 +126,69 @@ impl App {
         self.rules.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    /// Replaces the rules in force (the caller validated the new book).
-    pub fn set_rules(&self, book: RuleBook) {
+    /// Stores the text of every loaded rules file, so replays can rebuild them.
+    pub async fn save_rules_snapshots(&self, book: &RuleBook) -> LifecycleResult<()> {
+        let now = millis(self.clock.now());
+        for file in book.jurisdictions() {
+            self.store.save_rules_snapshot(&file.hash, &file.file, &file.source, now).await?;
+        }
+        Ok(())
+    }
+
+    /// Puts a validated rule book in force and records it in `tenant`'s
+    /// audit chain (old and new version hashes, and by which key).
+    pub async fn replace_rules(&self, book: RuleBook, tenant: &str, key_prefix: &str) -> LifecycleResult<()> {
+        let versions = |book: &RuleBook| -> Vec<String> {
+            book.jurisdictions()
+                .iter()
+                .map(|j| {
+                    format!("{}{}@{}", j.code, j.tenant.as_deref().map(|t| format!("+{t}")).unwrap_or_default(), j.hash)
+                })
+                .collect()
+        };
+        let old = versions(&self.rules());
+        let new = versions(&book);
+        self.save_rules_snapshots(&book).await?;
+        let now = self.clock.now();
+        let mut tx = self.store.begin().await?;
+        tx.audit(AuditEvent {
+            tenant: tenant.to_string(),
+            at: millis(now),
+            kind: "rules_reloaded".into(),
+            rules_version: Some(new.join(";")),
+            detail: json!({"old": old, "new": new, "by_key": key_prefix}).to_string(),
+            ..AuditEvent::default()
+        });
+        tx.commit().await?;
         *self.rules.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(book);
         self.wakeup.notify_one();
+        Ok(())
+    }
+
+    /// An audit event about `row` at `now`.
+    fn event(&self, kind: &str, row: &IntentRow, intent: &Intent, now: DateTime<Utc>, detail: Value) -> AuditEvent {
+        let rules = self.rules();
+        let (zones, layers) = match rules.resolve(&intent.tenant, &intent.jurisdiction) {
+            Ok(resolved) => (crate::engine::candidate_zones(intent, &resolved).into_owned(), layer_versions(&resolved)),
+            Err(_) => (Vec::new(), String::new()),
+        };
+        let (local_time, time_zone) = local_reading(now, &zones);
+        AuditEvent {
+            tenant: row.tenant.clone(),
+            at: millis(now),
+            kind: kind.to_string(),
+            intent_id: Some(row.intent_id.clone()),
+            debtor_id: Some(row.debtor_id.clone()),
+            debt_id: row.debt_id.clone(),
+            channel: Some(row.channel.clone()),
+            jurisdiction: Some(row.jurisdiction.clone()),
+            time_zone,
+            local_time,
+            outcome: row.outcome.clone(),
+            rules_version: (!layers.is_empty()).then_some(layers),
+            detail: detail.to_string(),
+            ..AuditEvent::default()
+        }
     }
 
     /// Checks that an intent's jurisdiction resolves for its tenant.
@@ -187,7 +272,9 @@ impl App {
             created_at: millis(now),
             updated_at: millis(now),
         };
-        self.apply(tx, &mut row, intent, &decision, now).await?;
+        let body: Value = serde_json::from_str(&row.body).unwrap_or(Value::Null);
+        tx.audit(self.event("submitted", &row, intent, now, json!({"body": body})));
+        self.apply(tx, &mut row, intent, &decision, preferences.as_ref(), now).await?;
         tx.insert_intent(&row).await?;
         Ok((row, false))
     }
@@ -221,11 +308,13 @@ impl App {
         row: &mut IntentRow,
         intent: &Intent,
         decision: &Decision,
+        preferences: Option<&PreferencesRow>,
         now: DateTime<Utc>,
     ) -> LifecycleResult<()> {
         let mut stored = decision_json(decision, now);
         stored["decided_at"] = json!(now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
         row.decision = stored.to_string();
+        row.outcome = None;
         row.updated_at = millis(now);
         row.next_eval_at = None;
         match decision.verdict {
@@ -271,6 +360,12 @@ impl App {
                 row.dispatch_id = None;
             }
         }
+        let mut event = with_decision(self.event(&row.status, row, intent, now, Value::Null), &stored);
+        // The inputs besides rules and history, so a replay can use them.
+        let preferences: Value = preferences.and_then(|p| serde_json::from_str(&p.prefs).ok()).unwrap_or(Value::Null);
+        event.detail =
+            json!({"decision": stored, "dispatch_id": row.dispatch_id, "preferences": preferences}).to_string();
+        tx.audit(event);
         Ok(())
     }
 
@@ -289,7 +384,7 @@ impl App {
             let history = tx.history(tenant, debtor_id, millis(now - Duration::days(HISTORY_LOOKBACK_DAYS))).await?;
             let preferences = tx.preferences(tenant, debtor_id).await?;
             let decision = self.decide(&submission.intent, &history, preferences.as_ref(), None, now)?;
-            self.apply(&mut tx, &mut row, &submission.intent, &decision, now).await?;
+            self.apply(&mut tx, &mut row, &submission.intent, &decision, preferences.as_ref(), now).await?;
             tx.update_intent(&row).await?;
             tx.commit().await?;
             if row.status == "released" {
@@ -339,12 +434,21 @@ impl App {
                 row.attempt = dispatch.attempt;
                 row.updated_at = millis(now);
                 tx.update_intent(&row).await?;
+                let detail = json!({
+                    "dispatch_id": dispatch.dispatch_id,
+                    "attempt": dispatch.attempt,
+                    "not_after": instant(dispatch.not_after).to_rfc3339(),
+                    "lease_expires_at": instant(millis(now + lease)).to_rfc3339(),
+                });
+                tx.audit(self.event("leased", &row, &submission.intent, now, detail));
                 leased.push((dispatch, submission));
             } else {
                 dispatch.state = "withdrawn".into();
                 tx.update_dispatch(&dispatch).await?;
                 tx.delete_event(&dispatch.dispatch_id).await?;
-                self.apply(&mut tx, &mut row, &submission.intent, &decision, now).await?;
+                let detail = json!({"dispatch_id": dispatch.dispatch_id, "why": "no longer allowed when an adapter asked for it"});
+                tx.audit(self.event("withdrawn", &row, &submission.intent, now, detail));
+                self.apply(&mut tx, &mut row, &submission.intent, &decision, preferences.as_ref(), now).await?;
                 tx.update_intent(&row).await?;
                 deferred |= row.status == "deferred";
             }
@@ -397,6 +501,9 @@ impl App {
         row.outcome = Some(outcome.as_str().into());
         row.updated_at = millis(now);
         tx.update_intent(&row).await?;
+        let submission = Submission::from_json(&row.body)?;
+        let detail = json!({"dispatch_id": dispatch_id, "reported_at": at.to_rfc3339(), "attempt": dispatch.attempt});
+        tx.audit(self.event("acked", &row, &submission.intent, now, detail));
         let channel: Channel = row.channel.parse().map_err(LifecycleError::FailedPrecondition)?;
         if matches!(outcome, AckOutcome::OptedOut | AckOutcome::WrongParty) {
             let mut prefs = tx
@@ -409,7 +516,9 @@ impl App {
                 list.push(channel);
             }
             let source = format!("adapter ack {dispatch_id} at {}", at.to_rfc3339());
-            tx.upsert_preferences(&row.tenant, &row.debtor_id, &preferences_json(&prefs), &source, millis(now)).await?;
+            let text = preferences_json(&prefs);
+            tx.upsert_preferences(&row.tenant, &row.debtor_id, &text, &source, millis(now)).await?;
+            tx.audit(preference_event(&row.tenant, &row.debtor_id, &text, &source, now));
             tx.wake_debtor(&row.tenant, &row.debtor_id, millis(now)).await?;
         }
         tx.commit().await?;
@@ -418,7 +527,12 @@ impl App {
     }
 
     /// Cancels pending intents: one by id, or every pending one of a debt.
-    pub async fn cancel(&self, tenant: &str, target: CancelTarget<'_>) -> LifecycleResult<Vec<IntentRow>> {
+    pub async fn cancel(
+        &self,
+        tenant: &str,
+        target: CancelTarget<'_>,
+        reason: &str,
+    ) -> LifecycleResult<Vec<IntentRow>> {
         let now = self.clock.now();
         let mut tx = self.store.begin().await?;
         let rows = match target {
@@ -458,11 +572,14 @@ impl App {
                 tx.delete_event(dispatch_id).await?;
             }
             row = current;
+            let withdrawn = row.dispatch_id.take();
             row.status = "cancelled".into();
             row.next_eval_at = None;
-            row.dispatch_id = None;
             row.updated_at = millis(now);
             tx.update_intent(&row).await?;
+            let submission = Submission::from_json(&row.body)?;
+            let detail = json!({"reason": reason, "withdrawn_dispatch_id": withdrawn});
+            tx.audit(self.event("cancelled", &row, &submission.intent, now, detail));
             cancelled.push(row);
         }
         tx.commit().await?;
@@ -487,6 +604,7 @@ impl App {
         }
         let text = preferences_json(&merged);
         tx.upsert_preferences(tenant, debtor_id, &text, source, millis(now)).await?;
+        tx.audit(preference_event(tenant, debtor_id, &text, source, now));
         tx.wake_debtor(tenant, debtor_id, millis(now)).await?;
         tx.commit().await?;
         self.wakeup.notify_one();
@@ -502,6 +620,19 @@ impl App {
             .await?;
         let preferences = self.store.preferences(&intent.tenant, &intent.debtor_id).await?;
         self.decide(intent, &history, preferences.as_ref(), None, at)
+    }
+}
+
+/// The audit event of a preference change.
+fn preference_event(tenant: &str, debtor_id: &str, prefs: &str, source: &str, now: DateTime<Utc>) -> AuditEvent {
+    let prefs: Value = serde_json::from_str(prefs).unwrap_or(Value::Null);
+    AuditEvent {
+        tenant: tenant.to_string(),
+        at: millis(now),
+        kind: "preference_changed".into(),
+        debtor_id: Some(debtor_id.to_string()),
+        detail: json!({"preferences": prefs, "source": source}).to_string(),
+        ..AuditEvent::default()
     }
 }
 

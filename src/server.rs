@@ -50,6 +50,7 @@ pub async fn start(config: &Config, clock: Clock) -> anyhow::Result<Running> {
         .with_context(|| format!("opening {}", redact(&config.database_url)))?;
     let rules = load_rules(config)?;
     let app = Arc::new(App::new(store, rules, clock));
+    app.save_rules_snapshots(&app.rules()).await.context("storing the rules snapshot")?;
     let listener =
         tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
     let addr = listener.local_addr()?;
@@ -63,12 +64,16 @@ pub async fn start(config: &Config, clock: Clock) -> anyhow::Result<Running> {
     let dispatch = pb::dispatch_server::DispatchServer::new(api.clone())
         .max_decoding_message_size(limit)
         .max_encoding_message_size(limit);
-    let rules_service =
-        pb::rules_server::RulesServer::new(api).max_decoding_message_size(limit).max_encoding_message_size(limit);
+    let rules_service = pb::rules_server::RulesServer::new(api.clone())
+        .max_decoding_message_size(limit)
+        .max_encoding_message_size(limit);
+    let audit =
+        pb::audit_server::AuditServer::new(api).max_decoding_message_size(limit).max_encoding_message_size(limit);
     let (health_reporter, health) = tonic_health::server::health_reporter();
     health_reporter.set_serving::<pb::contact_scheduler_server::ContactSchedulerServer<Api>>().await;
     health_reporter.set_serving::<pb::dispatch_server::DispatchServer<Api>>().await;
     health_reporter.set_serving::<pb::rules_server::RulesServer<Api>>().await;
+    health_reporter.set_serving::<pb::audit_server::AuditServer<Api>>().await;
     let reflection = || {
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
@@ -85,6 +90,7 @@ pub async fn start(config: &Config, clock: Clock) -> anyhow::Result<Running> {
         .add_service(scheduler)
         .add_service(dispatch)
         .add_service(rules_service)
+        .add_service(audit)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
             let _ = server_signal.wait_for(|stop| *stop).await;
         });

@@ -41,6 +41,8 @@ impl Role {
 pub struct Caller {
     pub tenant: String,
     pub roles: Vec<Role>,
+    /// The key's first characters (never the key), for audit records.
+    pub key_prefix: String,
 }
 
 /// SHA-256 of a key, hex: what the database stores.
@@ -91,5 +93,5 @@ pub async fn authenticate<T>(store: &Store, request: &Request<T>, allowed: &[Rol
         let wanted: Vec<&str> = allowed.iter().map(|r| r.as_str()).collect();
         return Err(Status::permission_denied(format!("this call needs one of the roles: {}", wanted.join(", "))));
     }
-    Ok(Caller { tenant: row.tenant, roles })
+    Ok(Caller { tenant: row.tenant, roles, key_prefix: row.key_prefix })
 }

@@ -90,7 +90,12 @@ impl pb::contact_scheduler_server::ContactScheduler for Api {
     async fn cancel(&self, request: Request<pb::CancelRequest>) -> Result<Response<pb::IntentView>, Status> {
         let caller = authenticate(&self.app.store, &request, SUBMITTERS).await?;
         let intent_id = convert::id("intent_id", &request.get_ref().intent_id)?;
-        let rows = self.app.cancel(&caller.tenant, CancelTarget::Intent(&intent_id)).await.map_err(error_to_status)?;
+        let reason = request.get_ref().reason.clone();
+        let rows = self
+            .app
+            .cancel(&caller.tenant, CancelTarget::Intent(&intent_id), &reason)
+            .await
+            .map_err(error_to_status)?;
         let row = match rows.first() {
             Some(row) => row.clone(),
             // It moved on while we waited for the lock: report what it is now.
@@ -114,7 +119,11 @@ impl pb::contact_scheduler_server::ContactScheduler for Api {
         let debt_id = convert::id("debt_id", &request.get_ref().debt_id)?;
         let rows = self
             .app
-            .cancel(&caller.tenant, CancelTarget::Debt { debtor_id: &debtor_id, debt_id: Some(&debt_id) })
+            .cancel(
+                &caller.tenant,
+                CancelTarget::Debt { debtor_id: &debtor_id, debt_id: Some(&debt_id) },
+                &request.get_ref().reason,
+            )
             .await
             .map_err(error_to_status)?;
         Ok(Response::new(pb::CancelForDebtResponse {
@@ -252,7 +261,7 @@ impl pb::rules_server::Rules for Api {
     }
 
     async fn reload(&self, request: Request<pb::ReloadRequest>) -> Result<Response<pb::ListRulesResponse>, Status> {
-        authenticate(&self.app.store, &request, &[Role::Admin]).await?;
+        let caller = authenticate(&self.app.store, &request, &[Role::Admin]).await?;
         let dir = self.rules_dir.clone();
         let loaded = tokio::task::spawn_blocking(move || RuleBook::load_dir(&dir))
             .await
@@ -260,7 +269,7 @@ impl pb::rules_server::Rules for Api {
         match loaded {
             Ok(book) => {
                 let infos = jurisdiction_infos(&book);
-                self.app.set_rules(book);
+                self.app.replace_rules(book, &caller.tenant, &caller.key_prefix).await.map_err(error_to_status)?;
                 tracing::info!(files = infos.jurisdictions.len(), "rules reloaded");
                 Ok(Response::new(infos))
             }
@@ -272,5 +281,99 @@ impl pb::rules_server::Rules for Api {
                 )))
             }
         }
+    }
+}
+
+fn audit_event_to_pb(row: &crate::audit::AuditRow) -> pb::AuditEvent {
+    let text = |v: &Option<String>| v.clone().unwrap_or_default();
+    pb::AuditEvent {
+        sequence: row.seq,
+        event_time: Some(convert::to_timestamp(crate::lifecycle::instant(row.at))),
+        debtor_local_time: text(&row.local_time),
+        time_zone: text(&row.time_zone),
+        tenant: row.tenant.clone(),
+        intent_id: text(&row.intent_id),
+        debtor_id: text(&row.debtor_id),
+        debt_id: text(&row.debt_id),
+        channel: text(&row.channel),
+        jurisdiction: text(&row.jurisdiction),
+        event: row.kind.clone(),
+        decision: text(&row.decision),
+        reason_codes: text(&row.reason_codes),
+        rule_ids: text(&row.rule_ids),
+        citations: text(&row.citations),
+        rules_version: text(&row.rules_version),
+        outcome: text(&row.outcome),
+        detail: row.detail.clone(),
+        hash: row.hash.clone(),
+        previous_hash: row.prev_hash.clone(),
+    }
+}
+
+#[tonic::async_trait]
+impl pb::audit_server::Audit for Api {
+    type ExportStream = tokio_stream::wrappers::ReceiverStream<Result<pb::AuditEvent, Status>>;
+
+    async fn export(&self, request: Request<pb::ExportRequest>) -> Result<Response<Self::ExportStream>, Status> {
+        let caller = authenticate(&self.app.store, &request, &[Role::Auditor]).await?;
+        let req = request.get_ref();
+        let from = req.from.as_ref().map(|t| convert::timestamp("from", t)).transpose()?.unwrap_or_default();
+        let to = match &req.to {
+            Some(t) => convert::timestamp("to", t)?,
+            None => self.app.clock.now() + chrono::Duration::days(1),
+        };
+        if to <= from {
+            return Err(Status::invalid_argument("to: must be after from"));
+        }
+        let channel = match req.channel {
+            0 => None,
+            c => Some(convert::channel("channel", c)?.as_str().to_string()),
+        };
+        let nonempty = |s: &str| (!s.is_empty()).then(|| s.to_string());
+        let filter = crate::audit::ops::ExportFilter {
+            tenant: caller.tenant,
+            from,
+            to,
+            debtor_id: nonempty(&req.debtor_id),
+            jurisdiction: nonempty(&req.jurisdiction),
+            channel,
+        };
+        let store = self.app.store.clone();
+        let (sender, receiver) = tokio::sync::mpsc::channel(256);
+        tokio::spawn(async move {
+            let mut cursor = match crate::audit::ops::ExportCursor::open(&store, filter).await {
+                Ok(cursor) => cursor,
+                Err(e) => {
+                    let _ = sender.send(Err(error_to_status(e.into()))).await;
+                    return;
+                }
+            };
+            loop {
+                match cursor.next_page().await {
+                    Ok(Some(rows)) => {
+                        for row in &rows {
+                            if sender.send(Ok(audit_event_to_pb(row))).await.is_err() {
+                                return; // the client went away
+                            }
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        let _ = sender.send(Err(error_to_status(e.into()))).await;
+                        return;
+                    }
+                }
+                if let Some(broken) = cursor.broken() {
+                    let _ = sender
+                        .send(Err(Status::data_loss(format!(
+                            "audit chain broken at sequence {}: {}",
+                            broken.seq, broken.reason
+                        ))))
+                        .await;
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(tokio_stream::wrappers::ReceiverStream::new(receiver)))
     }
 }

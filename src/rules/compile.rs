@@ -114,6 +114,7 @@ impl Compiler<'_> {
             tenant,
             file: self.file.clone(),
             hash,
+            source: source.to_string(),
             time_zones,
             subdivisions,
             holidays: HolidayCalendar::new(holidays),

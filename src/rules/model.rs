@@ -188,6 +188,8 @@ pub struct Jurisdiction {
     pub file: Arc<str>,
     /// SHA-256 of the file's bytes, first 12 hex digits.
     pub hash: String,
+    /// The file's text (kept so the exact rules can be stored for replays).
+    pub source: String,
     pub time_zones: Vec<Tz>,
     pub subdivisions: BTreeMap<String, Subdivision>,
     pub holidays: HolidayCalendar,

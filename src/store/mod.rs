@@ -10,6 +10,8 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, Postgres, Sqlite, SqlitePool, Transaction};
 
+use crate::audit::{AuditEvent, AuditRow, GENESIS, canonical, chain_hash};
+
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -98,6 +100,7 @@ pub struct PreferencesRow {
 pub struct KeyRow {
     pub tenant: String,
     pub roles: String,
+    pub key_prefix: String,
 }
 
 /// A connection pool to one of the two backends.
@@ -107,8 +110,14 @@ pub enum Store {
     Postgres(PgPool),
 }
 
-/// An open transaction.
-pub enum Tx {
+/// An open transaction, with the audit events to append when it commits.
+pub struct Tx {
+    db: TxDb,
+    audit: Vec<AuditEvent>,
+}
+
+/// The backend's transaction.
+enum TxDb {
     Sqlite(Transaction<'static, Sqlite>),
     Postgres(Transaction<'static, Postgres>),
 }
@@ -142,6 +151,14 @@ macro_rules! intent_columns {
     () => {
         "tenant, intent_id, debtor_id, debt_id, channel, jurisdiction, priority, body, body_hash, status, \
          next_eval_at, decision, dispatch_id, attempt, outcome, created_at, updated_at"
+    };
+}
+
+/// The columns of `audit_log`, in `AuditRow` order.
+macro_rules! audit_columns {
+    () => {
+        "tenant, seq, at, kind, intent_id, debtor_id, debt_id, channel, jurisdiction, time_zone, local_time, \
+         decision, reason_codes, rule_ids, citations, rules_version, outcome, detail, prev_hash, hash"
     };
 }
 
@@ -200,10 +217,11 @@ impl Store {
     /// Starts a write transaction. On SQLite it takes the write lock at once
     /// (`BEGIN IMMEDIATE`), which serializes every cap check.
     pub async fn begin(&self) -> StoreResult<Tx> {
-        Ok(match self {
-            Store::Sqlite(pool) => Tx::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
-            Store::Postgres(pool) => Tx::Postgres(pool.begin().await?),
-        })
+        let db = match self {
+            Store::Sqlite(pool) => TxDb::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
+            Store::Postgres(pool) => TxDb::Postgres(pool.begin().await?),
+        };
+        Ok(Tx { db, audit: Vec::new() })
     }
 
     /// The earliest `next_eval_at` of a deferred intent.
@@ -244,8 +262,105 @@ impl Store {
 
     /// The tenant and roles of an active key, by its hash.
     pub async fn find_key(&self, key_hash: &str) -> StoreResult<Option<KeyRow>> {
-        let sql = "SELECT tenant, roles FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL";
+        let sql = "SELECT tenant, roles, key_prefix FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL";
         Ok(either!(self, Store, |pool| sqlx::query_as(sql).bind(key_hash).fetch_optional(pool).await?))
+    }
+
+    /// Tenants that have an audit chain.
+    pub async fn audit_tenants(&self) -> StoreResult<Vec<String>> {
+        let sql = "SELECT tenant FROM audit_heads ORDER BY tenant";
+        Ok(either!(self, Store, |pool| sqlx::query_scalar(sql).fetch_all(pool).await?))
+    }
+
+    /// The head (last sequence and hash) of a tenant's chain.
+    pub async fn audit_head(&self, tenant: &str) -> StoreResult<Option<(i64, String)>> {
+        let sql = "SELECT seq, hash FROM audit_heads WHERE tenant = $1";
+        Ok(either!(self, Store, |pool| sqlx::query_as(sql).bind(tenant).fetch_optional(pool).await?))
+    }
+
+    /// Where a purged chain starts: (last purged seq, its hash, purged at, signature).
+    pub async fn audit_checkpoint(&self, tenant: &str) -> StoreResult<Option<(i64, String, i64, String)>> {
+        let sql = "SELECT seq, hash, purged_at, signature FROM audit_checkpoints WHERE tenant = $1";
+        Ok(either!(self, Store, |pool| sqlx::query_as(sql).bind(tenant).fetch_optional(pool).await?))
+    }
+
+    /// Up to `limit` events of a tenant with `seq > after` and `seq <= last`, in order.
+    pub async fn audit_page(&self, tenant: &str, after: i64, last: i64, limit: i64) -> StoreResult<Vec<AuditRow>> {
+        let sql = concat!(
+            "SELECT ",
+            audit_columns!(),
+            " FROM audit_log WHERE tenant = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4"
+        );
+        Ok(either!(self, Store, |pool| sqlx::query_as(sql)
+            .bind(tenant)
+            .bind(after)
+            .bind(last)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?))
+    }
+
+    /// The sequence range of a tenant's events with `from <= at < to`.
+    pub async fn audit_seq_range(&self, tenant: &str, from: i64, to: i64) -> StoreResult<(Option<i64>, Option<i64>)> {
+        let sql = "SELECT MIN(seq), MAX(seq) FROM audit_log WHERE tenant = $1 AND at >= $2 AND at < $3";
+        Ok(either!(self, Store, |pool| sqlx::query_as(sql).bind(tenant).bind(from).bind(to).fetch_one(pool).await?))
+    }
+
+    /// The hash of one event.
+    pub async fn audit_hash(&self, tenant: &str, seq: i64) -> StoreResult<Option<String>> {
+        let sql = "SELECT hash FROM audit_log WHERE tenant = $1 AND seq = $2";
+        Ok(either!(self, Store, |pool| sqlx::query_scalar(sql).bind(tenant).bind(seq).fetch_optional(pool).await?))
+    }
+
+    /// Deletes a tenant's events up to `seq` and records the signed checkpoint, in one transaction.
+    pub async fn purge_audit(&self, tenant: &str, seq: i64, hash: &str, now: i64, signature: &str) -> StoreResult<u64> {
+        let mut tx = self.begin().await?;
+        let deleted =
+            either!(&mut tx.db, TxDb, |db| sqlx::query("DELETE FROM audit_log WHERE tenant = $1 AND seq <= $2")
+                .bind(tenant)
+                .bind(seq)
+                .execute(&mut **db)
+                .await?
+                .rows_affected());
+        let upsert = "INSERT INTO audit_checkpoints (tenant, seq, hash, purged_at, signature) VALUES ($1, $2, $3, $4, $5) \
+                      ON CONFLICT (tenant) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, \
+                      purged_at = excluded.purged_at, signature = excluded.signature";
+        either_run!(&mut tx.db, TxDb, |db| sqlx::query(upsert)
+            .bind(tenant)
+            .bind(seq)
+            .bind(hash)
+            .bind(now)
+            .bind(signature)
+            .execute(&mut **db)
+            .await?);
+        tx.commit().await?;
+        Ok(deleted)
+    }
+
+    /// Records the content of a loaded rules file (once per version hash).
+    pub async fn save_rules_snapshot(
+        &self,
+        version_hash: &str,
+        file: &str,
+        content: &str,
+        now: i64,
+    ) -> StoreResult<()> {
+        let sql = "INSERT INTO rules_snapshots (version_hash, file, content, loaded_at) VALUES ($1, $2, $3, $4) \
+                   ON CONFLICT (version_hash, file) DO NOTHING";
+        either_run!(self, Store, |pool| sqlx::query(sql)
+            .bind(version_hash)
+            .bind(file)
+            .bind(content)
+            .bind(now)
+            .execute(pool)
+            .await?);
+        Ok(())
+    }
+
+    /// Every stored rules file, newest first: (version hash, file, content).
+    pub async fn rules_snapshots(&self) -> StoreResult<Vec<(String, String, String)>> {
+        let sql = "SELECT version_hash, file, content FROM rules_snapshots ORDER BY loaded_at DESC";
+        Ok(either!(self, Store, |pool| sqlx::query_as(sql).fetch_all(pool).await?))
     }
 
     pub async fn insert_key(
@@ -270,8 +385,87 @@ impl Store {
 }
 
 impl Tx {
-    pub async fn commit(self) -> StoreResult<()> {
-        either_run!(self, Tx, |tx| tx.commit().await?);
+    /// Queues an audit event; it is appended to its tenant's chain at commit.
+    pub fn audit(&mut self, event: AuditEvent) {
+        self.audit.push(event);
+    }
+
+    /// Appends the queued audit events, then commits. Chain heads are
+    /// locked last and in tenant order, so appends never deadlock.
+    pub async fn commit(mut self) -> StoreResult<()> {
+        let events = std::mem::take(&mut self.audit);
+        let mut tenants: Vec<&str> = events.iter().map(|e| e.tenant.as_str()).collect();
+        tenants.sort();
+        tenants.dedup();
+        for tenant in tenants {
+            let (mut seq, mut prev) = self.lock_head(tenant).await?;
+            for event in events.iter().filter(|e| e.tenant == tenant) {
+                seq += 1;
+                let hash = chain_hash(&prev, &canonical(event, seq));
+                self.insert_audit(event, seq, &prev, &hash).await?;
+                prev = hash;
+            }
+            let sql = "UPDATE audit_heads SET seq = $2, hash = $3 WHERE tenant = $1";
+            either_run!(&mut self.db, TxDb, |tx| sqlx::query(sql)
+                .bind(tenant)
+                .bind(seq)
+                .bind(&prev)
+                .execute(&mut **tx)
+                .await?);
+        }
+        either_run!(self.db, TxDb, |tx| tx.commit().await?);
+        Ok(())
+    }
+
+    /// The head of `tenant`'s chain, locked until the transaction ends.
+    async fn lock_head(&mut self, tenant: &str) -> StoreResult<(i64, String)> {
+        let insert = "INSERT INTO audit_heads (tenant, seq, hash) VALUES ($1, 0, $2) ON CONFLICT (tenant) DO NOTHING";
+        either_run!(&mut self.db, TxDb, |tx| sqlx::query(insert).bind(tenant).bind(GENESIS).execute(&mut **tx).await?);
+        Ok(match &mut self.db {
+            TxDb::Sqlite(tx) => {
+                sqlx::query_as("SELECT seq, hash FROM audit_heads WHERE tenant = $1")
+                    .bind(tenant)
+                    .fetch_one(&mut **tx)
+                    .await?
+            }
+            TxDb::Postgres(tx) => {
+                sqlx::query_as("SELECT seq, hash FROM audit_heads WHERE tenant = $1 FOR UPDATE")
+                    .bind(tenant)
+                    .fetch_one(&mut **tx)
+                    .await?
+            }
+        })
+    }
+
+    async fn insert_audit(&mut self, e: &AuditEvent, seq: i64, prev_hash: &str, hash: &str) -> StoreResult<()> {
+        let sql = concat!(
+            "INSERT INTO audit_log (",
+            audit_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)"
+        );
+        either_run!(&mut self.db, TxDb, |tx| sqlx::query(sql)
+            .bind(&e.tenant)
+            .bind(seq)
+            .bind(e.at)
+            .bind(&e.kind)
+            .bind(&e.intent_id)
+            .bind(&e.debtor_id)
+            .bind(&e.debt_id)
+            .bind(&e.channel)
+            .bind(&e.jurisdiction)
+            .bind(&e.time_zone)
+            .bind(&e.local_time)
+            .bind(&e.decision)
+            .bind(&e.reason_codes)
+            .bind(&e.rule_ids)
+            .bind(&e.citations)
+            .bind(&e.rules_version)
+            .bind(&e.outcome)
+            .bind(&e.detail)
+            .bind(prev_hash)
+            .bind(hash)
+            .execute(&mut **tx)
+            .await?);
         Ok(())
     }
 
@@ -279,7 +473,7 @@ impl Tx {
     /// `BEGIN IMMEDIATE` already serializes all writers; PostgreSQL takes a
     /// transaction-scoped advisory lock keyed by tenant and debtor.
     pub async fn lock_debtor(&mut self, tenant: &str, debtor_id: &str) -> StoreResult<()> {
-        if let Tx::Postgres(tx) = self {
+        if let TxDb::Postgres(tx) = &mut self.db {
             sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1::text || chr(31) || $2::text, 0))")
                 .bind(tenant)
                 .bind(debtor_id)
@@ -293,9 +487,9 @@ impl Tx {
     /// holds the debtor. Used where rows are already locked, so that lock
     /// order can never form a cycle.
     pub async fn try_lock_debtor(&mut self, tenant: &str, debtor_id: &str) -> StoreResult<bool> {
-        match self {
-            Tx::Sqlite(_) => Ok(true),
-            Tx::Postgres(tx) => Ok(sqlx::query_scalar(
+        match &mut self.db {
+            TxDb::Sqlite(_) => Ok(true),
+            TxDb::Postgres(tx) => Ok(sqlx::query_scalar(
                 "SELECT pg_try_advisory_xact_lock(hashtextextended($1::text || chr(31) || $2::text, 0))",
             )
             .bind(tenant)
@@ -307,7 +501,11 @@ impl Tx {
 
     pub async fn get_intent(&mut self, tenant: &str, intent_id: &str) -> StoreResult<Option<IntentRow>> {
         let sql = concat!("SELECT ", intent_columns!(), " FROM intents WHERE tenant = $1 AND intent_id = $2");
-        Ok(either!(self, Tx, |tx| sqlx::query_as(sql).bind(tenant).bind(intent_id).fetch_optional(&mut **tx).await?))
+        Ok(either!(&mut self.db, TxDb, |tx| sqlx::query_as(sql)
+            .bind(tenant)
+            .bind(intent_id)
+            .fetch_optional(&mut **tx)
+            .await?))
     }
 
     pub async fn insert_intent(&mut self, row: &IntentRow) -> StoreResult<()> {
@@ -316,7 +514,7 @@ impl Tx {
             intent_columns!(),
             ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
         );
-        either_run!(self, Tx, |tx| sqlx::query(sql)
+        either_run!(&mut self.db, TxDb, |tx| sqlx::query(sql)
             .bind(&row.tenant)
             .bind(&row.intent_id)
             .bind(&row.debtor_id)
@@ -343,7 +541,7 @@ impl Tx {
     pub async fn update_intent(&mut self, row: &IntentRow) -> StoreResult<()> {
         let sql = "UPDATE intents SET status = $3, next_eval_at = $4, decision = $5, dispatch_id = $6, attempt = $7, \
                    outcome = $8, updated_at = $9 WHERE tenant = $1 AND intent_id = $2";
-        either_run!(self, Tx, |tx| sqlx::query(sql)
+        either_run!(&mut self.db, TxDb, |tx| sqlx::query(sql)
             .bind(&row.tenant)
             .bind(&row.intent_id)
             .bind(&row.status)
@@ -371,7 +569,7 @@ impl Tx {
             " FROM intents WHERE tenant = $1 AND debtor_id = $2 AND (CAST($3 AS TEXT) IS NULL OR debt_id = $3) \
              AND status IN ('deferred', 'released') ORDER BY created_at, intent_id"
         );
-        Ok(either!(self, Tx, |tx| sqlx::query_as(sql)
+        Ok(either!(&mut self.db, TxDb, |tx| sqlx::query_as(sql)
             .bind(tenant)
             .bind(debtor_id)
             .bind(debt_id)
@@ -382,7 +580,12 @@ impl Tx {
     /// Makes a debtor's deferred intents due now (their rules or preferences changed).
     pub async fn wake_debtor(&mut self, tenant: &str, debtor_id: &str, now: i64) -> StoreResult<()> {
         let sql = "UPDATE intents SET next_eval_at = $3 WHERE tenant = $1 AND debtor_id = $2 AND status = 'deferred'";
-        either_run!(self, Tx, |tx| sqlx::query(sql).bind(tenant).bind(debtor_id).bind(now).execute(&mut **tx).await?);
+        either_run!(&mut self.db, TxDb, |tx| sqlx::query(sql)
+            .bind(tenant)
+            .bind(debtor_id)
+            .bind(now)
+            .execute(&mut **tx)
+            .await?);
         Ok(())
     }
 
@@ -390,7 +593,7 @@ impl Tx {
     pub async fn history(&mut self, tenant: &str, debtor_id: &str, since: i64) -> StoreResult<Vec<EventRow>> {
         let sql = "SELECT debt_id, channel, at, outcome, dispatch_id FROM contact_events \
                    WHERE tenant = $1 AND debtor_id = $2 AND at >= $3 ORDER BY at LIMIT 10000";
-        Ok(either!(self, Tx, |tx| sqlx::query_as(sql)
+        Ok(either!(&mut self.db, TxDb, |tx| sqlx::query_as(sql)
             .bind(tenant)
             .bind(debtor_id)
             .bind(since)
@@ -411,7 +614,7 @@ impl Tx {
     ) -> StoreResult<()> {
         let sql = "INSERT INTO contact_events (tenant, debtor_id, debt_id, channel, at, outcome, dispatch_id) \
                    VALUES ($1, $2, $3, $4, $5, $6, $7)";
-        either_run!(self, Tx, |tx| sqlx::query(sql)
+        either_run!(&mut self.db, TxDb, |tx| sqlx::query(sql)
             .bind(tenant)
             .bind(debtor_id)
             .bind(debt_id)
@@ -426,20 +629,28 @@ impl Tx {
 
     pub async fn set_event_outcome(&mut self, dispatch_id: &str, outcome: &str) -> StoreResult<()> {
         let sql = "UPDATE contact_events SET outcome = $2 WHERE dispatch_id = $1";
-        either_run!(self, Tx, |tx| sqlx::query(sql).bind(dispatch_id).bind(outcome).execute(&mut **tx).await?);
+        either_run!(&mut self.db, TxDb, |tx| sqlx::query(sql)
+            .bind(dispatch_id)
+            .bind(outcome)
+            .execute(&mut **tx)
+            .await?);
         Ok(())
     }
 
     /// Forgets the contact of a dispatch that never went out.
     pub async fn delete_event(&mut self, dispatch_id: &str) -> StoreResult<()> {
         let sql = "DELETE FROM contact_events WHERE dispatch_id = $1";
-        either_run!(self, Tx, |tx| sqlx::query(sql).bind(dispatch_id).execute(&mut **tx).await?);
+        either_run!(&mut self.db, TxDb, |tx| sqlx::query(sql).bind(dispatch_id).execute(&mut **tx).await?);
         Ok(())
     }
 
     pub async fn preferences(&mut self, tenant: &str, debtor_id: &str) -> StoreResult<Option<PreferencesRow>> {
         let sql = "SELECT prefs, source, updated_at FROM preferences WHERE tenant = $1 AND debtor_id = $2";
-        Ok(either!(self, Tx, |tx| sqlx::query_as(sql).bind(tenant).bind(debtor_id).fetch_optional(&mut **tx).await?))
+        Ok(either!(&mut self.db, TxDb, |tx| sqlx::query_as(sql)
+            .bind(tenant)
+            .bind(debtor_id)
+            .fetch_optional(&mut **tx)
+            .await?))
     }
 
     pub async fn upsert_preferences(
@@ -453,7 +664,7 @@ impl Tx {
         let sql = "INSERT INTO preferences (tenant, debtor_id, prefs, source, updated_at) VALUES ($1, $2, $3, $4, $5) \
                    ON CONFLICT (tenant, debtor_id) DO UPDATE SET prefs = excluded.prefs, source = excluded.source, \
                    updated_at = excluded.updated_at";
-        either_run!(self, Tx, |tx| sqlx::query(sql)
+        either_run!(&mut self.db, TxDb, |tx| sqlx::query(sql)
             .bind(tenant)
             .bind(debtor_id)
             .bind(prefs)
@@ -470,7 +681,7 @@ impl Tx {
             dispatch_columns!(),
             ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
         );
-        either_run!(self, Tx, |tx| sqlx::query(sql)
+        either_run!(&mut self.db, TxDb, |tx| sqlx::query(sql)
             .bind(&row.dispatch_id)
             .bind(&row.tenant)
             .bind(&row.intent_id)
@@ -490,7 +701,7 @@ impl Tx {
     pub async fn update_dispatch(&mut self, row: &DispatchRow) -> StoreResult<()> {
         let sql = "UPDATE dispatches SET not_after = $2, state = $3, lease_expires_at = $4, attempt = $5 \
                    WHERE dispatch_id = $1";
-        either_run!(self, Tx, |tx| sqlx::query(sql)
+        either_run!(&mut self.db, TxDb, |tx| sqlx::query(sql)
             .bind(&row.dispatch_id)
             .bind(row.not_after)
             .bind(&row.state)
@@ -503,7 +714,7 @@ impl Tx {
 
     pub async fn get_dispatch(&mut self, dispatch_id: &str) -> StoreResult<Option<DispatchRow>> {
         let sql = concat!("SELECT ", dispatch_columns!(), " FROM dispatches WHERE dispatch_id = $1");
-        Ok(either!(self, Tx, |tx| sqlx::query_as(sql).bind(dispatch_id).fetch_optional(&mut **tx).await?))
+        Ok(either!(&mut self.db, TxDb, |tx| sqlx::query_as(sql).bind(dispatch_id).fetch_optional(&mut **tx).await?))
     }
 
     /// Dispatches an adapter may lease now on `channels` (ready, or leased with
@@ -549,9 +760,9 @@ impl Tx {
                     .await?
             };
         }
-        Ok(match self {
-            Tx::Sqlite(tx) => run!(tx, open_select!()),
-            Tx::Postgres(tx) => run!(tx, concat!(open_select!(), " FOR UPDATE SKIP LOCKED")),
+        Ok(match &mut self.db {
+            TxDb::Sqlite(tx) => run!(tx, open_select!()),
+            TxDb::Postgres(tx) => run!(tx, concat!(open_select!(), " FOR UPDATE SKIP LOCKED")),
         })
     }
 }

@@ -94,6 +94,7 @@ impl TestServer {
             jurisdictions: rules,
             max_message_bytes: 1024 * 1024,
             adapters,
+            audit: Default::default(),
         };
         let clock = ManualClock::new(at(now));
         let running = server::start(&config, Clock::Manual(clock.clone())).await.expect("server starts");

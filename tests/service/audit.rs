@@ -1,0 +1,371 @@
+//! The audit trail on both backends: every state change has its event,
+//! verify catches each kind of tampering, export is tenant-isolated, replay
+//! finds a planted rule change, purge leaves a verifiable chain.
+
+use std::collections::HashMap;
+
+use tonic::Code;
+use ventana::api::auth::Role;
+use ventana::api::pb;
+use ventana::audit::ops;
+
+use crate::harness::*;
+use crate::on_both_backends;
+
+/// Runs a mixed workload for tenant `acme` touching every kind of event.
+async fn mixed_workload(server: &TestServer) {
+    let mut client = server.scheduler("acme").await;
+    let mut adapter = server.dispatcher("acme").await;
+    // Wednesday 10:00 Lima: PE releases; Colombia's daily cap defers the second contact.
+    for (id, debtor, channel, jurisdiction) in [
+        ("w-1", "d-1", pb::Channel::Sms, "PE"),
+        ("w-2", "d-2", pb::Channel::Call, "CO"),
+        ("w-3", "d-2", pb::Channel::Sms, "CO"),
+        ("w-4", "d-3", pb::Channel::Email, "PE"),
+        ("w-5", "d-4", pb::Channel::Whatsapp, "PE"),
+    ] {
+        client
+            .submit(pb::SubmitRequest { intent: Some(intent(id, debtor, channel, jurisdiction)) })
+            .await
+            .expect("submit");
+    }
+    let mut third = intent("w-6", "d-5", pb::Channel::Call, "PE");
+    third.party = pb::Party::ThirdParty as i32;
+    client.submit(pb::SubmitRequest { intent: Some(third) }).await.expect("rejected submit");
+    let mut short = intent("w-7", "d-6", pb::Channel::Call, "PE");
+    short.not_before = Some(ts("2026-11-25T21:00:00-05:00"));
+    short.expires_at = Some(ts("2026-11-25T22:00:00-05:00"));
+    client.submit(pb::SubmitRequest { intent: Some(short) }).await.expect("expired submit");
+    client.cancel(pb::CancelRequest { intent_id: "w-3".into(), reason: "paid".into() }).await.expect("cancel");
+    client
+        .set_preferences(pb::SetPreferencesRequest {
+            debtor_id: "d-4".into(),
+            opt_out_all: true,
+            source: "letter".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("preferences");
+    let leased = adapter
+        .lease(pb::LeaseRequest {
+            channels: vec![
+                pb::Channel::Sms as i32,
+                pb::Channel::Call as i32,
+                pb::Channel::Email as i32,
+                pb::Channel::Whatsapp as i32,
+            ],
+            max_items: 10,
+            lease_duration: None,
+        })
+        .await
+        .expect("lease")
+        .into_inner();
+    // d-4 opted out: its released WhatsApp was withdrawn (and rejected) at lease time.
+    assert!(leased.items.iter().all(|i| i.intent.as_ref().is_some_and(|i| i.intent_id != "w-5")));
+    for item in &leased.items {
+        adapter
+            .ack(pb::AckRequest {
+                dispatch_id: item.dispatch_id.clone(),
+                outcome: pb::Outcome::Delivered as i32,
+                at: None,
+                detail: String::new(),
+            })
+            .await
+            .expect("ack");
+    }
+    let mut admin = server.rules("acme", Role::Admin).await;
+    admin.reload(pb::ReloadRequest {}).await.expect("reload");
+}
+
+async fn read_all(server: &TestServer, tenant: &str) -> Vec<pb::AuditEvent> {
+    let auth = server.key(tenant, &[Role::Auditor]).await;
+    let mut auditor = pb::audit_client::AuditClient::with_interceptor(server.channel.clone(), auth);
+    let mut stream = auditor.export(pb::ExportRequest::default()).await.expect("export").into_inner();
+    let mut events = Vec::new();
+    while let Some(event) = stream.message().await.expect("stream") {
+        events.push(event);
+    }
+    events
+}
+
+/// The intent status an event leaves behind, if it sets one.
+fn status_after(kind: &str) -> Option<pb::IntentStatus> {
+    Some(match kind {
+        "released" => pb::IntentStatus::Released,
+        "deferred" => pb::IntentStatus::Deferred,
+        "rejected" => pb::IntentStatus::Rejected,
+        "expired" => pb::IntentStatus::Expired,
+        "leased" => pb::IntentStatus::Leased,
+        "acked" => pb::IntentStatus::Done,
+        "cancelled" => pb::IntentStatus::Cancelled,
+        _ => return None,
+    })
+}
+
+async fn every_state_change_has_its_event(backend: Backend) {
+    let server = TestServer::start(backend, "2026-11-25T10:00:00-05:00").await;
+    mixed_workload(&server).await;
+    let events = read_all(&server, "acme").await;
+    let kinds: std::collections::BTreeSet<&str> = events.iter().map(|e| e.event.as_str()).collect();
+    for kind in [
+        "submitted",
+        "released",
+        "deferred",
+        "rejected",
+        "expired",
+        "leased",
+        "withdrawn",
+        "acked",
+        "cancelled",
+        "preference_changed",
+        "rules_reloaded",
+    ] {
+        assert!(kinds.contains(kind), "no {kind} event in {kinds:?}");
+    }
+    // Sequence numbers have no gaps and every event links to the previous one.
+    for (i, pair) in events.windows(2).enumerate() {
+        assert_eq!(pair[1].sequence, pair[0].sequence + 1, "gap after event {i}");
+        assert_eq!(pair[1].previous_hash, pair[0].hash);
+    }
+    // Replaying the events' statuses gives every intent's stored status, and
+    // every intent was submitted exactly once.
+    let mut last_status: HashMap<&str, pb::IntentStatus> = HashMap::new();
+    let mut submitted: HashMap<&str, usize> = HashMap::new();
+    for event in &events {
+        if event.event == "submitted" {
+            *submitted.entry(event.intent_id.as_str()).or_default() += 1;
+        }
+        if let Some(status) = status_after(&event.event) {
+            last_status.insert(event.intent_id.as_str(), status);
+        }
+    }
+    let mut client = server.scheduler("acme").await;
+    for id in ["w-1", "w-2", "w-3", "w-4", "w-5", "w-6", "w-7"] {
+        let view = client.get(pb::GetRequest { intent_id: id.into() }).await.expect("get").into_inner();
+        assert_eq!(submitted.get(id), Some(&1), "{id} submitted once");
+        assert_eq!(last_status.get(id).map(|s| *s as i32), Some(view.status), "{id}: events disagree with the intent");
+    }
+    // Decision events carry what an auditor needs.
+    let release = events.iter().find(|e| e.event == "released" && e.intent_id == "w-1").expect("w-1 released");
+    assert_eq!(release.decision, "release");
+    assert!(release.rule_ids.contains("pe-"), "{release:?}");
+    assert!(release.citations.contains("Ley 29571"));
+    assert_eq!(release.time_zone, "America/Lima");
+    assert_eq!(release.debtor_local_time, "2026-11-25 10:00:00");
+    assert!(release.rules_version.starts_with("PE@"));
+    let reload = events.iter().find(|e| e.event == "rules_reloaded").expect("reload event");
+    assert!(reload.detail.contains("\"by_key\":\"vk_"), "{}", reload.detail);
+    server.stop().await;
+}
+on_both_backends!(every_state_change_has_its_event);
+
+/// Runs one SQL statement against the server's database.
+async fn tamper(server: &TestServer, sql: &str) {
+    use sqlx::Connection;
+    let url = &server.config.database_url;
+    if url.starts_with("sqlite") {
+        let mut conn = sqlx::SqliteConnection::connect(url).await.expect("sqlite");
+        sqlx::query(sqlx::AssertSqlSafe(sql.to_string())).execute(&mut conn).await.expect("tamper");
+    } else {
+        let mut conn = sqlx::PgConnection::connect(url).await.expect("postgres");
+        sqlx::query(sqlx::AssertSqlSafe(sql.to_string())).execute(&mut conn).await.expect("tamper");
+    }
+}
+
+async fn broken_at(server: &TestServer) -> Option<i64> {
+    let reports = ops::verify(server.store(), Some("acme"), None).await.expect("verify");
+    reports[0].broken.as_ref().map(|b| b.seq)
+}
+
+async fn verify_catches_edits_deletions_insertions_and_swaps(backend: Backend) {
+    let server = TestServer::start(backend, "2026-11-25T10:00:00-05:00").await;
+    mixed_workload(&server).await;
+    let reports = ops::verify(server.store(), None, None).await.expect("verify");
+    assert!(reports.iter().all(|r| r.broken.is_none()), "{reports:?}");
+    let total = reports.iter().find(|r| r.tenant == "acme").map(|r| r.rows).expect("acme chain");
+    assert!(total > 15);
+
+    // Edit: an outcome rewritten.
+    tamper(&server, "UPDATE audit_log SET outcome = 'conversation' WHERE tenant = 'acme' AND seq = 5").await;
+    assert_eq!(broken_at(&server).await, Some(5));
+    tamper(&server, "UPDATE audit_log SET outcome = NULL WHERE tenant = 'acme' AND seq = 5").await;
+    let original_outcome_ok = broken_at(&server).await;
+    // (seq 5 had no outcome, so restoring NULL repairs it.)
+    assert_eq!(original_outcome_ok, None);
+
+    // Swap: two events exchange places.
+    tamper(&server, "UPDATE audit_log SET seq = -1 WHERE tenant = 'acme' AND seq = 7").await;
+    tamper(&server, "UPDATE audit_log SET seq = 7 WHERE tenant = 'acme' AND seq = 8").await;
+    tamper(&server, "UPDATE audit_log SET seq = 8 WHERE tenant = 'acme' AND seq = -1").await;
+    assert_eq!(broken_at(&server).await, Some(7));
+    tamper(&server, "UPDATE audit_log SET seq = -1 WHERE tenant = 'acme' AND seq = 7").await;
+    tamper(&server, "UPDATE audit_log SET seq = 7 WHERE tenant = 'acme' AND seq = 8").await;
+    tamper(&server, "UPDATE audit_log SET seq = 8 WHERE tenant = 'acme' AND seq = -1").await;
+    assert_eq!(broken_at(&server).await, None);
+
+    // Insertion: a forged event appended after the head.
+    let last = total as i64;
+    tamper(
+        &server,
+        &format!(
+            "INSERT INTO audit_log (tenant, seq, at, kind, detail, prev_hash, hash) \
+             SELECT tenant, seq + 1, at, 'acked', '{{}}', hash, hash FROM audit_log WHERE tenant = 'acme' AND seq = {last}"
+        ),
+    )
+    .await;
+    assert_eq!(broken_at(&server).await, Some(last + 1));
+    tamper(&server, &format!("DELETE FROM audit_log WHERE tenant = 'acme' AND seq = {}", last + 1)).await;
+    assert_eq!(broken_at(&server).await, None);
+
+    // Deletion: an event in the middle disappears.
+    tamper(&server, "DELETE FROM audit_log WHERE tenant = 'acme' AND seq = 10").await;
+    assert_eq!(broken_at(&server).await, Some(10));
+
+    // The CLI agrees and exits non-zero.
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_ventana"))
+        .args(["audit", "verify", "--tenant", "acme", "--database-url", &server.config.database_url])
+        .output()
+        .expect("ventana runs");
+    assert_eq!(output.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(text.contains("BROKEN at sequence 10"), "{text}");
+    server.stop().await;
+}
+on_both_backends!(verify_catches_edits_deletions_insertions_and_swaps);
+
+async fn export_is_tenant_isolated_and_filtered(backend: Backend) {
+    let server = TestServer::start(backend, "2026-11-25T10:00:00-05:00").await;
+    mixed_workload(&server).await;
+    let mut globex = server.scheduler("globex").await;
+    globex
+        .submit(pb::SubmitRequest { intent: Some(intent("g-1", "d-1", pb::Channel::Sms, "PE")) })
+        .await
+        .expect("submit");
+    let theirs = read_all(&server, "globex").await;
+    assert!(!theirs.is_empty());
+    assert!(theirs.iter().all(|e| e.tenant == "globex"), "globex sees only its own events");
+    assert_eq!(theirs[0].sequence, 1, "each tenant has its own chain");
+
+    let auth = server.key("acme", &[Role::Auditor]).await;
+    let mut auditor = pb::audit_client::AuditClient::with_interceptor(server.channel.clone(), auth);
+    let request =
+        pb::ExportRequest { debtor_id: "d-2".into(), channel: pb::Channel::Call as i32, ..Default::default() };
+    let mut stream = auditor.export(request).await.expect("export").into_inner();
+    let mut rows = Vec::new();
+    while let Some(event) = stream.message().await.expect("stream") {
+        rows.push(event);
+    }
+    assert!(!rows.is_empty());
+    assert!(rows.iter().all(|e| e.debtor_id == "d-2" && e.channel == "call"));
+
+    let submitter = server.key("acme", &[Role::Submitter]).await;
+    let mut not_auditor = pb::audit_client::AuditClient::with_interceptor(server.channel.clone(), submitter);
+    let denied = not_auditor.export(pb::ExportRequest::default()).await.expect_err("submitter cannot export");
+    assert_eq!(denied.code(), Code::PermissionDenied);
+    server.stop().await;
+}
+on_both_backends!(export_is_tenant_isolated_and_filtered);
+
+async fn replay_finds_a_planted_rule_change(backend: Backend) {
+    let server = TestServer::start(backend, "2026-11-25T10:00:00-05:00").await;
+    mixed_workload(&server).await;
+    let from = at("2026-11-01T00:00:00Z");
+    let to = at("2026-12-01T00:00:00Z");
+    let (replayed, differences) = ops::replay(server.store(), "acme", from, to, None).await.expect("replay");
+    assert!(replayed >= 6, "{replayed}");
+    assert!(differences.is_empty(), "the recorded rules give the recorded decisions: {differences:?}");
+
+    // Plant a change: Peru's hours start at 11:00 in a candidate directory.
+    let dir = tempfile::tempdir().expect("dir");
+    for entry in std::fs::read_dir(jurisdictions_dir()).expect("dir") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let text = std::fs::read_to_string(&path).expect("read");
+            let text = if path.ends_with("PE.toml") {
+                text.replace("mon_fri = [\"07:00-20:00\"]", "mon_fri = [\"11:00-20:00\"]")
+            } else {
+                text
+            };
+            std::fs::write(dir.path().join(path.file_name().expect("name")), text).expect("write");
+        }
+    }
+    let candidate = ventana::rules::RuleBook::load_dir(dir.path()).expect("candidate loads");
+    let (_, differences) = ops::replay(server.store(), "acme", from, to, Some(&candidate)).await.expect("replay");
+    assert!(!differences.is_empty());
+    let w1 = differences.iter().find(|d| d.intent_id == "w-1").expect("w-1 now differs");
+    assert_eq!(w1.recorded, "release");
+    assert!(w1.now.starts_with("defer until 2026-11-25T16:00:00"), "{w1:?}");
+    server.stop().await;
+}
+on_both_backends!(replay_finds_a_planted_rule_change);
+
+async fn purge_keeps_the_chain_verifiable(backend: Backend) {
+    let server = TestServer::start(backend, "2026-11-25T10:00:00-05:00").await;
+    let mut client = server.scheduler("acme").await;
+    client
+        .submit(pb::SubmitRequest { intent: Some(intent("old-1", "d-1", pb::Channel::Sms, "PE")) })
+        .await
+        .expect("submit");
+    server.set_clock("2026-11-26T10:00:00-05:00");
+    client
+        .submit(pb::SubmitRequest { intent: Some(intent("new-1", "d-2", pb::Channel::Sms, "PE")) })
+        .await
+        .expect("submit");
+    let (deleted, checkpoint) =
+        ops::purge(server.store(), "acme", at("2026-11-26T00:00:00Z"), "audit-key", at("2026-11-26T11:00:00Z"))
+            .await
+            .expect("purge");
+    assert_eq!((deleted, checkpoint), (2, Some(2)));
+    let reports = ops::verify(server.store(), Some("acme"), Some("audit-key")).await.expect("verify");
+    assert_eq!(reports[0].broken, None, "{reports:?}");
+    assert_eq!(reports[0].rows, 2);
+    assert!(reports[0].checkpoint.as_deref().is_some_and(|c| c.contains("signature valid")));
+    // Forged checkpoint (or wrong key) is caught.
+    let wrong = ops::verify(server.store(), Some("acme"), Some("another-key")).await.expect("verify");
+    assert!(wrong[0].broken.is_some());
+    // New events keep chaining after the purge.
+    client
+        .submit(pb::SubmitRequest { intent: Some(intent("new-2", "d-3", pb::Channel::Sms, "PE")) })
+        .await
+        .expect("submit");
+    let reports = ops::verify(server.store(), Some("acme"), Some("audit-key")).await.expect("verify");
+    assert_eq!(reports[0].broken, None);
+    assert_eq!(reports[0].rows, 4);
+    server.stop().await;
+}
+on_both_backends!(purge_keeps_the_chain_verifiable);
+
+async fn cli_export_writes_stable_csv_and_a_summary(backend: Backend) {
+    let server = TestServer::start(backend, "2026-11-25T10:00:00-05:00").await;
+    mixed_workload(&server).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let out = dir.path().join("audit.csv");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_ventana"))
+        .args([
+            "audit",
+            "export",
+            "--tenant",
+            "acme",
+            "--from",
+            "2026-11-25",
+            "--to",
+            "2026-11-25",
+            "--format",
+            "csv",
+            "--out",
+        ])
+        .arg(&out)
+        .args(["--database-url", &server.config.database_url])
+        .output()
+        .expect("ventana runs");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let summary = String::from_utf8_lossy(&output.stderr);
+    assert!(summary.contains("chain verified: yes"), "{summary}");
+    let mut reader = csv::Reader::from_path(&out).expect("csv");
+    let header: Vec<String> = reader.headers().expect("header").iter().map(str::to_string).collect();
+    assert_eq!(header, ops::CSV_COLUMNS.to_vec());
+    let rows = reader.records().count();
+    assert!(summary.contains(&format!("exported {rows} rows")), "{summary}");
+    server.stop().await;
+}
+on_both_backends!(cli_export_writes_stable_csv_and_a_summary);
