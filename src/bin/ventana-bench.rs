@@ -36,6 +36,14 @@ enum Scenario {
         #[arg(long)]
         database_url: Option<String>,
     },
+    /// Appends N synthetic audit events (a valid chain) for tenant `bench`, to measure
+    /// `ventana audit export` and `verify` on a large log.
+    AuditFill {
+        #[arg(long, default_value_t = 1_000_000)]
+        events: usize,
+        #[arg(long)]
+        database_url: String,
+    },
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -48,7 +56,10 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let Scenario::Submit { requests, concurrency, database_url } = Args::parse().scenario;
+    let (requests, concurrency, database_url) = match Args::parse().scenario {
+        Scenario::Submit { requests, concurrency, database_url } => (requests, concurrency, database_url),
+        Scenario::AuditFill { events, database_url } => return audit_fill(events, &database_url).await,
+    };
     let dir = tempfile_dir()?;
     let database_url = database_url.unwrap_or_else(|| format!("sqlite://{}/bench.db", dir.display()));
     let config = Config {
@@ -126,4 +137,40 @@ fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
     let dir = std::env::temp_dir().join(format!("ventana-bench-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir)?;
     Ok(dir)
+}
+
+/// Appends `events` decision-like audit events in transactions of 10,000.
+async fn audit_fill(events: usize, database_url: &str) -> anyhow::Result<()> {
+    let store = ventana::store::Store::connect(database_url).await?;
+    let started = Instant::now();
+    let start = chrono::DateTime::parse_from_rfc3339("2026-01-01T12:00:00-05:00")?.to_utc();
+    let mut written = 0;
+    while written < events {
+        let mut tx = store.begin().await?;
+        for n in written..(written + 10_000).min(events) {
+            let at = start + chrono::Duration::seconds(n as i64 * 10);
+            tx.audit(ventana::audit::AuditEvent {
+                tenant: "bench".into(),
+                at: at.timestamp_millis(),
+                kind: if n % 2 == 0 { "submitted" } else { "released" }.into(),
+                intent_id: Some(format!("intent-{}", n / 2)),
+                debtor_id: Some(format!("debtor-{}", n % 5_000)),
+                debt_id: Some(format!("debt-{}", n % 7_000)),
+                channel: Some("call".into()),
+                jurisdiction: Some("PE".into()),
+                time_zone: Some("America/Lima".into()),
+                local_time: Some(at.with_timezone(&chrono_tz::America::Lima).format("%Y-%m-%d %H:%M:%S").to_string()),
+                decision: (n % 2 == 1).then(|| "release".to_string()),
+                rule_ids: (n % 2 == 1).then(|| "pe-art62b-hours".to_string()),
+                citations: (n % 2 == 1).then(|| "Ley 29571, art. 62(b)".to_string()),
+                rules_version: Some("PE@d7ca648ecd08".into()),
+                detail: r#"{"decision":{"decision":"release","reasons":[{"rule":"pe-art62b-hours"}]}}"#.into(),
+                ..Default::default()
+            });
+        }
+        tx.commit().await?;
+        written = (written + 10_000).min(events);
+    }
+    println!("appended {events} audit events in {:.1} s", started.elapsed().as_secs_f64());
+    Ok(())
 }
