@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// An event about to be appended (sequence and hashes are assigned then).
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, sqlx::FromRow)]
 pub struct AuditEvent {
     pub tenant: String,
     pub at: i64,
@@ -38,24 +38,9 @@ pub struct AuditEvent {
 /// A stored event.
 #[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
 pub struct AuditRow {
-    pub tenant: String,
     pub seq: i64,
-    pub at: i64,
-    pub kind: String,
-    pub intent_id: Option<String>,
-    pub debtor_id: Option<String>,
-    pub debt_id: Option<String>,
-    pub channel: Option<String>,
-    pub jurisdiction: Option<String>,
-    pub time_zone: Option<String>,
-    pub local_time: Option<String>,
-    pub decision: Option<String>,
-    pub reason_codes: Option<String>,
-    pub rule_ids: Option<String>,
-    pub citations: Option<String>,
-    pub rules_version: Option<String>,
-    pub outcome: Option<String>,
-    pub detail: String,
+    #[sqlx(flatten)]
+    pub event: AuditEvent,
     pub prev_hash: String,
     pub hash: String,
 }
@@ -95,32 +80,9 @@ pub fn chain_hash(prev_hash: &str, canonical: &str) -> String {
 }
 
 impl AuditRow {
-    /// The event part of a stored row.
-    pub fn event(&self) -> AuditEvent {
-        AuditEvent {
-            tenant: self.tenant.clone(),
-            at: self.at,
-            kind: self.kind.clone(),
-            intent_id: self.intent_id.clone(),
-            debtor_id: self.debtor_id.clone(),
-            debt_id: self.debt_id.clone(),
-            channel: self.channel.clone(),
-            jurisdiction: self.jurisdiction.clone(),
-            time_zone: self.time_zone.clone(),
-            local_time: self.local_time.clone(),
-            decision: self.decision.clone(),
-            reason_codes: self.reason_codes.clone(),
-            rule_ids: self.rule_ids.clone(),
-            citations: self.citations.clone(),
-            rules_version: self.rules_version.clone(),
-            outcome: self.outcome.clone(),
-            detail: self.detail.clone(),
-        }
-    }
-
     /// Whether the stored hash matches the row's content and `prev_hash`.
     pub fn hash_is_valid(&self) -> bool {
-        chain_hash(&self.prev_hash, &canonical(&self.event(), self.seq)) == self.hash
+        chain_hash(&self.prev_hash, &canonical(&self.event, self.seq)) == self.hash
     }
 }
 
@@ -249,28 +211,7 @@ mod tests {
             ..AuditEvent::default()
         };
         let hash = chain_hash(prev, &canonical(&event, seq));
-        AuditRow {
-            tenant: "t".into(),
-            seq,
-            at: event.at,
-            kind: event.kind,
-            intent_id: None,
-            debtor_id: None,
-            debt_id: None,
-            channel: None,
-            jurisdiction: None,
-            time_zone: None,
-            local_time: None,
-            decision: None,
-            reason_codes: None,
-            rule_ids: None,
-            citations: None,
-            rules_version: None,
-            outcome: None,
-            detail: event.detail,
-            prev_hash: prev.into(),
-            hash,
-        }
+        AuditRow { seq, event, prev_hash: prev.into(), hash }
     }
 
     fn chain(n: i64) -> Vec<AuditRow> {
@@ -298,7 +239,7 @@ mod tests {
     #[test]
     fn edits_deletions_insertions_and_swaps_are_caught_at_the_right_sequence() {
         let mut edited = chain(5);
-        edited[2].kind = "released".into();
+        edited[2].event.kind = "released".into();
         assert_eq!(walk(&edited).map(|b| b.seq), Some(3));
 
         let mut deleted = chain(5);

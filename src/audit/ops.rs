@@ -100,12 +100,12 @@ pub struct ExportFilter {
 
 impl ExportFilter {
     fn matches(&self, row: &AuditRow) -> bool {
-        let time = row.at >= self.from.timestamp_millis() && row.at < self.to.timestamp_millis();
+        let time = row.event.at >= self.from.timestamp_millis() && row.event.at < self.to.timestamp_millis();
         let same =
             |want: &Option<String>, have: &Option<String>| want.as_ref().is_none_or(|w| have.as_ref() == Some(w));
-        time && same(&self.debtor_id, &row.debtor_id)
-            && same(&self.jurisdiction, &row.jurisdiction)
-            && same(&self.channel, &row.channel)
+        time && same(&self.debtor_id, &row.event.debtor_id)
+            && same(&self.jurisdiction, &row.event.jurisdiction)
+            && same(&self.channel, &row.event.channel)
     }
 }
 
@@ -219,22 +219,22 @@ pub fn csv_record(row: &AuditRow) -> [String; 19] {
     let text = |v: &Option<String>| v.clone().unwrap_or_default();
     [
         row.seq.to_string(),
-        instant(row.at).to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        text(&row.local_time),
-        text(&row.time_zone),
-        row.tenant.clone(),
-        text(&row.intent_id),
-        text(&row.debtor_id),
-        text(&row.debt_id),
-        text(&row.channel),
-        text(&row.jurisdiction),
-        row.kind.clone(),
-        text(&row.decision),
-        text(&row.reason_codes),
-        text(&row.rule_ids),
-        text(&row.citations),
-        text(&row.rules_version),
-        text(&row.outcome),
+        instant(row.event.at).to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        text(&row.event.local_time),
+        text(&row.event.time_zone),
+        row.event.tenant.clone(),
+        text(&row.event.intent_id),
+        text(&row.event.debtor_id),
+        text(&row.event.debt_id),
+        text(&row.event.channel),
+        text(&row.event.jurisdiction),
+        row.event.kind.clone(),
+        text(&row.event.decision),
+        text(&row.event.reason_codes),
+        text(&row.event.rule_ids),
+        text(&row.event.citations),
+        text(&row.event.rules_version),
+        text(&row.event.outcome),
         row.hash.clone(),
         row.prev_hash.clone(),
     ]
@@ -247,7 +247,7 @@ pub fn json_record(row: &AuditRow) -> Value {
         object.insert((*column).to_string(), Value::String(value));
     }
     object.insert("sequence".into(), json!(row.seq));
-    object.insert("detail".into(), serde_json::from_str(&row.detail).unwrap_or(Value::Null));
+    object.insert("detail".into(), serde_json::from_str(&row.event.detail).unwrap_or(Value::Null));
     Value::Object(object)
 }
 
@@ -290,13 +290,15 @@ pub async fn replay(
             .await
             .map_err(err)?;
     while let Some(page) = cursor.next_page().await.map_err(err)? {
-        for row in page.iter().filter(|r| matches!(r.kind.as_str(), "released" | "deferred" | "rejected" | "expired")) {
+        for row in
+            page.iter().filter(|r| matches!(r.event.kind.as_str(), "released" | "deferred" | "rejected" | "expired"))
+        {
             let (Some(intent_id), Some(debtor_id), Some(versions)) =
-                (&row.intent_id, &row.debtor_id, &row.rules_version)
+                (&row.event.intent_id, &row.event.debtor_id, &row.event.rules_version)
             else {
                 continue;
             };
-            let recorded: Value = serde_json::from_str(&row.detail).map_err(|e| e.to_string())?;
+            let recorded: Value = serde_json::from_str(&row.event.detail).map_err(|e| e.to_string())?;
             let recorded = &recorded["decision"];
             let Some(intent_row) = store.get_intent(tenant, intent_id).await.map_err(err)? else { continue };
             let submission = Submission::from_json(&intent_row.body).map_err(|e| e.to_string())?;
@@ -310,15 +312,15 @@ pub async fn replay(
                 }
             };
             let Ok(resolved) = book.resolve(tenant, &submission.intent.jurisdiction) else { continue };
-            let at = instant(row.at);
-            let own_dispatch = recorded_dispatch(&row.detail);
+            let at = instant(row.event.at);
+            let own_dispatch = recorded_dispatch(&row.event.detail);
             let history: Vec<ContactEvent> = store
-                .history(tenant, debtor_id, row.at - 400 * 86_400_000)
+                .history(tenant, debtor_id, row.event.at - 400 * 86_400_000)
                 .await
                 .map_err(err)?
                 .into_iter()
                 // What had happened by then, without the contact this decision released.
-                .filter(|e| e.at <= row.at && (e.dispatch_id.is_none() || e.dispatch_id != own_dispatch))
+                .filter(|e| e.at <= row.event.at && (e.dispatch_id.is_none() || e.dispatch_id != own_dispatch))
                 .filter_map(|e| {
                     Some(ContactEvent {
                         channel: e.channel.parse().ok()?,
@@ -329,10 +331,11 @@ pub async fn replay(
                 })
                 .collect();
             // The preferences the decision recorded (its detail keeps them).
-            let preferences = match serde_json::from_str::<Value>(&row.detail).ok().map(|d| d["preferences"].clone()) {
-                Some(p) if !p.is_null() => parse_preferences(&p.to_string()),
-                _ => Preferences::default(),
-            };
+            let preferences =
+                match serde_json::from_str::<Value>(&row.event.detail).ok().map(|d| d["preferences"].clone()) {
+                    Some(p) if !p.is_null() => parse_preferences(&p.to_string()),
+                    _ => Preferences::default(),
+                };
             let decision = evaluate(&submission.intent, &resolved, &history, &preferences, at);
             replayed += 1;
             let now_json = crate::intent_json::decision_json(&decision, at);
@@ -398,7 +401,7 @@ pub async fn purge(
         let Some(last) = page.last() else { break };
         after = last.seq;
         for row in &page {
-            if row.at >= before.timestamp_millis() {
+            if row.event.at >= before.timestamp_millis() {
                 break 'pages;
             }
             last_old = Some((row.seq, row.hash.clone()));

@@ -170,6 +170,15 @@ macro_rules! dispatch_columns {
     };
 }
 
+/// One intent by tenant and id.
+const SELECT_INTENT: &str = concat!("SELECT ", intent_columns!(), " FROM intents WHERE tenant = $1 AND intent_id = $2");
+/// A debtor's history since an instant, oldest first (at most 10,000 events).
+const SELECT_HISTORY: &str = "SELECT debt_id, channel, at, outcome, dispatch_id FROM contact_events \
+     WHERE tenant = $1 AND debtor_id = $2 AND at >= $3 ORDER BY at LIMIT 10000";
+/// A debtor's preferences.
+const SELECT_PREFERENCES: &str =
+    "SELECT prefs, source, updated_at FROM preferences WHERE tenant = $1 AND debtor_id = $2";
+
 impl Store {
     /// Connects to `url` (`sqlite://FILE` or `postgres://…`) and applies migrations.
     pub async fn connect(url: &str) -> StoreResult<Store> {
@@ -239,14 +248,13 @@ impl Store {
     }
 
     pub async fn get_intent(&self, tenant: &str, intent_id: &str) -> StoreResult<Option<IntentRow>> {
-        let sql = concat!("SELECT ", intent_columns!(), " FROM intents WHERE tenant = $1 AND intent_id = $2");
+        let sql = SELECT_INTENT;
         Ok(either!(self, Store, |pool| sqlx::query_as(sql).bind(tenant).bind(intent_id).fetch_optional(pool).await?))
     }
 
     /// A debtor's contact history since `since`, oldest first (at most 10,000 events).
     pub async fn history(&self, tenant: &str, debtor_id: &str, since: i64) -> StoreResult<Vec<EventRow>> {
-        let sql = "SELECT debt_id, channel, at, outcome, dispatch_id FROM contact_events \
-                   WHERE tenant = $1 AND debtor_id = $2 AND at >= $3 ORDER BY at LIMIT 10000";
+        let sql = SELECT_HISTORY;
         Ok(either!(self, Store, |pool| sqlx::query_as(sql)
             .bind(tenant)
             .bind(debtor_id)
@@ -256,7 +264,7 @@ impl Store {
     }
 
     pub async fn preferences(&self, tenant: &str, debtor_id: &str) -> StoreResult<Option<PreferencesRow>> {
-        let sql = "SELECT prefs, source, updated_at FROM preferences WHERE tenant = $1 AND debtor_id = $2";
+        let sql = SELECT_PREFERENCES;
         Ok(either!(self, Store, |pool| sqlx::query_as(sql).bind(tenant).bind(debtor_id).fetch_optional(pool).await?))
     }
 
@@ -500,7 +508,7 @@ impl Tx {
     }
 
     pub async fn get_intent(&mut self, tenant: &str, intent_id: &str) -> StoreResult<Option<IntentRow>> {
-        let sql = concat!("SELECT ", intent_columns!(), " FROM intents WHERE tenant = $1 AND intent_id = $2");
+        let sql = SELECT_INTENT;
         Ok(either!(&mut self.db, TxDb, |tx| sqlx::query_as(sql)
             .bind(tenant)
             .bind(intent_id)
@@ -591,8 +599,7 @@ impl Tx {
 
     /// A debtor's contact history since `since`, oldest first.
     pub async fn history(&mut self, tenant: &str, debtor_id: &str, since: i64) -> StoreResult<Vec<EventRow>> {
-        let sql = "SELECT debt_id, channel, at, outcome, dispatch_id FROM contact_events \
-                   WHERE tenant = $1 AND debtor_id = $2 AND at >= $3 ORDER BY at LIMIT 10000";
+        let sql = SELECT_HISTORY;
         Ok(either!(&mut self.db, TxDb, |tx| sqlx::query_as(sql)
             .bind(tenant)
             .bind(debtor_id)
@@ -645,7 +652,7 @@ impl Tx {
     }
 
     pub async fn preferences(&mut self, tenant: &str, debtor_id: &str) -> StoreResult<Option<PreferencesRow>> {
-        let sql = "SELECT prefs, source, updated_at FROM preferences WHERE tenant = $1 AND debtor_id = $2";
+        let sql = SELECT_PREFERENCES;
         Ok(either!(&mut self.db, TxDb, |tx| sqlx::query_as(sql)
             .bind(tenant)
             .bind(debtor_id)
