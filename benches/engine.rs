@@ -68,6 +68,16 @@ fn bench(c: &mut Criterion) {
             ))
         })
     });
+    // Regulation F: two caps and a cooldown over the same 20 events.
+    let mut us = intent.clone();
+    us.jurisdiction = "US-NY".into();
+    let us_now = instant("2026-11-25T10:00:00-05:00");
+    group.bench_function("release_us_ny_call_caps_20_events", |b| {
+        b.iter(|| {
+            let rules = book.resolve(&us.tenant, &us.jurisdiction).expect("US-NY resolves");
+            black_box(evaluate(black_box(&us), &rules, black_box(&history), &Preferences::default(), black_box(us_now)))
+        })
+    });
     group.finish();
 }
 
