@@ -19,6 +19,9 @@ use crate::intent_json::{decision_json, intent_to_json, parse_intent};
 use crate::rules::RuleBook;
 use crate::store::{DispatchRow, EventRow, IntentRow, PreferencesRow, Store, StoreError, Tx};
 
+/// How long a replica's claim on due intents lasts before another may take them.
+const CLAIM_SECONDS: i64 = 30;
+
 /// How far back the history that caps and cooldowns count is loaded.
 pub const HISTORY_LOOKBACK_DAYS: i64 = 400;
 
@@ -126,6 +129,14 @@ impl App {
         self.rules.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
+    /// Wakes the scheduler here and, on PostgreSQL, in every other replica.
+    async fn wake(&self) {
+        self.wakeup.notify_one();
+        if let Err(e) = self.store.notify_wakeup().await {
+            tracing::warn!(error = %e, "cannot notify other replicas");
+        }
+    }
+
     /// Stores the text of every loaded rules file, so replays can rebuild them.
     pub async fn save_rules_snapshots(&self, book: &RuleBook) -> LifecycleResult<()> {
         let now = millis(self.clock.now());
@@ -161,7 +172,7 @@ impl App {
         });
         tx.commit().await?;
         *self.rules.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(book);
-        self.wakeup.notify_one();
+        self.wake().await;
         Ok(())
     }
 
@@ -292,7 +303,7 @@ impl App {
         }
         tx.commit().await?;
         if results.iter().any(|r| r.as_ref().is_ok_and(|row| row.status == "deferred")) {
-            self.wakeup.notify_one();
+            self.wake().await;
         }
         if results.iter().any(|r| r.as_ref().is_ok_and(|row| row.status == "released")) {
             self.released.notify_waiters();
@@ -372,12 +383,14 @@ impl App {
     /// Re-evaluates deferred intents that are due; returns how many.
     pub async fn wake_due(&self, limit: i64) -> LifecycleResult<usize> {
         let now = self.clock.now();
-        let due = self.store.due_intents(millis(now), limit).await?;
+        let claim_until = millis(now + Duration::seconds(CLAIM_SECONDS));
+        let due = self.store.claim_due(millis(now), claim_until, limit).await?;
         for (tenant, intent_id, debtor_id) in &due {
             let mut tx = self.store.begin().await?;
             tx.lock_debtor(tenant, debtor_id).await?;
             let Some(mut row) = tx.get_intent(tenant, intent_id).await? else { continue };
-            if row.status != "deferred" || row.next_eval_at.is_some_and(|t| t > millis(now)) {
+            // Changed since the claim (cancelled, or made due again): leave it.
+            if row.status != "deferred" || row.next_eval_at != Some(claim_until) {
                 continue;
             }
             let submission = Submission::from_json(&row.body)?;
@@ -455,7 +468,7 @@ impl App {
         }
         tx.commit().await?;
         if deferred {
-            self.wakeup.notify_one();
+            self.wake().await;
         }
         Ok(leased)
     }
@@ -522,7 +535,7 @@ impl App {
             tx.wake_debtor(&row.tenant, &row.debtor_id, millis(now)).await?;
         }
         tx.commit().await?;
-        self.wakeup.notify_one();
+        self.wake().await;
         Ok(row)
     }
 
@@ -607,7 +620,7 @@ impl App {
         tx.audit(preference_event(tenant, debtor_id, &text, source, now));
         tx.wake_debtor(tenant, debtor_id, millis(now)).await?;
         tx.commit().await?;
-        self.wakeup.notify_one();
+        self.wake().await;
         Ok(PreferencesRow { prefs: text, source: source.to_string(), updated_at: millis(now) })
     }
 

@@ -100,6 +100,9 @@ pub async fn start(config: &Config, clock: Clock) -> anyhow::Result<Running> {
         }
     })];
     tasks.push(tokio::spawn(crate::scheduler::run(app.clone(), signal.clone())));
+    if let Store::Postgres(pool) = &app.store {
+        tasks.push(tokio::spawn(crate::scheduler::listen_for_wakeups(app.clone(), pool.clone(), signal.clone())));
+    }
     for adapter in &config.adapters {
         tasks.push(tokio::spawn(crate::adapters::run(app.clone(), adapter.clone(), signal.clone())));
     }

@@ -239,12 +239,49 @@ impl Store {
         Ok(either!(self, Store, |pool| sqlx::query_scalar(sql).fetch_one(pool).await?))
     }
 
-    /// Deferred intents due at `now`, earliest and highest priority first.
-    pub async fn due_intents(&self, now: i64, limit: i64) -> StoreResult<Vec<(String, String, String)>> {
-        let sql = "SELECT tenant, intent_id, debtor_id FROM intents \
-                   WHERE status = 'deferred' AND next_eval_at <= $1 \
-                   ORDER BY next_eval_at, priority DESC LIMIT $2";
-        Ok(either!(self, Store, |pool| sqlx::query_as(sql).bind(now).bind(limit).fetch_all(pool).await?))
+    /// Claims up to `limit` deferred intents due at `now`, earliest and
+    /// highest priority first, by moving their `next_eval_at` to
+    /// `claim_until`: other replicas no longer see them as due, and if this
+    /// one dies they become due again then. PostgreSQL skips rows another
+    /// replica is claiming at the same moment.
+    pub async fn claim_due(
+        &self,
+        now: i64,
+        claim_until: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<(String, String, String)>> {
+        macro_rules! claim {
+            ($lock:literal) => {
+                concat!(
+                    "UPDATE intents SET next_eval_at = $2 WHERE (tenant, intent_id) IN (SELECT tenant, intent_id FROM intents \
+                     WHERE status = 'deferred' AND next_eval_at <= $1 ORDER BY next_eval_at, priority DESC LIMIT $3",
+                    $lock,
+                    ") RETURNING tenant, intent_id, debtor_id"
+                )
+            };
+        }
+        Ok(match self {
+            Store::Sqlite(pool) => {
+                sqlx::query_as(claim!("")).bind(now).bind(claim_until).bind(limit).fetch_all(pool).await?
+            }
+            Store::Postgres(pool) => {
+                sqlx::query_as(claim!(" FOR UPDATE SKIP LOCKED"))
+                    .bind(now)
+                    .bind(claim_until)
+                    .bind(limit)
+                    .fetch_all(pool)
+                    .await?
+            }
+        })
+    }
+
+    /// Tells the other replicas that something may be due sooner (PostgreSQL
+    /// NOTIFY on `ventana_wakeup`; nothing to do for the single SQLite process).
+    pub async fn notify_wakeup(&self) -> StoreResult<()> {
+        if let Store::Postgres(pool) = self {
+            sqlx::query("SELECT pg_notify('ventana_wakeup', '')").execute(pool).await?;
+        }
+        Ok(())
     }
 
     pub async fn get_intent(&self, tenant: &str, intent_id: &str) -> StoreResult<Option<IntentRow>> {
