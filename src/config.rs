@@ -13,6 +13,8 @@ use crate::domain::Channel;
 #[derive(Clone, Debug)]
 pub struct Config {
     pub listen: SocketAddr,
+    /// Address of the Prometheus `/metrics` endpoint.
+    pub metrics_listen: SocketAddr,
     pub database_url: String,
     pub jurisdictions: PathBuf,
     /// Largest gRPC message accepted, in bytes.
@@ -72,6 +74,7 @@ pub enum AdapterKind {
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
     pub listen: Option<SocketAddr>,
+    pub metrics_listen: Option<SocketAddr>,
     pub database_url: Option<String>,
     pub jurisdictions: Option<PathBuf>,
     pub max_message_bytes: Option<usize>,
@@ -97,6 +100,7 @@ pub struct FileAdapter {
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
+pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9464";
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://ventana.db";
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
 pub const DEFAULT_RETENTION_DAYS: u32 = 1095;
@@ -105,6 +109,7 @@ pub const DEFAULT_RETENTION_DAYS: u32 = 1095;
 #[derive(Debug, Default)]
 pub struct Overrides {
     pub listen: Option<SocketAddr>,
+    pub metrics_listen: Option<SocketAddr>,
     pub database_url: Option<String>,
     pub jurisdictions: Option<PathBuf>,
 }
@@ -123,6 +128,7 @@ impl Config {
             None => FileConfig::default(),
         };
         let default_listen: SocketAddr = DEFAULT_LISTEN.parse().map_err(|e| format!("{e}"))?;
+        let default_metrics: SocketAddr = DEFAULT_METRICS_LISTEN.parse().map_err(|e| format!("{e}"))?;
         let adapters = from_file
             .adapters
             .iter()
@@ -130,6 +136,7 @@ impl Config {
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Config {
             listen: overrides.listen.or(from_file.listen).unwrap_or(default_listen),
+            metrics_listen: overrides.metrics_listen.or(from_file.metrics_listen).unwrap_or(default_metrics),
             database_url: overrides
                 .database_url
                 .or(from_file.database_url)

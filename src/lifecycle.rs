@@ -322,6 +322,14 @@ impl App {
         preferences: Option<&PreferencesRow>,
         now: DateTime<Utc>,
     ) -> LifecycleResult<()> {
+        crate::telemetry::decided(
+            match decision.verdict {
+                Verdict::Release => "release",
+                Verdict::Defer { .. } => "defer",
+                Verdict::Reject { .. } => "reject",
+            },
+            &row.jurisdiction,
+        );
         let mut stored = decision_json(decision, now);
         stored["decided_at"] = json!(now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
         row.decision = stored.to_string();
@@ -438,6 +446,10 @@ impl App {
             let decision =
                 self.decide(&submission.intent, &history, preferences.as_ref(), Some(&dispatch.dispatch_id), now)?;
             if decision.verdict == Verdict::Release {
+                if dispatch.attempt == 0 {
+                    let waited = (now.timestamp_millis() - dispatch.released_at).max(0) as f64 / 1000.0;
+                    metrics::histogram!(crate::telemetry::DISPATCH_LATENCY).record(waited);
+                }
                 dispatch.state = "leased".into();
                 dispatch.attempt += 1;
                 dispatch.lease_expires_at = Some(millis(now + lease));

@@ -91,6 +91,9 @@ struct Settings {
     /// Address for gRPC [default: 127.0.0.1:50051].
     #[arg(long, env = "VENTANA_LISTEN")]
     listen: Option<std::net::SocketAddr>,
+    /// Address for the Prometheus /metrics endpoint [default: 127.0.0.1:9464].
+    #[arg(long, env = "VENTANA_METRICS_LISTEN")]
+    metrics_listen: Option<std::net::SocketAddr>,
     /// sqlite://FILE or postgres://USER@HOST/DB [default: sqlite://ventana.db].
     #[arg(long, env = "DATABASE_URL")]
     database_url: Option<String>,
@@ -101,8 +104,12 @@ struct Settings {
 
 impl Settings {
     fn load(self) -> Result<Config, CliError> {
-        let overrides =
-            Overrides { listen: self.listen, database_url: self.database_url, jurisdictions: self.jurisdictions };
+        let overrides = Overrides {
+            listen: self.listen,
+            metrics_listen: self.metrics_listen,
+            database_url: self.database_url,
+            jurisdictions: self.jurisdictions,
+        };
         Config::load(self.config.as_deref(), overrides).map_err(input)
     }
 }

@@ -26,6 +26,7 @@ pub async fn run(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
             Ok(n) if n as i64 >= BATCH => continue,
             Ok(_) => {}
             Err(e) => {
+                metrics::counter!(crate::telemetry::DATABASE_ERRORS).increment(1);
                 tracing::warn!(error = %e, "scheduler round failed; retrying in 1 s");
                 tokio::select! {
                     _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}

@@ -20,6 +20,7 @@ use crate::store::Store;
 /// A running Ventana server.
 pub struct Running {
     pub addr: SocketAddr,
+    pub metrics_addr: SocketAddr,
     pub app: Arc<App>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
@@ -54,6 +55,10 @@ pub async fn start(config: &Config, clock: Clock) -> anyhow::Result<Running> {
     let listener =
         tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
     let addr = listener.local_addr()?;
+    let metrics_listener = tokio::net::TcpListener::bind(config.metrics_listen)
+        .await
+        .with_context(|| format!("binding the metrics endpoint {}", config.metrics_listen))?;
+    let metrics_addr = metrics_listener.local_addr()?;
     let (shutdown, signal) = watch::channel(false);
 
     let api = Api { app: app.clone(), rules_dir: config.jurisdictions.clone() };
@@ -100,14 +105,15 @@ pub async fn start(config: &Config, clock: Clock) -> anyhow::Result<Running> {
         }
     })];
     tasks.push(tokio::spawn(crate::scheduler::run(app.clone(), signal.clone())));
+    tasks.push(tokio::spawn(crate::telemetry::serve_metrics(metrics_listener, app.clone(), signal.clone())));
     if let Store::Postgres(pool) = &app.store {
         tasks.push(tokio::spawn(crate::scheduler::listen_for_wakeups(app.clone(), pool.clone(), signal.clone())));
     }
     for adapter in &config.adapters {
         tasks.push(tokio::spawn(crate::adapters::run(app.clone(), adapter.clone(), signal.clone())));
     }
-    tracing::info!(%addr, backend = app.store.backend(), adapters = config.adapters.len(), "ventana serving");
-    Ok(Running { addr, app, shutdown, tasks })
+    tracing::info!(%addr, %metrics_addr, backend = app.store.backend(), adapters = config.adapters.len(), "ventana serving");
+    Ok(Running { addr, metrics_addr, app, shutdown, tasks })
 }
 
 /// A database URL without its password, for messages.

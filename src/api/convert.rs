@@ -293,10 +293,12 @@ pub fn error_to_status(error: LifecycleError) -> Status {
         LifecycleError::AlreadyExists(m) => Status::already_exists(m),
         LifecycleError::FailedPrecondition(m) => Status::failed_precondition(m),
         LifecycleError::Store(StoreError::Unavailable(e)) => {
+            metrics::counter!(crate::telemetry::DATABASE_ERRORS).increment(1);
             tracing::warn!(error = %e, "database unavailable");
             Status::unavailable("the database is unavailable; retry later")
         }
         LifecycleError::Store(e) => {
+            metrics::counter!(crate::telemetry::DATABASE_ERRORS).increment(1);
             tracing::error!(error = %e, "storage error");
             Status::internal("storage error")
         }

@@ -64,6 +64,7 @@ async fn main() -> anyhow::Result<()> {
     let database_url = database_url.unwrap_or_else(|| format!("sqlite://{}/bench.db", dir.display()));
     let config = Config {
         listen: "127.0.0.1:0".parse()?,
+        metrics_listen: "127.0.0.1:0".parse()?,
         database_url: database_url.clone(),
         jurisdictions: concat!(env!("CARGO_MANIFEST_DIR"), "/jurisdictions").into(),
         max_message_bytes: 4 << 20,

@@ -275,6 +275,13 @@ impl Store {
         })
     }
 
+    /// (due now, deferred in all) intents, for the queue gauges.
+    pub async fn queue_depth(&self, now: i64) -> StoreResult<(i64, i64)> {
+        let sql = "SELECT COALESCE(SUM(CASE WHEN next_eval_at <= $1 THEN 1 ELSE 0 END), 0), COUNT(*) \
+                   FROM intents WHERE status = 'deferred'";
+        Ok(either!(self, Store, |pool| sqlx::query_as(sql).bind(now).fetch_one(pool).await?))
+    }
+
     /// Tells the other replicas that something may be due sooner (PostgreSQL
     /// NOTIFY on `ventana_wakeup`; nothing to do for the single SQLite process).
     pub async fn notify_wakeup(&self) -> StoreResult<()> {

@@ -90,6 +90,7 @@ impl TestServer {
         let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
         let config = Config {
             listen: "127.0.0.1:0".parse().expect("addr"),
+            metrics_listen: "127.0.0.1:0".parse().expect("addr"),
             database_url: fresh_database(backend, dir.path()).await,
             jurisdictions: rules,
             max_message_bytes: 1024 * 1024,

@@ -642,3 +642,47 @@ async fn webhook_adapter_signs_and_acks_by_status(backend: Backend) {
     server.stop().await;
 }
 on_both_backends!(webhook_adapter_signs_and_acks_by_status);
+
+// ------------------------------------------------------------------ metrics
+
+async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    stream.write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes()).await.expect("request");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.expect("response");
+    response
+}
+
+async fn metrics_endpoint_serves_the_documented_series(backend: Backend) {
+    let server = TestServer::start(backend, "2026-11-28T10:00:00-05:00").await; // Saturday: Peru defers
+    let mut client = server.scheduler("acme").await;
+    client
+        .submit(pb::SubmitRequest { intent: Some(intent("m-1", "d-1", pb::Channel::Sms, "PE")) })
+        .await
+        .expect("submit");
+    client
+        .submit(pb::SubmitRequest { intent: Some(intent("m-2", "d-2", pb::Channel::Sms, "US-NY")) })
+        .await
+        .expect("submit");
+    let mut adapter = server.dispatcher("acme").await;
+    adapter
+        .lease(pb::LeaseRequest { channels: vec![pb::Channel::Sms as i32], max_items: 5, lease_duration: None })
+        .await
+        .expect("lease");
+    let metrics_addr = server.running.as_ref().expect("running").metrics_addr;
+    let text = http_get(metrics_addr, "/metrics").await;
+    assert!(text.starts_with("HTTP/1.0 200") || text.starts_with("HTTP/1.1 200"), "{text}");
+    for series in [
+        "ventana_decisions_total{decision=\"defer\",jurisdiction=\"PE\"}",
+        "ventana_decisions_total{decision=\"release\",jurisdiction=\"US-NY\"}",
+        "ventana_intents_deferred",
+        "ventana_intents_due",
+        "ventana_dispatch_latency_seconds_bucket",
+    ] {
+        assert!(text.contains(series), "{series} missing from:\n{text}");
+    }
+    assert!(http_get(metrics_addr, "/nope").await.contains("404"));
+    server.stop().await;
+}
+on_both_backends!(metrics_endpoint_serves_the_documented_series);
