@@ -5,9 +5,12 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use std::num::NonZeroU32;
+
 use serde::Deserialize;
 
 use crate::domain::Channel;
+use crate::rate_limit::{Rate, RateLimitConfig};
 
 /// Everything `ventana serve` needs.
 #[derive(Clone, Debug)]
@@ -21,6 +24,7 @@ pub struct Config {
     pub max_message_bytes: usize,
     pub adapters: Vec<AdapterConfig>,
     pub audit: AuditConfig,
+    pub rate_limits: RateLimitConfig,
 }
 
 /// How long audit events are kept.
@@ -82,6 +86,33 @@ pub struct FileConfig {
     pub adapters: BTreeMap<String, FileAdapter>,
     #[serde(default)]
     pub audit: FileAudit,
+    #[serde(default)]
+    pub rate_limits: FileRateLimits,
+}
+
+/// `[rate_limits]` in the TOML file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileRateLimits {
+    #[serde(default)]
+    pub channels: BTreeMap<String, FileRate>,
+    #[serde(default)]
+    pub tenants: BTreeMap<String, FileRate>,
+}
+
+/// One rate: `per_second` and `burst` (default: one second's worth).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileRate {
+    pub per_second: u32,
+    pub burst: Option<u32>,
+}
+
+fn rate(at: &str, raw: &FileRate) -> Result<Rate, String> {
+    let per_second = NonZeroU32::new(raw.per_second).ok_or_else(|| format!("{at}.per_second: must be at least 1"))?;
+    let burst = NonZeroU32::new(raw.burst.unwrap_or(raw.per_second))
+        .ok_or_else(|| format!("{at}.burst: must be at least 1"))?;
+    Ok(Rate { per_second, burst })
 }
 
 /// `[adapters.<channel>]` in the TOML file.
@@ -129,6 +160,15 @@ impl Config {
         };
         let default_listen: SocketAddr = DEFAULT_LISTEN.parse().map_err(|e| format!("{e}"))?;
         let default_metrics: SocketAddr = DEFAULT_METRICS_LISTEN.parse().map_err(|e| format!("{e}"))?;
+        let mut rate_limits = RateLimitConfig::default();
+        for (channel, raw) in &from_file.rate_limits.channels {
+            let at = format!("rate_limits.channels.{channel}");
+            let parsed: Channel = channel.parse().map_err(|e| format!("{at}: {e}"))?;
+            rate_limits.channels.insert(parsed, rate(&at, raw)?);
+        }
+        for (tenant, raw) in &from_file.rate_limits.tenants {
+            rate_limits.tenants.insert(tenant.clone(), rate(&format!("rate_limits.tenants.{tenant}"), raw)?);
+        }
         let adapters = from_file
             .adapters
             .iter()
@@ -151,6 +191,7 @@ impl Config {
                 retention_days: from_file.audit.retention_days.unwrap_or(DEFAULT_RETENTION_DAYS),
                 tenants: from_file.audit.tenants,
             },
+            rate_limits,
         })
     }
 }

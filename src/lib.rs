@@ -13,6 +13,7 @@ pub mod domain;
 pub mod engine;
 pub mod intent_json;
 pub mod lifecycle;
+pub mod rate_limit;
 pub mod rules;
 pub mod scheduler;
 pub mod server;

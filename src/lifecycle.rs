@@ -16,6 +16,7 @@ use crate::clock::Clock;
 use crate::domain::{Channel, ContactEvent, Intent, Outcome, Preferences};
 use crate::engine::{Decision, RejectCode, Verdict, evaluate};
 use crate::intent_json::{decision_json, intent_to_json, parse_intent};
+use crate::rate_limit::{Held, RateLimitConfig, RateLimits};
 use crate::rules::RuleBook;
 use crate::store::{DispatchRow, EventRow, IntentRow, PreferencesRow, Store, StoreError, Tx};
 
@@ -76,6 +77,8 @@ pub struct App {
     pub wakeup: Notify,
     /// Woken when contacts were released (built-in adapters wait on it).
     pub released: Notify,
+    /// Throughput limits on leases (per replica).
+    limits: RateLimits,
 }
 
 fn millis(t: DateTime<Utc>) -> i64 {
@@ -120,8 +123,15 @@ fn local_reading(t: DateTime<Utc>, zones: &[chrono_tz::Tz]) -> (Option<String>, 
 const PENDING: [&str; 2] = ["deferred", "released"];
 
 impl App {
-    pub fn new(store: Store, rules: RuleBook, clock: Clock) -> App {
-        App { store, clock, rules: RwLock::new(Arc::new(rules)), wakeup: Notify::new(), released: Notify::new() }
+    pub fn new(store: Store, rules: RuleBook, clock: Clock, limits: &RateLimitConfig) -> App {
+        App {
+            store,
+            clock,
+            rules: RwLock::new(Arc::new(rules)),
+            wakeup: Notify::new(),
+            released: Notify::new(),
+            limits: RateLimits::new(limits),
+        }
     }
 
     /// The rules in force.
@@ -446,6 +456,15 @@ impl App {
             let decision =
                 self.decide(&submission.intent, &history, preferences.as_ref(), Some(&dispatch.dispatch_id), now)?;
             if decision.verdict == Verdict::Release {
+                // Held back by a rate limit: it stays ready, in order, and is checked again next time.
+                if let Err(held) = self.limits.admit(&dispatch.tenant, submission.intent.channel) {
+                    let limit = match held {
+                        Held::Channel(c) => format!("channel:{c}"),
+                        Held::Tenant(t) => format!("tenant:{t}"),
+                    };
+                    metrics::counter!(crate::telemetry::RATE_LIMIT_WAITS, "limit" => limit).increment(1);
+                    continue;
+                }
                 if dispatch.attempt == 0 {
                     let waited = (now.timestamp_millis() - dispatch.released_at).max(0) as f64 / 1000.0;
                     metrics::histogram!(crate::telemetry::DISPATCH_LATENCY).record(waited);

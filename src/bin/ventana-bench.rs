@@ -70,6 +70,7 @@ async fn main() -> anyhow::Result<()> {
         max_message_bytes: 4 << 20,
         adapters: Vec::new(),
         audit: Default::default(),
+        rate_limits: Default::default(),
     };
     // A weekday 10:00 in Lima: every intent is released.
     let clock = ManualClock::new(chrono::DateTime::parse_from_rfc3339("2026-11-25T10:00:00-05:00")?.to_utc());

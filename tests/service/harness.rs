@@ -87,20 +87,44 @@ impl TestServer {
     }
 
     pub async fn start_with(backend: Backend, now: &str, adapters: Vec<AdapterConfig>, rules: PathBuf) -> TestServer {
+        TestServer::start_configured(backend, now, |config| {
+            config.adapters = adapters;
+            config.jurisdictions = rules;
+        })
+        .await
+    }
+
+    /// Starts a server whose configuration `adjust` may change.
+    pub async fn start_configured(backend: Backend, now: &str, adjust: impl FnOnce(&mut Config)) -> TestServer {
         let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
-        let config = Config {
+        let mut config = Config {
             listen: "127.0.0.1:0".parse().expect("addr"),
             metrics_listen: "127.0.0.1:0".parse().expect("addr"),
             database_url: fresh_database(backend, dir.path()).await,
-            jurisdictions: rules,
+            jurisdictions: jurisdictions_dir(),
             max_message_bytes: 1024 * 1024,
-            adapters,
+            adapters: Vec::new(),
             audit: Default::default(),
+            rate_limits: Default::default(),
         };
+        adjust(&mut config);
         let clock = ManualClock::new(at(now));
         let running = server::start(&config, Clock::Manual(clock.clone())).await.expect("server starts");
         let channel = connect(running.addr).await;
         TestServer { running: Some(running), clock, config, channel, _dir: dir }
+    }
+
+    /// A second replica: another server on the same database and clock.
+    pub async fn replica(&self) -> TestServer {
+        let running = server::start(&self.config, Clock::Manual(self.clock.clone())).await.expect("replica starts");
+        let channel = connect(running.addr).await;
+        TestServer {
+            running: Some(running),
+            clock: self.clock.clone(),
+            config: self.config.clone(),
+            channel,
+            _dir: self._dir.clone(),
+        }
     }
 
     /// Stops the server and starts a new one on the same database and clock.

@@ -686,3 +686,93 @@ async fn metrics_endpoint_serves_the_documented_series(backend: Backend) {
     server.stop().await;
 }
 on_both_backends!(metrics_endpoint_serves_the_documented_series);
+
+// ------------------------------------------------------------------ rate limits
+
+fn whatsapp_limit(config: &mut ventana::config::Config) {
+    let rate = ventana::rate_limit::Rate {
+        per_second: std::num::NonZeroU32::new(1).expect("nonzero"),
+        burst: std::num::NonZeroU32::new(2).expect("nonzero"),
+    };
+    config.rate_limits.channels.insert(ventana::domain::Channel::Whatsapp, rate);
+}
+
+async fn lease_whatsapp(adapter: &mut Dispatcher) -> Vec<pb::LeasedItem> {
+    adapter
+        .lease(pb::LeaseRequest { channels: vec![pb::Channel::Whatsapp as i32], max_items: 10, lease_duration: None })
+        .await
+        .expect("lease")
+        .into_inner()
+        .items
+}
+
+async fn a_rate_limited_queue_never_sends_after_the_window_closes(backend: Backend) {
+    // Friday 19:59 in Lima: one minute of window left, and WhatsApp lets 2 through, then 1/s.
+    let server = TestServer::start_configured(backend, "2026-11-27T19:59:00-05:00", whatsapp_limit).await;
+    let mut client = server.scheduler("acme").await;
+    for n in 0..5 {
+        let r = client
+            .submit(pb::SubmitRequest {
+                intent: Some(intent(&format!("rl-{n}"), &format!("d-{n}"), pb::Channel::Whatsapp, "PE")),
+            })
+            .await
+            .expect("submit")
+            .into_inner();
+        assert_eq!(r.status, pb::IntentStatus::Released as i32);
+    }
+    let mut adapter = server.dispatcher("acme").await;
+    let first = lease_whatsapp(&mut adapter).await;
+    assert_eq!(first.len(), 2, "the burst goes out, the rest wait");
+    for item in &first {
+        assert_eq!(item.not_after, Some(ts("2026-11-27T20:00:00-05:00")), "not_after is the end of the window");
+        adapter
+            .ack(pb::AckRequest {
+                dispatch_id: item.dispatch_id.clone(),
+                outcome: pb::Outcome::Sent as i32,
+                at: None,
+                detail: String::new(),
+            })
+            .await
+            .expect("ack");
+    }
+    // The window closes while three wait behind the limit.
+    server.set_clock("2026-11-27T20:00:30-05:00");
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await; // the limiter refills in real time
+    assert!(lease_whatsapp(&mut adapter).await.is_empty(), "nothing leaves after 20:00");
+    let mut deferred = 0;
+    for n in 0..5 {
+        let view = client.get(pb::GetRequest { intent_id: format!("rl-{n}") }).await.expect("get").into_inner();
+        if view.status == pb::IntentStatus::Deferred as i32 {
+            deferred += 1;
+            assert_eq!(view.next_eval_at, Some(ts("2026-11-30T07:00:00-05:00")));
+        }
+    }
+    assert_eq!(deferred, 3, "the held contacts wait for Monday");
+    server.stop().await;
+}
+on_both_backends!(a_rate_limited_queue_never_sends_after_the_window_closes);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limits_are_per_replica() {
+    // Two replicas on one PostgreSQL database, each with WhatsApp burst 2: together they lease 4.
+    let first = TestServer::start_configured(Backend::Postgres, "2026-11-25T10:00:00-05:00", whatsapp_limit).await;
+    let second = first.replica().await;
+    let mut client = first.scheduler("acme").await;
+    for n in 0..10 {
+        client
+            .submit(pb::SubmitRequest {
+                intent: Some(intent(&format!("pr-{n}"), &format!("d-{n}"), pb::Channel::Whatsapp, "PE")),
+            })
+            .await
+            .expect("submit");
+    }
+    let mut adapter_one = first.dispatcher("acme").await;
+    let mut adapter_two = second.dispatcher("acme").await;
+    let one = lease_whatsapp(&mut adapter_one).await;
+    let two = lease_whatsapp(&mut adapter_two).await;
+    assert_eq!((one.len(), two.len()), (2, 2));
+    let ids: std::collections::HashSet<_> = one.iter().chain(&two).map(|i| i.dispatch_id.clone()).collect();
+    assert_eq!(ids.len(), 4, "no contact leased twice");
+    second.stop().await;
+    first.stop().await;
+}
