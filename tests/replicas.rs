@@ -63,7 +63,7 @@ fn ventana(args: &[&str], database_url: &str, rules: &std::path::Path) -> Comman
 
 async fn start_replica(database_url: &str, rules: &std::path::Path) -> Replica {
     let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
-    let child =
+    let mut child =
         ventana(&["serve", "--listen", &addr.to_string(), "--metrics-listen", "127.0.0.1:0"], database_url, rules)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
