@@ -245,7 +245,25 @@ impl App {
             })
             .collect();
         let preferences = preferences.map(|p| parse_preferences(&p.prefs)).unwrap_or_default();
-        Ok(evaluate(intent, &resolved, &events, &preferences, now))
+        let span = tracing::info_span!(
+            "evaluate",
+            tenant = %intent.tenant,
+            intent_id = %intent.intent_id,
+            jurisdiction = %intent.jurisdiction,
+            channel = %intent.channel,
+            decision = tracing::field::Empty,
+        );
+        let _entered = span.enter();
+        let decision = evaluate(intent, &resolved, &events, &preferences, now);
+        span.record(
+            "decision",
+            match decision.verdict {
+                Verdict::Release => "release".to_string(),
+                Verdict::Defer { until } => format!("defer until {}", until.to_rfc3339()),
+                Verdict::Reject { code } => format!("reject {code}"),
+            },
+        );
+        Ok(decision)
     }
 
     /// Submits one intent inside `tx` (which the caller commits). Returns the

@@ -304,8 +304,12 @@ async fn run_service(command: Command) -> Result<ExitCode, CliError> {
                 eprintln!("try: grpcurl -plaintext -H 'authorization: Bearer {key}' {} list", running.addr);
             }
             wait_for_signal().await;
-            tracing::info!("shutting down");
-            running.shutdown().await;
+            tracing::info!("shutting down: no new work; finishing what is in flight");
+            // In-flight requests and batches finish; unacknowledged leases simply expire
+            // and are re-offered by another replica. Bounded, so a stuck call cannot hold the exit.
+            if tokio::time::timeout(SHUTDOWN_GRACE, running.shutdown()).await.is_err() {
+                tracing::warn!(seconds = SHUTDOWN_GRACE.as_secs(), "shutdown grace period over; exiting");
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Migrate { settings } => {
@@ -503,6 +507,9 @@ async fn create_key(store: &Store, tenant: &str, roles: &[Role]) -> Result<Strin
     let now = Clock::System.now().timestamp_millis();
     auth::create_key(store, tenant, roles, now).await.map_err(|e| input(format!("cannot store the key: {e}")))
 }
+
+/// How long a stopping replica waits for in-flight work.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// Resolves on SIGTERM or Ctrl-C.
 async fn wait_for_signal() {

@@ -89,6 +89,7 @@ pub async fn start(config: &Config, clock: Clock) -> anyhow::Result<Running> {
 
     let mut server_signal = signal.clone();
     let server = tonic::transport::Server::builder()
+        .trace_fn(|request| tracing::info_span!("grpc", method = %request.uri().path()))
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
