@@ -421,26 +421,51 @@ impl App {
         let now = self.clock.now();
         let claim_until = millis(now + Duration::seconds(CLAIM_SECONDS));
         let due = self.store.claim_due(millis(now), claim_until, limit).await?;
-        for (tenant, intent_id, debtor_id) in &due {
+        let mut released = false;
+        if let Store::Sqlite(_) = self.store {
+            // One writer anyway: one transaction (one fsync) for the whole batch.
             let mut tx = self.store.begin().await?;
-            tx.lock_debtor(tenant, debtor_id).await?;
-            let Some(mut row) = tx.get_intent(tenant, intent_id).await? else { continue };
-            // Changed since the claim (cancelled, or made due again): leave it.
-            if row.status != "deferred" || row.next_eval_at != Some(claim_until) {
-                continue;
+            for (tenant, intent_id, debtor_id) in &due {
+                released |= self.wake_one(&mut tx, tenant, intent_id, debtor_id, claim_until, now).await?;
             }
-            let submission = Submission::from_json(&row.body)?;
-            let history = tx.history(tenant, debtor_id, millis(now - Duration::days(HISTORY_LOOKBACK_DAYS))).await?;
-            let preferences = tx.preferences(tenant, debtor_id).await?;
-            let decision = self.decide(&submission.intent, &history, preferences.as_ref(), None, now)?;
-            self.apply(&mut tx, &mut row, &submission.intent, &decision, preferences.as_ref(), now).await?;
-            tx.update_intent(&row).await?;
             tx.commit().await?;
-            if row.status == "released" {
-                self.released.notify_waiters();
+        } else {
+            // One transaction per debtor, so replicas work on different debtors in parallel.
+            for (tenant, intent_id, debtor_id) in &due {
+                let mut tx = self.store.begin().await?;
+                released |= self.wake_one(&mut tx, tenant, intent_id, debtor_id, claim_until, now).await?;
+                tx.commit().await?;
             }
         }
+        if released {
+            self.released.notify_waiters();
+        }
         Ok(due.len())
+    }
+
+    /// Re-evaluates one claimed intent; whether it was released.
+    async fn wake_one(
+        &self,
+        tx: &mut Tx,
+        tenant: &str,
+        intent_id: &str,
+        debtor_id: &str,
+        claim_until: i64,
+        now: DateTime<Utc>,
+    ) -> LifecycleResult<bool> {
+        tx.lock_debtor(tenant, debtor_id).await?;
+        let Some(mut row) = tx.get_intent(tenant, intent_id).await? else { return Ok(false) };
+        // Changed since the claim (cancelled, or made due again): leave it.
+        if row.status != "deferred" || row.next_eval_at != Some(claim_until) {
+            return Ok(false);
+        }
+        let submission = Submission::from_json(&row.body)?;
+        let history = tx.history(tenant, debtor_id, millis(now - Duration::days(HISTORY_LOOKBACK_DAYS))).await?;
+        let preferences = tx.preferences(tenant, debtor_id).await?;
+        let decision = self.decide(&submission.intent, &history, preferences.as_ref(), None, now)?;
+        self.apply(tx, &mut row, &submission.intent, &decision, preferences.as_ref(), now).await?;
+        tx.update_intent(&row).await?;
+        Ok(row.status == "released")
     }
 
     /// Leases up to `max` released contacts on `channels` for `lease`. Each

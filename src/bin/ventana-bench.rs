@@ -36,6 +36,15 @@ enum Scenario {
         #[arg(long)]
         database_url: Option<String>,
     },
+    /// Preloads M intents deferred to the same instant (Peru, Monday 07:00), moves the
+    /// clock there, and measures the time until an adapter has leased them all, and the
+    /// peak resident memory meanwhile.
+    Surge {
+        #[arg(long, default_value_t = 200_000)]
+        intents: usize,
+        #[arg(long)]
+        database_url: Option<String>,
+    },
     /// Appends N synthetic audit events (a valid chain) for tenant `bench`, to measure
     /// `ventana audit export` and `verify` on a large log.
     AuditFill {
@@ -59,6 +68,7 @@ async fn main() -> anyhow::Result<()> {
     let (requests, concurrency, database_url) = match Args::parse().scenario {
         Scenario::Submit { requests, concurrency, database_url } => (requests, concurrency, database_url),
         Scenario::AuditFill { events, database_url } => return audit_fill(events, &database_url).await,
+        Scenario::Surge { intents, database_url } => return surge(intents, database_url).await,
     };
     let dir = tempfile_dir()?;
     let database_url = database_url.unwrap_or_else(|| format!("sqlite://{}/bench.db", dir.display()));
@@ -174,5 +184,109 @@ async fn audit_fill(events: usize, database_url: &str) -> anyhow::Result<()> {
         written = (written + 10_000).min(events);
     }
     println!("appended {events} audit events in {:.1} s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// Resident memory now, in MiB (Linux).
+fn rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kib| kib / 1024.0)
+}
+
+async fn surge(intents: usize, database_url: Option<String>) -> anyhow::Result<()> {
+    let dir = tempfile_dir()?;
+    let database_url = database_url.unwrap_or_else(|| format!("sqlite://{}/surge.db", dir.display()));
+    let config = Config {
+        listen: "127.0.0.1:0".parse()?,
+        metrics_listen: "127.0.0.1:0".parse()?,
+        database_url,
+        jurisdictions: concat!(env!("CARGO_MANIFEST_DIR"), "/jurisdictions").into(),
+        max_message_bytes: 16 << 20,
+        adapters: Vec::new(),
+        audit: Default::default(),
+        rate_limits: Default::default(),
+    };
+    // Saturday in Lima: everything is deferred to Monday 07:00.
+    let clock = ManualClock::new(chrono::DateTime::parse_from_rfc3339("2026-11-28T10:00:00-05:00")?.to_utc());
+    let running = ventana::server::start(&config, Clock::Manual(clock.clone())).await?;
+    let key = create_key(&running.app.store, "bench", &[Role::Submitter, Role::Adapter], 0).await?;
+    let auth: MetadataValue<_> = format!("Bearer {key}").parse()?;
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", running.addr))?.connect().await?;
+    let mut client = pb::contact_scheduler_client::ContactSchedulerClient::new(channel.clone());
+    let preload = Instant::now();
+    for start in (0..intents).step_by(1000) {
+        let batch = (start..(start + 1000).min(intents))
+            .map(|n| pb::Intent {
+                intent_id: format!("surge-{n}"),
+                debtor_id: format!("debtor-{n}"),
+                channel: pb::Channel::Whatsapp as i32,
+                party: pb::Party::Debtor as i32,
+                stage: pb::Stage::Extrajudicial as i32,
+                jurisdiction: "PE".into(),
+                priority: (n % 3) as i32,
+                ..Default::default()
+            })
+            .collect();
+        let mut request = tonic::Request::new(pb::SubmitBatchRequest { intents: batch });
+        request.metadata_mut().insert("authorization", auth.clone());
+        client.submit_batch(request).await?;
+    }
+    println!(
+        "preloaded {intents} deferred intents in {:.1} s ({:.0} MiB resident)",
+        preload.elapsed().as_secs_f64(),
+        rss_mib()
+    );
+
+    let started = Instant::now();
+    clock.set(chrono::DateTime::parse_from_rfc3339("2026-11-30T07:00:00-05:00")?.to_utc());
+    let peak = std::sync::Arc::new(std::sync::Mutex::new(rss_mib()));
+    let sampler = {
+        let peak = peak.clone();
+        tokio::spawn(async move {
+            loop {
+                let now = rss_mib();
+                if let Ok(mut p) = peak.lock() {
+                    *p = p.max(now);
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    };
+    let mut adapter = pb::dispatch_client::DispatchClient::new(channel);
+    let mut leased = 0;
+    let mut first_lease = None;
+    while leased < intents {
+        let mut request = tonic::Request::new(pb::LeaseRequest {
+            channels: vec![pb::Channel::Whatsapp as i32],
+            max_items: 500,
+            lease_duration: Some(prost_types::Duration { seconds: 3600, nanos: 0 }),
+        });
+        request.metadata_mut().insert("authorization", auth.clone());
+        let items = adapter.lease(request).await?.into_inner().items;
+        if items.is_empty() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            continue;
+        }
+        first_lease.get_or_insert_with(|| started.elapsed());
+        leased += items.len();
+    }
+    let elapsed = started.elapsed();
+    sampler.abort();
+    let peak = peak.lock().map(|p| *p).unwrap_or_default();
+    println!("scenario   surge ({})", running.app.store.backend());
+    println!("intents    {intents} due at one instant, no rate limit");
+    println!("first lease after {:.2} s", first_lease.unwrap_or_default().as_secs_f64());
+    println!(
+        "all leased after {:.1} s ({:.0} intents/s)",
+        elapsed.as_secs_f64(),
+        intents as f64 / elapsed.as_secs_f64()
+    );
+    println!("peak resident memory during the surge: {peak:.0} MiB");
+    running.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
