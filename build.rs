@@ -7,6 +7,8 @@ use prost::Message;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto");
+    // sqlx::migrate! embeds these at compile time.
+    println!("cargo:rerun-if-changed=migrations");
     let descriptors = protox::compile(["ventana/v1/ventana.proto"], ["proto"])?;
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
     std::fs::write(out_dir.join("ventana_descriptor.bin"), descriptors.encode_to_vec())?;
