@@ -244,9 +244,17 @@ fn main() -> ExitCode {
     let args = Args::parse();
     let result = match args.command {
         Command::Serve { .. } | Command::Migrate { .. } | Command::Keys { .. } | Command::Audit { .. } => {
-            init_tracing();
             match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-                Ok(runtime) => runtime.block_on(run_service(args.command)),
+                Ok(runtime) => runtime.block_on(async {
+                    let traces = ventana::telemetry::init_tracing();
+                    let result = run_service(args.command).await;
+                    if let Some(provider) = traces
+                        && let Err(e) = provider.shutdown()
+                    {
+                        eprintln!("flushing traces failed: {e}");
+                    }
+                    result
+                }),
                 Err(e) => Err(input(format!("cannot start the runtime: {e}"))),
             }
         }
@@ -274,16 +282,6 @@ fn print(value: &impl std::fmt::Display) -> Result<(), CliError> {
         // The reader went away (e.g. `| head`): nothing left to do.
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => std::process::exit(0),
         other => other.map_err(|e| input(format!("cannot write output: {e}"))),
-    }
-}
-
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(io::stderr);
-    if std::env::var("VENTANA_LOG_FORMAT").is_ok_and(|f| f == "json") {
-        builder.json().init();
-    } else {
-        builder.init();
     }
 }
 

@@ -99,3 +99,51 @@ pub async fn serve_metrics(listener: tokio::net::TcpListener, app: Arc<App>, mut
         });
     }
 }
+
+/// Installs logging to stderr (`RUST_LOG`, `VENTANA_LOG_FORMAT=json`) and, when
+/// `OTEL_EXPORTER_OTLP_ENDPOINT` (or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) is set and
+/// `OTEL_SDK_DISABLED` is not `true`, exports spans over OTLP/gRPC following the
+/// OpenTelemetry environment variables (`OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`,
+/// `OTEL_BSP_*`, …). Returns the tracer provider to shut down (flush) at exit.
+/// Must run inside the tokio runtime.
+pub fn init_tracing() -> Option<opentelemetry_sdk::trace::SdkTracerProvider> {
+    use opentelemetry::trace::TracerProvider as _;
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let fmt =
+        if std::env::var("VENTANA_LOG_FORMAT").is_ok_and(|f| f == "json") { fmt.json().boxed() } else { fmt.boxed() };
+    let provider = otlp_provider();
+    let otel = provider.as_ref().map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer("ventana")));
+    tracing_subscriber::registry().with(filter).with(fmt).with(otel).init();
+    provider
+}
+
+fn otlp_provider() -> Option<opentelemetry_sdk::trace::SdkTracerProvider> {
+    let configured =
+        ["OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"].iter().any(|v| std::env::var(v).is_ok());
+    let disabled = std::env::var("OTEL_SDK_DISABLED").is_ok_and(|v| v.eq_ignore_ascii_case("true"));
+    if !configured || disabled {
+        return None;
+    }
+    let exporter = match opentelemetry_otlp::SpanExporter::builder().with_tonic().build() {
+        Ok(exporter) => exporter,
+        Err(e) => {
+            eprintln!("OTLP trace export disabled: {e}");
+            return None;
+        }
+    };
+    let mut resource = opentelemetry_sdk::Resource::builder();
+    if std::env::var("OTEL_SERVICE_NAME").is_err() {
+        resource = resource.with_service_name("ventana");
+    }
+    Some(
+        opentelemetry_sdk::trace::SdkTracerProvider::builder()
+            .with_batch_exporter(exporter)
+            .with_resource(resource.build())
+            .build(),
+    )
+}
