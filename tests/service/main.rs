@@ -590,18 +590,21 @@ async fn log_adapter_writes_and_acks(backend: Backend) {
 }
 on_both_backends!(log_adapter_writes_and_acks);
 
-async fn webhook_adapter_signs_and_acks_by_status(backend: Backend) {
+async fn webhook_adapter_signs_retries_and_acks_by_status(backend: Backend) {
     use http_body_util::BodyExt;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let url = format!("http://{}/contacts", listener.local_addr().expect("addr"));
     let (seen_tx, mut seen_rx) = tokio::sync::mpsc::unbounded_channel::<(String, Vec<u8>)>();
+    // The first call fails with 503: the adapter must retry (with backoff) and then succeed.
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else { return };
             let seen = seen_tx.clone();
+            let calls = calls.clone();
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
-                    let seen = seen.clone();
+                    let (seen, calls) = (seen.clone(), calls.clone());
                     async move {
                         let signature = request
                             .headers()
@@ -612,9 +615,13 @@ async fn webhook_adapter_signs_and_acks_by_status(backend: Backend) {
                         let body =
                             request.into_body().collect().await.map(|b| b.to_bytes().to_vec()).unwrap_or_default();
                         let _ = seen.send((signature, body));
-                        Ok::<_, std::convert::Infallible>(hyper::Response::new(http_body_util::Full::new(
-                            hyper::body::Bytes::from("ok"),
-                        )))
+                        let first = calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0;
+                        let mut response =
+                            hyper::Response::new(http_body_util::Full::new(hyper::body::Bytes::from("ok")));
+                        if first {
+                            *response.status_mut() = hyper::StatusCode::SERVICE_UNAVAILABLE;
+                        }
+                        Ok::<_, std::convert::Infallible>(response)
                     }
                 });
                 let _ = hyper::server::conn::http1::Builder::new()
@@ -637,11 +644,17 @@ async fn webhook_adapter_signs_and_acks_by_status(backend: Backend) {
     assert_eq!(done.outcome, "sent");
     let (signature, body) = seen_rx.recv().await.expect("webhook called");
     assert_eq!(signature, ventana::adapters::sign("s3cret", &body));
+    let (retry_signature, retry_body) = seen_rx.recv().await.expect("webhook retried after the 503");
+    assert_eq!(
+        (retry_signature, retry_body.clone()),
+        (signature, body.clone()),
+        "the retry sends the same signed body"
+    );
     let json: serde_json::Value = serde_json::from_slice(&body).expect("json body");
     assert_eq!(json["intent"]["intent_id"], "hook-1");
     server.stop().await;
 }
-on_both_backends!(webhook_adapter_signs_and_acks_by_status);
+on_both_backends!(webhook_adapter_signs_retries_and_acks_by_status);
 
 // ------------------------------------------------------------------ metrics
 
