@@ -24,18 +24,15 @@ async fn mixed_workload(server: &TestServer) {
         ("w-4", "d-3", pb::Channel::Email, "PE"),
         ("w-5", "d-4", pb::Channel::Whatsapp, "PE"),
     ] {
-        client
-            .submit(pb::SubmitRequest { intent: Some(intent(id, debtor, channel, jurisdiction)) })
-            .await
-            .expect("submit");
+        submit(&mut client, intent(id, debtor, channel, jurisdiction)).await;
     }
     let mut third = intent("w-6", "d-5", pb::Channel::Call, "PE");
     third.party = pb::Party::ThirdParty as i32;
-    client.submit(pb::SubmitRequest { intent: Some(third) }).await.expect("rejected submit");
+    submit(&mut client, third).await;
     let mut short = intent("w-7", "d-6", pb::Channel::Call, "PE");
     short.not_before = Some(ts("2026-11-25T21:00:00-05:00"));
     short.expires_at = Some(ts("2026-11-25T22:00:00-05:00"));
-    client.submit(pb::SubmitRequest { intent: Some(short) }).await.expect("expired submit");
+    submit(&mut client, short).await;
     client.cancel(pb::CancelRequest { intent_id: "w-3".into(), reason: "paid".into() }).await.expect("cancel");
     client
         .set_preferences(pb::SetPreferencesRequest {
@@ -237,10 +234,7 @@ async fn export_is_tenant_isolated_and_filtered(backend: Backend) {
     let server = TestServer::start(backend, "2026-11-25T10:00:00-05:00").await;
     mixed_workload(&server).await;
     let mut globex = server.scheduler("globex").await;
-    globex
-        .submit(pb::SubmitRequest { intent: Some(intent("g-1", "d-1", pb::Channel::Sms, "PE")) })
-        .await
-        .expect("submit");
+    submit(&mut globex, intent("g-1", "d-1", pb::Channel::Sms, "PE")).await;
     let theirs = read_all(&server, "globex").await;
     assert!(!theirs.is_empty());
     assert!(theirs.iter().all(|e| e.tenant == "globex"), "globex sees only its own events");
@@ -302,15 +296,9 @@ on_both_backends!(replay_finds_a_planted_rule_change);
 async fn purge_keeps_the_chain_verifiable(backend: Backend) {
     let server = TestServer::start(backend, "2026-11-25T10:00:00-05:00").await;
     let mut client = server.scheduler("acme").await;
-    client
-        .submit(pb::SubmitRequest { intent: Some(intent("old-1", "d-1", pb::Channel::Sms, "PE")) })
-        .await
-        .expect("submit");
+    submit(&mut client, intent("old-1", "d-1", pb::Channel::Sms, "PE")).await;
     server.set_clock("2026-11-26T10:00:00-05:00");
-    client
-        .submit(pb::SubmitRequest { intent: Some(intent("new-1", "d-2", pb::Channel::Sms, "PE")) })
-        .await
-        .expect("submit");
+    submit(&mut client, intent("new-1", "d-2", pb::Channel::Sms, "PE")).await;
     let (deleted, checkpoint) =
         ops::purge(server.store(), "acme", at("2026-11-26T00:00:00Z"), "audit-key", at("2026-11-26T11:00:00Z"))
             .await
@@ -324,10 +312,7 @@ async fn purge_keeps_the_chain_verifiable(backend: Backend) {
     let wrong = ops::verify(server.store(), Some("acme"), Some("another-key")).await.expect("verify");
     assert!(wrong[0].broken.is_some());
     // New events keep chaining after the purge.
-    client
-        .submit(pb::SubmitRequest { intent: Some(intent("new-2", "d-3", pb::Channel::Sms, "PE")) })
-        .await
-        .expect("submit");
+    submit(&mut client, intent("new-2", "d-3", pb::Channel::Sms, "PE")).await;
     let reports = ops::verify(server.store(), Some("acme"), Some("audit-key")).await.expect("verify");
     assert_eq!(reports[0].broken, None);
     assert_eq!(reports[0].rows, 4);

@@ -242,3 +242,13 @@ macro_rules! on_both_backends {
         }
     };
 }
+
+/// Submits one intent and returns the answer (the call must succeed).
+pub async fn submit(client: &mut Scheduler, intent: pb::Intent) -> pb::SubmitResponse {
+    client.submit(pb::SubmitRequest { intent: Some(intent) }).await.expect("submit").into_inner()
+}
+
+/// Leases up to `max_items` on `channels` with the default lease (the call must succeed).
+pub async fn lease(adapter: &mut Dispatcher, channels: Vec<i32>, max_items: i32) -> pb::LeaseResponse {
+    adapter.lease(pb::LeaseRequest { channels, max_items, lease_duration: None }).await.expect("lease").into_inner()
+}

@@ -19,11 +19,7 @@ fn decision(response: &pb::SubmitResponse) -> &pb::Decision {
 async fn peru_defer_wake_lease_ack(backend: Backend) {
     let server = TestServer::start(backend, "2026-11-27T20:00:00-05:00").await;
     let mut client = server.scheduler("acme").await;
-    let submitted = client
-        .submit(pb::SubmitRequest { intent: Some(intent("pe-1", "d-1", pb::Channel::Call, "PE")) })
-        .await
-        .expect("submit")
-        .into_inner();
+    let submitted = submit(&mut client, intent("pe-1", "d-1", pb::Channel::Call, "PE")).await;
     assert_eq!(submitted.status, pb::IntentStatus::Deferred as i32);
     assert_eq!(decision(&submitted).kind, pb::DecisionKind::Defer as i32);
     assert_eq!(decision(&submitted).at, Some(ts("2026-11-30T07:00:00-05:00")));
@@ -38,11 +34,7 @@ async fn peru_defer_wake_lease_ack(backend: Backend) {
     assert!(!released.dispatch_id.is_empty());
 
     let mut adapter = server.dispatcher("acme").await;
-    let leased = adapter
-        .lease(pb::LeaseRequest { channels: vec![pb::Channel::Call as i32], max_items: 10, lease_duration: None })
-        .await
-        .expect("lease")
-        .into_inner();
+    let leased = lease(&mut adapter, vec![pb::Channel::Call as i32], 10).await;
     assert_eq!(leased.items.len(), 1);
     let item = &leased.items[0];
     assert_eq!(item.dispatch_id, released.dispatch_id);
@@ -70,17 +62,9 @@ on_both_backends!(peru_defer_wake_lease_ack);
 async fn mexico_tijuana_released_cancun_deferred(backend: Backend) {
     let server = TestServer::start(backend, "2026-11-25T21:30:00-08:00").await;
     let mut client = server.scheduler("acme").await;
-    let tijuana = client
-        .submit(pb::SubmitRequest { intent: Some(intent("mx-bcn", "d-1", pb::Channel::Call, "MX-BCN")) })
-        .await
-        .expect("submit")
-        .into_inner();
+    let tijuana = submit(&mut client, intent("mx-bcn", "d-1", pb::Channel::Call, "MX-BCN")).await;
     assert_eq!(tijuana.status, pb::IntentStatus::Released as i32);
-    let cancun = client
-        .submit(pb::SubmitRequest { intent: Some(intent("mx-roo", "d-2", pb::Channel::Call, "MX-ROO")) })
-        .await
-        .expect("submit")
-        .into_inner();
+    let cancun = submit(&mut client, intent("mx-roo", "d-2", pb::Channel::Call, "MX-ROO")).await;
     assert_eq!(cancun.status, pb::IntentStatus::Deferred as i32);
     assert_eq!(decision(&cancun).at, Some(ts("2026-11-26T07:00:00-05:00")));
     server.stop().await;
@@ -124,7 +108,7 @@ async fn cancel_and_cancel_for_debt(backend: Backend) {
     for (id, debt) in [("a", "debt-1"), ("b", "debt-1"), ("c", "debt-1"), ("d", "debt-2")] {
         let mut i = intent(id, "d-1", pb::Channel::Call, "PE");
         i.debt_id = debt.into();
-        let r = client.submit(pb::SubmitRequest { intent: Some(i) }).await.expect("submit").into_inner();
+        let r = submit(&mut client, i).await;
         assert_eq!(r.status, pb::IntentStatus::Deferred as i32);
     }
     let cancelled = client
@@ -174,14 +158,8 @@ on_both_backends!(cancel_and_cancel_for_debt);
 async fn opt_out_via_set_preferences(backend: Backend) {
     let server = TestServer::start(backend, "2026-11-28T10:00:00-05:00").await;
     let mut client = server.scheduler("acme").await;
-    client
-        .submit(pb::SubmitRequest { intent: Some(intent("w-1", "d-9", pb::Channel::Whatsapp, "PE")) })
-        .await
-        .expect("submit");
-    client
-        .submit(pb::SubmitRequest { intent: Some(intent("e-1", "d-9", pb::Channel::Email, "PE")) })
-        .await
-        .expect("submit");
+    submit(&mut client, intent("w-1", "d-9", pb::Channel::Whatsapp, "PE")).await;
+    submit(&mut client, intent("e-1", "d-9", pb::Channel::Email, "PE")).await;
     let prefs = client
         .set_preferences(pb::SetPreferencesRequest {
             debtor_id: "d-9".into(),
@@ -198,11 +176,7 @@ async fn opt_out_via_set_preferences(backend: Backend) {
     assert_eq!(rejected.decision.as_ref().map(|d| d.code.as_str()), Some("OPTED_OUT"));
     let email = client.get(pb::GetRequest { intent_id: "e-1".into() }).await.expect("get").into_inner();
     assert_eq!(email.status, pb::IntentStatus::Deferred as i32);
-    let new = client
-        .submit(pb::SubmitRequest { intent: Some(intent("w-2", "d-9", pb::Channel::Whatsapp, "PE")) })
-        .await
-        .expect("submit")
-        .into_inner();
+    let new = submit(&mut client, intent("w-2", "d-9", pb::Channel::Whatsapp, "PE")).await;
     assert_eq!(new.status, pb::IntentStatus::Rejected as i32);
     server.stop().await;
 }
@@ -212,15 +186,8 @@ async fn opt_out_via_ack(backend: Backend) {
     let server = TestServer::start(backend, "2026-11-25T10:00:00-05:00").await;
     let mut client = server.scheduler("acme").await;
     let mut adapter = server.dispatcher("acme").await;
-    client
-        .submit(pb::SubmitRequest { intent: Some(intent("s-1", "d-5", pb::Channel::Sms, "PE")) })
-        .await
-        .expect("submit");
-    let leased = adapter
-        .lease(pb::LeaseRequest { channels: vec![pb::Channel::Sms as i32], max_items: 5, lease_duration: None })
-        .await
-        .expect("lease")
-        .into_inner();
+    submit(&mut client, intent("s-1", "d-5", pb::Channel::Sms, "PE")).await;
+    let leased = lease(&mut adapter, vec![pb::Channel::Sms as i32], 5).await;
     adapter
         .ack(pb::AckRequest {
             dispatch_id: leased.items[0].dispatch_id.clone(),
@@ -230,19 +197,11 @@ async fn opt_out_via_ack(backend: Backend) {
         })
         .await
         .expect("ack");
-    let again = client
-        .submit(pb::SubmitRequest { intent: Some(intent("s-2", "d-5", pb::Channel::Sms, "PE")) })
-        .await
-        .expect("submit")
-        .into_inner();
+    let again = submit(&mut client, intent("s-2", "d-5", pb::Channel::Sms, "PE")).await;
     assert_eq!(again.status, pb::IntentStatus::Rejected as i32);
     assert_eq!(decision(&again).code, "OPTED_OUT");
     // Other channels are still fine.
-    let email = client
-        .submit(pb::SubmitRequest { intent: Some(intent("e-2", "d-5", pb::Channel::Email, "PE")) })
-        .await
-        .expect("submit")
-        .into_inner();
+    let email = submit(&mut client, intent("e-2", "d-5", pb::Channel::Email, "PE")).await;
     assert_eq!(email.status, pb::IntentStatus::Released as i32);
     server.stop().await;
 }
@@ -254,10 +213,7 @@ async fn expired_lease_is_reoffered_with_the_same_dispatch_id(backend: Backend) 
     let server = TestServer::start(backend, "2026-11-25T10:00:00-05:00").await;
     let mut client = server.scheduler("acme").await;
     let mut adapter = server.dispatcher("acme").await;
-    client
-        .submit(pb::SubmitRequest { intent: Some(intent("l-1", "d-1", pb::Channel::Email, "PE")) })
-        .await
-        .expect("submit");
+    submit(&mut client, intent("l-1", "d-1", pb::Channel::Email, "PE")).await;
     let lease = |adapter: &mut Dispatcher| {
         let mut adapter = adapter.clone();
         async move {
@@ -329,10 +285,7 @@ on_both_backends!(fifty_concurrent_submissions_respect_the_daily_cap);
 async fn restart_between_submit_and_release(backend: Backend) {
     let mut server = TestServer::start(backend, "2026-11-27T21:00:00-05:00").await;
     let mut client = server.scheduler("acme").await;
-    client
-        .submit(pb::SubmitRequest { intent: Some(intent("r-1", "d-1", pb::Channel::Call, "PE")) })
-        .await
-        .expect("submit");
+    submit(&mut client, intent("r-1", "d-1", pb::Channel::Call, "PE")).await;
     server.restart().await;
     server.set_clock("2026-11-30T07:00:00-05:00");
     let mut client = server.scheduler("acme").await;
@@ -340,11 +293,7 @@ async fn restart_between_submit_and_release(backend: Backend) {
     // Another restart does not release it twice.
     server.restart().await;
     let mut adapter = server.dispatcher("acme").await;
-    let leased = adapter
-        .lease(pb::LeaseRequest { channels: vec![pb::Channel::Call as i32], max_items: 10, lease_duration: None })
-        .await
-        .expect("lease")
-        .into_inner();
+    let leased = lease(&mut adapter, vec![pb::Channel::Call as i32], 10).await;
     assert_eq!(leased.items.len(), 1);
     server.stop().await;
 }
@@ -355,9 +304,7 @@ on_both_backends!(restart_between_submit_and_release);
 async fn authentication_roles_and_tenant_isolation(backend: Backend) {
     let server = TestServer::start(backend, "2026-11-25T10:00:00-05:00").await;
     let mut acme = server.scheduler("acme").await;
-    acme.submit(pb::SubmitRequest { intent: Some(intent("iso-1", "d-1", pb::Channel::Sms, "PE")) })
-        .await
-        .expect("submit");
+    submit(&mut acme, intent("iso-1", "d-1", pb::Channel::Sms, "PE")).await;
 
     let mut anonymous = pb::contact_scheduler_client::ContactSchedulerClient::new(server.channel.clone());
     let status = anonymous.get(pb::GetRequest { intent_id: "iso-1".into() }).await.expect_err("no key");
@@ -394,18 +341,10 @@ async fn authentication_roles_and_tenant_isolation(backend: Backend) {
         Code::NotFound
     );
     let mut other_adapter = server.dispatcher("globex").await;
-    let leased = other_adapter
-        .lease(pb::LeaseRequest { channels: vec![pb::Channel::Sms as i32], max_items: 10, lease_duration: None })
-        .await
-        .expect("lease")
-        .into_inner();
+    let leased = lease(&mut other_adapter, vec![pb::Channel::Sms as i32], 10).await;
     assert!(leased.items.is_empty(), "another tenant's contacts are never leased");
     let mut own_adapter = server.dispatcher("acme").await;
-    let mine = own_adapter
-        .lease(pb::LeaseRequest { channels: vec![pb::Channel::Sms as i32], max_items: 10, lease_duration: None })
-        .await
-        .expect("lease")
-        .into_inner();
+    let mine = lease(&mut own_adapter, vec![pb::Channel::Sms as i32], 10).await;
     let ack = other_adapter
         .ack(pb::AckRequest {
             dispatch_id: mine.items[0].dispatch_id.clone(),
@@ -417,11 +356,7 @@ async fn authentication_roles_and_tenant_isolation(backend: Backend) {
         .expect_err("other tenant's dispatch");
     assert_eq!(ack.code(), Code::NotFound);
     // The same intent id in another tenant is a different intent.
-    let theirs = other
-        .submit(pb::SubmitRequest { intent: Some(intent("iso-1", "d-1", pb::Channel::Email, "PE")) })
-        .await
-        .expect("same id, other tenant")
-        .into_inner();
+    let theirs = submit(&mut other, intent("iso-1", "d-1", pb::Channel::Email, "PE")).await;
     assert_eq!(theirs.intent_id, "iso-1");
     server.stop().await;
 }
@@ -484,10 +419,7 @@ async fn invalid_requests_name_the_field(backend: Backend) {
         .expect_err("unknown dispatch");
     assert_eq!(bad_ack.code(), Code::NotFound);
     // The server still answers.
-    client
-        .submit(pb::SubmitRequest { intent: Some(intent("ok", "d", pb::Channel::Sms, "PE")) })
-        .await
-        .expect("still serving");
+    submit(&mut client, intent("ok", "d", pb::Channel::Sms, "PE")).await;
     server.stop().await;
 }
 on_both_backends!(invalid_requests_name_the_field);
@@ -551,11 +483,8 @@ async fn rules_list_calendar_and_atomic_reload(backend: Backend) {
         Some(pe.version_hash.clone())
     );
     let mut client = server.scheduler("acme").await;
-    let r = client
-        .submit(pb::SubmitRequest { intent: Some(intent("after-bad", "d", pb::Channel::Call, "PE")) })
-        .await
-        .expect("submit");
-    assert_eq!(r.into_inner().status, pb::IntentStatus::Released as i32, "the rules in force are untouched");
+    let r = submit(&mut client, intent("after-bad", "d", pb::Channel::Call, "PE")).await;
+    assert_eq!(r.status, pb::IntentStatus::Released as i32, "the rules in force are untouched");
 
     std::fs::write(&pe_file, good.replace("# Peru", "# Peru (edited)")).expect("edit");
     let reloaded = admin.reload(pb::ReloadRequest {}).await.expect("valid reload").into_inner();
@@ -578,7 +507,7 @@ async fn log_adapter_writes_and_acks(backend: Backend) {
     let mut client = server.scheduler("acme").await;
     let mut sms = intent("log-1", "d-1", pb::Channel::Sms, "PE");
     sms.payload.insert("phone".into(), "+51999000111".into());
-    client.submit(pb::SubmitRequest { intent: Some(sms) }).await.expect("submit");
+    submit(&mut client, sms).await;
     let done = server.wait_for_status(&mut client, "log-1", pb::IntentStatus::Done).await;
     assert_eq!(done.outcome, "sent");
     let text = std::fs::read_to_string(&log).expect("log written");
@@ -636,10 +565,7 @@ async fn webhook_adapter_signs_retries_and_acks_by_status(backend: Backend) {
     }];
     let server = TestServer::start_with(backend, "2026-11-25T10:00:00-05:00", adapters, jurisdictions_dir()).await;
     let mut client = server.scheduler("acme").await;
-    client
-        .submit(pb::SubmitRequest { intent: Some(intent("hook-1", "d-1", pb::Channel::Email, "PE")) })
-        .await
-        .expect("submit");
+    submit(&mut client, intent("hook-1", "d-1", pb::Channel::Email, "PE")).await;
     let done = server.wait_for_status(&mut client, "hook-1", pb::IntentStatus::Done).await;
     assert_eq!(done.outcome, "sent");
     let (signature, body) = seen_rx.recv().await.expect("webhook called");
@@ -670,14 +596,8 @@ async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
 async fn metrics_endpoint_serves_the_documented_series(backend: Backend) {
     let server = TestServer::start(backend, "2026-11-28T10:00:00-05:00").await; // Saturday: Peru defers
     let mut client = server.scheduler("acme").await;
-    client
-        .submit(pb::SubmitRequest { intent: Some(intent("m-1", "d-1", pb::Channel::Sms, "PE")) })
-        .await
-        .expect("submit");
-    client
-        .submit(pb::SubmitRequest { intent: Some(intent("m-2", "d-2", pb::Channel::Sms, "US-NY")) })
-        .await
-        .expect("submit");
+    submit(&mut client, intent("m-1", "d-1", pb::Channel::Sms, "PE")).await;
+    submit(&mut client, intent("m-2", "d-2", pb::Channel::Sms, "US-NY")).await;
     let mut adapter = server.dispatcher("acme").await;
     adapter
         .lease(pb::LeaseRequest { channels: vec![pb::Channel::Sms as i32], max_items: 5, lease_duration: None })
@@ -711,12 +631,7 @@ fn whatsapp_limit(config: &mut ventana::config::Config) {
 }
 
 async fn lease_whatsapp(adapter: &mut Dispatcher) -> Vec<pb::LeasedItem> {
-    adapter
-        .lease(pb::LeaseRequest { channels: vec![pb::Channel::Whatsapp as i32], max_items: 10, lease_duration: None })
-        .await
-        .expect("lease")
-        .into_inner()
-        .items
+    lease(adapter, vec![pb::Channel::Whatsapp as i32], 10).await.items
 }
 
 async fn a_rate_limited_queue_never_sends_after_the_window_closes(backend: Backend) {
