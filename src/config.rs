@@ -25,6 +25,9 @@ pub struct Config {
     pub adapters: Vec<AdapterConfig>,
     pub audit: AuditConfig,
     pub rate_limits: RateLimitConfig,
+    /// How long a replica's claim on due intents lasts: a replica that dies
+    /// mid-batch leaves its claims to the others after this long.
+    pub claim_seconds: u32,
 }
 
 /// How long audit events are kept.
@@ -88,6 +91,7 @@ pub struct FileConfig {
     pub audit: FileAudit,
     #[serde(default)]
     pub rate_limits: FileRateLimits,
+    pub claim_seconds: Option<u32>,
 }
 
 /// `[rate_limits]` in the TOML file.
@@ -135,6 +139,7 @@ pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9464";
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://ventana.db";
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
 pub const DEFAULT_RETENTION_DAYS: u32 = 1095;
+pub const DEFAULT_CLAIM_SECONDS: u32 = 30;
 
 /// Values given on the command line or in the environment (they win over the file).
 #[derive(Debug, Default)]
@@ -192,6 +197,10 @@ impl Config {
                 tenants: from_file.audit.tenants,
             },
             rate_limits,
+            claim_seconds: match from_file.claim_seconds {
+                Some(0) => return Err("claim_seconds: must be at least 1".into()),
+                other => other.unwrap_or(DEFAULT_CLAIM_SECONDS),
+            },
         })
     }
 }

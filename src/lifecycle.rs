@@ -20,8 +20,8 @@ use crate::rate_limit::{Held, RateLimitConfig, RateLimits};
 use crate::rules::RuleBook;
 use crate::store::{DispatchRow, EventRow, IntentRow, PreferencesRow, Store, StoreError, Tx};
 
-/// How long a replica's claim on due intents lasts before another may take them.
-const CLAIM_SECONDS: i64 = 30;
+/// Debtors re-evaluated per PostgreSQL transaction when waking due intents.
+const WAKE_DEBTORS_PER_TRANSACTION: usize = 64;
 
 /// How far back the history that caps and cooldowns count is loaded.
 pub const HISTORY_LOOKBACK_DAYS: i64 = 400;
@@ -79,6 +79,8 @@ pub struct App {
     pub released: Notify,
     /// Throughput limits on leases (per replica).
     limits: RateLimits,
+    /// How long a claim on due intents lasts.
+    claim: Duration,
 }
 
 fn millis(t: DateTime<Utc>) -> i64 {
@@ -123,8 +125,10 @@ fn local_reading(t: DateTime<Utc>, zones: &[chrono_tz::Tz]) -> (Option<String>, 
 const PENDING: [&str; 2] = ["deferred", "released"];
 
 impl App {
-    pub fn new(store: Store, rules: RuleBook, clock: Clock, limits: &RateLimitConfig) -> App {
+    /// `claim_seconds`: how long a claim on due intents lasts before another replica may take them.
+    pub fn new(store: Store, rules: RuleBook, clock: Clock, limits: &RateLimitConfig, claim_seconds: u32) -> App {
         App {
+            claim: Duration::seconds(i64::from(claim_seconds)),
             store,
             clock,
             rules: RwLock::new(Arc::new(rules)),
@@ -322,6 +326,16 @@ impl App {
     pub async fn submit(&self, submissions: &[Submission]) -> LifecycleResult<Vec<LifecycleResult<IntentRow>>> {
         let now = self.clock.now();
         let mut tx = self.store.begin().await?;
+        if submissions.len() > 1 {
+            // Every debtor up front, in the one order batches and wake-ups all use: no deadlocks.
+            let mut debtors: Vec<(&str, &str)> =
+                submissions.iter().map(|s| (s.intent.tenant.as_str(), s.intent.debtor_id.as_str())).collect();
+            debtors.sort_unstable();
+            debtors.dedup();
+            for (tenant, debtor_id) in debtors {
+                tx.lock_debtor(tenant, debtor_id).await?;
+            }
+        }
         let mut results = Vec::with_capacity(submissions.len());
         for submission in submissions {
             match self.submit_in(&mut tx, submission, now).await {
@@ -419,23 +433,24 @@ impl App {
     /// Re-evaluates deferred intents that are due; returns how many.
     pub async fn wake_due(&self, limit: i64) -> LifecycleResult<usize> {
         let now = self.clock.now();
-        let claim_until = millis(now + Duration::seconds(CLAIM_SECONDS));
-        let due = self.store.claim_due(millis(now), claim_until, limit).await?;
+        let claim_until = millis(now + self.claim);
+        let mut due = self.store.claim_due(millis(now), claim_until, limit).await?;
+        // Debtors are locked in one order everywhere, so batches never deadlock.
+        due.sort_by(|a, b| (&a.0, &a.2).cmp(&(&b.0, &b.2)));
+        // SQLite has one writer anyway: the whole batch in one transaction (one
+        // fsync). PostgreSQL: smaller transactions, so replicas and submissions
+        // for the same debtors wait less.
+        let per_transaction = match self.store {
+            Store::Sqlite(..) => due.len().max(1),
+            Store::Postgres(_) => WAKE_DEBTORS_PER_TRANSACTION,
+        };
         let mut released = false;
-        if let Store::Sqlite(_) = self.store {
-            // One writer anyway: one transaction (one fsync) for the whole batch.
+        for part in due.chunks(per_transaction) {
             let mut tx = self.store.begin().await?;
-            for (tenant, intent_id, debtor_id) in &due {
+            for (tenant, intent_id, debtor_id) in part {
                 released |= self.wake_one(&mut tx, tenant, intent_id, debtor_id, claim_until, now).await?;
             }
             tx.commit().await?;
-        } else {
-            // One transaction per debtor, so replicas work on different debtors in parallel.
-            for (tenant, intent_id, debtor_id) in &due {
-                let mut tx = self.store.begin().await?;
-                released |= self.wake_one(&mut tx, tenant, intent_id, debtor_id, claim_until, now).await?;
-                tx.commit().await?;
-            }
         }
         if released {
             self.released.notify_waiters();

@@ -29,8 +29,9 @@ enum Command {
     /// Run the gRPC service (SQLite file `ventana.db` in the working directory by default).
     ///
     /// Settings come from flags, then environment variables, then the --config file, then
-    /// defaults. The config file (TOML) may also set `max_message_bytes` and built-in
-    /// adapters per channel:
+    /// defaults. The config file (TOML) may also set `max_message_bytes`, `claim_seconds`
+    /// (how long a replica's claim on due intents lasts; default 30), `[audit]`,
+    /// `[rate_limits]` and built-in adapters per channel:
     ///
     ///   [adapters.sms]   kind = "log", path = "contacts.jsonl"   (or "-" for stdout)
     ///

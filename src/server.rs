@@ -50,7 +50,7 @@ pub async fn start(config: &Config, clock: Clock) -> anyhow::Result<Running> {
         .await
         .with_context(|| format!("opening {}", redact(&config.database_url)))?;
     let rules = load_rules(config)?;
-    let app = Arc::new(App::new(store, rules, clock, &config.rate_limits));
+    let app = Arc::new(App::new(store, rules, clock, &config.rate_limits, config.claim_seconds));
     app.save_rules_snapshots(&app.rules()).await.context("storing the rules snapshot")?;
     let listener =
         tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;

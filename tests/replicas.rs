@@ -1,13 +1,17 @@
 //! Several `ventana serve` processes on one PostgreSQL database, on the
-//! system clock: 10,000 intents for 500 debtors under a cap, submitted
-//! through three replicas while one is killed with SIGKILL. Nothing is lost,
-//! no cap is exceeded, nothing is released twice, and leases held by the
-//! dead replica are re-offered by the others.
+//! system clock: 10,000 intents for 500 debtors under a cap, each due two
+//! seconds after it is submitted, go through two (or three) replicas while
+//! one is stopped halfway, with SIGTERM (graceful) or SIGKILL. Nothing is
+//! lost, no cap is exceeded, nothing is released twice, every due intent is
+//! released by the survivors (a killed replica's claims come back after
+//! `claim_seconds`), and leases held by a dead replica are re-offered.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant, SystemTime};
 
 use sqlx::Connection;
 use tonic::metadata::{Ascii, MetadataValue};
@@ -55,18 +59,23 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
 }
 
-fn ventana(args: &[&str], database_url: &str, rules: &std::path::Path) -> Command {
+/// `ventana` with the test's database, and the rules and config file in `dir`.
+fn ventana(args: &[&str], database_url: &str, dir: &std::path::Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_ventana"));
-    command.args(args).env("DATABASE_URL", database_url).env("VENTANA_JURISDICTIONS", rules).env("RUST_LOG", "warn");
+    command
+        .args(args)
+        .env("DATABASE_URL", database_url)
+        .env("VENTANA_JURISDICTIONS", dir.join("rules"))
+        .env("VENTANA_CONFIG", dir.join("ventana.toml"))
+        .env("RUST_LOG", "warn");
     command
 }
 
-async fn start_replica(database_url: &str, rules: &std::path::Path) -> Replica {
+async fn start_replica(database_url: &str, dir: &std::path::Path) -> Replica {
     let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
     let mut child =
-        ventana(&["serve", "--listen", &addr.to_string(), "--metrics-listen", "127.0.0.1:0"], database_url, rules)
+        ventana(&["serve", "--listen", &addr.to_string(), "--metrics-listen", "127.0.0.1:0"], database_url, dir)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
             .spawn()
             .expect("replica starts");
     for _ in 0..200 {
@@ -90,8 +99,37 @@ fn with_key<T>(message: T, key: &MetadataValue<Ascii>) -> tonic::Request<T> {
     request
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn three_replicas_one_killed_nothing_lost_or_doubled() {
+/// How the victim replica is stopped halfway through the submissions.
+#[derive(Clone, Copy, PartialEq)]
+enum Stop {
+    /// SIGTERM: it must finish what it holds and exit cleanly.
+    Term,
+    /// SIGKILL: what it held must come back to the others.
+    Kill,
+}
+
+/// One replica test at a time: they are separate processes on 2 cores.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+struct Cluster {
+    database_url: String,
+    /// Holds `rules/` and `ventana.toml`.
+    dir: tempfile::TempDir,
+    key: MetadataValue<Ascii>,
+    survivors: Vec<Replica>,
+    channels: Vec<tonic::transport::Channel>,
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for replica in &mut self.survivors {
+            let _ = replica.child.kill();
+            let _ = replica.child.wait();
+        }
+    }
+}
+
+async fn fresh_database() -> String {
     let admin =
         std::env::var("VENTANA_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
     let mut conn =
@@ -101,14 +139,29 @@ async fn three_replicas_one_killed_nothing_lost_or_doubled() {
         .execute(&mut conn)
         .await
         .expect("create database");
-    let database_url = format!("{}/{name}", admin.rsplit_once('/').map_or(admin.as_str(), |(base, _)| base));
-    let rules = tempfile::tempdir().expect("dir");
-    std::fs::write(rules.path().join("ZZ.toml"), RULES).expect("rules");
+    format!("{}/{name}", admin.rsplit_once('/').map_or(admin.as_str(), |(base, _)| base))
+}
+
+fn timestamp(t: SystemTime) -> prost_types::Timestamp {
+    let since = t.duration_since(SystemTime::UNIX_EPOCH).expect("after 1970");
+    prost_types::Timestamp { seconds: since.as_secs() as i64, nanos: since.subsec_nanos() as i32 }
+}
+
+/// Runs `count` replicas, submits every intent through them (each due 2 s
+/// after its submission), stops the last replica halfway with `stop`, waits
+/// until every due intent has been re-evaluated, then leases and acks all
+/// released contacts through the survivors and checks the totals.
+async fn replicas_share_the_work(count: usize, stop: Stop) -> Cluster {
+    let database_url = fresh_database().await;
+    let dir = tempfile::tempdir().expect("dir");
+    std::fs::create_dir(dir.path().join("rules")).expect("rules dir");
+    std::fs::write(dir.path().join("rules/ZZ.toml"), RULES).expect("rules");
+    std::fs::write(dir.path().join("ventana.toml"), "claim_seconds = 3\n").expect("config");
 
     let output = ventana(
         &["keys", "create", "--tenant", "acme", "--role", "submitter", "--role", "adapter"],
         &database_url,
-        rules.path(),
+        dir.path(),
     )
     .output()
     .expect("keys create");
@@ -116,23 +169,25 @@ async fn three_replicas_one_killed_nothing_lost_or_doubled() {
     let key: MetadataValue<Ascii> =
         format!("Bearer {}", String::from_utf8_lossy(&output.stdout).trim()).parse().expect("ascii");
 
-    let mut replicas = Vec::new();
-    for _ in 0..3 {
-        replicas.push(start_replica(&database_url, rules.path()).await);
+    let mut survivors = Vec::new();
+    for _ in 0..count {
+        survivors.push(start_replica(&database_url, dir.path()).await);
     }
-    let channels: Vec<_> = futures_channels(&replicas).await;
+    let channels = futures_channels(&survivors).await;
+    let mut victim = survivors.pop().expect("a victim");
+    let cluster = Cluster { database_url, dir, key, survivors, channels };
 
-    // Submit through all three; kill the third halfway. A failed call is retried on
-    // another replica with the same intent_id (Submit is idempotent).
-    let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let killed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let mut victim = replicas.pop().expect("third replica");
+    // Submit through every replica; stop the last one halfway. A failed call is retried
+    // on another replica with the same intent_id (Submit is idempotent).
+    let next = Arc::new(AtomicUsize::new(0));
+    let stopped = Arc::new(AtomicBool::new(false));
     let mut workers = Vec::new();
     for worker in 0..24 {
-        let (next, killed, key, channels) = (next.clone(), killed.clone(), key.clone(), channels.clone());
+        let (next, stopped, key, channels) =
+            (next.clone(), stopped.clone(), cluster.key.clone(), cluster.channels.clone());
         workers.push(tokio::spawn(async move {
             loop {
-                let n = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let n = next.fetch_add(1, Ordering::Relaxed);
                 if n >= INTENTS {
                     return;
                 }
@@ -143,11 +198,12 @@ async fn three_replicas_one_killed_nothing_lost_or_doubled() {
                     party: pb::Party::Debtor as i32,
                     stage: pb::Stage::Extrajudicial as i32,
                     jurisdiction: "ZZ".into(),
+                    not_before: Some(timestamp(SystemTime::now() + Duration::from_secs(2))),
                     ..Default::default()
                 };
                 let mut attempt = worker + n;
                 loop {
-                    let alive = if killed.load(std::sync::atomic::Ordering::Relaxed) { 2 } else { 3 };
+                    let alive = if stopped.load(Ordering::Relaxed) { count - 1 } else { count };
                     let mut client =
                         pb::contact_scheduler_client::ContactSchedulerClient::new(channels[attempt % alive].clone());
                     match client.submit(with_key(pb::SubmitRequest { intent: Some(intent.clone()) }, &key)).await {
@@ -158,24 +214,64 @@ async fn three_replicas_one_killed_nothing_lost_or_doubled() {
             }
         }));
     }
-    while next.load(std::sync::atomic::Ordering::Relaxed) < INTENTS / 2 {
+    while next.load(Ordering::Relaxed) < INTENTS / 2 {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    victim.child.kill().expect("SIGKILL");
-    killed.store(true, std::sync::atomic::Ordering::Relaxed);
+    stopped.store(true, Ordering::Relaxed);
+    match stop {
+        Stop::Kill => victim.child.kill().expect("SIGKILL"),
+        Stop::Term => {
+            let status = Command::new("kill").args(["-TERM", &victim.child.id().to_string()]).status();
+            assert!(status.is_ok_and(|s| s.success()), "kill -TERM");
+        }
+    }
     for worker in workers {
         worker.await.expect("worker");
     }
-    let _ = victim.child.wait();
+    let exited = Instant::now();
+    let status = loop {
+        if let Some(status) = victim.child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(exited.elapsed() < Duration::from_secs(60), "the stopped replica did not exit");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    if stop == Stop::Term {
+        assert!(status.success(), "SIGTERM ends a replica cleanly: {status}");
+    }
 
-    // Lease everything that was released, through the two survivors, and ack it.
+    // Every intent becomes due 2 s after its submission; wait until the survivors have
+    // re-evaluated all of them (a killed replica's claims come back after 3 s).
+    let mut db = sqlx::PgConnection::connect(&cluster.database_url).await.expect("connect");
+    let waiting = Instant::now();
+    loop {
+        let now_ms = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).expect("now").as_millis() as i64;
+        let (due, events): (i64, i64) = sqlx::query_as(
+            "SELECT (SELECT COUNT(*) FROM intents WHERE status = 'deferred' AND next_eval_at <= $1 + 3600000), \
+             (SELECT COUNT(*) FROM contact_events)",
+        )
+        .bind(now_ms)
+        .fetch_one(&mut db)
+        .await
+        .expect("progress");
+        if due == 0 && events == (DEBTORS * 10) as i64 {
+            break;
+        }
+        assert!(
+            waiting.elapsed() < Duration::from_secs(180),
+            "due intents not re-evaluated: {due} still due, {events} contacts released"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // Lease everything that was released, through the survivors, and ack it.
     let mut leased: HashMap<String, u32> = HashMap::new();
     for round in 0.. {
-        let mut adapter = pb::dispatch_client::DispatchClient::new(channels[round % 2].clone());
+        let mut adapter = pb::dispatch_client::DispatchClient::new(cluster.channels[round % (count - 1)].clone());
         let items = adapter
             .lease(with_key(
                 pb::LeaseRequest { channels: vec![pb::Channel::Sms as i32], max_items: 500, lease_duration: None },
-                &key,
+                &cluster.key,
             ))
             .await
             .expect("lease")
@@ -187,7 +283,7 @@ async fn three_replicas_one_killed_nothing_lost_or_doubled() {
         let mut acks = Vec::new();
         for item in items {
             *leased.entry(item.dispatch_id.clone()).or_default() += 1;
-            let (mut adapter, key) = (adapter.clone(), key.clone());
+            let (mut adapter, key) = (adapter.clone(), cluster.key.clone());
             acks.push(tokio::spawn(async move {
                 let ack = pb::AckRequest {
                     dispatch_id: item.dispatch_id,
@@ -203,7 +299,6 @@ async fn three_replicas_one_killed_nothing_lost_or_doubled() {
         }
     }
 
-    let mut db = sqlx::PgConnection::connect(&database_url).await.expect("connect");
     let intents: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM intents").fetch_one(&mut db).await.expect("count");
     assert_eq!(intents, INTENTS as i64, "every acknowledged submit is stored exactly once");
     let per_debtor: Vec<(String, i64)> =
@@ -217,20 +312,33 @@ async fn three_replicas_one_killed_nothing_lost_or_doubled() {
         "each debtor got exactly its cap of 10: {:?}",
         per_debtor.iter().find(|(_, n)| *n != 10)
     );
-    let done: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM intents WHERE status = 'done'")
-        .fetch_one(&mut db)
-        .await
-        .expect("done");
-    let deferred: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM intents WHERE status = 'deferred'")
-        .fetch_one(&mut db)
-        .await
-        .expect("deferred");
-    assert_eq!((done, deferred), ((DEBTORS * 10) as i64, (INTENTS - DEBTORS * 10) as i64));
+    let statuses: Vec<(String, i64)> =
+        sqlx::query_as("SELECT status, COUNT(*) FROM intents GROUP BY status ORDER BY 1")
+            .fetch_all(&mut db)
+            .await
+            .expect("statuses");
+    let expected =
+        vec![("deferred".to_string(), (INTENTS - DEBTORS * 10) as i64), ("done".to_string(), (DEBTORS * 10) as i64)];
+    assert_eq!(statuses, expected, "the first 10 per debtor delivered, the rest deferred a day");
     assert_eq!(leased.len(), DEBTORS * 10);
     assert!(leased.values().all(|n| *n == 1), "no contact leased twice");
+    cluster
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_one_stopped_with_sigterm_nothing_lost_or_doubled() {
+    let _serial = SERIAL.lock().await;
+    replicas_share_the_work(2, Stop::Term).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_replicas_one_killed_nothing_lost_or_doubled() {
+    let _serial = SERIAL.lock().await;
+    let cluster = replicas_share_the_work(3, Stop::Kill).await;
 
     // A replica that dies holding leases: its items come back, same dispatch_id, through another.
-    let mut dying = start_replica(&database_url, rules.path()).await;
+    let (database_url, key) = (&cluster.database_url, &cluster.key);
+    let mut dying = start_replica(database_url, cluster.dir.path()).await;
     let mut client = pb::contact_scheduler_client::ContactSchedulerClient::new(channel(dying.addr).await);
     for n in 0..5 {
         let intent = pb::Intent {
@@ -242,14 +350,14 @@ async fn three_replicas_one_killed_nothing_lost_or_doubled() {
             jurisdiction: "ZZ".into(),
             ..Default::default()
         };
-        client.submit(with_key(pb::SubmitRequest { intent: Some(intent) }, &key)).await.expect("submit");
+        client.submit(with_key(pb::SubmitRequest { intent: Some(intent) }, key)).await.expect("submit");
     }
     let mut adapter = pb::dispatch_client::DispatchClient::new(channel(dying.addr).await);
     let short = Some(prost_types::Duration { seconds: 1, nanos: 0 });
     let held = adapter
         .lease(with_key(
             pb::LeaseRequest { channels: vec![pb::Channel::Sms as i32], max_items: 10, lease_duration: short },
-            &key,
+            key,
         ))
         .await
         .expect("lease")
@@ -259,11 +367,11 @@ async fn three_replicas_one_killed_nothing_lost_or_doubled() {
     dying.child.kill().expect("SIGKILL");
     let _ = dying.child.wait();
     tokio::time::sleep(Duration::from_millis(1200)).await; // let the 1 s leases expire
-    let mut survivor = pb::dispatch_client::DispatchClient::new(channels[0].clone());
+    let mut survivor = pb::dispatch_client::DispatchClient::new(cluster.channels[0].clone());
     let again = survivor
         .lease(with_key(
             pb::LeaseRequest { channels: vec![pb::Channel::Sms as i32], max_items: 10, lease_duration: None },
-            &key,
+            key,
         ))
         .await
         .expect("lease")
@@ -275,11 +383,6 @@ async fn three_replicas_one_killed_nothing_lost_or_doubled() {
     after.sort();
     assert_eq!(before, after, "the dead replica's leases are re-offered with the same dispatch ids");
     assert!(again.iter().all(|i| i.attempt == 2));
-
-    for mut replica in replicas {
-        let _ = replica.child.kill();
-        let _ = replica.child.wait();
-    }
 }
 
 async fn futures_channels(replicas: &[Replica]) -> Vec<tonic::transport::Channel> {

@@ -81,6 +81,7 @@ async fn main() -> anyhow::Result<()> {
         adapters: Vec::new(),
         audit: Default::default(),
         rate_limits: Default::default(),
+        claim_seconds: ventana::config::DEFAULT_CLAIM_SECONDS,
     };
     // A weekday 10:00 in Lima: every intent is released.
     let clock = ManualClock::new(chrono::DateTime::parse_from_rfc3339("2026-11-25T10:00:00-05:00")?.to_utc());
@@ -209,6 +210,7 @@ async fn surge(intents: usize, database_url: Option<String>) -> anyhow::Result<(
         adapters: Vec::new(),
         audit: Default::default(),
         rate_limits: Default::default(),
+        claim_seconds: ventana::config::DEFAULT_CLAIM_SECONDS,
     };
     // Saturday in Lima: everything is deferred to Monday 07:00.
     let clock = ManualClock::new(chrono::DateTime::parse_from_rfc3339("2026-11-28T10:00:00-05:00")?.to_utc());

@@ -106,14 +106,23 @@ pub struct KeyRow {
 /// A connection pool to one of the two backends.
 #[derive(Clone, Debug)]
 pub enum Store {
-    Sqlite(SqlitePool),
+    Sqlite(SqlitePool, WriteQueue),
     Postgres(PgPool),
 }
+
+/// SQLite has one writer at a time. Its busy handler retries blindly, so a
+/// writer that commits and begins again at once (the scheduler in a surge)
+/// could starve everyone else; this first-come-first-served queue in front
+/// of `BEGIN IMMEDIATE` hands the write lock out in arrival order instead.
+#[derive(Clone, Debug, Default)]
+pub struct WriteQueue(std::sync::Arc<tokio::sync::Mutex<()>>);
 
 /// An open transaction, with the audit events to append when it commits.
 pub struct Tx {
     db: TxDb,
     audit: Vec<AuditEvent>,
+    /// SQLite: this transaction's turn in the write queue, until it ends.
+    _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
 
 /// The backend's transaction.
@@ -126,7 +135,7 @@ enum TxDb {
 macro_rules! either {
     ($value:expr, $enum:ident, |$c:ident| $body:expr) => {
         match $value {
-            $enum::Sqlite($c) => $body,
+            $enum::Sqlite($c, ..) => $body,
             $enum::Postgres($c) => $body,
         }
     };
@@ -136,7 +145,7 @@ macro_rules! either {
 macro_rules! either_run {
     ($value:expr, $enum:ident, |$c:ident| $body:expr) => {
         match $value {
-            $enum::Sqlite($c) => {
+            $enum::Sqlite($c, ..) => {
                 $body;
             }
             $enum::Postgres($c) => {
@@ -189,9 +198,13 @@ impl Store {
                 .synchronous(SqliteSynchronous::Full)
                 .busy_timeout(Duration::from_secs(10))
                 .foreign_keys(true);
-            Store::Sqlite(SqlitePoolOptions::new().max_connections(8).connect_with(options).await?)
+            let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
+            Store::Sqlite(pool, WriteQueue::default())
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            let options = PgConnectOptions::from_str(url)?;
+            // Plans are made per execution: a plan cached while a table was small
+            // (a fresh database, autovacuum off or behind a bulk load) would keep
+            // scanning it sequentially as it grows.
+            let options = PgConnectOptions::from_str(url)?.options([("plan_cache_mode", "force_custom_plan")]);
             Store::Postgres(
                 PgPoolOptions::new()
                     .max_connections(16)
@@ -209,7 +222,7 @@ impl Store {
     /// Applies pending migrations.
     pub async fn migrate(&self) -> StoreResult<()> {
         match self {
-            Store::Sqlite(pool) => sqlx::migrate!("migrations/sqlite").run(pool).await?,
+            Store::Sqlite(pool, _) => sqlx::migrate!("migrations/sqlite").run(pool).await?,
             Store::Postgres(pool) => sqlx::migrate!("migrations/postgres").run(pool).await?,
         }
         Ok(())
@@ -218,7 +231,7 @@ impl Store {
     /// Which backend this is, for logs.
     pub fn backend(&self) -> &'static str {
         match self {
-            Store::Sqlite(_) => "sqlite",
+            Store::Sqlite(..) => "sqlite",
             Store::Postgres(_) => "postgres",
         }
     }
@@ -226,11 +239,14 @@ impl Store {
     /// Starts a write transaction. On SQLite it takes the write lock at once
     /// (`BEGIN IMMEDIATE`), which serializes every cap check.
     pub async fn begin(&self) -> StoreResult<Tx> {
-        let db = match self {
-            Store::Sqlite(pool) => TxDb::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
-            Store::Postgres(pool) => TxDb::Postgres(pool.begin().await?),
-        };
-        Ok(Tx { db, audit: Vec::new() })
+        Ok(match self {
+            Store::Sqlite(pool, queue) => {
+                let turn = queue.0.clone().lock_owned().await;
+                let db = TxDb::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?);
+                Tx { db, audit: Vec::new(), _turn: Some(turn) }
+            }
+            Store::Postgres(pool) => Tx { db: TxDb::Postgres(pool.begin().await?), audit: Vec::new(), _turn: None },
+        })
     }
 
     /// The earliest `next_eval_at` of a deferred intent.
@@ -261,7 +277,8 @@ impl Store {
             };
         }
         Ok(match self {
-            Store::Sqlite(pool) => {
+            Store::Sqlite(pool, queue) => {
+                let _turn = queue.0.lock().await;
                 sqlx::query_as(claim!("")).bind(now).bind(claim_until).bind(limit).fetch_all(pool).await?
             }
             Store::Postgres(pool) => {

@@ -106,6 +106,7 @@ impl TestServer {
             adapters: Vec::new(),
             audit: Default::default(),
             rate_limits: Default::default(),
+            claim_seconds: ventana::config::DEFAULT_CLAIM_SECONDS,
         };
         adjust(&mut config);
         let clock = ManualClock::new(at(now));

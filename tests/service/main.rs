@@ -704,3 +704,81 @@ async fn rate_limits_are_per_replica() {
     second.stop().await;
     first.stop().await;
 }
+
+// ------------------------------------------------------------------ the 07:00 surge
+
+const SURGE: usize = 3_000;
+
+/// Polls until `done` holds for the store (bounded, so a stuck scheduler fails the test).
+async fn wait_for_store(server: &TestServer, what: &str, done: impl Fn(i64, i64) -> bool) {
+    let now = server.clock.now().timestamp_millis();
+    for _ in 0..12_000 {
+        let (due, deferred) = server.store().queue_depth(now).await.expect("queue depth");
+        if done(due, deferred) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    panic!("{what} never happened");
+}
+
+async fn surge_goes_out_highest_priority_first_and_new_submissions_get_through(backend: Backend) {
+    // Saturday in Lima: everything is deferred to Monday 07:00, in three priorities.
+    let server = TestServer::start(backend, "2026-11-28T10:00:00-05:00").await;
+    let mut client = server.scheduler("acme").await;
+    for start in (0..SURGE).step_by(500) {
+        let intents = (start..start + 500)
+            .map(|n| pb::Intent {
+                priority: (n % 3) as i32,
+                ..intent(&format!("s-{n}"), &format!("d-{n}"), pb::Channel::Whatsapp, "PE")
+            })
+            .collect();
+        client.submit_batch(pb::SubmitBatchRequest { intents }).await.expect("batch");
+    }
+    server.set_clock("2026-11-30T07:00:00-05:00");
+    wait_for_store(&server, "the surge starting", |_, deferred| deferred < SURGE as i64).await;
+
+    // While the surge is under way, a new submission is decided, not queued behind it.
+    let fresh = submit(&mut client, intent("fresh", "d-fresh", pb::Channel::Sms, "PE")).await;
+    assert_eq!(fresh.status, pb::IntentStatus::Released as i32);
+    let (_, still_deferred) = server.store().queue_depth(server.clock.now().timestamp_millis()).await.expect("depth");
+    assert!(still_deferred > 0, "the new submission had to wait for the whole surge");
+    wait_for_store(&server, "the surge ending", |_, deferred| deferred == 0).await;
+
+    // Highest priority first: every priority-2 release precedes every priority-0 one.
+    let mut released_seq: [Vec<i64>; 3] = Default::default();
+    let mut after = 0;
+    loop {
+        let page = server.store().audit_page("acme", after, i64::MAX, 1000).await.expect("audit page");
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        for row in &page {
+            let n = row.event.intent_id.as_deref().and_then(|id| id.strip_prefix("s-")?.parse::<usize>().ok());
+            if let (Some(n), "released") = (n, row.event.kind.as_str()) {
+                released_seq[n % 3].push(row.seq);
+            }
+        }
+    }
+    assert_eq!(released_seq.iter().map(Vec::len).sum::<usize>(), SURGE, "every surge intent released once");
+    let last_high = released_seq[2].iter().max().expect("priority 2");
+    let first_low = released_seq[0].iter().min().expect("priority 0");
+    assert!(last_high < first_low, "priority 2 all released (last at {last_high}) before priority 0 ({first_low})");
+
+    // And leases hand them out highest priority first too.
+    let mut adapter = server.dispatcher("acme").await;
+    let mut priorities = Vec::new();
+    loop {
+        let items = lease(&mut adapter, vec![pb::Channel::Whatsapp as i32], 500).await.items;
+        if items.is_empty() {
+            break;
+        }
+        for item in items {
+            priorities.push(item.intent.expect("intent").priority);
+        }
+    }
+    assert_eq!(priorities.len(), SURGE);
+    assert!(priorities.windows(2).all(|w| w[0] >= w[1]), "leased in priority order");
+    assert_eq!(priorities.iter().filter(|p| **p == 2).count(), SURGE / 3);
+    server.stop().await;
+}
+on_both_backends!(surge_goes_out_highest_priority_first_and_new_submissions_get_through);
