@@ -13,5 +13,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
     std::fs::write(out_dir.join("ventana_descriptor.bin"), descriptors.encode_to_vec())?;
     tonic_prost_build::configure().compile_fds(descriptors)?;
+    // ventana-bench's echo baseline; it reuses the ventana.v1 messages.
+    let mut echo = protox::compile(["ventana/bench/v1/echo.proto"], ["proto"])?;
+    echo.file.retain(|f| f.package() == "ventana.bench.v1");
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .extern_path(".ventana.v1", "::ventana::api::pb")
+        .compile_fds(echo)?;
     Ok(())
 }

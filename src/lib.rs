@@ -11,6 +11,7 @@ pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod engine;
+pub mod group_commit;
 pub mod intent_json;
 pub mod lifecycle;
 pub mod rate_limit;

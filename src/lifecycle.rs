@@ -318,7 +318,7 @@ impl App {
         let body: Value = serde_json::from_str(&row.body).unwrap_or(Value::Null);
         tx.audit(self.event("submitted", &row, intent, now, json!({"body": body})));
         self.apply(tx, &mut row, intent, &decision, preferences.as_ref(), now).await?;
-        tx.insert_intent(&row).await?;
+        tx.insert_intent(&row);
         Ok((row, false))
     }
 
@@ -395,7 +395,7 @@ impl App {
                     lease_expires_at: None,
                     attempt: 0,
                 };
-                tx.insert_dispatch(&dispatch).await?;
+                tx.insert_dispatch(&dispatch);
                 tx.insert_event(
                     &row.tenant,
                     &row.debtor_id,
@@ -404,8 +404,7 @@ impl App {
                     millis(now),
                     Outcome::Attempted.as_str(),
                     &dispatch_id,
-                )
-                .await?;
+                );
                 row.status = "released".into();
                 row.dispatch_id = Some(dispatch_id);
             }

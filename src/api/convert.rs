@@ -297,6 +297,9 @@ pub fn error_to_status(error: LifecycleError) -> Status {
             tracing::warn!(error = %e, "database unavailable");
             Status::unavailable("the database is unavailable; retry later")
         }
+        LifecycleError::Store(StoreError::ShuttingDown) => {
+            Status::unavailable("this replica is shutting down; retry (on another replica)")
+        }
         LifecycleError::Store(e) => {
             metrics::counter!(crate::telemetry::DATABASE_ERRORS).increment(1);
             tracing::error!(error = %e, "storage error");

@@ -9,6 +9,7 @@ use super::auth::{Role, authenticate};
 use super::convert::{self, error_to_status};
 use super::pb;
 use crate::domain::Preferences;
+use crate::group_commit::SubmitQueue;
 use crate::lifecycle::{App, CancelTarget};
 use crate::rules::RuleBook;
 
@@ -22,6 +23,8 @@ pub const MAX_LEASE_ITEMS: i32 = 500;
 pub struct Api {
     pub app: Arc<App>,
     pub rules_dir: PathBuf,
+    /// Unary submissions go through group commit.
+    pub submits: SubmitQueue,
 }
 
 const SUBMITTERS: &[Role] = &[Role::Submitter];
@@ -34,8 +37,7 @@ impl pb::contact_scheduler_server::ContactScheduler for Api {
     async fn submit(&self, request: Request<pb::SubmitRequest>) -> Result<Response<pb::SubmitResponse>, Status> {
         let caller = authenticate(&self.app.store, &request, SUBMITTERS).await?;
         let submission = convert::submission(&caller.tenant, request.get_ref().intent.as_ref())?;
-        let mut results = self.app.submit(std::slice::from_ref(&submission)).await.map_err(error_to_status)?;
-        let row = results.pop().ok_or_else(|| Status::internal("no result"))?.map_err(error_to_status)?;
+        let row = self.submits.submit(submission).await.map_err(error_to_status)?;
         Ok(Response::new(convert::submit_response(&row)))
     }
 

@@ -24,6 +24,9 @@ pub enum StoreError {
     Migration(#[from] sqlx::migrate::MigrateError),
     #[error("unsupported database url {0:?}: use sqlite://FILE or postgres://…")]
     UnsupportedUrl(String),
+    /// The process is stopping and takes no more writes.
+    #[error("shutting down")]
+    ShuttingDown,
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -121,8 +124,48 @@ pub struct WriteQueue(std::sync::Arc<tokio::sync::Mutex<()>>);
 pub struct Tx {
     db: TxDb,
     audit: Vec<AuditEvent>,
+    /// New rows not sent yet: written in multi-row statements before anything
+    /// that could see them runs, and at commit (one statement per 500 rows
+    /// instead of one per row).
+    pending: Pending,
     /// SQLite: this transaction's turn in the write queue, until it ends.
     _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+/// Inserts waiting in a `Tx`.
+#[derive(Default)]
+struct Pending {
+    intents: Vec<IntentRow>,
+    dispatches: Vec<DispatchRow>,
+    events: Vec<(String, String, EventRow)>,
+}
+
+/// Rows per multi-row INSERT (SQLite allows 32,766 parameters, PostgreSQL 65,535).
+const ROWS_PER_INSERT: usize = 500;
+
+/// `{head} VALUES ($1, …, $columns), (…), …` for `rows` rows; with `?`
+/// instead of `$n` on SQLite, whose lookup of numbered parameters is linear
+/// per parameter (quadratic over a statement of thousands).
+fn multi_row_insert(db: &TxDb, head: &str, columns: usize, rows: usize) -> String {
+    let numbered = matches!(db, TxDb::Postgres(_));
+    let mut sql = String::with_capacity(head.len() + rows * columns * 5);
+    sql.push_str(head);
+    sql.push_str(" VALUES ");
+    for row in 0..rows {
+        sql.push_str(if row == 0 { "(" } else { ", (" });
+        for column in 0..columns {
+            if column > 0 {
+                sql.push_str(", ");
+            }
+            if numbered {
+                sql.push_str(&format!("${}", row * columns + column + 1));
+            } else {
+                sql.push('?');
+            }
+        }
+        sql.push(')');
+    }
+    sql
 }
 
 /// The backend's transaction.
@@ -181,7 +224,9 @@ macro_rules! dispatch_columns {
 
 /// One intent by tenant and id.
 const SELECT_INTENT: &str = concat!("SELECT ", intent_columns!(), " FROM intents WHERE tenant = $1 AND intent_id = $2");
-/// A debtor's history since an instant, oldest first (at most 10,000 events).
+/// Most events a history read returns.
+const HISTORY_LIMIT: usize = 10_000;
+/// A debtor's history since an instant, oldest first (at most `HISTORY_LIMIT` events).
 const SELECT_HISTORY: &str = "SELECT debt_id, channel, at, outcome, dispatch_id FROM contact_events \
      WHERE tenant = $1 AND debtor_id = $2 AND at >= $3 ORDER BY at LIMIT 10000";
 /// A debtor's preferences.
@@ -243,9 +288,14 @@ impl Store {
             Store::Sqlite(pool, queue) => {
                 let turn = queue.0.clone().lock_owned().await;
                 let db = TxDb::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?);
-                Tx { db, audit: Vec::new(), _turn: Some(turn) }
+                Tx { db, audit: Vec::new(), pending: Pending::default(), _turn: Some(turn) }
             }
-            Store::Postgres(pool) => Tx { db: TxDb::Postgres(pool.begin().await?), audit: Vec::new(), _turn: None },
+            Store::Postgres(pool) => Tx {
+                db: TxDb::Postgres(pool.begin().await?),
+                audit: Vec::new(),
+                pending: Pending::default(),
+                _turn: None,
+            },
         })
     }
 
@@ -462,17 +512,21 @@ impl Tx {
     /// Appends the queued audit events, then commits. Chain heads are
     /// locked last and in tenant order, so appends never deadlock.
     pub async fn commit(mut self) -> StoreResult<()> {
+        self.flush().await?;
         let events = std::mem::take(&mut self.audit);
         let mut tenants: Vec<&str> = events.iter().map(|e| e.tenant.as_str()).collect();
         tenants.sort();
         tenants.dedup();
         for tenant in tenants {
             let (mut seq, mut prev) = self.lock_head(tenant).await?;
+            let mut chained = Vec::new();
             for event in events.iter().filter(|e| e.tenant == tenant) {
                 seq += 1;
                 let hash = chain_hash(&prev, &canonical(event, seq));
-                self.insert_audit(event, seq, &prev, &hash).await?;
-                prev = hash;
+                chained.push((event, seq, std::mem::replace(&mut prev, hash.clone()), hash));
+            }
+            for chunk in chained.chunks(ROWS_PER_INSERT) {
+                self.insert_audit(chunk).await?;
             }
             let sql = "UPDATE audit_heads SET seq = $2, hash = $3 WHERE tenant = $1";
             either_run!(&mut self.db, TxDb, |tx| sqlx::query(sql)
@@ -483,6 +537,84 @@ impl Tx {
                 .await?);
         }
         either_run!(self.db, TxDb, |tx| tx.commit().await?);
+        Ok(())
+    }
+
+    /// Sends the pending inserts.
+    async fn flush(&mut self) -> StoreResult<()> {
+        let pending = std::mem::take(&mut self.pending);
+        for chunk in pending.intents.chunks(ROWS_PER_INSERT) {
+            let sql =
+                multi_row_insert(&self.db, concat!("INSERT INTO intents (", intent_columns!(), ")"), 17, chunk.len());
+            either_run!(&mut self.db, TxDb, |tx| {
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for row in chunk {
+                    query = query
+                        .bind(&row.tenant)
+                        .bind(&row.intent_id)
+                        .bind(&row.debtor_id)
+                        .bind(&row.debt_id)
+                        .bind(&row.channel)
+                        .bind(&row.jurisdiction)
+                        .bind(row.priority)
+                        .bind(&row.body)
+                        .bind(&row.body_hash)
+                        .bind(&row.status)
+                        .bind(row.next_eval_at)
+                        .bind(&row.decision)
+                        .bind(&row.dispatch_id)
+                        .bind(row.attempt)
+                        .bind(&row.outcome)
+                        .bind(row.created_at)
+                        .bind(row.updated_at);
+                }
+                query.execute(&mut **tx).await?
+            });
+        }
+        for chunk in pending.dispatches.chunks(ROWS_PER_INSERT) {
+            let sql = multi_row_insert(
+                &self.db,
+                concat!("INSERT INTO dispatches (", dispatch_columns!(), ")"),
+                11,
+                chunk.len(),
+            );
+            either_run!(&mut self.db, TxDb, |tx| {
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for row in chunk {
+                    query = query
+                        .bind(&row.dispatch_id)
+                        .bind(&row.tenant)
+                        .bind(&row.intent_id)
+                        .bind(&row.debtor_id)
+                        .bind(&row.channel)
+                        .bind(row.priority)
+                        .bind(row.released_at)
+                        .bind(row.not_after)
+                        .bind(&row.state)
+                        .bind(row.lease_expires_at)
+                        .bind(row.attempt);
+                }
+                query.execute(&mut **tx).await?
+            });
+        }
+        for chunk in pending.events.chunks(ROWS_PER_INSERT) {
+            let head = "INSERT INTO contact_events (tenant, debtor_id, debt_id, channel, at, outcome, dispatch_id)";
+            let sql = multi_row_insert(&self.db, head, 7, chunk.len());
+            either_run!(&mut self.db, TxDb, |tx| {
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for (tenant, debtor_id, event) in chunk {
+                    query = query
+                        .bind(tenant)
+                        .bind(debtor_id)
+                        .bind(&event.debt_id)
+                        .bind(&event.channel)
+                        .bind(event.at)
+                        .bind(&event.outcome)
+                        .bind(&event.dispatch_id);
+                }
+                query.execute(&mut **tx).await?
+            });
+        }
         Ok(())
     }
 
@@ -506,35 +638,37 @@ impl Tx {
         })
     }
 
-    async fn insert_audit(&mut self, e: &AuditEvent, seq: i64, prev_hash: &str, hash: &str) -> StoreResult<()> {
-        let sql = concat!(
-            "INSERT INTO audit_log (",
-            audit_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)"
-        );
-        either_run!(&mut self.db, TxDb, |tx| sqlx::query(sql)
-            .bind(&e.tenant)
-            .bind(seq)
-            .bind(e.at)
-            .bind(&e.kind)
-            .bind(&e.intent_id)
-            .bind(&e.debtor_id)
-            .bind(&e.debt_id)
-            .bind(&e.channel)
-            .bind(&e.jurisdiction)
-            .bind(&e.time_zone)
-            .bind(&e.local_time)
-            .bind(&e.decision)
-            .bind(&e.reason_codes)
-            .bind(&e.rule_ids)
-            .bind(&e.citations)
-            .bind(&e.rules_version)
-            .bind(&e.outcome)
-            .bind(&e.detail)
-            .bind(prev_hash)
-            .bind(hash)
-            .execute(&mut **tx)
-            .await?);
+    /// Appends chained events: (event, seq, previous hash, hash).
+    async fn insert_audit(&mut self, chunk: &[(&AuditEvent, i64, String, String)]) -> StoreResult<()> {
+        let sql =
+            multi_row_insert(&self.db, concat!("INSERT INTO audit_log (", audit_columns!(), ")"), 20, chunk.len());
+        either_run!(&mut self.db, TxDb, |tx| {
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (e, seq, prev_hash, hash) in chunk {
+                query = query
+                    .bind(&e.tenant)
+                    .bind(*seq)
+                    .bind(e.at)
+                    .bind(&e.kind)
+                    .bind(&e.intent_id)
+                    .bind(&e.debtor_id)
+                    .bind(&e.debt_id)
+                    .bind(&e.channel)
+                    .bind(&e.jurisdiction)
+                    .bind(&e.time_zone)
+                    .bind(&e.local_time)
+                    .bind(&e.decision)
+                    .bind(&e.reason_codes)
+                    .bind(&e.rule_ids)
+                    .bind(&e.citations)
+                    .bind(&e.rules_version)
+                    .bind(&e.outcome)
+                    .bind(&e.detail)
+                    .bind(prev_hash)
+                    .bind(hash);
+            }
+            query.execute(&mut **tx).await?
+        });
         Ok(())
     }
 
@@ -568,7 +702,11 @@ impl Tx {
         }
     }
 
+    /// One intent, including one inserted earlier in this transaction.
     pub async fn get_intent(&mut self, tenant: &str, intent_id: &str) -> StoreResult<Option<IntentRow>> {
+        if let Some(row) = self.pending.intents.iter().find(|r| r.tenant == tenant && r.intent_id == intent_id) {
+            return Ok(Some(row.clone()));
+        }
         let sql = SELECT_INTENT;
         Ok(either!(&mut self.db, TxDb, |tx| sqlx::query_as(sql)
             .bind(tenant)
@@ -577,37 +715,16 @@ impl Tx {
             .await?))
     }
 
-    pub async fn insert_intent(&mut self, row: &IntentRow) -> StoreResult<()> {
-        let sql = concat!(
-            "INSERT INTO intents (",
-            intent_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
-        );
-        either_run!(&mut self.db, TxDb, |tx| sqlx::query(sql)
-            .bind(&row.tenant)
-            .bind(&row.intent_id)
-            .bind(&row.debtor_id)
-            .bind(&row.debt_id)
-            .bind(&row.channel)
-            .bind(&row.jurisdiction)
-            .bind(row.priority)
-            .bind(&row.body)
-            .bind(&row.body_hash)
-            .bind(&row.status)
-            .bind(row.next_eval_at)
-            .bind(&row.decision)
-            .bind(&row.dispatch_id)
-            .bind(row.attempt)
-            .bind(&row.outcome)
-            .bind(row.created_at)
-            .bind(row.updated_at)
-            .execute(&mut **tx)
-            .await?);
-        Ok(())
+    /// Inserts an intent (sent with the next flush).
+    pub fn insert_intent(&mut self, row: &IntentRow) {
+        self.pending.intents.push(row.clone());
     }
 
     /// Writes the mutable fields of an intent.
     pub async fn update_intent(&mut self, row: &IntentRow) -> StoreResult<()> {
+        if !self.pending.intents.is_empty() {
+            self.flush().await?;
+        }
         let sql = "UPDATE intents SET status = $3, next_eval_at = $4, decision = $5, dispatch_id = $6, attempt = $7, \
                    outcome = $8, updated_at = $9 WHERE tenant = $1 AND intent_id = $2";
         either_run!(&mut self.db, TxDb, |tx| sqlx::query(sql)
@@ -632,6 +749,9 @@ impl Tx {
         debtor_id: &str,
         debt_id: Option<&str>,
     ) -> StoreResult<Vec<IntentRow>> {
+        if !self.pending.intents.is_empty() {
+            self.flush().await?;
+        }
         let sql = concat!(
             "SELECT ",
             intent_columns!(),
@@ -648,6 +768,9 @@ impl Tx {
 
     /// Makes a debtor's deferred intents due now (their rules or preferences changed).
     pub async fn wake_debtor(&mut self, tenant: &str, debtor_id: &str, now: i64) -> StoreResult<()> {
+        if !self.pending.intents.is_empty() {
+            self.flush().await?;
+        }
         let sql = "UPDATE intents SET next_eval_at = $3 WHERE tenant = $1 AND debtor_id = $2 AND status = 'deferred'";
         either_run!(&mut self.db, TxDb, |tx| sqlx::query(sql)
             .bind(tenant)
@@ -658,19 +781,34 @@ impl Tx {
         Ok(())
     }
 
-    /// A debtor's contact history since `since`, oldest first.
+    /// A debtor's contact history since `since`, oldest first, including
+    /// contacts recorded earlier in this transaction.
     pub async fn history(&mut self, tenant: &str, debtor_id: &str, since: i64) -> StoreResult<Vec<EventRow>> {
         let sql = SELECT_HISTORY;
-        Ok(either!(&mut self.db, TxDb, |tx| sqlx::query_as(sql)
+        let mut history: Vec<EventRow> = either!(&mut self.db, TxDb, |tx| sqlx::query_as(sql)
             .bind(tenant)
             .bind(debtor_id)
             .bind(since)
             .fetch_all(&mut **tx)
-            .await?))
+            .await?);
+        let mut recorded_here = self
+            .pending
+            .events
+            .iter()
+            .filter(|(t, d, e)| t == tenant && d == debtor_id && e.at >= since)
+            .map(|(_, _, e)| e.clone())
+            .peekable();
+        if recorded_here.peek().is_some() {
+            history.extend(recorded_here);
+            history.sort_by_key(|e| e.at);
+            history.truncate(HISTORY_LIMIT);
+        }
+        Ok(history)
     }
 
+    /// Records a contact (sent with the next flush).
     #[allow(clippy::too_many_arguments)]
-    pub async fn insert_event(
+    pub fn insert_event(
         &mut self,
         tenant: &str,
         debtor_id: &str,
@@ -679,23 +817,21 @@ impl Tx {
         at: i64,
         outcome: &str,
         dispatch_id: &str,
-    ) -> StoreResult<()> {
-        let sql = "INSERT INTO contact_events (tenant, debtor_id, debt_id, channel, at, outcome, dispatch_id) \
-                   VALUES ($1, $2, $3, $4, $5, $6, $7)";
-        either_run!(&mut self.db, TxDb, |tx| sqlx::query(sql)
-            .bind(tenant)
-            .bind(debtor_id)
-            .bind(debt_id)
-            .bind(channel)
-            .bind(at)
-            .bind(outcome)
-            .bind(dispatch_id)
-            .execute(&mut **tx)
-            .await?);
-        Ok(())
+    ) {
+        let event = EventRow {
+            debt_id: debt_id.map(str::to_string),
+            channel: channel.to_string(),
+            at,
+            outcome: outcome.to_string(),
+            dispatch_id: Some(dispatch_id.to_string()),
+        };
+        self.pending.events.push((tenant.to_string(), debtor_id.to_string(), event));
     }
 
     pub async fn set_event_outcome(&mut self, dispatch_id: &str, outcome: &str) -> StoreResult<()> {
+        if !self.pending.events.is_empty() {
+            self.flush().await?;
+        }
         let sql = "UPDATE contact_events SET outcome = $2 WHERE dispatch_id = $1";
         either_run!(&mut self.db, TxDb, |tx| sqlx::query(sql)
             .bind(dispatch_id)
@@ -707,6 +843,9 @@ impl Tx {
 
     /// Forgets the contact of a dispatch that never went out.
     pub async fn delete_event(&mut self, dispatch_id: &str) -> StoreResult<()> {
+        if !self.pending.events.is_empty() {
+            self.flush().await?;
+        }
         let sql = "DELETE FROM contact_events WHERE dispatch_id = $1";
         either_run!(&mut self.db, TxDb, |tx| sqlx::query(sql).bind(dispatch_id).execute(&mut **tx).await?);
         Ok(())
@@ -743,30 +882,15 @@ impl Tx {
         Ok(())
     }
 
-    pub async fn insert_dispatch(&mut self, row: &DispatchRow) -> StoreResult<()> {
-        let sql = concat!(
-            "INSERT INTO dispatches (",
-            dispatch_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
-        );
-        either_run!(&mut self.db, TxDb, |tx| sqlx::query(sql)
-            .bind(&row.dispatch_id)
-            .bind(&row.tenant)
-            .bind(&row.intent_id)
-            .bind(&row.debtor_id)
-            .bind(&row.channel)
-            .bind(row.priority)
-            .bind(row.released_at)
-            .bind(row.not_after)
-            .bind(&row.state)
-            .bind(row.lease_expires_at)
-            .bind(row.attempt)
-            .execute(&mut **tx)
-            .await?);
-        Ok(())
+    /// Inserts a dispatch (sent with the next flush).
+    pub fn insert_dispatch(&mut self, row: &DispatchRow) {
+        self.pending.dispatches.push(row.clone());
     }
 
     pub async fn update_dispatch(&mut self, row: &DispatchRow) -> StoreResult<()> {
+        if !self.pending.dispatches.is_empty() {
+            self.flush().await?;
+        }
         let sql = "UPDATE dispatches SET not_after = $2, state = $3, lease_expires_at = $4, attempt = $5 \
                    WHERE dispatch_id = $1";
         either_run!(&mut self.db, TxDb, |tx| sqlx::query(sql)
@@ -781,6 +905,9 @@ impl Tx {
     }
 
     pub async fn get_dispatch(&mut self, dispatch_id: &str) -> StoreResult<Option<DispatchRow>> {
+        if !self.pending.dispatches.is_empty() {
+            self.flush().await?;
+        }
         let sql = concat!("SELECT ", dispatch_columns!(), " FROM dispatches WHERE dispatch_id = $1");
         Ok(either!(&mut self.db, TxDb, |tx| sqlx::query_as(sql).bind(dispatch_id).fetch_optional(&mut **tx).await?))
     }
@@ -796,6 +923,9 @@ impl Tx {
         now: i64,
         limit: i64,
     ) -> StoreResult<Vec<DispatchRow>> {
+        if !self.pending.dispatches.is_empty() {
+            self.flush().await?;
+        }
         macro_rules! open_select {
             () => {
                 concat!(
