@@ -335,6 +335,11 @@ impl App {
             for (tenant, debtor_id) in debtors {
                 tx.lock_debtor(tenant, debtor_id).await?;
             }
+            let keys: Vec<(&str, &str, &str)> = submissions
+                .iter()
+                .map(|s| (s.intent.tenant.as_str(), s.intent.intent_id.as_str(), s.intent.debtor_id.as_str()))
+                .collect();
+            tx.prefetch(&keys, millis(now - Duration::days(HISTORY_LOOKBACK_DAYS))).await?;
         }
         let mut results = Vec::with_capacity(submissions.len());
         for submission in submissions {

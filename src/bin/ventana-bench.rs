@@ -466,7 +466,8 @@ async fn batch(target: &Target, intents: usize, concurrency: usize) -> anyhow::R
 }
 
 /// Inserts, per intent, what a released Submit writes (an intent, a dispatch, a contact
-/// event, two audit rows) with one prepared statement per row, 500 intents per transaction.
+/// event, two audit rows), as multi-row INSERTs, 500 intents per transaction: no reads,
+/// no decisions, no hashing, nothing but the durable writes.
 async fn raw_ceiling(target: &Target, intents: usize, concurrency: usize) -> anyhow::Result<Measured> {
     let bench = Bench::start(target, WEEKDAY_MORNING).await?;
     let store = bench.store().clone();
@@ -492,88 +493,76 @@ async fn raw_ceiling(target: &Target, intents: usize, concurrency: usize) -> any
     })
 }
 
-const RAW_INTENT: &str = "INSERT INTO intents (tenant, intent_id, debtor_id, debt_id, channel, jurisdiction, priority, \
-     body, body_hash, status, next_eval_at, decision, dispatch_id, attempt, outcome, created_at, updated_at) \
-     VALUES ($1, $2, $3, $4, 'sms', 'PE', 0, $5, $6, 'released', NULL, $7, $8, 0, NULL, $9, $9)";
-const RAW_DISPATCH: &str = "INSERT INTO dispatches (dispatch_id, tenant, intent_id, debtor_id, channel, priority, \
-     released_at, not_after, state, lease_expires_at, attempt) VALUES ($1, $2, $3, $4, 'sms', 0, $5, $5, 'ready', NULL, 0)";
-const RAW_EVENT: &str = "INSERT INTO contact_events (tenant, debtor_id, debt_id, channel, at, outcome, dispatch_id) \
-     VALUES ($1, $2, $3, 'sms', $4, 'attempted', $5)";
-const RAW_AUDIT: &str = "INSERT INTO audit_log (tenant, seq, at, kind, intent_id, debtor_id, debt_id, channel, \
-     jurisdiction, time_zone, local_time, decision, reason_codes, rule_ids, citations, rules_version, outcome, detail, \
-     prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, 'sms', 'PE', 'America/Lima', '2026-11-25 10:00:00', NULL, \
-     NULL, NULL, NULL, 'PE@000000000000', NULL, $8, $9, $9)";
-
 /// Bodies of the sizes Ventana stores.
 const RAW_BODY: &str = r#"{"intent":{"intent_id":"x","tenant":"bench","debtor_id":"debtor-x","debt_id":"debt-x","channel":"sms","party":"debtor","stage":"extrajudicial","jurisdiction":"PE"},"priority":0,"payload":{}}"#;
 const RAW_DECISION: &str = r#"{"decision":"release","reasons":[{"code":"allowed","rule":"pe-art62b-hours","jurisdiction":"PE","version":"2010-09-02/d7ca648ecd08","citation":"Ley 29571, art. 62(b)","basis":"law","text":"within the allowed hours"}],"window_end":"2026-11-25T20:00:00-05:00","decided_at":"2026-11-25T15:00:00.000Z"}"#;
 
 async fn raw_batch(store: &Store, run: &str, b: usize) -> Result<(), sqlx::Error> {
-    macro_rules! rows {
-        ($tx:expr) => {{
-            let tenant = format!("raw-{run}-{b}");
-            let at = 1_764_082_800_000_i64;
-            for (i, n) in (b * BATCH..(b + 1) * BATCH).enumerate() {
-                let (intent_id, debtor, debt, dispatch) = (
-                    format!("{run}-{n}"),
-                    format!("debtor-{run}-{n}"),
-                    format!("debt-{n}"),
-                    uuid::Uuid::new_v4().to_string(),
-                );
-                sqlx::query(RAW_INTENT)
-                    .bind(&tenant)
-                    .bind(&intent_id)
-                    .bind(&debtor)
-                    .bind(&debt)
-                    .bind(RAW_BODY)
-                    .bind("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef")
-                    .bind(RAW_DECISION)
-                    .bind(&dispatch)
-                    .bind(at)
-                    .execute(&mut *$tx)
-                    .await?;
-                sqlx::query(RAW_DISPATCH)
-                    .bind(&dispatch)
-                    .bind(&tenant)
-                    .bind(&intent_id)
-                    .bind(&debtor)
-                    .bind(at)
-                    .execute(&mut *$tx)
-                    .await?;
-                sqlx::query(RAW_EVENT)
-                    .bind(&tenant)
-                    .bind(&debtor)
-                    .bind(&debt)
-                    .bind(at)
-                    .bind(&dispatch)
-                    .execute(&mut *$tx)
-                    .await?;
-                for (k, kind) in ["submitted", "released"].into_iter().enumerate() {
-                    sqlx::query(RAW_AUDIT)
-                        .bind(&tenant)
-                        .bind((2 * i + k + 1) as i64)
-                        .bind(at)
-                        .bind(kind)
-                        .bind(&intent_id)
-                        .bind(&debtor)
-                        .bind(&debt)
-                        .bind(RAW_DECISION)
-                        .bind("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef")
-                        .execute(&mut *$tx)
-                        .await?;
-                }
-            }
+    let tenant = format!("raw-{run}-{b}");
+    let at = 1_764_082_800_000_i64;
+    let hash = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    // (intent_id, debtor_id, debt_id, dispatch_id) of each intent in the batch.
+    let rows: Vec<(String, String, String, String)> = (b * BATCH..(b + 1) * BATCH)
+        .map(|n| {
+            (format!("{run}-{n}"), format!("debtor-{run}-{n}"), format!("debt-{n}"), uuid::Uuid::new_v4().to_string())
+        })
+        .collect();
+    macro_rules! insert_all {
+        ($db:ty, $tx:expr) => {{
+            let mut q = sqlx::QueryBuilder::<$db>::new(
+                "INSERT INTO intents (tenant, intent_id, debtor_id, debt_id, channel, jurisdiction, priority, body, \
+                 body_hash, status, next_eval_at, decision, dispatch_id, attempt, outcome, created_at, updated_at) ",
+            );
+            q.push_values(&rows, |mut v, (intent_id, debtor, debt, dispatch)| {
+                v.push_bind(&tenant).push_bind(intent_id).push_bind(debtor).push_bind(debt).push_bind("sms");
+                v.push_bind("PE").push_bind(0_i64).push_bind(RAW_BODY).push_bind(hash).push_bind("released");
+                v.push_bind(None::<i64>).push_bind(RAW_DECISION).push_bind(dispatch).push_bind(0_i64);
+                v.push_bind(None::<String>).push_bind(at).push_bind(at);
+            });
+            q.build().execute(&mut *$tx).await?;
+            let mut q = sqlx::QueryBuilder::<$db>::new(
+                "INSERT INTO dispatches (dispatch_id, tenant, intent_id, debtor_id, channel, priority, released_at, \
+                 not_after, state, lease_expires_at, attempt) ",
+            );
+            q.push_values(&rows, |mut v, (intent_id, debtor, _, dispatch)| {
+                v.push_bind(dispatch).push_bind(&tenant).push_bind(intent_id).push_bind(debtor).push_bind("sms");
+                v.push_bind(0_i64).push_bind(at).push_bind(at).push_bind("ready").push_bind(None::<i64>);
+                v.push_bind(0_i64);
+            });
+            q.build().execute(&mut *$tx).await?;
+            let mut q = sqlx::QueryBuilder::<$db>::new(
+                "INSERT INTO contact_events (tenant, debtor_id, debt_id, channel, at, outcome, dispatch_id) ",
+            );
+            q.push_values(&rows, |mut v, (_, debtor, debt, dispatch)| {
+                v.push_bind(&tenant).push_bind(debtor).push_bind(debt).push_bind("sms").push_bind(at);
+                v.push_bind("attempted").push_bind(dispatch);
+            });
+            q.build().execute(&mut *$tx).await?;
+            let mut q = sqlx::QueryBuilder::<$db>::new(
+                "INSERT INTO audit_log (tenant, seq, at, kind, intent_id, debtor_id, debt_id, channel, jurisdiction, \
+                 time_zone, local_time, decision, reason_codes, rule_ids, citations, rules_version, outcome, detail, \
+                 prev_hash, hash) ",
+            );
+            let audit: Vec<_> = rows.iter().enumerate().flat_map(|(i, r)| [(2 * i + 1, "submitted", r), (2 * i + 2, "released", r)]).collect();
+            q.push_values(&audit, |mut v, (seq, kind, (intent_id, debtor, debt, _))| {
+                v.push_bind(&tenant).push_bind(*seq as i64).push_bind(at).push_bind(*kind).push_bind(intent_id);
+                v.push_bind(debtor).push_bind(debt).push_bind("sms").push_bind("PE").push_bind("America/Lima");
+                v.push_bind("2026-11-25 10:00:00").push_bind(None::<String>).push_bind(None::<String>);
+                v.push_bind(None::<String>).push_bind(None::<String>).push_bind("PE@000000000000");
+                v.push_bind(None::<String>).push_bind(RAW_DECISION).push_bind(hash).push_bind(hash);
+            });
+            q.build().execute(&mut *$tx).await?;
         }};
     }
     match store {
         Store::Sqlite(pool, _) => {
             let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-            rows!(tx);
+            insert_all!(sqlx::Sqlite, tx);
             tx.commit().await
         }
         Store::Postgres(pool) => {
             let mut tx = pool.begin().await?;
-            rows!(tx);
+            insert_all!(sqlx::Postgres, tx);
             tx.commit().await
         }
     }

@@ -3,6 +3,7 @@
 //! columns, placeholders are `$n`); the few backend-specific statements
 //! (locking) are explicit. Migrations live in `migrations/{sqlite,postgres}`.
 
+use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -91,6 +92,22 @@ pub struct EventRow {
 }
 
 /// A debtor's stored preferences.
+/// A contact event with its debtor (read ahead for many debtors).
+#[derive(sqlx::FromRow)]
+struct DebtorEventRow {
+    debtor_id: String,
+    #[sqlx(flatten)]
+    event: EventRow,
+}
+
+/// Preferences with their debtor (read ahead for many debtors).
+#[derive(sqlx::FromRow)]
+struct DebtorPreferencesRow {
+    debtor_id: String,
+    #[sqlx(flatten)]
+    preferences: PreferencesRow,
+}
+
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct PreferencesRow {
     pub prefs: String,
@@ -128,6 +145,8 @@ pub struct Tx {
     /// that could see them runs, and at commit (one statement per 500 rows
     /// instead of one per row).
     pending: Pending,
+    /// Rows read ahead for a group of submissions (see `prefetch`).
+    read_ahead: Option<ReadAhead>,
     /// SQLite: this transaction's turn in the write queue, until it ends.
     _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
@@ -138,6 +157,26 @@ struct Pending {
     intents: Vec<IntentRow>,
     dispatches: Vec<DispatchRow>,
     events: Vec<(String, String, EventRow)>,
+}
+
+/// What `prefetch` read: absent rows are `None`. Valid until this
+/// transaction changes an existing row.
+struct ReadAhead {
+    since: i64,
+    intents: HashMap<(String, String), Option<IntentRow>>,
+    histories: HashMap<(String, String), Vec<EventRow>>,
+    preferences: HashMap<(String, String), Option<PreferencesRow>>,
+}
+
+/// Keys per `IN (…)` list.
+const KEYS_PER_READ: usize = 500;
+
+/// `$first, …` (PostgreSQL) or `?, …` (SQLite): `count` placeholders.
+fn placeholders(db: &TxDb, first: usize, count: usize) -> String {
+    let numbered = matches!(db, TxDb::Postgres(_));
+    let list: Vec<String> =
+        (first..first + count).map(|n| if numbered { format!("${n}") } else { "?".into() }).collect();
+    list.join(", ")
 }
 
 /// Rows per multi-row INSERT (SQLite allows 32,766 parameters, PostgreSQL 65,535).
@@ -288,12 +327,13 @@ impl Store {
             Store::Sqlite(pool, queue) => {
                 let turn = queue.0.clone().lock_owned().await;
                 let db = TxDb::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?);
-                Tx { db, audit: Vec::new(), pending: Pending::default(), _turn: Some(turn) }
+                Tx { db, audit: Vec::new(), pending: Pending::default(), read_ahead: None, _turn: Some(turn) }
             }
             Store::Postgres(pool) => Tx {
                 db: TxDb::Postgres(pool.begin().await?),
                 audit: Vec::new(),
                 pending: Pending::default(),
+                read_ahead: None,
                 _turn: None,
             },
         })
@@ -702,10 +742,97 @@ impl Tx {
         }
     }
 
+    /// Reads at once what `get_intent`, `history` (since `since`) and
+    /// `preferences` would read one by one for these intents and debtors, so
+    /// a group of N submissions costs three reads per tenant, not 3N.
+    pub async fn prefetch(&mut self, intents: &[(&str, &str, &str)], since: i64) -> StoreResult<()> {
+        let mut read =
+            ReadAhead { since, intents: HashMap::new(), histories: HashMap::new(), preferences: HashMap::new() };
+        let mut tenants: Vec<&str> = intents.iter().map(|(tenant, _, _)| *tenant).collect();
+        tenants.sort_unstable();
+        tenants.dedup();
+        for tenant in tenants {
+            let mut ids: Vec<&str> = intents.iter().filter(|i| i.0 == tenant).map(|i| i.1).collect();
+            let mut debtors: Vec<&str> = intents.iter().filter(|i| i.0 == tenant).map(|i| i.2).collect();
+            for list in [&mut ids, &mut debtors] {
+                list.sort_unstable();
+                list.dedup();
+            }
+            for chunk in ids.chunks(KEYS_PER_READ) {
+                let sql = format!(
+                    "SELECT {} FROM intents WHERE tenant = {} AND intent_id IN ({})",
+                    intent_columns!(),
+                    placeholders(&self.db, 1, 1),
+                    placeholders(&self.db, 2, chunk.len())
+                );
+                let rows: Vec<IntentRow> = either!(&mut self.db, TxDb, |tx| {
+                    let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(tenant);
+                    for id in chunk {
+                        query = query.bind(*id);
+                    }
+                    query.fetch_all(&mut **tx).await?
+                });
+                for id in chunk {
+                    read.intents.insert((tenant.to_string(), id.to_string()), None);
+                }
+                for row in rows {
+                    read.intents.insert((row.tenant.clone(), row.intent_id.clone()), Some(row));
+                }
+            }
+            for chunk in debtors.chunks(KEYS_PER_READ) {
+                let sql = format!(
+                    "SELECT debtor_id, debt_id, channel, at, outcome, dispatch_id FROM contact_events \
+                     WHERE tenant = {} AND at >= {} AND debtor_id IN ({}) ORDER BY at",
+                    placeholders(&self.db, 1, 1),
+                    placeholders(&self.db, 2, 1),
+                    placeholders(&self.db, 3, chunk.len())
+                );
+                let events: Vec<DebtorEventRow> = either!(&mut self.db, TxDb, |tx| {
+                    let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(tenant).bind(since);
+                    for debtor in chunk {
+                        query = query.bind(*debtor);
+                    }
+                    query.fetch_all(&mut **tx).await?
+                });
+                let sql = format!(
+                    "SELECT debtor_id, prefs, source, updated_at FROM preferences WHERE tenant = {} AND debtor_id IN ({})",
+                    placeholders(&self.db, 1, 1),
+                    placeholders(&self.db, 2, chunk.len())
+                );
+                let preferences: Vec<DebtorPreferencesRow> = either!(&mut self.db, TxDb, |tx| {
+                    let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(tenant);
+                    for debtor in chunk {
+                        query = query.bind(*debtor);
+                    }
+                    query.fetch_all(&mut **tx).await?
+                });
+                for debtor in chunk {
+                    let key = (tenant.to_string(), debtor.to_string());
+                    read.histories.insert(key.clone(), Vec::new());
+                    read.preferences.insert(key, None);
+                }
+                for e in events {
+                    if let Some(history) = read.histories.get_mut(&(tenant.to_string(), e.debtor_id)) {
+                        history.push(e.event);
+                    }
+                }
+                for p in preferences {
+                    read.preferences.insert((tenant.to_string(), p.debtor_id), Some(p.preferences));
+                }
+            }
+        }
+        self.read_ahead = Some(read);
+        Ok(())
+    }
+
     /// One intent, including one inserted earlier in this transaction.
     pub async fn get_intent(&mut self, tenant: &str, intent_id: &str) -> StoreResult<Option<IntentRow>> {
         if let Some(row) = self.pending.intents.iter().find(|r| r.tenant == tenant && r.intent_id == intent_id) {
             return Ok(Some(row.clone()));
+        }
+        let key = (tenant.to_string(), intent_id.to_string());
+        if let Some(known) = self.read_ahead.as_ref().and_then(|r| r.intents.get(&key)) {
+            return Ok(known.clone());
         }
         let sql = SELECT_INTENT;
         Ok(either!(&mut self.db, TxDb, |tx| sqlx::query_as(sql)
@@ -722,6 +849,7 @@ impl Tx {
 
     /// Writes the mutable fields of an intent.
     pub async fn update_intent(&mut self, row: &IntentRow) -> StoreResult<()> {
+        self.read_ahead = None;
         if !self.pending.intents.is_empty() {
             self.flush().await?;
         }
@@ -768,6 +896,7 @@ impl Tx {
 
     /// Makes a debtor's deferred intents due now (their rules or preferences changed).
     pub async fn wake_debtor(&mut self, tenant: &str, debtor_id: &str, now: i64) -> StoreResult<()> {
+        self.read_ahead = None;
         if !self.pending.intents.is_empty() {
             self.flush().await?;
         }
@@ -784,13 +913,20 @@ impl Tx {
     /// A debtor's contact history since `since`, oldest first, including
     /// contacts recorded earlier in this transaction.
     pub async fn history(&mut self, tenant: &str, debtor_id: &str, since: i64) -> StoreResult<Vec<EventRow>> {
-        let sql = SELECT_HISTORY;
-        let mut history: Vec<EventRow> = either!(&mut self.db, TxDb, |tx| sqlx::query_as(sql)
-            .bind(tenant)
-            .bind(debtor_id)
-            .bind(since)
-            .fetch_all(&mut **tx)
-            .await?);
+        let key = (tenant.to_string(), debtor_id.to_string());
+        let read = self.read_ahead.as_ref().filter(|r| r.since <= since).and_then(|r| r.histories.get(&key));
+        let mut history: Vec<EventRow> = match read {
+            Some(events) => events.iter().filter(|e| e.at >= since).take(HISTORY_LIMIT).cloned().collect(),
+            None => {
+                let sql = SELECT_HISTORY;
+                either!(&mut self.db, TxDb, |tx| sqlx::query_as(sql)
+                    .bind(tenant)
+                    .bind(debtor_id)
+                    .bind(since)
+                    .fetch_all(&mut **tx)
+                    .await?)
+            }
+        };
         let mut recorded_here = self
             .pending
             .events
@@ -829,6 +965,7 @@ impl Tx {
     }
 
     pub async fn set_event_outcome(&mut self, dispatch_id: &str, outcome: &str) -> StoreResult<()> {
+        self.read_ahead = None;
         if !self.pending.events.is_empty() {
             self.flush().await?;
         }
@@ -843,6 +980,7 @@ impl Tx {
 
     /// Forgets the contact of a dispatch that never went out.
     pub async fn delete_event(&mut self, dispatch_id: &str) -> StoreResult<()> {
+        self.read_ahead = None;
         if !self.pending.events.is_empty() {
             self.flush().await?;
         }
@@ -852,6 +990,10 @@ impl Tx {
     }
 
     pub async fn preferences(&mut self, tenant: &str, debtor_id: &str) -> StoreResult<Option<PreferencesRow>> {
+        let key = (tenant.to_string(), debtor_id.to_string());
+        if let Some(known) = self.read_ahead.as_ref().and_then(|r| r.preferences.get(&key)) {
+            return Ok(known.clone());
+        }
         let sql = SELECT_PREFERENCES;
         Ok(either!(&mut self.db, TxDb, |tx| sqlx::query_as(sql)
             .bind(tenant)
@@ -868,6 +1010,7 @@ impl Tx {
         source: &str,
         now: i64,
     ) -> StoreResult<()> {
+        self.read_ahead = None;
         let sql = "INSERT INTO preferences (tenant, debtor_id, prefs, source, updated_at) VALUES ($1, $2, $3, $4, $5) \
                    ON CONFLICT (tenant, debtor_id) DO UPDATE SET prefs = excluded.prefs, source = excluded.source, \
                    updated_at = excluded.updated_at";
@@ -888,6 +1031,7 @@ impl Tx {
     }
 
     pub async fn update_dispatch(&mut self, row: &DispatchRow) -> StoreResult<()> {
+        self.read_ahead = None;
         if !self.pending.dispatches.is_empty() {
             self.flush().await?;
         }
