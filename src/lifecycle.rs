@@ -83,6 +83,20 @@ pub struct App {
     claim: Duration,
 }
 
+/// Locks the debtors of `keys` (tenant, intent id, debtor id) in the one
+/// order every batch uses (so batches never deadlock), then reads their
+/// intents, histories and preferences in a few queries.
+async fn lock_and_read_ahead(tx: &mut Tx, keys: &[(&str, &str, &str)], now: DateTime<Utc>) -> LifecycleResult<()> {
+    let mut debtors: Vec<(&str, &str)> = keys.iter().map(|(tenant, _, debtor)| (*tenant, *debtor)).collect();
+    debtors.sort_unstable();
+    debtors.dedup();
+    for (tenant, debtor_id) in debtors {
+        tx.lock_debtor(tenant, debtor_id).await?;
+    }
+    tx.prefetch(keys, millis(now - Duration::days(HISTORY_LOOKBACK_DAYS))).await?;
+    Ok(())
+}
+
 fn millis(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
 }
@@ -327,19 +341,11 @@ impl App {
         let now = self.clock.now();
         let mut tx = self.store.begin().await?;
         if submissions.len() > 1 {
-            // Every debtor up front, in the one order batches and wake-ups all use: no deadlocks.
-            let mut debtors: Vec<(&str, &str)> =
-                submissions.iter().map(|s| (s.intent.tenant.as_str(), s.intent.debtor_id.as_str())).collect();
-            debtors.sort_unstable();
-            debtors.dedup();
-            for (tenant, debtor_id) in debtors {
-                tx.lock_debtor(tenant, debtor_id).await?;
-            }
             let keys: Vec<(&str, &str, &str)> = submissions
                 .iter()
                 .map(|s| (s.intent.tenant.as_str(), s.intent.intent_id.as_str(), s.intent.debtor_id.as_str()))
                 .collect();
-            tx.prefetch(&keys, millis(now - Duration::days(HISTORY_LOOKBACK_DAYS))).await?;
+            lock_and_read_ahead(&mut tx, &keys, now).await?;
         }
         let mut results = Vec::with_capacity(submissions.len());
         for submission in submissions {
@@ -451,6 +457,8 @@ impl App {
         let mut released = false;
         for part in due.chunks(per_transaction) {
             let mut tx = self.store.begin().await?;
+            let keys: Vec<(&str, &str, &str)> = part.iter().map(|(t, i, d)| (t.as_str(), i.as_str(), d.as_str())).collect();
+            lock_and_read_ahead(&mut tx, &keys, now).await?;
             for (tenant, intent_id, debtor_id) in part {
                 released |= self.wake_one(&mut tx, tenant, intent_id, debtor_id, claim_until, now).await?;
             }
@@ -462,7 +470,7 @@ impl App {
         Ok(due.len())
     }
 
-    /// Re-evaluates one claimed intent; whether it was released.
+    /// Re-evaluates one claimed intent (its debtor locked); whether it was released.
     async fn wake_one(
         &self,
         tx: &mut Tx,
@@ -472,7 +480,6 @@ impl App {
         claim_until: i64,
         now: DateTime<Utc>,
     ) -> LifecycleResult<bool> {
-        tx.lock_debtor(tenant, debtor_id).await?;
         let Some(mut row) = tx.get_intent(tenant, intent_id).await? else { return Ok(false) };
         // Changed since the claim (cancelled, or made due again): leave it.
         if row.status != "deferred" || row.next_eval_at != Some(claim_until) {
@@ -501,15 +508,21 @@ impl App {
         let channel_words: Vec<String> = channels.iter().map(|c| c.as_str().to_string()).collect();
         let mut tx = self.store.begin().await?;
         let open = tx.open_dispatches(tenant, &channel_words, millis(now), max).await?;
-        let mut leased = Vec::with_capacity(open.len());
-        let mut deferred = false;
-        for mut dispatch in open {
-            // The row is already locked: never wait for the debtor here (a
-            // cancel or ack holding the debtor may be waiting for this row).
-            // A busy debtor's contact is simply offered at the next lease.
-            if !tx.try_lock_debtor(&dispatch.tenant, &dispatch.debtor_id).await? {
-                continue;
+        // The rows are already locked: never wait for a debtor here (a cancel
+        // or ack holding the debtor may be waiting for one of these rows). A
+        // busy debtor's contact is simply offered at the next lease.
+        let mut ours = Vec::with_capacity(open.len());
+        for dispatch in open {
+            if tx.try_lock_debtor(&dispatch.tenant, &dispatch.debtor_id).await? {
+                ours.push(dispatch);
             }
+        }
+        let keys: Vec<(&str, &str, &str)> =
+            ours.iter().map(|d| (d.tenant.as_str(), d.intent_id.as_str(), d.debtor_id.as_str())).collect();
+        tx.prefetch(&keys, millis(now - Duration::days(HISTORY_LOOKBACK_DAYS))).await?;
+        let mut leased = Vec::with_capacity(ours.len());
+        let mut deferred = false;
+        for mut dispatch in ours {
             let Some(mut row) = tx.get_intent(&dispatch.tenant, &dispatch.intent_id).await? else { continue };
             let submission = Submission::from_json(&row.body)?;
             let history =

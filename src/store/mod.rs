@@ -849,7 +849,9 @@ impl Tx {
 
     /// Writes the mutable fields of an intent.
     pub async fn update_intent(&mut self, row: &IntentRow) -> StoreResult<()> {
-        self.read_ahead = None;
+        if let Some(read) = self.read_ahead.as_mut() {
+            read.intents.insert((row.tenant.clone(), row.intent_id.clone()), Some(row.clone()));
+        }
         if !self.pending.intents.is_empty() {
             self.flush().await?;
         }
@@ -1031,7 +1033,6 @@ impl Tx {
     }
 
     pub async fn update_dispatch(&mut self, row: &DispatchRow) -> StoreResult<()> {
-        self.read_ahead = None;
         if !self.pending.dispatches.is_empty() {
             self.flush().await?;
         }
