@@ -457,7 +457,8 @@ impl App {
         let mut released = false;
         for part in due.chunks(per_transaction) {
             let mut tx = self.store.begin().await?;
-            let keys: Vec<(&str, &str, &str)> = part.iter().map(|(t, i, d)| (t.as_str(), i.as_str(), d.as_str())).collect();
+            let keys: Vec<(&str, &str, &str)> =
+                part.iter().map(|(t, i, d)| (t.as_str(), i.as_str(), d.as_str())).collect();
             lock_and_read_ahead(&mut tx, &keys, now).await?;
             for (tenant, intent_id, debtor_id) in part {
                 released |= self.wake_one(&mut tx, tenant, intent_id, debtor_id, claim_until, now).await?;

@@ -155,8 +155,22 @@ pub struct Tx {
 #[derive(Default)]
 struct Pending {
     intents: Vec<IntentRow>,
+    /// Updates of stored intents, last write per (tenant, intent id) wins.
+    intent_updates: HashMap<(String, String), IntentRow>,
     dispatches: Vec<DispatchRow>,
+    /// Updates of stored dispatches, by dispatch id.
+    dispatch_updates: HashMap<String, DispatchRow>,
     events: Vec<(String, String, EventRow)>,
+}
+
+impl Pending {
+    fn touches_intents(&self) -> bool {
+        !self.intents.is_empty() || !self.intent_updates.is_empty()
+    }
+
+    fn touches_dispatches(&self) -> bool {
+        !self.dispatches.is_empty() || !self.dispatch_updates.is_empty()
+    }
 }
 
 /// What `prefetch` read: absent rows are `None`. Valid until this
@@ -182,24 +196,26 @@ fn placeholders(db: &TxDb, first: usize, count: usize) -> String {
 /// Rows per multi-row INSERT (SQLite allows 32,766 parameters, PostgreSQL 65,535).
 const ROWS_PER_INSERT: usize = 500;
 
-/// `{head} VALUES ($1, …, $columns), (…), …` for `rows` rows; with `?`
-/// instead of `$n` on SQLite, whose lookup of numbered parameters is linear
-/// per parameter (quadratic over a statement of thousands).
-fn multi_row_insert(db: &TxDb, head: &str, columns: usize, rows: usize) -> String {
+/// `(…), (…), …`: `rows` rows of `casts.len()` placeholders, `$n::cast`
+/// on PostgreSQL (an empty cast adds none), `?` on SQLite, whose lookup of
+/// numbered parameters is linear per parameter (quadratic over a statement
+/// of thousands).
+fn values(db: &TxDb, casts: &[&str], rows: usize) -> String {
     let numbered = matches!(db, TxDb::Postgres(_));
-    let mut sql = String::with_capacity(head.len() + rows * columns * 5);
-    sql.push_str(head);
-    sql.push_str(" VALUES ");
+    let columns = casts.len();
+    let mut sql = String::with_capacity(rows * columns * 8);
     for row in 0..rows {
         sql.push_str(if row == 0 { "(" } else { ", (" });
-        for column in 0..columns {
+        for (column, cast) in casts.iter().enumerate() {
             if column > 0 {
                 sql.push_str(", ");
             }
-            if numbered {
+            if !numbered {
+                sql.push('?');
+            } else if cast.is_empty() {
                 sql.push_str(&format!("${}", row * columns + column + 1));
             } else {
-                sql.push('?');
+                sql.push_str(&format!("${}::{cast}", row * columns + column + 1));
             }
         }
         sql.push(')');
@@ -584,8 +600,11 @@ impl Tx {
     async fn flush(&mut self) -> StoreResult<()> {
         let pending = std::mem::take(&mut self.pending);
         for chunk in pending.intents.chunks(ROWS_PER_INSERT) {
-            let sql =
-                multi_row_insert(&self.db, concat!("INSERT INTO intents (", intent_columns!(), ")"), 17, chunk.len());
+            let sql = format!(
+                "INSERT INTO intents ({}) VALUES {}",
+                intent_columns!(),
+                values(&self.db, &[""; 17], chunk.len())
+            );
             either_run!(&mut self.db, TxDb, |tx| {
                 let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
                 for row in chunk {
@@ -612,11 +631,10 @@ impl Tx {
             });
         }
         for chunk in pending.dispatches.chunks(ROWS_PER_INSERT) {
-            let sql = multi_row_insert(
-                &self.db,
-                concat!("INSERT INTO dispatches (", dispatch_columns!(), ")"),
-                11,
-                chunk.len(),
+            let sql = format!(
+                "INSERT INTO dispatches ({}) VALUES {}",
+                dispatch_columns!(),
+                values(&self.db, &[""; 11], chunk.len())
             );
             either_run!(&mut self.db, TxDb, |tx| {
                 let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
@@ -637,9 +655,58 @@ impl Tx {
                 query.execute(&mut **tx).await?
             });
         }
+        let intent_updates: Vec<IntentRow> = pending.intent_updates.into_values().collect();
+        for chunk in intent_updates.chunks(ROWS_PER_INSERT) {
+            let casts = ["text", "text", "text", "bigint", "text", "text", "bigint", "text", "bigint"];
+            let sql = format!(
+                "UPDATE intents SET status = v.column3, next_eval_at = v.column4, decision = v.column5, \
+                 dispatch_id = v.column6, attempt = v.column7, outcome = v.column8, updated_at = v.column9 \
+                 FROM (VALUES {}) AS v WHERE intents.tenant = v.column1 AND intents.intent_id = v.column2",
+                values(&self.db, &casts, chunk.len())
+            );
+            either_run!(&mut self.db, TxDb, |tx| {
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for row in chunk {
+                    query = query
+                        .bind(&row.tenant)
+                        .bind(&row.intent_id)
+                        .bind(&row.status)
+                        .bind(row.next_eval_at)
+                        .bind(&row.decision)
+                        .bind(&row.dispatch_id)
+                        .bind(row.attempt)
+                        .bind(&row.outcome)
+                        .bind(row.updated_at);
+                }
+                query.execute(&mut **tx).await?
+            });
+        }
+        let dispatch_updates: Vec<DispatchRow> = pending.dispatch_updates.into_values().collect();
+        for chunk in dispatch_updates.chunks(ROWS_PER_INSERT) {
+            let casts = ["text", "bigint", "text", "bigint", "bigint"];
+            let sql = format!(
+                "UPDATE dispatches SET not_after = v.column2, state = v.column3, lease_expires_at = v.column4, \
+                 attempt = v.column5 FROM (VALUES {}) AS v WHERE dispatches.dispatch_id = v.column1",
+                values(&self.db, &casts, chunk.len())
+            );
+            either_run!(&mut self.db, TxDb, |tx| {
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for row in chunk {
+                    query = query
+                        .bind(&row.dispatch_id)
+                        .bind(row.not_after)
+                        .bind(&row.state)
+                        .bind(row.lease_expires_at)
+                        .bind(row.attempt);
+                }
+                query.execute(&mut **tx).await?
+            });
+        }
         for chunk in pending.events.chunks(ROWS_PER_INSERT) {
-            let head = "INSERT INTO contact_events (tenant, debtor_id, debt_id, channel, at, outcome, dispatch_id)";
-            let sql = multi_row_insert(&self.db, head, 7, chunk.len());
+            let sql = format!(
+                "INSERT INTO contact_events (tenant, debtor_id, debt_id, channel, at, outcome, dispatch_id) VALUES {}",
+                values(&self.db, &[""; 7], chunk.len())
+            );
             either_run!(&mut self.db, TxDb, |tx| {
                 let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
                 for (tenant, debtor_id, event) in chunk {
@@ -681,7 +748,7 @@ impl Tx {
     /// Appends chained events: (event, seq, previous hash, hash).
     async fn insert_audit(&mut self, chunk: &[(&AuditEvent, i64, String, String)]) -> StoreResult<()> {
         let sql =
-            multi_row_insert(&self.db, concat!("INSERT INTO audit_log (", audit_columns!(), ")"), 20, chunk.len());
+            format!("INSERT INTO audit_log ({}) VALUES {}", audit_columns!(), values(&self.db, &[""; 20], chunk.len()));
         either_run!(&mut self.db, TxDb, |tx| {
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
             for (e, seq, prev_hash, hash) in chunk {
@@ -831,6 +898,9 @@ impl Tx {
             return Ok(Some(row.clone()));
         }
         let key = (tenant.to_string(), intent_id.to_string());
+        if let Some(row) = self.pending.intent_updates.get(&key) {
+            return Ok(Some(row.clone()));
+        }
         if let Some(known) = self.read_ahead.as_ref().and_then(|r| r.intents.get(&key)) {
             return Ok(known.clone());
         }
@@ -847,28 +917,17 @@ impl Tx {
         self.pending.intents.push(row.clone());
     }
 
-    /// Writes the mutable fields of an intent.
+    /// Writes the mutable fields of an intent (sent with the next flush).
     pub async fn update_intent(&mut self, row: &IntentRow) -> StoreResult<()> {
         if let Some(read) = self.read_ahead.as_mut() {
             read.intents.insert((row.tenant.clone(), row.intent_id.clone()), Some(row.clone()));
         }
-        if !self.pending.intents.is_empty() {
-            self.flush().await?;
+        match self.pending.intents.iter_mut().find(|r| r.tenant == row.tenant && r.intent_id == row.intent_id) {
+            Some(inserted) => *inserted = row.clone(),
+            None => {
+                self.pending.intent_updates.insert((row.tenant.clone(), row.intent_id.clone()), row.clone());
+            }
         }
-        let sql = "UPDATE intents SET status = $3, next_eval_at = $4, decision = $5, dispatch_id = $6, attempt = $7, \
-                   outcome = $8, updated_at = $9 WHERE tenant = $1 AND intent_id = $2";
-        either_run!(&mut self.db, TxDb, |tx| sqlx::query(sql)
-            .bind(&row.tenant)
-            .bind(&row.intent_id)
-            .bind(&row.status)
-            .bind(row.next_eval_at)
-            .bind(&row.decision)
-            .bind(&row.dispatch_id)
-            .bind(row.attempt)
-            .bind(&row.outcome)
-            .bind(row.updated_at)
-            .execute(&mut **tx)
-            .await?);
         Ok(())
     }
 
@@ -879,7 +938,7 @@ impl Tx {
         debtor_id: &str,
         debt_id: Option<&str>,
     ) -> StoreResult<Vec<IntentRow>> {
-        if !self.pending.intents.is_empty() {
+        if self.pending.touches_intents() {
             self.flush().await?;
         }
         let sql = concat!(
@@ -899,7 +958,7 @@ impl Tx {
     /// Makes a debtor's deferred intents due now (their rules or preferences changed).
     pub async fn wake_debtor(&mut self, tenant: &str, debtor_id: &str, now: i64) -> StoreResult<()> {
         self.read_ahead = None;
-        if !self.pending.intents.is_empty() {
+        if self.pending.touches_intents() {
             self.flush().await?;
         }
         let sql = "UPDATE intents SET next_eval_at = $3 WHERE tenant = $1 AND debtor_id = $2 AND status = 'deferred'";
@@ -1032,25 +1091,19 @@ impl Tx {
         self.pending.dispatches.push(row.clone());
     }
 
+    /// Writes the mutable fields of a dispatch (sent with the next flush).
     pub async fn update_dispatch(&mut self, row: &DispatchRow) -> StoreResult<()> {
-        if !self.pending.dispatches.is_empty() {
-            self.flush().await?;
+        match self.pending.dispatches.iter_mut().find(|d| d.dispatch_id == row.dispatch_id) {
+            Some(inserted) => *inserted = row.clone(),
+            None => {
+                self.pending.dispatch_updates.insert(row.dispatch_id.clone(), row.clone());
+            }
         }
-        let sql = "UPDATE dispatches SET not_after = $2, state = $3, lease_expires_at = $4, attempt = $5 \
-                   WHERE dispatch_id = $1";
-        either_run!(&mut self.db, TxDb, |tx| sqlx::query(sql)
-            .bind(&row.dispatch_id)
-            .bind(row.not_after)
-            .bind(&row.state)
-            .bind(row.lease_expires_at)
-            .bind(row.attempt)
-            .execute(&mut **tx)
-            .await?);
         Ok(())
     }
 
     pub async fn get_dispatch(&mut self, dispatch_id: &str) -> StoreResult<Option<DispatchRow>> {
-        if !self.pending.dispatches.is_empty() {
+        if self.pending.touches_dispatches() {
             self.flush().await?;
         }
         let sql = concat!("SELECT ", dispatch_columns!(), " FROM dispatches WHERE dispatch_id = $1");
@@ -1068,7 +1121,7 @@ impl Tx {
         now: i64,
         limit: i64,
     ) -> StoreResult<Vec<DispatchRow>> {
-        if !self.pending.dispatches.is_empty() {
+        if self.pending.touches_dispatches() {
             self.flush().await?;
         }
         macro_rules! open_select {
