@@ -749,6 +749,8 @@ async fn mixed(target: &Target, seconds: u64, concurrency: usize) -> anyhow::Res
                     tokio::time::sleep(Duration::from_millis(10)).await;
                 }
                 leases.fetch_add(items.len(), Ordering::Relaxed);
+                // Acks go out concurrently, as a real adapter's deliveries complete.
+                let mut pending = Vec::with_capacity(items.len());
                 for item in items {
                     let ack = pb::AckRequest {
                         dispatch_id: item.dispatch_id,
@@ -756,7 +758,11 @@ async fn mixed(target: &Target, seconds: u64, concurrency: usize) -> anyhow::Res
                         at: None,
                         detail: String::new(),
                     };
-                    if adapter.ack(with_auth(ack, &auth)).await.is_ok() {
+                    let (mut adapter, auth) = (adapter.clone(), auth.clone());
+                    pending.push(tokio::spawn(async move { adapter.ack(with_auth(ack, &auth)).await.is_ok() }));
+                }
+                for ack in pending {
+                    if ack.await.unwrap_or(false) {
                         acks.fetch_add(1, Ordering::Relaxed);
                     }
                 }
