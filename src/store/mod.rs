@@ -1110,10 +1110,10 @@ impl Tx {
         Ok(either!(&mut self.db, TxDb, |tx| sqlx::query_as(sql).bind(dispatch_id).fetch_optional(&mut **tx).await?))
     }
 
-    /// Dispatches an adapter may lease now on `channels` (ready, or leased with
-    /// an expired lease), highest priority and oldest first. `tenant = None`
-    /// looks across tenants (built-in adapters). PostgreSQL skips rows other
-    /// replicas hold.
+    /// Dispatches an adapter may lease now on `channels`: leases that expired
+    /// first (oldest expiry first; they were offered before), then ready ones,
+    /// highest priority and oldest first. `tenant = None` looks across tenants
+    /// (built-in adapters). PostgreSQL skips rows other replicas hold.
     pub async fn open_dispatches(
         &mut self,
         tenant: Option<&str>,
@@ -1124,24 +1124,29 @@ impl Tx {
         if self.pending.touches_dispatches() {
             self.flush().await?;
         }
-        macro_rules! open_select {
-            () => {
+        macro_rules! select {
+            ($state:literal, $order:literal) => {
                 concat!(
                     "SELECT ",
                     dispatch_columns!(),
                     " FROM dispatches WHERE (CAST($1 AS TEXT) IS NULL OR tenant = $1) \
-                     AND channel IN ($2, $3, $4, $5, $6, $7, $8) \
-                     AND (state = 'ready' OR (state = 'leased' AND lease_expires_at <= $9)) \
-                     ORDER BY priority DESC, released_at LIMIT $10"
+                     AND channel IN ($2, $3, $4, $5, $6, $7, $8) AND ",
+                    $state,
+                    " ORDER BY ",
+                    $order,
+                    " LIMIT $10"
                 )
             };
         }
+        let expired = select!("state = 'leased' AND lease_expires_at <= $9", "lease_expires_at");
+        // `$9 = $9` keeps one parameter list for both queries.
+        let ready = select!("state = 'ready' AND $9 = $9", "priority DESC, released_at");
         // Seven slots, one per channel; unused ones repeat the first channel.
         let first = channels.first().cloned().unwrap_or_default();
         let slot = |i: usize| channels.get(i).cloned().unwrap_or_else(|| first.clone());
         macro_rules! run {
-            ($tx:expr, $sql:expr) => {
-                sqlx::query_as($sql)
+            ($tx:expr, $sql:expr, $limit:expr) => {
+                sqlx::query_as(sqlx::AssertSqlSafe($sql))
                     .bind(tenant)
                     .bind(slot(0))
                     .bind(slot(1))
@@ -1151,14 +1156,21 @@ impl Tx {
                     .bind(slot(5))
                     .bind(slot(6))
                     .bind(now)
-                    .bind(limit)
+                    .bind($limit)
                     .fetch_all(&mut **$tx)
                     .await?
             };
         }
-        Ok(match &mut self.db {
-            TxDb::Sqlite(tx) => run!(tx, open_select!()),
-            TxDb::Postgres(tx) => run!(tx, concat!(open_select!(), " FOR UPDATE SKIP LOCKED")),
-        })
+        let lock = match self.db {
+            TxDb::Sqlite(_) => "",
+            TxDb::Postgres(_) => " FOR UPDATE SKIP LOCKED",
+        };
+        let mut open: Vec<DispatchRow> = either!(&mut self.db, TxDb, |tx| run!(tx, format!("{expired}{lock}"), limit));
+        let left = limit - open.len() as i64;
+        if left > 0 {
+            let more: Vec<DispatchRow> = either!(&mut self.db, TxDb, |tx| run!(tx, format!("{ready}{lock}"), left));
+            open.extend(more);
+        }
+        Ok(open)
     }
 }
