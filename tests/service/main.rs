@@ -2,6 +2,7 @@
 //! real SQLite file or PostgreSQL database, and a manual clock. Every test
 //! runs on both backends.
 
+mod access;
 mod audit;
 mod harness;
 

@@ -1,0 +1,237 @@
+//! Every RPC called with no key, a wrong key and each role of the tenant,
+//! checked against the documented role table; then every tenant-scoped RPC
+//! called with another tenant's key: nothing of the first tenant comes back.
+
+use tonic::Code;
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::transport::Channel;
+use ventana::api::auth::Role;
+use ventana::api::pb;
+
+use crate::harness::*;
+
+/// Adds the key when there is one.
+#[derive(Clone)]
+struct MaybeKey(Option<MetadataValue<Ascii>>);
+
+impl tonic::service::Interceptor for MaybeKey {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(key) = &self.0 {
+            request.metadata_mut().insert("authorization", key.clone());
+        }
+        Ok(request)
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Rpc {
+    Submit,
+    SubmitBatch,
+    Get,
+    Cancel,
+    CancelForDebt,
+    Explain,
+    SetPreferences,
+    Lease,
+    Ack,
+    ListRules,
+    Calendar,
+    Reload,
+    Export,
+}
+
+const EVERY_RPC: [Rpc; 13] = [
+    Rpc::Submit,
+    Rpc::SubmitBatch,
+    Rpc::Get,
+    Rpc::Cancel,
+    Rpc::CancelForDebt,
+    Rpc::Explain,
+    Rpc::SetPreferences,
+    Rpc::Lease,
+    Rpc::Ack,
+    Rpc::ListRules,
+    Rpc::Calendar,
+    Rpc::Reload,
+    Rpc::Export,
+];
+
+/// The roles that may call `rpc` (admin may call everything), as README documents them.
+fn allowed(rpc: Rpc) -> &'static [Role] {
+    match rpc {
+        Rpc::Submit | Rpc::SubmitBatch | Rpc::Cancel | Rpc::CancelForDebt | Rpc::SetPreferences => {
+            &[Role::Submitter, Role::Admin]
+        }
+        Rpc::Get | Rpc::Explain => &[Role::Submitter, Role::Auditor, Role::Admin],
+        Rpc::Lease | Rpc::Ack => &[Role::Adapter, Role::Admin],
+        Rpc::ListRules | Rpc::Calendar => &[Role::Submitter, Role::Adapter, Role::Auditor, Role::Admin],
+        Rpc::Reload => &[Role::Admin],
+        Rpc::Export => &[Role::Auditor, Role::Admin],
+    }
+}
+
+/// Calls `rpc` with well-formed arguments naming `intent_id` / `dispatch_id`.
+async fn call(
+    rpc: Rpc,
+    channel: &Channel,
+    key: &MaybeKey,
+    intent_id: &str,
+    dispatch_id: &str,
+) -> Result<(), tonic::Status> {
+    let mut scheduler =
+        pb::contact_scheduler_client::ContactSchedulerClient::with_interceptor(channel.clone(), key.clone());
+    let mut dispatch = pb::dispatch_client::DispatchClient::with_interceptor(channel.clone(), key.clone());
+    let mut rules = pb::rules_client::RulesClient::with_interceptor(channel.clone(), key.clone());
+    let mut audit = pb::audit_client::AuditClient::with_interceptor(channel.clone(), key.clone());
+    let fresh = || intent(&format!("access-{}", uuid::Uuid::new_v4().simple()), "d-access", pb::Channel::Sms, "PE");
+    match rpc {
+        Rpc::Submit => scheduler.submit(pb::SubmitRequest { intent: Some(fresh()) }).await.map(|_| ()),
+        Rpc::SubmitBatch => scheduler.submit_batch(pb::SubmitBatchRequest { intents: vec![fresh()] }).await.map(|_| ()),
+        Rpc::Get => scheduler.get(pb::GetRequest { intent_id: intent_id.into() }).await.map(|_| ()),
+        Rpc::Cancel => scheduler
+            .cancel(pb::CancelRequest { intent_id: intent_id.into(), reason: "access test".into() })
+            .await
+            .map(|_| ()),
+        Rpc::CancelForDebt => scheduler
+            .cancel_for_debt(pb::CancelForDebtRequest {
+                debtor_id: "d-nobody".into(),
+                debt_id: "debt-1".into(),
+                reason: "access test".into(),
+            })
+            .await
+            .map(|_| ()),
+        Rpc::Explain => scheduler.explain(pb::ExplainRequest { intent: Some(fresh()), at: None }).await.map(|_| ()),
+        Rpc::SetPreferences => scheduler
+            .set_preferences(pb::SetPreferencesRequest {
+                debtor_id: "d-nobody".into(),
+                source: "access test".into(),
+                ..Default::default()
+            })
+            .await
+            .map(|_| ()),
+        Rpc::Lease => dispatch
+            .lease(pb::LeaseRequest { channels: vec![pb::Channel::Email as i32], max_items: 1, lease_duration: None })
+            .await
+            .map(|_| ()),
+        Rpc::Ack => dispatch
+            .ack(pb::AckRequest {
+                dispatch_id: dispatch_id.into(),
+                outcome: pb::Outcome::Sent as i32,
+                at: None,
+                detail: String::new(),
+            })
+            .await
+            .map(|_| ()),
+        Rpc::ListRules => rules.list(pb::ListRulesRequest {}).await.map(|_| ()),
+        Rpc::Calendar => rules.calendar(pb::CalendarRequest { code: "PE".into(), year: 2026 }).await.map(|_| ()),
+        Rpc::Reload => rules.reload(pb::ReloadRequest {}).await.map(|_| ()),
+        Rpc::Export => {
+            let mut stream = audit.export(pb::ExportRequest::default()).await?.into_inner();
+            while stream.message().await?.is_some() {}
+            Ok(())
+        }
+    }
+}
+
+async fn every_rpc_checks_key_and_role(backend: Backend) {
+    let server = TestServer::start(backend, "2026-11-25T10:00:00-05:00").await;
+    let mut acme = server.scheduler("acme").await;
+    let mut acme_adapter = server.dispatcher("acme").await;
+    let none = MaybeKey(None);
+    let wrong = MaybeKey(Some("Bearer vk_0000000000000000000000000000000000000000".parse().expect("ascii")));
+    for rpc in EVERY_RPC {
+        for (name, key) in [("no key", &none), ("a wrong key", &wrong)] {
+            let status = call(rpc, &server.channel, key, "x", "x").await.expect_err("refused");
+            assert_eq!(status.code(), Code::Unauthenticated, "{rpc:?} with {name}: {status:?}");
+        }
+        for role in [Role::Submitter, Role::Adapter, Role::Auditor, Role::Admin] {
+            // A target of the caller's own tenant, so an allowed call succeeds.
+            submit(
+                &mut acme,
+                intent(&format!("own-{rpc:?}-{role:?}"), &format!("d-{rpc:?}-{role:?}"), pb::Channel::Sms, "PE"),
+            )
+            .await;
+            let own_dispatch =
+                lease(&mut acme_adapter, vec![pb::Channel::Sms as i32], 1).await.items[0].dispatch_id.clone();
+            let key = MaybeKey(Some(server.key("acme", &[role]).await.0));
+            let result = call(rpc, &server.channel, &key, &format!("own-{rpc:?}-{role:?}"), &own_dispatch).await;
+            if allowed(rpc).contains(&role) {
+                assert!(result.is_ok(), "{rpc:?} as {role:?} must be allowed: {result:?}");
+            } else {
+                let status = result.expect_err("denied");
+                assert_eq!(status.code(), Code::PermissionDenied, "{rpc:?} as {role:?}: {status:?}");
+            }
+        }
+    }
+    server.stop().await;
+}
+crate::on_both_backends!(every_rpc_checks_key_and_role);
+
+async fn another_tenant_never_sees_or_changes_ours(backend: Backend) {
+    let server = TestServer::start(backend, "2026-11-25T10:00:00-05:00").await;
+    let mut acme = server.scheduler("acme").await;
+    // One contact leased and one deferred (to tomorrow, by not_before), both of debtor d-1.
+    submit(&mut acme, intent("leased-1", "d-1", pb::Channel::Sms, "PE")).await;
+    let later = pb::Intent {
+        not_before: Some(ts("2026-11-26T10:00:00-05:00")),
+        ..intent("waiting-1", "d-1", pb::Channel::Email, "PE")
+    };
+    submit(&mut acme, later).await;
+    let mut acme_adapter = server.dispatcher("acme").await;
+    let dispatch_id = lease(&mut acme_adapter, vec![pb::Channel::Sms as i32], 10).await.items[0].dispatch_id.clone();
+
+    let globex = MaybeKey(Some(server.key("globex", &[Role::Admin]).await.0));
+    for rpc in [Rpc::Get, Rpc::Cancel, Rpc::Ack] {
+        let target = if matches!(rpc, Rpc::Get) { "leased-1" } else { "waiting-1" };
+        let status = call(rpc, &server.channel, &globex, target, &dispatch_id).await.expect_err("not theirs");
+        assert_eq!(status.code(), Code::NotFound, "{rpc:?} across tenants: {status:?}");
+    }
+    let mut globex_scheduler =
+        pb::contact_scheduler_client::ContactSchedulerClient::with_interceptor(server.channel.clone(), globex.clone());
+    let cancelled = globex_scheduler
+        .cancel_for_debt(pb::CancelForDebtRequest {
+            debtor_id: "d-1".into(),
+            debt_id: "debt-1".into(),
+            reason: "x".into(),
+        })
+        .await
+        .expect("their own debtor d-1 has nothing")
+        .into_inner();
+    assert!(cancelled.cancelled_intent_ids.is_empty());
+    globex_scheduler
+        .set_preferences(pb::SetPreferencesRequest {
+            debtor_id: "d-1".into(),
+            opt_out_all: true,
+            source: "debtor asked globex".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("their own debtor d-1");
+    let mut globex_adapter =
+        pb::dispatch_client::DispatchClient::with_interceptor(server.channel.clone(), globex.clone());
+    let leased = globex_adapter
+        .lease(pb::LeaseRequest {
+            channels: vec![pb::Channel::Sms as i32, pb::Channel::Email as i32],
+            max_items: 10,
+            lease_duration: None,
+        })
+        .await
+        .expect("lease")
+        .into_inner();
+    assert!(leased.items.is_empty(), "another tenant's contacts are never leased");
+    let mut audit = pb::audit_client::AuditClient::with_interceptor(server.channel.clone(), globex.clone());
+    let mut stream = audit.export(pb::ExportRequest::default()).await.expect("export").into_inner();
+    while let Some(event) = stream.message().await.expect("event") {
+        assert_ne!(event.intent_id, "leased-1", "an audit event of acme reached globex");
+        assert_ne!(event.intent_id, "waiting-1", "an audit event of acme reached globex");
+    }
+    // Ours are untouched: still deferred, not opted out, the lease still ours.
+    let waiting = acme.get(pb::GetRequest { intent_id: "waiting-1".into() }).await.expect("get").into_inner();
+    assert_eq!(waiting.status, pb::IntentStatus::Deferred as i32);
+    acme_adapter
+        .ack(pb::AckRequest { dispatch_id, outcome: pb::Outcome::Sent as i32, at: None, detail: String::new() })
+        .await
+        .expect("our own ack still works");
+    server.stop().await;
+}
+crate::on_both_backends!(another_tenant_never_sees_or_changes_ours);
