@@ -11,6 +11,7 @@ use serde::Deserialize;
 
 use crate::domain::Channel;
 use crate::rate_limit::{Rate, RateLimitConfig};
+use crate::tls::TlsFiles;
 
 /// Everything `ventana serve` needs.
 #[derive(Clone, Debug)]
@@ -28,6 +29,20 @@ pub struct Config {
     /// How long a replica's claim on due intents lasts: a replica that dies
     /// mid-batch leaves its claims to the others after this long.
     pub claim_seconds: u32,
+    /// TLS for the gRPC port; without it the port only listens on loopback
+    /// unless `plaintext` says otherwise.
+    pub tls: Option<TlsFiles>,
+    /// Plaintext gRPC on a non-loopback address, explicitly asked for.
+    pub plaintext: bool,
+}
+
+/// `[tls]` in the TOML file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileTls {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub client_ca: Option<PathBuf>,
 }
 
 /// How long audit events are kept.
@@ -92,6 +107,8 @@ pub struct FileConfig {
     #[serde(default)]
     pub rate_limits: FileRateLimits,
     pub claim_seconds: Option<u32>,
+    pub tls: Option<FileTls>,
+    pub plaintext: Option<bool>,
 }
 
 /// `[rate_limits]` in the TOML file.
@@ -201,6 +218,8 @@ impl Config {
                 Some(0) => return Err("claim_seconds: must be at least 1".into()),
                 other => other.unwrap_or(DEFAULT_CLAIM_SECONDS),
             },
+            tls: from_file.tls.map(|t| TlsFiles { cert: t.cert, key: t.key, client_ca: t.client_ca }),
+            plaintext: from_file.plaintext.unwrap_or(false),
         })
     }
 }

@@ -29,7 +29,10 @@ enum Command {
     /// Run the gRPC service (SQLite file `ventana.db` in the working directory by default).
     ///
     /// Settings come from flags, then environment variables, then the --config file, then
-    /// defaults. The config file (TOML) may also set `max_message_bytes`, `claim_seconds`
+    /// defaults. TLS: `[tls] cert = "server.pem", key = "server.key"` (and `client_ca =
+    /// "ca.pem"` to require client certificates); reloaded on SIGHUP. Without [tls] the
+    /// port serves plaintext only on a loopback address, unless `plaintext = true`.
+    /// The config file (TOML) may also set `max_message_bytes`, `claim_seconds`
     /// (how long a replica's claim on due intents lasts; default 30), `[audit]`,
     /// `[rate_limits]` and built-in adapters per channel:
     ///
@@ -302,6 +305,9 @@ async fn run_service(command: Command) -> Result<ExitCode, CliError> {
                 eprintln!("dev api key (tenant dev, every role): {key}");
                 eprintln!("try: grpcurl -plaintext -H 'authorization: Bearer {key}' {} list", running.addr);
             }
+            if let Some(tls) = running.tls.clone() {
+                tokio::spawn(reload_tls_on_sighup(tls));
+            }
             wait_for_signal().await;
             tracing::info!("shutting down: no new work; finishing what is in flight");
             // In-flight requests and batches finish; unacknowledged leases simply expire
@@ -509,6 +515,23 @@ async fn create_key(store: &Store, tenant: &str, roles: &[Role]) -> Result<Strin
 
 /// How long a stopping replica waits for in-flight work.
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// Reloads the TLS files on every SIGHUP; a bad file keeps the certificate in force.
+async fn reload_tls_on_sighup(tls: std::sync::Arc<ventana::tls::Tls>) {
+    let mut hangups = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(hangups) => hangups,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGHUP; TLS files will not be reloaded");
+            return;
+        }
+    };
+    while hangups.recv().await.is_some() {
+        match tls.reload() {
+            Ok(()) => tracing::info!("TLS certificate reloaded"),
+            Err(e) => tracing::error!(error = %e, "TLS reload failed; keeping the certificate in force"),
+        }
+    }
+}
 
 /// Resolves on SIGTERM or Ctrl-C.
 async fn wait_for_signal() {

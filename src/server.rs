@@ -16,12 +16,15 @@ use crate::config::Config;
 use crate::lifecycle::App;
 use crate::rules::RuleBook;
 use crate::store::Store;
+use crate::tls::Tls;
 
 /// A running Ventana server.
 pub struct Running {
     pub addr: SocketAddr,
     pub metrics_addr: SocketAddr,
     pub app: Arc<App>,
+    /// The TLS configuration, when the port speaks TLS.
+    pub tls: Option<Arc<Tls>>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -88,8 +91,19 @@ pub async fn start(config: &Config, clock: Clock) -> anyhow::Result<Running> {
     let reflection_v1 = reflection().build_v1()?;
     let reflection_v1alpha = reflection().build_v1alpha()?;
 
+    let tls = match &config.tls {
+        Some(files) => Some(Arc::new(Tls::load(files.clone()).map_err(|e| anyhow::anyhow!("TLS: {e}"))?)),
+        None if config.plaintext || config.listen.ip().is_loopback() => None,
+        None => anyhow::bail!(
+            "refusing plaintext gRPC on {}: configure [tls] cert and key, or set plaintext = true",
+            config.listen
+        ),
+    };
     let mut server_signal = signal.clone();
-    let server = tonic::transport::Server::builder()
+    let stopped = async move {
+        let _ = server_signal.wait_for(|stop| *stop).await;
+    };
+    let router = tonic::transport::Server::builder()
         .trace_fn(|request| tracing::info_span!("grpc", method = %request.uri().path()))
         .add_service(health)
         .add_service(reflection_v1)
@@ -97,15 +111,22 @@ pub async fn start(config: &Config, clock: Clock) -> anyhow::Result<Running> {
         .add_service(scheduler)
         .add_service(dispatch)
         .add_service(rules_service)
-        .add_service(audit)
+        .add_service(audit);
+    let server = match &tls {
+        Some(tls) => {
+            tokio::spawn(router.serve_with_incoming_shutdown(crate::tls::incoming(listener, tls.clone()), stopped))
+        }
         // TCP_NODELAY: without it a response's trailing frames wait for the client's
         // delayed ACK (40 ms per call on Linux).
-        .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), async move {
-            let _ = server_signal.wait_for(|stop| *stop).await;
-        });
+        None => tokio::spawn(
+            router.serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), stopped),
+        ),
+    };
     let mut tasks = vec![tokio::spawn(async move {
-        if let Err(e) = server.await {
-            tracing::error!(error = %e, "grpc server stopped");
+        match server.await {
+            Ok(Err(e)) => tracing::error!(error = %e, "grpc server stopped"),
+            Err(e) => tracing::error!(error = %e, "grpc server task failed"),
+            Ok(Ok(())) => {}
         }
     })];
     tasks.push(tokio::spawn(crate::scheduler::run(app.clone(), signal.clone())));
@@ -116,8 +137,8 @@ pub async fn start(config: &Config, clock: Clock) -> anyhow::Result<Running> {
     for adapter in &config.adapters {
         tasks.push(tokio::spawn(crate::adapters::run(app.clone(), adapter.clone(), signal.clone())));
     }
-    tracing::info!(%addr, %metrics_addr, backend = app.store.backend(), adapters = config.adapters.len(), "ventana serving");
-    Ok(Running { addr, metrics_addr, app, shutdown, tasks })
+    tracing::info!(%addr, %metrics_addr, backend = app.store.backend(), adapters = config.adapters.len(), tls = tls.is_some(), "ventana serving");
+    Ok(Running { addr, metrics_addr, app, tls, shutdown, tasks })
 }
 
 /// A database URL without its password, for messages.

@@ -273,6 +273,8 @@ impl Bench {
             audit: Default::default(),
             rate_limits: Default::default(),
             claim_seconds: ventana::config::DEFAULT_CLAIM_SECONDS,
+            tls: None,
+            plaintext: false,
         };
         let clock = ManualClock::new(chrono::DateTime::parse_from_rfc3339(now)?.to_utc());
         let running = ventana::server::start(&config, Clock::Manual(clock.clone())).await?;

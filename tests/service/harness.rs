@@ -107,6 +107,8 @@ impl TestServer {
             audit: Default::default(),
             rate_limits: Default::default(),
             claim_seconds: ventana::config::DEFAULT_CLAIM_SECONDS,
+            tls: None,
+            plaintext: false,
         };
         adjust(&mut config);
         let clock = ManualClock::new(at(now));

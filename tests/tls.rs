@@ -1,0 +1,139 @@
+//! TLS on the gRPC port: a client that trusts the CA gets through, a
+//! plaintext client or one trusting another CA does not; SIGHUP-style reload
+//! swaps the certificate for new connections and a bad file keeps the old
+//! one; mutual TLS refuses clients without a certificate from the CA; and
+//! plaintext on a non-loopback address is refused unless asked for.
+
+use std::path::{Path, PathBuf};
+
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
+use ventana::api::auth::{Role, create_key};
+use ventana::api::pb;
+use ventana::clock::{Clock, ManualClock};
+use ventana::config::Config;
+use ventana::server::Running;
+use ventana::tls::TlsFiles;
+
+/// A CA, a server and a client certificate made by the repository's script.
+fn make_ca(dir: &Path, name: &str) -> PathBuf {
+    let out = dir.join(name);
+    let status = std::process::Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/make-test-ca.sh"))
+        .arg(&out)
+        .arg(name)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("scripts/make-test-ca.sh runs (needs openssl)");
+    assert!(status.success());
+    out
+}
+
+fn config(dir: &Path, tls: Option<TlsFiles>) -> Config {
+    Config {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        metrics_listen: "127.0.0.1:0".parse().expect("addr"),
+        database_url: format!("sqlite://{}", dir.join("ventana.db").display()),
+        jurisdictions: concat!(env!("CARGO_MANIFEST_DIR"), "/jurisdictions").into(),
+        max_message_bytes: 1 << 20,
+        adapters: Vec::new(),
+        audit: Default::default(),
+        rate_limits: Default::default(),
+        claim_seconds: ventana::config::DEFAULT_CLAIM_SECONDS,
+        tls,
+        plaintext: false,
+    }
+}
+
+async fn start(config: &Config) -> (Running, String) {
+    let clock =
+        ManualClock::new(chrono::DateTime::parse_from_rfc3339("2026-11-25T10:00:00-05:00").expect("t").to_utc());
+    let running = ventana::server::start(config, Clock::Manual(clock)).await.expect("server starts");
+    let key = create_key(&running.app.store, "acme", &[Role::Submitter], 0).await.expect("key");
+    (running, format!("Bearer {key}"))
+}
+
+/// One Rules.List call on a new connection: `trust` is the CA file the client trusts
+/// (None: plaintext), `identity` the client certificate directory.
+async fn list(running: &Running, key: &str, trust: Option<&Path>, identity: Option<&Path>) -> Result<(), String> {
+    let port = running.addr.port();
+    let channel = match trust {
+        None => Channel::from_shared(format!("http://127.0.0.1:{port}")).map_err(|e| e.to_string())?,
+        Some(ca) => {
+            let mut tls = ClientTlsConfig::new()
+                .ca_certificate(Certificate::from_pem(std::fs::read(ca).expect("ca")))
+                .domain_name("localhost");
+            if let Some(dir) = identity {
+                let cert = std::fs::read(dir.join("client.pem")).expect("client cert");
+                let key = std::fs::read(dir.join("client.key")).expect("client key");
+                tls = tls.identity(Identity::from_pem(cert, key));
+            }
+            Channel::from_shared(format!("https://127.0.0.1:{port}"))
+                .map_err(|e| e.to_string())?
+                .tls_config(tls)
+                .map_err(|e| e.to_string())?
+        }
+    };
+    let channel = channel.connect().await.map_err(|e| format!("connect: {e:?}"))?;
+    let mut client = pb::rules_client::RulesClient::new(channel);
+    let mut request = tonic::Request::new(pb::ListRulesRequest {});
+    request.metadata_mut().insert("authorization", key.parse().expect("ascii"));
+    client.list(request).await.map(|_| ()).map_err(|e| format!("call: {e}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_serves_trusting_clients_and_reloads_its_certificate() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (a, b) = (make_ca(dir.path(), "ca-a"), make_ca(dir.path(), "ca-b"));
+    let live = dir.path().join("live");
+    std::fs::create_dir(&live).expect("live dir");
+    for file in ["server.pem", "server.key"] {
+        std::fs::copy(a.join(file), live.join(file)).expect("copy");
+    }
+    let files = TlsFiles { cert: live.join("server.pem"), key: live.join("server.key"), client_ca: None };
+    let (running, key) = start(&config(dir.path(), Some(files))).await;
+    let tls = running.tls.clone().expect("TLS in force");
+
+    list(&running, &key, Some(&a.join("ca-a-ca.pem")), None).await.expect("a client trusting CA A gets through");
+    assert!(list(&running, &key, None, None).await.is_err(), "plaintext is refused on a TLS port");
+    assert!(list(&running, &key, Some(&b.join("ca-b-ca.pem")), None).await.is_err(), "CA B does not vouch for it");
+
+    // Rotate to CA B's certificate and reload: new connections see the new one.
+    for file in ["server.pem", "server.key"] {
+        std::fs::copy(b.join(file), live.join(file)).expect("copy");
+    }
+    tls.reload().expect("reload");
+    list(&running, &key, Some(&b.join("ca-b-ca.pem")), None).await.expect("after reload CA B's certificate is served");
+    assert!(list(&running, &key, Some(&a.join("ca-a-ca.pem")), None).await.is_err(), "the old certificate is gone");
+
+    // A broken file is reported with its name and changes nothing.
+    std::fs::write(live.join("server.pem"), "not a certificate").expect("write");
+    let error = tls.reload().expect_err("a broken certificate file is refused");
+    assert!(error.contains("server.pem"), "{error}");
+    list(&running, &key, Some(&b.join("ca-b-ca.pem")), None).await.expect("the certificate in force stays");
+    running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutual_tls_requires_a_client_certificate_from_the_ca() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (a, b) = (make_ca(dir.path(), "ca-a"), make_ca(dir.path(), "ca-b"));
+    let files =
+        TlsFiles { cert: a.join("server.pem"), key: a.join("server.key"), client_ca: Some(a.join("ca-a-ca.pem")) };
+    let (running, key) = start(&config(dir.path(), Some(files))).await;
+    let trust = a.join("ca-a-ca.pem");
+    assert!(list(&running, &key, Some(&trust), None).await.is_err(), "no client certificate");
+    assert!(list(&running, &key, Some(&trust), Some(&b)).await.is_err(), "a client certificate from another CA");
+    list(&running, &key, Some(&trust), Some(&a)).await.expect("a client certificate from the CA");
+    running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plaintext_beyond_loopback_only_when_asked() {
+    let dir = tempfile::tempdir().expect("dir");
+    let mut open = config(dir.path(), None);
+    open.listen = "0.0.0.0:0".parse().expect("addr");
+    let error = ventana::server::start(&open, Clock::System).await.err().expect("refused");
+    assert!(format!("{error:#}").contains("refusing plaintext"), "{error:#}");
+    open.plaintext = true;
+    let running = ventana::server::start(&open, Clock::System).await.expect("plaintext = true allows it");
+    running.shutdown().await;
+}
