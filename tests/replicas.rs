@@ -7,97 +7,20 @@
 //! `claim_seconds`), and leases held by a dead replica are re-offered.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
+mod processes;
+
+use processes::*;
 use sqlx::Connection;
 use tonic::metadata::{Ascii, MetadataValue};
 use ventana::api::pb;
 
-const RULES: &str = r#"
-jurisdiction = "ZZ"
-name = "Replica test land: any hour, ten contacts a day"
-time_zones = ["UTC"]
-
-[[versions]]
-effective_from = 2020-01-01
-
-[[versions.windows]]
-id = "zz-any-hour"
-citation = "test"
-description = "any hour, any day"
-basis = "recommended"
-channels = ["all"]
-mon_fri = ["00:00-24:00"]
-sat = ["00:00-24:00"]
-sun = ["00:00-24:00"]
-holiday = ["00:00-24:00"]
-
-[[versions.caps]]
-id = "zz-ten-a-day"
-citation = "test"
-description = "at most ten contacts per debtor in any 24 hours"
-basis = "recommended"
-channels = ["all"]
-scope = "debtor"
-limit = 10
-rolling = "24h"
-"#;
-
 const DEBTORS: usize = 500;
 const INTENTS: usize = 10_000;
-
-struct Replica {
-    child: Child,
-    addr: SocketAddr,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
-}
-
-/// `ventana` with the test's database, and the rules and config file in `dir`.
-fn ventana(args: &[&str], database_url: &str, dir: &std::path::Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_ventana"));
-    command
-        .args(args)
-        .env("DATABASE_URL", database_url)
-        .env("VENTANA_JURISDICTIONS", dir.join("rules"))
-        .env("VENTANA_CONFIG", dir.join("ventana.toml"))
-        .env("RUST_LOG", "warn");
-    command
-}
-
-async fn start_replica(database_url: &str, dir: &std::path::Path) -> Replica {
-    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
-    let mut child =
-        ventana(&["serve", "--listen", &addr.to_string(), "--metrics-listen", "127.0.0.1:0"], database_url, dir)
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("replica starts");
-    for _ in 0..200 {
-        if tokio::net::TcpStream::connect(addr).await.is_ok() {
-            return Replica { child, addr };
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("replica on {addr} never listened");
-}
-
-async fn channel(addr: SocketAddr) -> tonic::transport::Channel {
-    tonic::transport::Endpoint::from_shared(format!("http://{addr}")).expect("endpoint").connect_lazy()
-}
-
-fn with_key<T>(message: T, key: &MetadataValue<Ascii>) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    request.metadata_mut().insert("authorization", key.clone());
-    request
-}
 
 /// How the victim replica is stopped halfway through the submissions.
 #[derive(Clone, Copy, PartialEq)]
@@ -129,19 +52,6 @@ impl Drop for Cluster {
     }
 }
 
-async fn fresh_database() -> String {
-    let admin =
-        std::env::var("VENTANA_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    let mut conn =
-        sqlx::PgConnection::connect(&admin).await.unwrap_or_else(|e| panic!("PostgreSQL is required ({admin}): {e}"));
-    let name = format!("ventana_test_{}", uuid::Uuid::new_v4().simple());
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut conn)
-        .await
-        .expect("create database");
-    format!("{}/{name}", admin.rsplit_once('/').map_or(admin.as_str(), |(base, _)| base))
-}
-
 fn timestamp(t: SystemTime) -> prost_types::Timestamp {
     let since = t.duration_since(SystemTime::UNIX_EPOCH).expect("after 1970");
     prost_types::Timestamp { seconds: since.as_secs() as i64, nanos: since.subsec_nanos() as i32 }
@@ -154,20 +64,8 @@ fn timestamp(t: SystemTime) -> prost_types::Timestamp {
 async fn replicas_share_the_work(count: usize, stop: Stop) -> Cluster {
     let database_url = fresh_database().await;
     let dir = tempfile::tempdir().expect("dir");
-    std::fs::create_dir(dir.path().join("rules")).expect("rules dir");
-    std::fs::write(dir.path().join("rules/ZZ.toml"), RULES).expect("rules");
-    std::fs::write(dir.path().join("ventana.toml"), "claim_seconds = 3\n").expect("config");
-
-    let output = ventana(
-        &["keys", "create", "--tenant", "acme", "--role", "submitter", "--role", "adapter"],
-        &database_url,
-        dir.path(),
-    )
-    .output()
-    .expect("keys create");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let key: MetadataValue<Ascii> =
-        format!("Bearer {}", String::from_utf8_lossy(&output.stdout).trim()).parse().expect("ascii");
+    write_setup(dir.path(), "claim_seconds = 3\n");
+    let key = create_key(&database_url, dir.path(), &["submitter", "adapter"]);
 
     let mut survivors = Vec::new();
     for _ in 0..count {
