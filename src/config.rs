@@ -119,6 +119,8 @@ pub struct FileRateLimits {
     pub channels: BTreeMap<String, FileRate>,
     #[serde(default)]
     pub tenants: BTreeMap<String, FileRate>,
+    /// Requests per API key, every RPC.
+    pub per_key: Option<FileRate>,
 }
 
 /// One rate: `per_second` and `burst` (default: one second's worth).
@@ -190,6 +192,9 @@ impl Config {
         }
         for (tenant, raw) in &from_file.rate_limits.tenants {
             rate_limits.tenants.insert(tenant.clone(), rate(&format!("rate_limits.tenants.{tenant}"), raw)?);
+        }
+        if let Some(raw) = &from_file.rate_limits.per_key {
+            rate_limits.per_key = Some(rate("rate_limits.per_key", raw)?);
         }
         let adapters = from_file
             .adapters

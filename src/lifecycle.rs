@@ -78,7 +78,7 @@ pub struct App {
     /// Woken when contacts were released (built-in adapters wait on it).
     pub released: Notify,
     /// Throughput limits on leases (per replica).
-    limits: RateLimits,
+    pub limits: RateLimits,
     /// How long a claim on due intents lasts.
     claim: Duration,
 }

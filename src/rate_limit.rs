@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::num::NonZeroU32;
 
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use crate::domain::Channel;
 
@@ -22,8 +22,12 @@ pub struct Rate {
 }
 
 impl Rate {
+    fn quota(self) -> Quota {
+        Quota::per_second(self.per_second).allow_burst(self.burst)
+    }
+
     fn limiter(self) -> DefaultDirectRateLimiter {
-        RateLimiter::direct(Quota::per_second(self.per_second).allow_burst(self.burst))
+        RateLimiter::direct(self.quota())
     }
 }
 
@@ -32,6 +36,8 @@ impl Rate {
 pub struct RateLimitConfig {
     pub channels: HashMap<Channel, Rate>,
     pub tenants: HashMap<String, Rate>,
+    /// API requests per key (every RPC), per replica.
+    pub per_key: Option<Rate>,
 }
 
 /// The live limiters of one replica.
@@ -39,6 +45,7 @@ pub struct RateLimitConfig {
 pub struct RateLimits {
     channels: HashMap<Channel, DefaultDirectRateLimiter>,
     tenants: HashMap<String, DefaultDirectRateLimiter>,
+    keys: Option<DefaultKeyedRateLimiter<String>>,
 }
 
 /// Which limit held a contact back.
@@ -53,7 +60,13 @@ impl RateLimits {
         RateLimits {
             channels: config.channels.iter().map(|(c, r)| (*c, r.limiter())).collect(),
             tenants: config.tenants.iter().map(|(t, r)| (t.clone(), r.limiter())).collect(),
+            keys: config.per_key.map(|r| RateLimiter::keyed(r.quota())),
         }
+    }
+
+    /// Takes one request from the API key's limit; `false` when it is exhausted.
+    pub fn admit_request(&self, key_prefix: &str) -> bool {
+        self.keys.as_ref().is_none_or(|keys| keys.check_key(&key_prefix.to_string()).is_ok())
     }
 
     /// Takes one unit from the tenant's and the channel's limits, or says

@@ -4,6 +4,7 @@
 use sha2::{Digest, Sha256};
 use tonic::{Request, Status};
 
+use crate::lifecycle::App;
 use crate::store::Store;
 
 /// What a key may do.
@@ -70,8 +71,9 @@ pub async fn create_key(
     Ok(key)
 }
 
-/// Checks the caller's key and that it has one of `allowed` (admin always may).
-pub async fn authenticate<T>(store: &Store, request: &Request<T>, allowed: &[Role]) -> Result<Caller, Status> {
+/// Checks the caller's key, its request rate and that it has one of
+/// `allowed` (admin always may).
+pub async fn authenticate<T>(app: &App, request: &Request<T>, allowed: &[Role]) -> Result<Caller, Status> {
     let header = request
         .metadata()
         .get("authorization")
@@ -83,11 +85,18 @@ pub async fn authenticate<T>(store: &Store, request: &Request<T>, allowed: &[Rol
         .map(str::trim)
         .filter(|k| !k.is_empty())
         .ok_or_else(|| Status::unauthenticated("authorization must be `Bearer <api key>`"))?;
-    let row = store
+    let row = app
+        .store
         .find_key(&key_hash(key))
         .await
         .map_err(|e| crate::api::convert::error_to_status(e.into()))?
         .ok_or_else(|| Status::unauthenticated("unknown or revoked api key"))?;
+    if !app.limits.admit_request(&row.key_prefix) {
+        return Err(Status::resource_exhausted(format!(
+            "api key {}… is over its request rate limit; slow down and retry",
+            row.key_prefix
+        )));
+    }
     let roles: Vec<Role> = row.roles.split(',').filter_map(|r| Role::parse(r.trim()).ok()).collect();
     if !roles.iter().any(|r| *r == Role::Admin || allowed.contains(r)) {
         let wanted: Vec<&str> = allowed.iter().map(|r| r.as_str()).collect();

@@ -35,7 +35,7 @@ const ANYONE: &[Role] = &[Role::Submitter, Role::Adapter, Role::Auditor];
 #[tonic::async_trait]
 impl pb::contact_scheduler_server::ContactScheduler for Api {
     async fn submit(&self, request: Request<pb::SubmitRequest>) -> Result<Response<pb::SubmitResponse>, Status> {
-        let caller = authenticate(&self.app.store, &request, SUBMITTERS).await?;
+        let caller = authenticate(&self.app, &request, SUBMITTERS).await?;
         let submission = convert::submission(&caller.tenant, request.get_ref().intent.as_ref())?;
         let row = self.submits.submit(submission).await.map_err(error_to_status)?;
         Ok(Response::new(convert::submit_response(&row)))
@@ -45,7 +45,7 @@ impl pb::contact_scheduler_server::ContactScheduler for Api {
         &self,
         request: Request<pb::SubmitBatchRequest>,
     ) -> Result<Response<pb::SubmitBatchResponse>, Status> {
-        let caller = authenticate(&self.app.store, &request, SUBMITTERS).await?;
+        let caller = authenticate(&self.app, &request, SUBMITTERS).await?;
         let intents = &request.get_ref().intents;
         if intents.is_empty() || intents.len() > MAX_BATCH {
             return Err(Status::invalid_argument(format!("intents: send 1 to {MAX_BATCH} intents")));
@@ -77,7 +77,7 @@ impl pb::contact_scheduler_server::ContactScheduler for Api {
     }
 
     async fn get(&self, request: Request<pb::GetRequest>) -> Result<Response<pb::IntentView>, Status> {
-        let caller = authenticate(&self.app.store, &request, READERS).await?;
+        let caller = authenticate(&self.app, &request, READERS).await?;
         let intent_id = convert::id("intent_id", &request.get_ref().intent_id)?;
         let row = self
             .app
@@ -90,7 +90,7 @@ impl pb::contact_scheduler_server::ContactScheduler for Api {
     }
 
     async fn cancel(&self, request: Request<pb::CancelRequest>) -> Result<Response<pb::IntentView>, Status> {
-        let caller = authenticate(&self.app.store, &request, SUBMITTERS).await?;
+        let caller = authenticate(&self.app, &request, SUBMITTERS).await?;
         let intent_id = convert::id("intent_id", &request.get_ref().intent_id)?;
         let reason = request.get_ref().reason.clone();
         let rows = self
@@ -116,7 +116,7 @@ impl pb::contact_scheduler_server::ContactScheduler for Api {
         &self,
         request: Request<pb::CancelForDebtRequest>,
     ) -> Result<Response<pb::CancelForDebtResponse>, Status> {
-        let caller = authenticate(&self.app.store, &request, SUBMITTERS).await?;
+        let caller = authenticate(&self.app, &request, SUBMITTERS).await?;
         let debtor_id = convert::id("debtor_id", &request.get_ref().debtor_id)?;
         let debt_id = convert::id("debt_id", &request.get_ref().debt_id)?;
         let rows = self
@@ -134,7 +134,7 @@ impl pb::contact_scheduler_server::ContactScheduler for Api {
     }
 
     async fn explain(&self, request: Request<pb::ExplainRequest>) -> Result<Response<pb::Decision>, Status> {
-        let caller = authenticate(&self.app.store, &request, READERS).await?;
+        let caller = authenticate(&self.app, &request, READERS).await?;
         let submission = convert::submission(&caller.tenant, request.get_ref().intent.as_ref())?;
         let at = match &request.get_ref().at {
             Some(t) => convert::timestamp("at", t)?,
@@ -148,7 +148,7 @@ impl pb::contact_scheduler_server::ContactScheduler for Api {
         &self,
         request: Request<pb::SetPreferencesRequest>,
     ) -> Result<Response<pb::Preferences>, Status> {
-        let caller = authenticate(&self.app.store, &request, SUBMITTERS).await?;
+        let caller = authenticate(&self.app, &request, SUBMITTERS).await?;
         let req = request.get_ref();
         let debtor_id = convert::id("debtor_id", &req.debtor_id)?;
         let source = convert::id("source", &req.source)?;
@@ -183,7 +183,7 @@ impl pb::contact_scheduler_server::ContactScheduler for Api {
 #[tonic::async_trait]
 impl pb::dispatch_server::Dispatch for Api {
     async fn lease(&self, request: Request<pb::LeaseRequest>) -> Result<Response<pb::LeaseResponse>, Status> {
-        let caller = authenticate(&self.app.store, &request, ADAPTERS).await?;
+        let caller = authenticate(&self.app, &request, ADAPTERS).await?;
         let req = request.get_ref();
         if req.channels.is_empty() || req.channels.len() > 7 {
             return Err(Status::invalid_argument("channels: name 1 to 7 channels"));
@@ -212,7 +212,7 @@ impl pb::dispatch_server::Dispatch for Api {
     }
 
     async fn ack(&self, request: Request<pb::AckRequest>) -> Result<Response<pb::AckResponse>, Status> {
-        let caller = authenticate(&self.app.store, &request, ADAPTERS).await?;
+        let caller = authenticate(&self.app, &request, ADAPTERS).await?;
         let req = request.get_ref();
         let dispatch_id = convert::id("dispatch_id", &req.dispatch_id)?;
         let outcome = convert::ack_outcome(req.outcome)?;
@@ -242,12 +242,12 @@ fn jurisdiction_infos(book: &RuleBook) -> pb::ListRulesResponse {
 #[tonic::async_trait]
 impl pb::rules_server::Rules for Api {
     async fn list(&self, request: Request<pb::ListRulesRequest>) -> Result<Response<pb::ListRulesResponse>, Status> {
-        authenticate(&self.app.store, &request, ANYONE).await?;
+        authenticate(&self.app, &request, ANYONE).await?;
         Ok(Response::new(jurisdiction_infos(&self.app.rules())))
     }
 
     async fn calendar(&self, request: Request<pb::CalendarRequest>) -> Result<Response<pb::CalendarResponse>, Status> {
-        authenticate(&self.app.store, &request, ANYONE).await?;
+        authenticate(&self.app, &request, ANYONE).await?;
         let req = request.get_ref();
         if !(1900..=2200).contains(&req.year) {
             return Err(Status::invalid_argument("year: must be 1900 to 2200"));
@@ -263,7 +263,7 @@ impl pb::rules_server::Rules for Api {
     }
 
     async fn reload(&self, request: Request<pb::ReloadRequest>) -> Result<Response<pb::ListRulesResponse>, Status> {
-        let caller = authenticate(&self.app.store, &request, &[Role::Admin]).await?;
+        let caller = authenticate(&self.app, &request, &[Role::Admin]).await?;
         let dir = self.rules_dir.clone();
         let loaded = tokio::task::spawn_blocking(move || RuleBook::load_dir(&dir))
             .await
@@ -317,7 +317,7 @@ impl pb::audit_server::Audit for Api {
     type ExportStream = tokio_stream::wrappers::ReceiverStream<Result<pb::AuditEvent, Status>>;
 
     async fn export(&self, request: Request<pb::ExportRequest>) -> Result<Response<Self::ExportStream>, Status> {
-        let caller = authenticate(&self.app.store, &request, &[Role::Auditor]).await?;
+        let caller = authenticate(&self.app, &request, &[Role::Auditor]).await?;
         let req = request.get_ref();
         let from = req.from.as_ref().map(|t| convert::timestamp("from", t)).transpose()?.unwrap_or_default();
         let to = match &req.to {

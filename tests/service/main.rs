@@ -783,3 +783,26 @@ async fn surge_goes_out_highest_priority_first_and_new_submissions_get_through(b
     server.stop().await;
 }
 on_both_backends!(surge_goes_out_highest_priority_first_and_new_submissions_get_through);
+
+async fn a_key_over_its_request_rate_is_told_to_slow_down(backend: Backend) {
+    let server = TestServer::start_configured(backend, "2026-11-25T10:00:00-05:00", |config| {
+        config.rate_limits.per_key = Some(ventana::rate_limit::Rate {
+            per_second: std::num::NonZeroU32::new(1).expect("nonzero"),
+            burst: std::num::NonZeroU32::new(3).expect("nonzero"),
+        });
+    })
+    .await;
+    let mut busy = server.scheduler("acme").await;
+    let mut calm = server.scheduler("acme").await;
+    let mut codes = Vec::new();
+    for n in 0..5 {
+        let answer = busy.get(pb::GetRequest { intent_id: format!("nothing-{n}") }).await;
+        codes.push(answer.expect_err("no such intent").code());
+    }
+    assert_eq!(&codes[..3], &[Code::NotFound; 3], "the burst of 3 is served");
+    assert_eq!(&codes[3..], &[Code::ResourceExhausted; 2], "then the key is held back");
+    let other = calm.get(pb::GetRequest { intent_id: "nothing".into() }).await.expect_err("no such intent");
+    assert_eq!(other.code(), Code::NotFound, "another key has its own budget");
+    server.stop().await;
+}
+on_both_backends!(a_key_over_its_request_rate_is_told_to_slow_down);
