@@ -1,0 +1,137 @@
+//! PostgreSQL unreachable for 30 s under load: a TCP proxy between Ventana
+//! and the database cuts every connection and refuses new ones. Meanwhile
+//! calls fail fast with UNAVAILABLE; afterwards the service recovers by
+//! itself and every submission it acknowledged is stored.
+
+use std::time::{Duration, Instant};
+
+use sqlx::Connection;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use ventana::api::auth::{Role, create_key};
+use ventana::api::pb;
+use ventana::clock::{Clock, ManualClock};
+use ventana::config::Config;
+
+/// Forwards to PostgreSQL while `up`; when it goes down, open connections are cut and new ones dropped.
+async fn proxy(listener: TcpListener, up: watch::Receiver<bool>) {
+    loop {
+        let Ok((mut client, _)) = listener.accept().await else { continue };
+        if !*up.borrow() {
+            continue; // dropped at once
+        }
+        let mut up = up.clone();
+        tokio::spawn(async move {
+            let Ok(mut server) = TcpStream::connect("127.0.0.1:5432").await else { return };
+            tokio::select! {
+                _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                _ = up.wait_for(|up| !*up) => {}
+            }
+        });
+    }
+}
+
+fn submit_request(n: usize, key: &str) -> tonic::Request<pb::SubmitRequest> {
+    let intent = pb::Intent {
+        intent_id: format!("fault-{n}"),
+        debtor_id: format!("d-{n}"),
+        channel: pb::Channel::Sms as i32,
+        party: pb::Party::Debtor as i32,
+        stage: pb::Stage::Extrajudicial as i32,
+        jurisdiction: "PE".into(),
+        ..Default::default()
+    };
+    let mut request = tonic::Request::new(pb::SubmitRequest { intent: Some(intent) });
+    request.metadata_mut().insert("authorization", key.parse().expect("ascii"));
+    request
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_unreachable_for_30_seconds_fails_fast_and_recovers() {
+    let admin =
+        std::env::var("VENTANA_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let mut conn =
+        sqlx::PgConnection::connect(&admin).await.unwrap_or_else(|e| panic!("PostgreSQL is required ({admin}): {e}"));
+    let name = format!("ventana_test_{}", uuid::Uuid::new_v4().simple());
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await.expect("create");
+
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("proxy port");
+    let port = listener.local_addr().expect("addr").port();
+    let (set_up, up) = watch::channel(true);
+    tokio::spawn(proxy(listener, up));
+
+    let config = Config {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        metrics_listen: "127.0.0.1:0".parse().expect("addr"),
+        database_url: format!("postgres://postgres@127.0.0.1:{port}/{name}"),
+        jurisdictions: concat!(env!("CARGO_MANIFEST_DIR"), "/jurisdictions").into(),
+        max_message_bytes: 1 << 20,
+        adapters: Vec::new(),
+        audit: Default::default(),
+        rate_limits: Default::default(),
+        claim_seconds: ventana::config::DEFAULT_CLAIM_SECONDS,
+        tls: None,
+        plaintext: false,
+    };
+    let clock =
+        ManualClock::new(chrono::DateTime::parse_from_rfc3339("2026-11-25T10:00:00-05:00").expect("t").to_utc());
+    let running = ventana::server::start(&config, Clock::Manual(clock)).await.expect("server starts");
+    let key = format!("Bearer {}", create_key(&running.app.store, "acme", &[Role::Submitter], 0).await.expect("key"));
+    let channel = tonic::transport::Channel::from_shared(format!("http://{}", running.addr))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect");
+    let mut client = pb::contact_scheduler_client::ContactSchedulerClient::new(channel);
+    let mut acknowledged = Vec::new();
+    let mut n = 0;
+    for _ in 0..20 {
+        client.submit(submit_request(n, &key)).await.expect("submit while the database is up");
+        acknowledged.push(n);
+        n += 1;
+    }
+
+    // Down for 30 s: every call ends quickly, with UNAVAILABLE.
+    let _ = set_up.send(false);
+    let down = Instant::now();
+    let mut refused = 0;
+    let down_for = Duration::from_secs(30);
+    while down.elapsed() < down_for {
+        let started = Instant::now();
+        match client.submit(submit_request(n, &key)).await {
+            Ok(_) => acknowledged.push(n),
+            Err(status) => {
+                assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+                refused += 1;
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "a call hung {:?} with the database down",
+            started.elapsed()
+        );
+        n += 1;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(refused > 10, "calls were refused while the database was down ({refused})");
+
+    // Back up: the service recovers by itself.
+    let _ = set_up.send(true);
+    let back = Instant::now();
+    loop {
+        if client.submit(submit_request(n, &key)).await.is_ok() {
+            acknowledged.push(n);
+            break;
+        }
+        assert!(back.elapsed() < Duration::from_secs(30), "no recovery after the database came back");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        n += 1;
+    }
+    eprintln!("refused {refused} calls while down; recovered {:.1} s after", back.elapsed().as_secs_f64());
+    for n in acknowledged {
+        let mut request = tonic::Request::new(pb::GetRequest { intent_id: format!("fault-{n}") });
+        request.metadata_mut().insert("authorization", key.parse().expect("ascii"));
+        client.get(request).await.unwrap_or_else(|e| panic!("acknowledged fault-{n} is lost: {e}"));
+    }
+    running.shutdown().await;
+}
