@@ -14,6 +14,7 @@ use chrono_tz::Tz;
 use serde::Serialize;
 
 use crate::domain::{ContactEvent, Intent, Preferences};
+use crate::rules::file::TimeRange;
 use crate::rules::holidays::HolidayCalendar;
 use crate::rules::{DAY_NAMES, Resolved, RuleMeta, RuleVersion};
 use windows::{WindowConstraint, day_type, next_common_slot};
@@ -80,12 +81,24 @@ pub struct Reason {
     detail: Detail,
 }
 
-/// What a reason says, rendered into a sentence only when asked (releases
-/// are the hot path and are rarely read).
+/// What a reason says, rendered into a sentence only when asked (decisions
+/// are the hot path; their sentences are read far less often).
 #[derive(Clone, Debug, PartialEq)]
 enum Detail {
     Text(String),
-    InsideWindow { at: DateTime<Utc>, zone: Tz },
+    InsideWindow {
+        at: DateTime<Utc>,
+        zone: Tz,
+    },
+    /// `at` is outside the rule's hours for its day type (`day`), which is
+    /// a public holiday when `holiday` names one.
+    OutsideWindow {
+        at: DateTime<Utc>,
+        zone: Tz,
+        day: usize,
+        holiday: Option<Arc<str>>,
+        hours: Vec<TimeRange>,
+    },
 }
 
 impl Reason {
@@ -100,6 +113,19 @@ impl Reason {
             Detail::InsideWindow { at, zone } => {
                 let description = self.rule.as_ref().map_or("", |r| r.description.as_ref());
                 format!("{description}: {} is inside the allowed hours", local(*at, *zone))
+            }
+            Detail::OutsideWindow { at, zone, day, holiday, hours } => {
+                let description = self.rule.as_ref().map_or("", |r| r.description.as_ref());
+                let allowed = if hours.is_empty() {
+                    "no contact".to_string()
+                } else {
+                    hours.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+                };
+                let when = match holiday {
+                    Some(name) => format!("{} is a public holiday ({name})", at.with_timezone(zone).date_naive()),
+                    None => format!("it is {}", local(*at, *zone)),
+                };
+                format!("{description}: {when}; allowed on {}: {allowed}", DAY_NAMES[*day])
             }
         }
     }
@@ -308,22 +334,17 @@ fn window_reasons(
         .iter()
         .filter(|c| !c.allows(t, calendars))
         .map(|c| {
-            let date = t.with_timezone(&c.zone).date_naive();
-            let (day, holiday) = day_type(calendars, date);
-            let hours = &c.rule.days[day];
-            let allowed = if hours.is_empty() {
-                "no contact".to_string()
-            } else {
-                hours.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
-            };
-            let when = match holiday {
-                Some(h) => format!("{date} is a public holiday ({})", h.name),
-                None => format!("it is {}", local(t, c.zone)),
-            };
-            reason(
-                &c.rule.meta,
-                format!("{}: {when}; allowed on {}: {allowed}", c.rule.meta.description, DAY_NAMES[day]),
-            )
+            let (day, holiday) = day_type(calendars, t.with_timezone(&c.zone).date_naive());
+            Reason {
+                rule: Some(c.rule.meta.clone()),
+                detail: Detail::OutsideWindow {
+                    at: t,
+                    zone: c.zone,
+                    day,
+                    holiday: holiday.map(|h| h.name.clone()),
+                    hours: c.rule.days[day].clone(),
+                },
+            }
         })
         .collect()
 }
