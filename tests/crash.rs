@@ -36,6 +36,31 @@ fn next_random(state: &mut u64) -> u64 {
     *state
 }
 
+/// Leases up to `max` contacts, records them and acks each as delivered; how many.
+async fn lease_and_ack(
+    adapter: &mut pb::dispatch_client::DispatchClient<tonic::transport::Channel>,
+    key: &MetadataValue<Ascii>,
+    seen: &Mutex<Observed>,
+    max: i32,
+    lease_duration: Option<prost_types::Duration>,
+) -> Result<usize, tonic::Status> {
+    let request = pb::LeaseRequest { channels: vec![pb::Channel::Sms as i32], max_items: max, lease_duration };
+    let items = adapter.lease(with_key(request, key)).await?.into_inner().items;
+    let count = items.len();
+    for item in items {
+        let intent_id = item.intent.as_ref().map(|i| i.intent_id.clone()).unwrap_or_default();
+        seen.lock().expect("lock").leased.insert(item.dispatch_id.clone(), intent_id);
+        let ack = pb::AckRequest {
+            dispatch_id: item.dispatch_id,
+            outcome: pb::Outcome::Delivered as i32,
+            at: None,
+            detail: String::new(),
+        };
+        adapter.ack(with_key(ack, key)).await?;
+    }
+    Ok(count)
+}
+
 /// Runs the workload against `addr` until the process dies; returns when the workers stop.
 async fn workload(addr: std::net::SocketAddr, key: MetadataValue<Ascii>, round: usize, seen: Arc<Mutex<Observed>>) {
     let channel = channel(addr).await;
@@ -67,27 +92,8 @@ async fn workload(addr: std::net::SocketAddr, key: MetadataValue<Ascii>, round: 
     let (channel, key, seen) = (channel.clone(), key.clone(), seen.clone());
     workers.push(tokio::spawn(async move {
         let mut adapter = pb::dispatch_client::DispatchClient::new(channel);
-        loop {
-            let request = pb::LeaseRequest {
-                channels: vec![pb::Channel::Sms as i32],
-                max_items: 20,
-                lease_duration: Some(prost_types::Duration { seconds: 1, nanos: 0 }),
-            };
-            let Ok(response) = adapter.lease(with_key(request, &key)).await else { return };
-            for item in response.into_inner().items {
-                let intent_id = item.intent.as_ref().map(|i| i.intent_id.clone()).unwrap_or_default();
-                seen.lock().expect("lock").leased.insert(item.dispatch_id.clone(), intent_id);
-                let ack = pb::AckRequest {
-                    dispatch_id: item.dispatch_id,
-                    outcome: pb::Outcome::Delivered as i32,
-                    at: None,
-                    detail: String::new(),
-                };
-                if adapter.ack(with_key(ack, &key)).await.is_err() {
-                    return;
-                }
-            }
-        }
+        let one_second = Some(prost_types::Duration { seconds: 1, nanos: 0 });
+        while lease_and_ack(&mut adapter, &key, &seen, 20, one_second).await.is_ok() {}
     }));
     for worker in workers {
         let _ = worker.await;
@@ -113,25 +119,7 @@ async fn killed_twenty_times_nothing_lost(database_url: String) {
     let mut server = start_replica(&database_url, dir.path()).await;
     let mut adapter = pb::dispatch_client::DispatchClient::new(channel(server.addr).await);
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    loop {
-        let request =
-            pb::LeaseRequest { channels: vec![pb::Channel::Sms as i32], max_items: 500, lease_duration: None };
-        let items = adapter.lease(with_key(request, &key)).await.expect("lease").into_inner().items;
-        if items.is_empty() {
-            break;
-        }
-        for item in items {
-            let intent_id = item.intent.as_ref().map(|i| i.intent_id.clone()).unwrap_or_default();
-            seen.lock().expect("lock").leased.insert(item.dispatch_id.clone(), intent_id);
-            let ack = pb::AckRequest {
-                dispatch_id: item.dispatch_id,
-                outcome: pb::Outcome::Delivered as i32,
-                at: None,
-                detail: String::new(),
-            };
-            adapter.ack(with_key(ack, &key)).await.expect("ack");
-        }
-    }
+    while lease_and_ack(&mut adapter, &key, &seen, 500, None).await.expect("lease and ack") > 0 {}
     server.child.kill().expect("stop");
     let _ = server.child.wait();
 

@@ -3,9 +3,13 @@
 //! calls fail fast with UNAVAILABLE; afterwards the service recovers by
 //! itself and every submission it acknowledged is stored.
 
+#[allow(dead_code)] // this test needs only `fresh_database`
+mod processes;
+
 use std::time::{Duration, Instant};
 
-use sqlx::Connection;
+use processes::fresh_database;
+
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use ventana::api::auth::{Role, create_key};
@@ -48,12 +52,9 @@ fn submit_request(n: usize, key: &str) -> tonic::Request<pb::SubmitRequest> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_unreachable_for_30_seconds_fails_fast_and_recovers() {
-    let admin =
-        std::env::var("VENTANA_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    let mut conn =
-        sqlx::PgConnection::connect(&admin).await.unwrap_or_else(|e| panic!("PostgreSQL is required ({admin}): {e}"));
-    let name = format!("ventana_test_{}", uuid::Uuid::new_v4().simple());
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await.expect("create");
+    // The database is created directly; Ventana reaches it only through the proxy.
+    let direct = fresh_database().await;
+    let name = direct.rsplit_once('/').map(|(_, name)| name.to_string()).expect("a database name");
 
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("proxy port");
     let port = listener.local_addr().expect("addr").port();
