@@ -1,7 +1,9 @@
 //! PostgreSQL unreachable for 30 s under load: a TCP proxy between Ventana
 //! and the database cuts every connection and refuses new ones. Meanwhile
 //! calls fail fast with UNAVAILABLE; afterwards the service recovers by
-//! itself and every submission it acknowledged is stored.
+//! itself and every submission it acknowledged is stored. Then what a server
+//! restart does to open sessions (terminated with SQLSTATE 57P01) under load:
+//! UNAVAILABLE again, never INTERNAL.
 
 #[allow(dead_code)] // this test needs only `fresh_database`
 mod processes;
@@ -10,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use processes::fresh_database;
 
+use sqlx::Connection;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use ventana::api::auth::{Role, create_key};
@@ -129,6 +132,51 @@ async fn postgres_unreachable_for_30_seconds_fails_fast_and_recovers() {
         n += 1;
     }
     eprintln!("refused {refused} calls while down; recovered {:.1} s after", back.elapsed().as_secs_f64());
+
+    // What a server restart does to open sessions: every backend of this
+    // database is terminated (SQLSTATE 57P01), 20 times, 100 ms apart, while
+    // four clients keep submitting. Calls fail with UNAVAILABLE, never
+    // INTERNAL, and the pool reconnects by itself.
+    let first = n + 1;
+    let submitters: Vec<_> = (0..4)
+        .map(|worker| {
+            let (mut client, key) = (client.clone(), key.clone());
+            tokio::spawn(async move {
+                let (mut served, mut refused) = (Vec::new(), 0);
+                for i in 0..400 {
+                    let n = first + worker * 400 + i;
+                    match client.submit(submit_request(n, &key)).await {
+                        Ok(_) => served.push(n),
+                        Err(status) => {
+                            assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+                            refused += 1;
+                        }
+                    }
+                }
+                (served, refused)
+            })
+        })
+        .collect();
+    let mut admin = sqlx::PgConnection::connect(&direct).await.expect("admin connection");
+    for _ in 0..20 {
+        sqlx::query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        )
+        .execute(&mut admin)
+        .await
+        .expect("terminate backends");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut terminated_refused = 0;
+    for submitter in submitters {
+        let (served, refused) = submitter.await.expect("submitter");
+        acknowledged.extend(served);
+        terminated_refused += refused;
+    }
+    eprintln!("sessions terminated 20 times under load: {terminated_refused} calls refused with UNAVAILABLE");
+    n = first + 1600;
+    client.submit(submit_request(n, &key)).await.expect("submit after the sessions were terminated");
+    acknowledged.push(n);
     for n in acknowledged {
         let mut request = tonic::Request::new(pb::GetRequest { intent_id: format!("fault-{n}") });
         request.metadata_mut().insert("authorization", key.parse().expect("ascii"));

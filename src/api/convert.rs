@@ -300,6 +300,16 @@ pub fn error_to_status(error: LifecycleError) -> Status {
         LifecycleError::Store(StoreError::ShuttingDown) => {
             Status::unavailable("this replica is shutting down; retry (on another replica)")
         }
+        LifecycleError::Store(StoreError::DiskFull(e)) => {
+            metrics::counter!(crate::telemetry::DATABASE_ERRORS).increment(1);
+            tracing::error!(error = %e, "database disk full");
+            Status::resource_exhausted("the database disk is full: nothing was stored; retry once space is freed")
+        }
+        LifecycleError::Store(StoreError::ReadOnly(e)) => {
+            metrics::counter!(crate::telemetry::DATABASE_ERRORS).increment(1);
+            tracing::error!(error = %e, "database is read-only");
+            Status::unavailable("the database is read-only: nothing was stored; retry later")
+        }
         LifecycleError::Store(e) => {
             metrics::counter!(crate::telemetry::DATABASE_ERRORS).increment(1);
             tracing::error!(error = %e, "storage error");

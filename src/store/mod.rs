@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{PgPool, Postgres, Sqlite, SqlitePool, Transaction};
+use sqlx::{Connection, PgPool, Postgres, Sqlite, SqlitePool, Transaction};
 
 use crate::audit::{AuditEvent, AuditRow, GENESIS, canonical, chain_hash};
 
@@ -28,6 +28,47 @@ pub enum StoreError {
     /// The process is stopping and takes no more writes.
     #[error("shutting down")]
     ShuttingDown,
+    /// The database's disk is full: the transaction was rolled back.
+    #[error("database disk full: {0}")]
+    DiskFull(sqlx::Error),
+    /// The database takes no writes (read-only file system, file or server).
+    #[error("database is read-only: {0}")]
+    ReadOnly(sqlx::Error),
+    /// The SQLite file (or its directory, where the WAL lives) cannot be written.
+    #[error("cannot write the SQLite database {path}: {cause}")]
+    NotWritable { path: String, cause: std::io::Error },
+}
+
+/// What a database error means for the caller.
+enum Fault {
+    Unavailable,
+    DiskFull,
+    ReadOnly,
+    Other,
+}
+
+/// Classifies a server-reported error by its SQLite result code or PostgreSQL SQLSTATE.
+fn fault(error: &dyn sqlx::error::DatabaseError) -> Fault {
+    if error.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+        // Extended result codes keep the primary code in the low byte.
+        let primary = error.code().and_then(|c| c.parse::<i32>().ok()).map(|c| c & 0xff);
+        return match primary {
+            Some(13) => Fault::DiskFull,       // SQLITE_FULL
+            Some(8) => Fault::ReadOnly,        // SQLITE_READONLY
+            Some(5 | 6) => Fault::Unavailable, // SQLITE_BUSY, SQLITE_LOCKED past the busy timeout
+            _ => Fault::Other,
+        };
+    }
+    match error.code().as_deref() {
+        Some("53100") => Fault::DiskFull,
+        Some("25006") => Fault::ReadOnly,
+        // Connection exceptions, too many connections / out of resources, and a
+        // server shutting down, restarting or not yet accepting connections.
+        Some(code) if code.starts_with("08") || code.starts_with("57P") || code == "53300" || code == "53000" => {
+            Fault::Unavailable
+        }
+        _ => Fault::Other,
+    }
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -36,6 +77,12 @@ impl From<sqlx::Error> for StoreError {
             sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Tls(_) => {
                 StoreError::Unavailable(e)
             }
+            sqlx::Error::Database(ref db) => match fault(db.as_ref()) {
+                Fault::Unavailable => StoreError::Unavailable(e),
+                Fault::DiskFull => StoreError::DiskFull(e),
+                Fault::ReadOnly => StoreError::ReadOnly(e),
+                Fault::Other => StoreError::Database(e),
+            },
             other => StoreError::Database(other),
         }
     }
@@ -288,6 +335,25 @@ const SELECT_HISTORY: &str = "SELECT debt_id, channel, at, outcome, dispatch_id 
 const SELECT_PREFERENCES: &str =
     "SELECT prefs, source, updated_at FROM preferences WHERE tenant = $1 AND debtor_id = $2";
 
+/// Explains a failure to open a SQLite file: when the file or its directory
+/// cannot be written (WAL mode writes `-wal` and `-shm` files beside it), the
+/// operating system's reason says more than SQLite's "unable to open".
+fn sqlite_open_error(path: &std::path::Path, error: sqlx::Error) -> StoreError {
+    let directory = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let probe = if path.exists() { std::fs::OpenOptions::new().append(true).open(path).map(drop) } else { Ok(()) };
+    let probe = probe.and_then(|()| {
+        let file = directory.join(format!(".ventana-write-probe-{}", std::process::id()));
+        std::fs::write(&file, b"").and_then(|()| std::fs::remove_file(&file))
+    });
+    match probe {
+        Err(cause) => StoreError::NotWritable { path: path.display().to_string(), cause },
+        Ok(()) => StoreError::from(error),
+    }
+}
+
 impl Store {
     /// Connects to `url` (`sqlite://FILE` or `postgres://…`) and applies migrations.
     pub async fn connect(url: &str) -> StoreResult<Store> {
@@ -298,7 +364,25 @@ impl Store {
                 .synchronous(SqliteSynchronous::Full)
                 .busy_timeout(Duration::from_secs(10))
                 .foreign_keys(true);
-            let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
+            let path = options.get_filename().to_path_buf();
+            let pool = SqlitePoolOptions::new().max_connections(8).before_acquire(|conn, _| {
+                Box::pin(async move {
+                    // After SQLITE_FULL, SQLITE_IOERR and the like SQLite rolls the
+                    // transaction back by itself; sqlx's own ROLLBACK then fails and
+                    // the connection still counts as inside a transaction, so the
+                    // next BEGIN would fail. A ping runs after any pending rollback;
+                    // a connection still in that state is closed, not reused.
+                    if !conn.is_in_transaction() {
+                        return Ok(true);
+                    }
+                    conn.ping().await?;
+                    Ok(!conn.is_in_transaction())
+                })
+            });
+            let pool = match pool.connect_with(options).await {
+                Ok(pool) => pool,
+                Err(e) => return Err(sqlite_open_error(&path, e)),
+            };
             Store::Sqlite(pool, WriteQueue::default())
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             // Plans are made per execution: a plan cached while a table was small

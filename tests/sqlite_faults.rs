@@ -1,0 +1,217 @@
+//! SQLite on a full disk and on a read-only file system, with a real
+//! `ventana serve` process on a size-limited tmpfs (mounting it needs root or
+//! CAP_SYS_ADMIN, as CI has; without it these tests fail, they do not skip).
+//! A full disk refuses writes with RESOURCE_EXHAUSTED and a message, keeps
+//! serving reads and recovers by itself once space is freed; a read-only file
+//! system stops the service from starting with a message naming the file and
+//! the cause. Either way the database stays intact: `PRAGMA integrity_check`,
+//! every acknowledged submission stored, `ventana audit verify` passes.
+
+#[allow(dead_code)] // this test uses the process helpers, not the replica rules
+mod processes;
+
+use std::collections::HashSet;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use processes::*;
+use sqlx::Connection;
+use tonic::metadata::{Ascii, MetadataValue};
+use ventana::api::pb;
+
+/// A tmpfs of a fixed size, unmounted when dropped.
+struct Tmpfs {
+    dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    fn mount(kib: usize) -> Tmpfs {
+        let dir = tempfile::tempdir().expect("mount point");
+        let size = format!("size={kib}k");
+        let output = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &size, "tmpfs"])
+            .arg(dir.path())
+            .output()
+            .expect("run mount");
+        assert!(
+            output.status.success(),
+            "mounting a {kib} KiB tmpfs needs root or CAP_SYS_ADMIN: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        Tmpfs { dir }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Remounts read-only (`ro`) or read-write (`rw`); no file may be open for writing.
+    fn remount(&self, mode: &str) {
+        let output = Command::new("mount")
+            .args(["-o", &format!("remount,{mode}")])
+            .arg(self.path())
+            .output()
+            .expect("run mount");
+        assert!(output.status.success(), "remount {mode}: {}", String::from_utf8_lossy(&output.stderr));
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(self.dir.path()).status();
+    }
+}
+
+fn submit_request(n: usize, key: &MetadataValue<Ascii>) -> tonic::Request<pb::SubmitRequest> {
+    let intent = pb::Intent {
+        intent_id: format!("i-{n}"),
+        debtor_id: format!("d-{n}"),
+        channel: pb::Channel::Sms as i32,
+        party: pb::Party::Debtor as i32,
+        stage: pb::Stage::Extrajudicial as i32,
+        jurisdiction: "ZZ".into(),
+        ..Default::default()
+    };
+    with_key(pb::SubmitRequest { intent: Some(intent) }, key)
+}
+
+/// Stops a server with SIGTERM; it must exit cleanly.
+fn stop(mut server: Replica) {
+    let status = Command::new("kill").args(["-TERM", &server.child.id().to_string()]).status().expect("kill");
+    assert!(status.success());
+    let exit = server.child.wait().expect("wait");
+    assert!(exit.success(), "the server exits cleanly: {exit}");
+}
+
+/// The database file is intact, holds every intent in `acknowledged`, and its audit chain verifies.
+async fn assert_intact(database: &Path, acknowledged: &HashSet<String>, setup: &Path) {
+    let url = format!("sqlite://{}", database.display());
+    let mut conn = sqlx::SqliteConnection::connect(&url).await.expect("open the database");
+    let check: String = sqlx::query_scalar("PRAGMA integrity_check").fetch_one(&mut conn).await.expect("check");
+    assert_eq!(check, "ok", "SQLite integrity check");
+    let stored: HashSet<String> = sqlx::query_scalar("SELECT intent_id FROM intents")
+        .fetch_all(&mut conn)
+        .await
+        .expect("intents")
+        .into_iter()
+        .collect();
+    let lost: Vec<&String> = acknowledged.difference(&stored).collect();
+    assert!(lost.is_empty(), "acknowledged submissions lost: {lost:?}");
+    conn.close().await.expect("close");
+    let verify = ventana(&["audit", "verify"], &url, setup).output().expect("audit verify");
+    assert!(verify.status.success(), "audit verify: {}", String::from_utf8_lossy(&verify.stderr));
+}
+
+/// Writes a file until the file system is full.
+fn fill(path: &Path) -> PathBuf {
+    let file = path.join("filler");
+    let mut out = std::fs::File::create(&file).expect("filler");
+    let chunk = vec![0u8; 16 * 1024];
+    loop {
+        match out.write_all(&chunk).and_then(|()| out.flush()) {
+            Ok(()) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::StorageFull => return file,
+            Err(e) => panic!("filling the disk: {e}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_disk_refuses_writes_clearly_keeps_reads_and_recovers() {
+    let setup = tempfile::tempdir().expect("setup dir");
+    write_setup(setup.path(), "");
+    let disk = Tmpfs::mount(8 * 1024);
+    let database = disk.path().join("ventana.db");
+    let url = format!("sqlite://{}", database.display());
+    let key = create_key(&url, setup.path(), &["submitter", "adapter"]);
+    let server = start_replica(&url, setup.path()).await;
+    let channel = channel(server.addr).await;
+    let mut scheduler = pb::contact_scheduler_client::ContactSchedulerClient::new(channel.clone());
+    let mut dispatch = pb::dispatch_client::DispatchClient::new(channel);
+
+    let mut acknowledged = HashSet::new();
+    for n in 0..20 {
+        scheduler.submit(submit_request(n, &key)).await.expect("submit with space left");
+        acknowledged.insert(format!("i-{n}"));
+    }
+
+    // No space left: writes are refused with RESOURCE_EXHAUSTED (a submission
+    // may still fit in free pages of the database or its WAL).
+    let filler = fill(disk.path());
+    let mut refused = 0;
+    let mut n = 20;
+    while refused < 5 {
+        assert!(n < 5_000, "a full disk never refused a submission");
+        match scheduler.submit(submit_request(n, &key)).await {
+            Ok(_) => {
+                acknowledged.insert(format!("i-{n}"));
+            }
+            Err(status) => {
+                assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
+                assert!(status.message().contains("disk is full"), "{status:?}");
+                refused += 1;
+            }
+        }
+        n += 1;
+    }
+    let lease = dispatch
+        .lease(with_key(
+            pb::LeaseRequest { channels: vec![pb::Channel::Sms as i32], max_items: 5, ..Default::default() },
+            &key,
+        ))
+        .await;
+    if let Err(status) = &lease {
+        assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
+    }
+    // Reads still work.
+    let got = scheduler.get(with_key(pb::GetRequest { intent_id: "i-0".into() }, &key)).await;
+    assert!(got.is_ok(), "reads on a full disk: {got:?}");
+
+    // Space again: the next submission goes through without a restart.
+    std::fs::remove_file(filler).expect("free the space");
+    scheduler.submit(submit_request(n, &key)).await.expect("submit after space is freed");
+    acknowledged.insert(format!("i-{n}"));
+    eprintln!("{} submissions acknowledged, {refused} refused while the disk was full", acknowledged.len());
+    stop(server);
+    assert_intact(&database, &acknowledged, setup.path()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_only_file_system_refuses_to_start_and_changes_nothing() {
+    let setup = tempfile::tempdir().expect("setup dir");
+    write_setup(setup.path(), "");
+    let disk = Tmpfs::mount(8 * 1024);
+    let database = disk.path().join("ventana.db");
+    let url = format!("sqlite://{}", database.display());
+    let key = create_key(&url, setup.path(), &["submitter"]);
+    let server = start_replica(&url, setup.path()).await;
+    let mut scheduler = pb::contact_scheduler_client::ContactSchedulerClient::new(channel(server.addr).await);
+    let mut acknowledged = HashSet::new();
+    for n in 0..10 {
+        scheduler.submit(submit_request(n, &key)).await.expect("submit");
+        acknowledged.insert(format!("i-{n}"));
+    }
+    stop(server);
+    let before = std::fs::read(&database).expect("read the database");
+
+    disk.remount("ro");
+    let output = ventana(&["serve", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"], &url, setup.path())
+        .output()
+        .expect("serve");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "serve on a read-only file system must fail: {stderr}");
+    assert!(
+        stderr.contains(&database.display().to_string()) && stderr.contains("Read-only file system"),
+        "the error names the file and the cause: {stderr}"
+    );
+    assert_eq!(std::fs::read(&database).expect("read again"), before, "the file is unchanged");
+
+    disk.remount("rw");
+    let server = start_replica(&url, setup.path()).await;
+    let mut scheduler = pb::contact_scheduler_client::ContactSchedulerClient::new(channel(server.addr).await);
+    scheduler.submit(submit_request(10, &key)).await.expect("submit once writable again");
+    acknowledged.insert("i-10".into());
+    stop(server);
+    assert_intact(&database, &acknowledged, setup.path()).await;
+}
