@@ -138,7 +138,6 @@ pub struct EventRow {
     pub dispatch_id: Option<String>,
 }
 
-/// A debtor's stored preferences.
 /// A contact event with its debtor (read ahead for many debtors).
 #[derive(sqlx::FromRow)]
 struct DebtorEventRow {
@@ -155,6 +154,7 @@ struct DebtorPreferencesRow {
     preferences: PreferencesRow,
 }
 
+/// A debtor's stored preferences.
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct PreferencesRow {
     pub prefs: String,
@@ -326,11 +326,14 @@ macro_rules! dispatch_columns {
 
 /// One intent by tenant and id.
 const SELECT_INTENT: &str = concat!("SELECT ", intent_columns!(), " FROM intents WHERE tenant = $1 AND intent_id = $2");
-/// Most events a history read returns.
+/// Most events a history read returns: the newest ones, which are the ones
+/// every cap, gap and cooldown decision depends on (a cap's limit is far below
+/// this; see `keep_newest`). The SQL below spells the same number.
 const HISTORY_LIMIT: usize = 10_000;
-/// A debtor's history since an instant, oldest first (at most `HISTORY_LIMIT` events).
-const SELECT_HISTORY: &str = "SELECT debt_id, channel, at, outcome, dispatch_id FROM contact_events \
-     WHERE tenant = $1 AND debtor_id = $2 AND at >= $3 ORDER BY at LIMIT 10000";
+/// A debtor's newest events since an instant (at most `HISTORY_LIMIT`), oldest first.
+const SELECT_HISTORY: &str = "SELECT debt_id, channel, at, outcome, dispatch_id FROM \
+     (SELECT debt_id, channel, at, outcome, dispatch_id FROM contact_events \
+      WHERE tenant = $1 AND debtor_id = $2 AND at >= $3 ORDER BY at DESC LIMIT 10000) AS recent ORDER BY at";
 /// A debtor's preferences.
 const SELECT_PREFERENCES: &str =
     "SELECT prefs, source, updated_at FROM preferences WHERE tenant = $1 AND debtor_id = $2";
@@ -352,6 +355,15 @@ fn sqlite_open_error(path: &std::path::Path, error: sqlx::Error) -> StoreError {
         Err(cause) => StoreError::NotWritable { path: path.display().to_string(), cause },
         Ok(()) => StoreError::from(error),
     }
+}
+
+/// Drops all but the newest `HISTORY_LIMIT` events of a history sorted oldest
+/// first. Decisions stay exact: a gap or cooldown looks at the newest events,
+/// and any window that reaches past the oldest kept event holds all
+/// `HISTORY_LIMIT` of them, more than any cap allows.
+fn keep_newest(history: &mut Vec<EventRow>) {
+    let excess = history.len().saturating_sub(HISTORY_LIMIT);
+    history.drain(..excess);
 }
 
 impl Store {
@@ -503,7 +515,7 @@ impl Store {
         Ok(either!(self, Store, |pool| sqlx::query_as(sql).bind(tenant).bind(intent_id).fetch_optional(pool).await?))
     }
 
-    /// A debtor's contact history since `since`, oldest first (at most 10,000 events).
+    /// A debtor's newest contact events since `since` (at most 10,000), oldest first.
     pub async fn history(&self, tenant: &str, debtor_id: &str, since: i64) -> StoreResult<Vec<EventRow>> {
         let sql = SELECT_HISTORY;
         Ok(either!(self, Store, |pool| sqlx::query_as(sql)
@@ -932,8 +944,11 @@ impl Tx {
             }
             for chunk in debtors.chunks(KEYS_PER_READ) {
                 let sql = format!(
-                    "SELECT debtor_id, debt_id, channel, at, outcome, dispatch_id FROM contact_events \
-                     WHERE tenant = {} AND at >= {} AND debtor_id IN ({}) ORDER BY at",
+                    "SELECT debtor_id, debt_id, channel, at, outcome, dispatch_id FROM \
+                     (SELECT debtor_id, debt_id, channel, at, outcome, dispatch_id, \
+                      ROW_NUMBER() OVER (PARTITION BY debtor_id ORDER BY at DESC) AS newness FROM contact_events \
+                      WHERE tenant = {} AND at >= {} AND debtor_id IN ({})) AS recent \
+                     WHERE newness <= 10000 ORDER BY at",
                     placeholders(&self.db, 1, 1),
                     placeholders(&self.db, 2, 1),
                     placeholders(&self.db, 3, chunk.len())
@@ -1061,7 +1076,7 @@ impl Tx {
         let key = (tenant.to_string(), debtor_id.to_string());
         let read = self.read_ahead.as_ref().filter(|r| r.since <= since).and_then(|r| r.histories.get(&key));
         let mut history: Vec<EventRow> = match read {
-            Some(events) => events.iter().filter(|e| e.at >= since).take(HISTORY_LIMIT).cloned().collect(),
+            Some(events) => events.iter().filter(|e| e.at >= since).cloned().collect(),
             None => {
                 let sql = SELECT_HISTORY;
                 either!(&mut self.db, TxDb, |tx| sqlx::query_as(sql)
@@ -1082,8 +1097,8 @@ impl Tx {
         if recorded_here.peek().is_some() {
             history.extend(recorded_here);
             history.sort_by_key(|e| e.at);
-            history.truncate(HISTORY_LIMIT);
         }
+        keep_newest(&mut history);
         Ok(history)
     }
 

@@ -806,3 +806,144 @@ async fn a_key_over_its_request_rate_is_told_to_slow_down(backend: Backend) {
     server.stop().await;
 }
 on_both_backends!(a_key_over_its_request_rate_is_told_to_slow_down);
+
+/// Holds every write off from outside the service: SQLite's write lock, or an
+/// exclusive lock on `intents` in PostgreSQL. Released by `ROLLBACK`.
+enum WriteBlocker {
+    Sqlite(sqlx::SqliteConnection),
+    Postgres(sqlx::PgConnection),
+}
+
+impl WriteBlocker {
+    async fn hold(server: &TestServer) -> WriteBlocker {
+        use sqlx::Connection;
+        let url = &server.config.database_url;
+        if url.starts_with("sqlite:") {
+            let mut conn = sqlx::SqliteConnection::connect(url).await.expect("connect");
+            sqlx::query("BEGIN IMMEDIATE").execute(&mut conn).await.expect("write lock");
+            WriteBlocker::Sqlite(conn)
+        } else {
+            let mut conn = sqlx::PgConnection::connect(url).await.expect("connect");
+            sqlx::query("BEGIN").execute(&mut conn).await.expect("begin");
+            sqlx::query("LOCK TABLE intents IN EXCLUSIVE MODE").execute(&mut conn).await.expect("table lock");
+            WriteBlocker::Postgres(conn)
+        }
+    }
+
+    async fn release(self) {
+        match self {
+            WriteBlocker::Sqlite(mut conn) => sqlx::query("ROLLBACK").execute(&mut conn).await.map(drop),
+            WriteBlocker::Postgres(mut conn) => sqlx::query("ROLLBACK").execute(&mut conn).await.map(drop),
+        }
+        .expect("release the lock");
+    }
+}
+
+async fn a_call_past_its_deadline_is_cut_off_and_its_retry_is_idempotent(backend: Backend) {
+    let server = TestServer::start(backend, "2026-11-25T10:00:00-05:00").await;
+    let mut client = server.scheduler("acme").await;
+    let request = pb::SubmitRequest { intent: Some(intent("late", "d-1", pb::Channel::Sms, "PE")) };
+
+    // The database holds the write back far longer (SQLite's busy timeout is
+    // 10 s) than the caller's 300 ms deadline: the server gives up at the
+    // deadline; had it waited, the answer would be UNAVAILABLE (busy) or OK.
+    let blocker = WriteBlocker::hold(&server).await;
+    let mut hurried = tonic::Request::new(request.clone());
+    hurried.set_timeout(std::time::Duration::from_millis(300));
+    let cut = client.submit(hurried).await.expect_err("past its deadline");
+    assert!(
+        matches!(cut.code(), Code::Cancelled | Code::DeadlineExceeded) && cut.message().contains("Timeout expired"),
+        "{cut:?}"
+    );
+    // Reads are not held up by the blocked write.
+    let missing = client.get(pb::GetRequest { intent_id: "other".into() }).await.expect_err("no such intent");
+    assert_eq!(missing.code(), Code::NotFound);
+    blocker.release().await;
+
+    // The abandoned call may or may not have been stored; the retry gets one answer either way.
+    let retry = client.submit(request.clone()).await.expect("retry").into_inner();
+    assert_eq!(decision(&retry).kind, pb::DecisionKind::Release as i32, "{retry:?}");
+    let mut adapter = server.dispatcher("acme").await;
+    let leased = lease(&mut adapter, vec![pb::Channel::Sms as i32], 10).await;
+    assert_eq!(leased.items.len(), 1, "one contact for the abandoned call and its retry");
+    server.stop().await;
+}
+on_both_backends!(a_call_past_its_deadline_is_cut_off_and_its_retry_is_idempotent);
+
+/// Any hour, and at least an hour between two contacts (no count limit).
+const HOURLY_RULES: &str = r#"
+jurisdiction = "ZZ"
+name = "History bound test land"
+time_zones = ["UTC"]
+
+[[versions]]
+effective_from = 2020-01-01
+
+[[versions.windows]]
+id = "zz-any-hour"
+citation = "test"
+description = "any hour, any day"
+basis = "recommended"
+channels = ["all"]
+mon_fri = ["00:00-24:00"]
+sat = ["00:00-24:00"]
+sun = ["00:00-24:00"]
+holiday = ["00:00-24:00"]
+
+[[versions.caps]]
+id = "zz-hourly"
+citation = "test"
+description = "at least an hour between two contacts"
+basis = "recommended"
+channels = ["all"]
+scope = "debtor"
+min_gap = "1h"
+"#;
+
+async fn a_history_past_the_read_bound_is_judged_by_its_newest_events(backend: Backend) {
+    let rules = tempfile::tempdir().expect("rules dir");
+    std::fs::write(rules.path().join("ZZ.toml"), HOURLY_RULES).expect("rules");
+    let server = TestServer::start_with(backend, "2026-11-25T10:00:00Z", Vec::new(), rules.path().to_path_buf()).await;
+    // 12,000 contacts a minute apart, the newest one a minute ago: more than
+    // the 10,000 events a history read returns.
+    let now = at("2026-11-25T10:00:00Z").timestamp_millis();
+    let rows: Vec<String> = (1..=12_000)
+        .rev()
+        .map(|minutes_ago| format!("('acme', 'd-busy', 'sms', {}, 'attempted')", now - minutes_ago * 60_000))
+        .collect();
+    let url = &server.config.database_url;
+    for chunk in rows.chunks(1_000) {
+        let sql =
+            format!("INSERT INTO contact_events (tenant, debtor_id, channel, at, outcome) VALUES {}", chunk.join(", "));
+        let sql = sqlx::AssertSqlSafe(sql);
+        use sqlx::Connection;
+        if url.starts_with("sqlite:") {
+            let mut conn = sqlx::SqliteConnection::connect(url).await.expect("connect");
+            sqlx::query(sql).execute(&mut conn).await.expect("insert events");
+        } else {
+            let mut conn = sqlx::PgConnection::connect(url).await.expect("connect");
+            sqlx::query(sql).execute(&mut conn).await.expect("insert events");
+        }
+    }
+    let mut client = server.scheduler("acme").await;
+    let answer = submit(&mut client, intent("after-many", "d-busy", pb::Channel::Sms, "ZZ")).await;
+    let decision = decision(&answer);
+    assert_eq!(decision.kind, pb::DecisionKind::Defer as i32, "{answer:?}");
+    assert_eq!(decision.at, Some(ts("2026-11-25T10:59:00Z")), "an hour after the newest contact: {answer:?}");
+    // The same through a group (the read-ahead path): a batch of two.
+    let batch = client
+        .submit_batch(pb::SubmitBatchRequest {
+            intents: vec![
+                intent("batch-1", "d-busy", pb::Channel::Sms, "ZZ"),
+                intent("batch-2", "d-quiet", pb::Channel::Sms, "ZZ"),
+            ],
+        })
+        .await
+        .expect("batch")
+        .into_inner();
+    let first = batch.results.first().and_then(|r| r.response.as_ref()?.decision.as_ref()).expect("a decision");
+    assert_eq!(first.kind, pb::DecisionKind::Defer as i32, "{batch:?}");
+    assert_eq!(first.at, Some(ts("2026-11-25T10:59:00Z")), "{batch:?}");
+    server.stop().await;
+}
+on_both_backends!(a_history_past_the_read_bound_is_judged_by_its_newest_events);
