@@ -947,3 +947,87 @@ async fn a_history_past_the_read_bound_is_judged_by_its_newest_events(backend: B
     server.stop().await;
 }
 on_both_backends!(a_history_past_the_read_bound_is_judged_by_its_newest_events);
+
+/// Sends and receives message bodies as raw bytes, to put malformed protobuf on the wire.
+#[derive(Clone, Copy, Default)]
+struct RawCodec;
+
+impl tonic::codec::Codec for RawCodec {
+    type Encode = Vec<u8>;
+    type Decode = Vec<u8>;
+    type Encoder = RawCodec;
+    type Decoder = RawCodec;
+    fn encoder(&mut self) -> RawCodec {
+        RawCodec
+    }
+    fn decoder(&mut self) -> RawCodec {
+        RawCodec
+    }
+}
+
+impl tonic::codec::Encoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+    fn encode(&mut self, item: Vec<u8>, dst: &mut tonic::codec::EncodeBuf<'_>) -> Result<(), tonic::Status> {
+        bytes::BufMut::put_slice(dst, &item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Decoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+    fn decode(&mut self, src: &mut tonic::codec::DecodeBuf<'_>) -> Result<Option<Vec<u8>>, tonic::Status> {
+        use bytes::Buf;
+        let body = src.copy_to_bytes(src.remaining()).to_vec();
+        Ok(Some(body))
+    }
+}
+
+async fn malformed_wire_requests_get_a_status_and_harm_nothing(backend: Backend) {
+    let server = TestServer::start(backend, "2026-11-25T10:00:00-05:00").await;
+    let key = server.key("acme", &[Role::Submitter]).await;
+    let mut noise = 0x9e37_79b9_7f4a_7c15_u64;
+    let random: Vec<u8> = (0..1024)
+        .map(|_| {
+            noise ^= noise << 13;
+            noise ^= noise >> 7;
+            noise ^= noise << 17;
+            noise as u8
+        })
+        .collect();
+    // Bodies of a SubmitRequest. Undecodable protobuf is INTERNAL with the
+    // decoder's reason (gRPC's status-code table: "error parsing request
+    // proto"); decodable but invalid is INVALID_ARGUMENT naming the field.
+    let corpus: Vec<(&str, Vec<u8>, Code, &str)> = vec![
+        ("truncated length varint", vec![0x0a, 0xff], Code::Internal, "failed to decode"),
+        ("length past the end", vec![0x0a, 0x10, 0x01], Code::Internal, "failed to decode"),
+        ("wrong wire type for intent", vec![0x08, 0x01], Code::Internal, "failed to decode"),
+        ("field number zero", vec![0x00], Code::Internal, "failed to decode"),
+        ("intent_id not UTF-8", vec![0x0a, 0x04, 0x0a, 0x02, 0xff, 0xfe], Code::Internal, "failed to decode"),
+        (
+            "ten-byte varint overflow",
+            [vec![0x0a], vec![0xff; 10], vec![0x01]].concat(),
+            Code::Internal,
+            "failed to decode",
+        ),
+        ("random bytes", random, Code::Internal, "failed to decode"),
+        ("empty body", vec![], Code::InvalidArgument, "intent"),
+        ("only an unknown field", vec![0xf8, 0x7f, 0x01], Code::InvalidArgument, "intent"),
+        ("empty intent", vec![0x0a, 0x00], Code::InvalidArgument, "intent."),
+    ];
+    for (case, body, code, message) in corpus {
+        let mut grpc = tonic::client::Grpc::new(server.channel.clone());
+        grpc.ready().await.expect("ready");
+        let mut request = tonic::Request::new(body);
+        request.metadata_mut().insert("authorization", key.0.clone());
+        let path = tonic::codegen::http::uri::PathAndQuery::from_static("/ventana.v1.ContactScheduler/Submit");
+        let status = grpc.unary(request, path, RawCodec).await.expect_err(case);
+        assert_eq!(status.code(), code, "{case}: {status:?}");
+        assert!(status.message().contains(message), "{case}: {status:?}");
+    }
+    let mut client = server.scheduler("acme").await;
+    submit(&mut client, intent("after-noise", "d", pb::Channel::Sms, "PE")).await;
+    server.stop().await;
+}
+on_both_backends!(malformed_wire_requests_get_a_status_and_harm_nothing);
