@@ -81,6 +81,8 @@ pub struct App {
     pub limits: RateLimits,
     /// How long a claim on due intents lasts.
     claim: Duration,
+    /// API keys recently found (authentication).
+    pub keys: crate::api::auth::KeyCache,
 }
 
 /// Locks the debtors of `keys` (tenant, intent id, debtor id) in the one
@@ -149,6 +151,7 @@ impl App {
             wakeup: Notify::new(),
             released: Notify::new(),
             limits: RateLimits::new(limits),
+            keys: crate::api::auth::KeyCache::new(crate::api::auth::KEY_CACHE_TTL),
         }
     }
 

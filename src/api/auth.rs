@@ -1,11 +1,15 @@
 //! API keys: `authorization: Bearer <key>`. A key belongs to one tenant and
 //! has roles; only its SHA-256 is stored.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
 use sha2::{Digest, Sha256};
 use tonic::{Request, Status};
 
 use crate::lifecycle::App;
-use crate::store::Store;
+use crate::store::{KeyRow, Store, StoreResult};
 
 /// What a key may do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -86,8 +90,8 @@ pub async fn authenticate<T>(app: &App, request: &Request<T>, allowed: &[Role]) 
         .filter(|k| !k.is_empty())
         .ok_or_else(|| Status::unauthenticated("authorization must be `Bearer <api key>`"))?;
     let row = app
-        .store
-        .find_key(&key_hash(key))
+        .keys
+        .find(&app.store, key_hash(key))
         .await
         .map_err(|e| crate::api::convert::error_to_status(e.into()))?
         .ok_or_else(|| Status::unauthenticated("unknown or revoked api key"))?;
@@ -103,4 +107,70 @@ pub async fn authenticate<T>(app: &App, request: &Request<T>, allowed: &[Role]) 
         return Err(Status::permission_denied(format!("this call needs one of the roles: {}", wanted.join(", "))));
     }
     Ok(Caller { tenant: row.tenant, roles, key_prefix: row.key_prefix })
+}
+
+/// How long a key found in the database is trusted without asking again: a
+/// key revoked in the database stops working within this time.
+pub const KEY_CACHE_TTL: Duration = Duration::from_secs(5);
+/// Most keys remembered at once (the cache starts over when full).
+const KEY_CACHE_MAX: usize = 10_000;
+
+/// Keys recently found in the database, by hash, so that most calls cost no
+/// query. Unknown keys are not remembered.
+pub struct KeyCache {
+    ttl: Duration,
+    found: Mutex<HashMap<String, (KeyRow, Instant)>>,
+}
+
+impl KeyCache {
+    pub fn new(ttl: Duration) -> KeyCache {
+        KeyCache { ttl, found: Mutex::new(HashMap::new()) }
+    }
+
+    /// The key with this hash, from the cache if looked up less than `ttl` ago.
+    pub async fn find(&self, store: &Store, hash: String) -> StoreResult<Option<KeyRow>> {
+        if let Some((row, at)) = self.found.lock().unwrap_or_else(|p| p.into_inner()).get(&hash)
+            && at.elapsed() < self.ttl
+        {
+            return Ok(Some(row.clone()));
+        }
+        let row = store.find_key(&hash).await?;
+        if let Some(row) = &row {
+            let mut found = self.found.lock().unwrap_or_else(|p| p.into_inner());
+            if found.len() >= KEY_CACHE_MAX {
+                found.clear();
+            }
+            found.insert(hash, (row.clone(), Instant::now()));
+        }
+        Ok(row)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn revoke_all(store: &Store) {
+        let Store::Sqlite(pool, _) = store else { panic!("a SQLite store") };
+        sqlx::query("UPDATE api_keys SET revoked_at = 1").execute(pool).await.expect("revoke");
+    }
+
+    #[tokio::test]
+    async fn a_revoked_key_stops_working_once_its_cache_entry_expires() {
+        let dir = tempfile::tempdir().expect("dir");
+        let url = format!("sqlite://{}", dir.path().join("keys.db").display());
+        let store = Store::connect(&url).await.expect("store");
+        let key = create_key(&store, "acme", &[Role::Submitter], 0).await.expect("key");
+        let (remembering, forgetting) = (KeyCache::new(Duration::from_secs(3600)), KeyCache::new(Duration::ZERO));
+        for cache in [&remembering, &forgetting] {
+            let found = cache.find(&store, key_hash(&key)).await.expect("find");
+            assert_eq!(found.map(|row| row.tenant).as_deref(), Some("acme"));
+        }
+        revoke_all(&store).await;
+        let cached = remembering.find(&store, key_hash(&key)).await.expect("find");
+        assert!(cached.is_some(), "within its time to live the entry is used");
+        let fresh = forgetting.find(&store, key_hash(&key)).await.expect("find");
+        assert!(fresh.is_none(), "an expired entry is looked up again and the revocation seen");
+        assert!(remembering.find(&store, key_hash("vk_unknown")).await.expect("find").is_none());
+    }
 }
