@@ -92,9 +92,7 @@ async fn lock_and_read_ahead(tx: &mut Tx, keys: &[(&str, &str, &str)], now: Date
     let mut debtors: Vec<(&str, &str)> = keys.iter().map(|(tenant, _, debtor)| (*tenant, *debtor)).collect();
     debtors.sort_unstable();
     debtors.dedup();
-    for (tenant, debtor_id) in debtors {
-        tx.lock_debtor(tenant, debtor_id).await?;
-    }
+    tx.lock_debtors(&debtors).await?;
     tx.prefetch(keys, millis(now - Duration::days(HISTORY_LOOKBACK_DAYS))).await?;
     Ok(())
 }

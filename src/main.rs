@@ -1,7 +1,6 @@
 //! The `ventana` command line. Argument parsing and exit codes only; the
 //! work is done in `ventana::cli`.
 
-
 /// mimalloc: glibc's allocator was ~18% of a Submit's CPU (many small,
 /// short-lived allocations across threads; see docs/PERFORMANCE.md).
 #[global_allocator]

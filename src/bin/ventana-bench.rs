@@ -12,7 +12,6 @@
 //! cargo run --release --bin ventana-bench -- submit --requests 20000 --concurrency 64
 //! ```
 
-
 /// mimalloc: glibc's allocator was ~18% of a Submit's CPU (many small,
 /// short-lived allocations across threads; see docs/PERFORMANCE.md).
 #[global_allocator]

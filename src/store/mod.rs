@@ -196,6 +196,8 @@ pub struct Tx {
     read_ahead: Option<ReadAhead>,
     /// SQLite: this transaction's turn in the write queue, until it ends.
     _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
+    /// PostgreSQL: the debtors (tenant, debtor id) this transaction holds locked.
+    locked: std::collections::HashSet<(String, String)>,
 }
 
 /// Inserts waiting in a `Tx`.
@@ -439,7 +441,14 @@ impl Store {
             Store::Sqlite(pool, queue) => {
                 let turn = queue.0.clone().lock_owned().await;
                 let db = TxDb::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?);
-                Tx { db, audit: Vec::new(), pending: Pending::default(), read_ahead: None, _turn: Some(turn) }
+                Tx {
+                    db,
+                    audit: Vec::new(),
+                    pending: Pending::default(),
+                    read_ahead: None,
+                    _turn: Some(turn),
+                    locked: Default::default(),
+                }
             }
             Store::Postgres(pool) => Tx {
                 db: TxDb::Postgres(pool.begin().await?),
@@ -447,6 +456,7 @@ impl Store {
                 pending: Pending::default(),
                 read_ahead: None,
                 _turn: None,
+                locked: Default::default(),
             },
         })
     }
@@ -879,13 +889,31 @@ impl Tx {
     /// `BEGIN IMMEDIATE` already serializes all writers; PostgreSQL takes a
     /// transaction-scoped advisory lock keyed by tenant and debtor.
     pub async fn lock_debtor(&mut self, tenant: &str, debtor_id: &str) -> StoreResult<()> {
-        if let TxDb::Postgres(tx) = &mut self.db {
-            sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1::text || chr(31) || $2::text, 0))")
-                .bind(tenant)
-                .bind(debtor_id)
-                .execute(&mut **tx)
-                .await?;
+        self.lock_debtors(&[(tenant, debtor_id)]).await
+    }
+
+    /// Locks these debtors in the order given, in one statement (PostgreSQL
+    /// evaluates a volatile select list after ORDER BY); debtors this
+    /// transaction holds already are skipped.
+    pub async fn lock_debtors(&mut self, debtors: &[(&str, &str)]) -> StoreResult<()> {
+        let TxDb::Postgres(tx) = &mut self.db else { return Ok(()) };
+        let (tenants, ids): (Vec<&str>, Vec<&str>) = debtors
+            .iter()
+            .filter(|(tenant, debtor)| !self.locked.contains(&(tenant.to_string(), debtor.to_string())))
+            .copied()
+            .unzip();
+        if tenants.is_empty() {
+            return Ok(());
         }
+        sqlx::query(
+            "SELECT pg_advisory_xact_lock(hashtextextended(k.tenant || chr(31) || k.debtor, 0)) \
+             FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS k(tenant, debtor, n) ORDER BY k.n",
+        )
+        .bind(&tenants)
+        .bind(&ids)
+        .execute(&mut **tx)
+        .await?;
+        self.locked.extend(tenants.into_iter().zip(ids).map(|(t, d)| (t.to_string(), d.to_string())));
         Ok(())
     }
 
@@ -893,16 +921,22 @@ impl Tx {
     /// holds the debtor. Used where rows are already locked, so that lock
     /// order can never form a cycle.
     pub async fn try_lock_debtor(&mut self, tenant: &str, debtor_id: &str) -> StoreResult<bool> {
-        match &mut self.db {
-            TxDb::Sqlite(_) => Ok(true),
-            TxDb::Postgres(tx) => Ok(sqlx::query_scalar(
-                "SELECT pg_try_advisory_xact_lock(hashtextextended($1::text || chr(31) || $2::text, 0))",
-            )
-            .bind(tenant)
-            .bind(debtor_id)
-            .fetch_one(&mut **tx)
-            .await?),
+        let TxDb::Postgres(tx) = &mut self.db else { return Ok(true) };
+        let key = (tenant.to_string(), debtor_id.to_string());
+        if self.locked.contains(&key) {
+            return Ok(true);
         }
+        let locked: bool = sqlx::query_scalar(
+            "SELECT pg_try_advisory_xact_lock(hashtextextended($1::text || chr(31) || $2::text, 0))",
+        )
+        .bind(tenant)
+        .bind(debtor_id)
+        .fetch_one(&mut **tx)
+        .await?;
+        if locked {
+            self.locked.insert(key);
+        }
+        Ok(locked)
     }
 
     /// Reads at once what `get_intent`, `history` (since `since`) and
