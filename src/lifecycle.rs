@@ -513,12 +513,9 @@ impl App {
         // The rows are already locked: never wait for a debtor here (a cancel
         // or ack holding the debtor may be waiting for one of these rows). A
         // busy debtor's contact is simply offered at the next lease.
-        let mut ours = Vec::with_capacity(open.len());
-        for dispatch in open {
-            if tx.try_lock_debtor(&dispatch.tenant, &dispatch.debtor_id).await? {
-                ours.push(dispatch);
-            }
-        }
+        let debtors: Vec<(&str, &str)> = open.iter().map(|d| (d.tenant.as_str(), d.debtor_id.as_str())).collect();
+        let held = tx.try_lock_debtors(&debtors).await?;
+        let ours: Vec<DispatchRow> = open.into_iter().zip(held).filter_map(|(d, held)| held.then_some(d)).collect();
         let keys: Vec<(&str, &str, &str)> =
             ours.iter().map(|d| (d.tenant.as_str(), d.intent_id.as_str(), d.debtor_id.as_str())).collect();
         tx.prefetch(&keys, millis(now - Duration::days(HISTORY_LOOKBACK_DAYS))).await?;

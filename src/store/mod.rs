@@ -917,26 +917,26 @@ impl Tx {
         Ok(())
     }
 
-    /// Like `lock_debtor` but never waits: `false` if another transaction
-    /// holds the debtor. Used where rows are already locked, so that lock
-    /// order can never form a cycle.
-    pub async fn try_lock_debtor(&mut self, tenant: &str, debtor_id: &str) -> StoreResult<bool> {
-        let TxDb::Postgres(tx) = &mut self.db else { return Ok(true) };
-        let key = (tenant.to_string(), debtor_id.to_string());
-        if self.locked.contains(&key) {
-            return Ok(true);
-        }
-        let locked: bool = sqlx::query_scalar(
-            "SELECT pg_try_advisory_xact_lock(hashtextextended($1::text || chr(31) || $2::text, 0))",
+    /// Like `lock_debtors` but never waits: for each debtor, whether this
+    /// transaction now holds it (`false`: another transaction does). Used
+    /// where rows are already locked, so that lock order can never form a cycle.
+    pub async fn try_lock_debtors(&mut self, debtors: &[(&str, &str)]) -> StoreResult<Vec<bool>> {
+        let TxDb::Postgres(tx) = &mut self.db else { return Ok(vec![true; debtors.len()]) };
+        let (tenants, ids): (Vec<&str>, Vec<&str>) = debtors.iter().copied().unzip();
+        let held: Vec<bool> = sqlx::query_scalar(
+            "SELECT pg_try_advisory_xact_lock(hashtextextended(k.tenant || chr(31) || k.debtor, 0)) \
+             FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS k(tenant, debtor, n) ORDER BY k.n",
         )
-        .bind(tenant)
-        .bind(debtor_id)
-        .fetch_one(&mut **tx)
+        .bind(&tenants)
+        .bind(&ids)
+        .fetch_all(&mut **tx)
         .await?;
-        if locked {
-            self.locked.insert(key);
+        for ((tenant, debtor), held) in debtors.iter().zip(&held) {
+            if *held {
+                self.locked.insert((tenant.to_string(), debtor.to_string()));
+            }
         }
-        Ok(locked)
+        Ok(held)
     }
 
     /// Reads at once what `get_intent`, `history` (since `since`) and
