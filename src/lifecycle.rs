@@ -445,19 +445,27 @@ impl App {
     pub async fn wake_due(&self, limit: i64) -> LifecycleResult<usize> {
         let now = self.clock.now();
         let claim_until = millis(now + self.claim);
-        let mut due = self.store.claim_due(millis(now), claim_until, limit).await?;
+        let mut claim = self.store.begin().await?;
+        let mut due = claim.claim_due(millis(now), claim_until, limit).await?;
         // Debtors are locked in one order everywhere, so batches never deadlock.
         due.sort_by(|a, b| (&a.0, &a.2).cmp(&(&b.0, &b.2)));
-        // SQLite has one writer anyway: the whole batch in one transaction (one
-        // fsync). PostgreSQL: smaller transactions, so replicas and submissions
-        // for the same debtors wait less.
-        let per_transaction = match self.store {
-            Store::Sqlite(..) => due.len().max(1),
-            Store::Postgres(_) => WAKE_DEBTORS_PER_TRANSACTION,
+        // SQLite has one writer anyway: the claim and every re-evaluation in
+        // one transaction (one fsync). PostgreSQL: the claim commits first, then
+        // smaller transactions, so replicas and submissions for the same
+        // debtors wait less.
+        let (mut open, per_transaction) = match self.store {
+            Store::Sqlite(..) => (Some(claim), due.len().max(1)),
+            Store::Postgres(_) => {
+                claim.commit().await?;
+                (None, WAKE_DEBTORS_PER_TRANSACTION)
+            }
         };
         let mut released = false;
         for part in due.chunks(per_transaction) {
-            let mut tx = self.store.begin().await?;
+            let mut tx = match open.take() {
+                Some(tx) => tx,
+                None => self.store.begin().await?,
+            };
             let keys: Vec<(&str, &str, &str)> =
                 part.iter().map(|(t, i, d)| (t.as_str(), i.as_str(), d.as_str())).collect();
             lock_and_read_ahead(&mut tx, &keys, now).await?;
@@ -465,6 +473,9 @@ impl App {
                 released |= self.wake_one(&mut tx, tenant, intent_id, debtor_id, claim_until, now).await?;
             }
             tx.commit().await?;
+        }
+        if let Some(nothing_due) = open {
+            nothing_due.commit().await?;
         }
         if released {
             self.released.notify_waiters();

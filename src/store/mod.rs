@@ -467,43 +467,6 @@ impl Store {
         Ok(either!(self, Store, |pool| sqlx::query_scalar(sql).fetch_one(pool).await?))
     }
 
-    /// Claims up to `limit` deferred intents due at `now`, earliest and
-    /// highest priority first, by moving their `next_eval_at` to
-    /// `claim_until`: other replicas no longer see them as due, and if this
-    /// one dies they become due again then. PostgreSQL skips rows another
-    /// replica is claiming at the same moment.
-    pub async fn claim_due(
-        &self,
-        now: i64,
-        claim_until: i64,
-        limit: i64,
-    ) -> StoreResult<Vec<(String, String, String)>> {
-        macro_rules! claim {
-            ($lock:literal) => {
-                concat!(
-                    "UPDATE intents SET next_eval_at = $2 WHERE (tenant, intent_id) IN (SELECT tenant, intent_id FROM intents \
-                     WHERE status = 'deferred' AND next_eval_at <= $1 ORDER BY next_eval_at, priority DESC LIMIT $3",
-                    $lock,
-                    ") RETURNING tenant, intent_id, debtor_id"
-                )
-            };
-        }
-        Ok(match self {
-            Store::Sqlite(pool, queue) => {
-                let _turn = queue.0.lock().await;
-                sqlx::query_as(claim!("")).bind(now).bind(claim_until).bind(limit).fetch_all(pool).await?
-            }
-            Store::Postgres(pool) => {
-                sqlx::query_as(claim!(" FOR UPDATE SKIP LOCKED"))
-                    .bind(now)
-                    .bind(claim_until)
-                    .bind(limit)
-                    .fetch_all(pool)
-                    .await?
-            }
-        })
-    }
-
     /// (due now, deferred in all) intents, for the queue gauges.
     pub async fn queue_depth(&self, now: i64) -> StoreResult<(i64, i64)> {
         let sql = "SELECT COALESCE(SUM(CASE WHEN next_eval_at <= $1 THEN 1 ELSE 0 END), 0), COUNT(*) \
@@ -883,6 +846,42 @@ impl Tx {
             query.execute(&mut **tx).await?
         });
         Ok(())
+    }
+
+    /// Claims up to `limit` deferred intents due at `now`, earliest and
+    /// highest priority first, by moving their `next_eval_at` to
+    /// `claim_until`: other replicas no longer see them as due, and if this
+    /// one dies they become due again then. PostgreSQL skips rows another
+    /// replica is claiming at the same moment. Returns (tenant, intent id, debtor id).
+    pub async fn claim_due(
+        &mut self,
+        now: i64,
+        claim_until: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<(String, String, String)>> {
+        macro_rules! claim {
+            ($lock:literal) => {
+                concat!(
+                    "UPDATE intents SET next_eval_at = $2 WHERE (tenant, intent_id) IN (SELECT tenant, intent_id FROM intents \
+                     WHERE status = 'deferred' AND next_eval_at <= $1 ORDER BY next_eval_at, priority DESC LIMIT $3",
+                    $lock,
+                    ") RETURNING tenant, intent_id, debtor_id"
+                )
+            };
+        }
+        Ok(match &mut self.db {
+            TxDb::Sqlite(tx) => {
+                sqlx::query_as(claim!("")).bind(now).bind(claim_until).bind(limit).fetch_all(&mut **tx).await?
+            }
+            TxDb::Postgres(tx) => {
+                sqlx::query_as(claim!(" FOR UPDATE SKIP LOCKED"))
+                    .bind(now)
+                    .bind(claim_until)
+                    .bind(limit)
+                    .fetch_all(&mut **tx)
+                    .await?
+            }
+        })
     }
 
     /// Serializes work on one debtor until the transaction ends. SQLite's
