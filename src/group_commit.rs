@@ -1,31 +1,65 @@
-//! Group commit: concurrent `Submit` calls share one transaction, so a
-//! burst of N submissions costs one durable commit (one fsync) instead of N.
+//! Group commit: concurrent `Submit` (or `Ack`) calls share one transaction,
+//! so a burst of N calls costs one durable commit (one fsync) instead of N.
 //! A caller waits at most for the group in progress and then its own.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use tokio::sync::{Mutex, mpsc, oneshot};
 
-use crate::lifecycle::{App, LifecycleError, LifecycleResult, Submission};
+use crate::lifecycle::{Ack, App, LifecycleError, LifecycleResult, Submission};
 use crate::store::{IntentRow, Store, StoreError};
 
-/// Most submissions in one shared transaction.
+/// Most calls in one shared transaction.
 const MAX_GROUP: usize = 128;
-/// Submissions waiting for a group, at most; callers beyond it wait to enqueue.
+/// Calls waiting for a group, at most; callers beyond it wait to enqueue.
 const QUEUE: usize = 4 * MAX_GROUP;
+
+/// A call that can share a transaction with others of its kind.
+pub trait Grouped: Clone + Send + Sync + 'static {
+    /// Runs `calls` in one transaction: one result each, or the error that
+    /// failed the transaction.
+    fn run_all(
+        app: &App,
+        calls: &[Self],
+    ) -> impl Future<Output = LifecycleResult<Vec<LifecycleResult<IntentRow>>>> + Send;
+}
+
+impl Grouped for Submission {
+    fn run_all(
+        app: &App,
+        calls: &[Self],
+    ) -> impl Future<Output = LifecycleResult<Vec<LifecycleResult<IntentRow>>>> + Send {
+        app.submit(calls)
+    }
+}
+
+impl Grouped for Ack {
+    fn run_all(
+        app: &App,
+        calls: &[Self],
+    ) -> impl Future<Output = LifecycleResult<Vec<LifecycleResult<IntentRow>>>> + Send {
+        app.ack_all(calls)
+    }
+}
 
 type Reply = oneshot::Sender<LifecycleResult<IntentRow>>;
 
-/// The queue in front of the writers.
-#[derive(Clone)]
-pub struct SubmitQueue {
-    sender: mpsc::Sender<(Submission, Reply)>,
+/// The queue in front of the writers for one kind of call.
+pub struct GroupQueue<T> {
+    sender: mpsc::Sender<(T, Reply)>,
 }
 
-impl SubmitQueue {
+impl<T> Clone for GroupQueue<T> {
+    fn clone(&self) -> Self {
+        GroupQueue { sender: self.sender.clone() }
+    }
+}
+
+impl<T: Grouped> GroupQueue<T> {
     /// Starts the writers: one on SQLite (it has one writer anyway), four on
-    /// PostgreSQL. They stop once every `SubmitQueue` clone is dropped.
-    pub fn start(app: Arc<App>) -> SubmitQueue {
+    /// PostgreSQL. They stop once every clone of the queue is dropped.
+    pub fn start(app: Arc<App>) -> GroupQueue<T> {
         let (sender, receiver) = mpsc::channel(QUEUE);
         let receiver = Arc::new(Mutex::new(receiver));
         let writers = match app.store {
@@ -35,13 +69,13 @@ impl SubmitQueue {
         for _ in 0..writers {
             tokio::spawn(write_groups(app.clone(), receiver.clone()));
         }
-        SubmitQueue { sender }
+        GroupQueue { sender }
     }
 
-    /// Submits one intent in the next group; its own result.
-    pub async fn submit(&self, submission: Submission) -> LifecycleResult<IntentRow> {
+    /// Runs one call in the next group; its own result.
+    pub async fn run(&self, call: T) -> LifecycleResult<IntentRow> {
         let (reply, answer) = oneshot::channel();
-        self.sender.send((submission, reply)).await.map_err(|_| stopped())?;
+        self.sender.send((call, reply)).await.map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
     }
 }
@@ -50,8 +84,8 @@ fn stopped() -> LifecycleError {
     LifecycleError::Store(StoreError::ShuttingDown)
 }
 
-/// Takes whatever is queued (up to `MAX_GROUP`) and submits it in one transaction.
-async fn write_groups(app: Arc<App>, receiver: Arc<Mutex<mpsc::Receiver<(Submission, Reply)>>>) {
+/// Takes whatever is queued (up to `MAX_GROUP`) and runs it in one transaction.
+async fn write_groups<T: Grouped>(app: Arc<App>, receiver: Arc<Mutex<mpsc::Receiver<(T, Reply)>>>) {
     loop {
         let mut group = Vec::new();
         {
@@ -65,15 +99,15 @@ async fn write_groups(app: Arc<App>, receiver: Arc<Mutex<mpsc::Receiver<(Submiss
                 }
             }
         }
-        let (submissions, replies): (Vec<Submission>, Vec<Reply>) = group.into_iter().unzip();
-        let results = match app.submit(&submissions).await {
+        let (calls, replies): (Vec<T>, Vec<Reply>) = group.into_iter().unzip();
+        let results = match T::run_all(&app, &calls).await {
             Ok(results) => results,
-            // The shared transaction failed: each submission alone, so that one
+            // The shared transaction failed: each call alone, so that one
             // caller's failure never becomes another's.
-            Err(_) if submissions.len() > 1 => {
-                let mut results = Vec::with_capacity(submissions.len());
-                for submission in &submissions {
-                    results.push(match app.submit(std::slice::from_ref(submission)).await {
+            Err(_) if calls.len() > 1 => {
+                let mut results = Vec::with_capacity(calls.len());
+                for call in &calls {
+                    results.push(match T::run_all(&app, std::slice::from_ref(call)).await {
                         Ok(mut one) => one.pop().unwrap_or_else(|| Err(stopped())),
                         Err(e) => Err(e),
                     });

@@ -43,6 +43,17 @@ pub enum LifecycleError {
 
 pub type LifecycleResult<T> = Result<T, LifecycleError>;
 
+/// An adapter's report on a leased contact.
+#[derive(Clone, Debug)]
+pub struct Ack {
+    /// The caller's tenant (`None`: a built-in adapter, any tenant).
+    pub tenant: Option<String>,
+    pub dispatch_id: String,
+    pub outcome: AckOutcome,
+    /// When the adapter says the outcome happened.
+    pub at: DateTime<Utc>,
+}
+
 /// An intent as submitted: what the engine reads plus what adapters need.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Submission {
@@ -597,16 +608,48 @@ impl App {
         outcome: AckOutcome,
         at: DateTime<Utc>,
     ) -> LifecycleResult<IntentRow> {
+        let ack = Ack { tenant: tenant.map(str::to_string), dispatch_id: dispatch_id.to_string(), outcome, at };
+        let mut results = self.ack_all(std::slice::from_ref(&ack)).await?;
+        results.pop().unwrap_or_else(|| Err(LifecycleError::NotFound(format!("dispatch_id {dispatch_id:?} not found"))))
+    }
+
+    /// Records several outcomes in one transaction; each gets its own result.
+    /// The debtors are locked first, in the one order every batch uses.
+    pub async fn ack_all(&self, acks: &[Ack]) -> LifecycleResult<Vec<LifecycleResult<IntentRow>>> {
         let now = self.clock.now();
         let mut tx = self.store.begin().await?;
+        let mut debtors = Vec::with_capacity(acks.len());
+        for ack in acks {
+            if let Some(dispatch) = tx.get_dispatch(&ack.dispatch_id).await? {
+                debtors.push((dispatch.tenant, dispatch.debtor_id));
+            }
+        }
+        let mut debtors: Vec<(&str, &str)> = debtors.iter().map(|(t, d)| (t.as_str(), d.as_str())).collect();
+        debtors.sort_unstable();
+        debtors.dedup();
+        tx.lock_debtors(&debtors).await?;
+        let mut results = Vec::with_capacity(acks.len());
+        for ack in acks {
+            match self.ack_in(&mut tx, ack, now).await {
+                Err(LifecycleError::Store(e)) => return Err(e.into()),
+                other => results.push(other),
+            }
+        }
+        tx.commit().await?;
+        self.wake().await;
+        Ok(results)
+    }
+
+    /// One ack inside `tx` (its debtor locked). A refusal (not found, not
+    /// leased) is decided before anything is written.
+    async fn ack_in(&self, tx: &mut Tx, ack: &Ack, now: DateTime<Utc>) -> LifecycleResult<IntentRow> {
+        let (dispatch_id, outcome, at) = (ack.dispatch_id.as_str(), ack.outcome, ack.at);
         let not_found = || LifecycleError::NotFound(format!("dispatch_id {dispatch_id:?} not found"));
-        let dispatch = tx.get_dispatch(dispatch_id).await?.ok_or_else(not_found)?;
-        if tenant.is_some_and(|t| t != dispatch.tenant) {
+        let mut dispatch = tx.get_dispatch(dispatch_id).await?.ok_or_else(not_found)?;
+        if ack.tenant.as_ref().is_some_and(|t| *t != dispatch.tenant) {
             return Err(not_found());
         }
         tx.lock_debtor(&dispatch.tenant, &dispatch.debtor_id).await?;
-        // Re-read under the lock: a concurrent ack may have just finished.
-        let mut dispatch = tx.get_dispatch(dispatch_id).await?.ok_or_else(not_found)?;
         let mut row = tx.get_intent(&dispatch.tenant, &dispatch.intent_id).await?.ok_or_else(not_found)?;
         match dispatch.state.as_str() {
             "acked" if row.outcome.as_deref() == Some(outcome.as_str()) => return Ok(row),
@@ -623,6 +666,8 @@ impl App {
                 )));
             }
         }
+        let submission = Submission::from_json(&row.body)?;
+        let channel: Channel = row.channel.parse().map_err(LifecycleError::FailedPrecondition)?;
         dispatch.state = "acked".into();
         tx.update_dispatch(&dispatch).await?;
         tx.set_event_outcome(dispatch_id, outcome.history_outcome().as_str()).await?;
@@ -630,10 +675,8 @@ impl App {
         row.outcome = Some(outcome.as_str().into());
         row.updated_at = millis(now);
         tx.update_intent(&row).await?;
-        let submission = Submission::from_json(&row.body)?;
         let detail = json!({"dispatch_id": dispatch_id, "reported_at": at.to_rfc3339(), "attempt": dispatch.attempt});
         tx.audit(self.event("acked", &row, &submission.intent, now, detail));
-        let channel: Channel = row.channel.parse().map_err(LifecycleError::FailedPrecondition)?;
         if matches!(outcome, AckOutcome::OptedOut | AckOutcome::WrongParty) {
             let mut prefs = tx
                 .preferences(&row.tenant, &row.debtor_id)
@@ -650,8 +693,6 @@ impl App {
             tx.audit(preference_event(&row.tenant, &row.debtor_id, &text, &source, now));
             tx.wake_debtor(&row.tenant, &row.debtor_id, millis(now)).await?;
         }
-        tx.commit().await?;
-        self.wake().await;
         Ok(row)
     }
 

@@ -64,8 +64,9 @@ pub async fn start(config: &Config, clock: Clock) -> anyhow::Result<Running> {
     let metrics_addr = metrics_listener.local_addr()?;
     let (shutdown, signal) = watch::channel(false);
 
-    let submits = crate::group_commit::SubmitQueue::start(app.clone());
-    let api = Api { app: app.clone(), rules_dir: config.jurisdictions.clone(), submits };
+    let submits = crate::group_commit::GroupQueue::start(app.clone());
+    let acks = crate::group_commit::GroupQueue::start(app.clone());
+    let api = Api { app: app.clone(), rules_dir: config.jurisdictions.clone(), submits, acks };
     let limit = config.max_message_bytes;
     let scheduler = pb::contact_scheduler_server::ContactSchedulerServer::new(api.clone())
         .max_decoding_message_size(limit)

@@ -9,8 +9,8 @@ use super::auth::{Role, authenticate};
 use super::convert::{self, error_to_status};
 use super::pb;
 use crate::domain::Preferences;
-use crate::group_commit::SubmitQueue;
-use crate::lifecycle::{App, CancelTarget};
+use crate::group_commit::GroupQueue;
+use crate::lifecycle::{Ack, App, CancelTarget, Submission};
 use crate::rules::RuleBook;
 
 /// Most intents in one `SubmitBatch`.
@@ -23,8 +23,9 @@ pub const MAX_LEASE_ITEMS: i32 = 500;
 pub struct Api {
     pub app: Arc<App>,
     pub rules_dir: PathBuf,
-    /// Unary submissions go through group commit.
-    pub submits: SubmitQueue,
+    /// Unary submissions and acks go through group commit.
+    pub submits: GroupQueue<Submission>,
+    pub acks: GroupQueue<Ack>,
 }
 
 const SUBMITTERS: &[Role] = &[Role::Submitter];
@@ -37,7 +38,7 @@ impl pb::contact_scheduler_server::ContactScheduler for Api {
     async fn submit(&self, request: Request<pb::SubmitRequest>) -> Result<Response<pb::SubmitResponse>, Status> {
         let caller = authenticate(&self.app, &request, SUBMITTERS).await?;
         let submission = convert::submission(&caller.tenant, request.get_ref().intent.as_ref())?;
-        let row = self.submits.submit(submission).await.map_err(error_to_status)?;
+        let row = self.submits.run(submission).await.map_err(error_to_status)?;
         Ok(Response::new(convert::submit_response(&row)))
     }
 
@@ -218,7 +219,8 @@ impl pb::dispatch_server::Dispatch for Api {
         let outcome = convert::ack_outcome(req.outcome)?;
         let at =
             req.at.as_ref().map(|t| convert::timestamp("at", t)).transpose()?.unwrap_or_else(|| self.app.clock.now());
-        let row = self.app.ack(Some(&caller.tenant), &dispatch_id, outcome, at).await.map_err(error_to_status)?;
+        let ack = Ack { tenant: Some(caller.tenant), dispatch_id, outcome, at };
+        let row = self.acks.run(ack).await.map_err(error_to_status)?;
         Ok(Response::new(pb::AckResponse { status: convert::status_to_pb(&row.status) as i32 }))
     }
 }
