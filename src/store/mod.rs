@@ -340,23 +340,23 @@ const SELECT_HISTORY: &str = "SELECT debt_id, channel, at, outcome, dispatch_id 
 const SELECT_PREFERENCES: &str =
     "SELECT prefs, source, updated_at FROM preferences WHERE tenant = $1 AND debtor_id = $2";
 
-/// Explains a failure to open a SQLite file: when the file or its directory
-/// cannot be written (WAL mode writes `-wal` and `-shm` files beside it), the
-/// operating system's reason says more than SQLite's "unable to open".
-fn sqlite_open_error(path: &std::path::Path, error: sqlx::Error) -> StoreError {
+/// Checks that a SQLite file and its directory can be written (WAL mode
+/// writes `-wal` and `-shm` files beside it), so that a read-only file or
+/// file system stops the start with the file's name and the operating
+/// system's reason, rather than with SQLite's "unable to open" or, when the
+/// WAL files happen to be there, at the first write.
+fn check_writable(path: &std::path::Path) -> StoreResult<()> {
     let directory = match path.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
         _ => std::path::PathBuf::from("."),
     };
     let probe = if path.exists() { std::fs::OpenOptions::new().append(true).open(path).map(drop) } else { Ok(()) };
-    let probe = probe.and_then(|()| {
-        let file = directory.join(format!(".ventana-write-probe-{}", std::process::id()));
-        std::fs::write(&file, b"").and_then(|()| std::fs::remove_file(&file))
-    });
-    match probe {
-        Err(cause) => StoreError::NotWritable { path: path.display().to_string(), cause },
-        Ok(()) => StoreError::from(error),
-    }
+    probe
+        .and_then(|()| {
+            let file = directory.join(format!(".ventana-write-probe-{}", std::process::id()));
+            std::fs::write(&file, b"").and_then(|()| std::fs::remove_file(&file))
+        })
+        .map_err(|cause| StoreError::NotWritable { path: path.display().to_string(), cause })
 }
 
 /// Drops all but the newest `HISTORY_LIMIT` events of a history sorted oldest
@@ -393,10 +393,8 @@ impl Store {
                     Ok(!conn.is_in_transaction())
                 })
             });
-            let pool = match pool.connect_with(options).await {
-                Ok(pool) => pool,
-                Err(e) => return Err(sqlite_open_error(&path, e)),
-            };
+            check_writable(&path)?;
+            let pool = pool.connect_with(options).await?;
             Store::Sqlite(pool, WriteQueue::default())
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             // Plans are made per execution: a plan cached while a table was small
