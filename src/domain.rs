@@ -141,3 +141,58 @@ pub struct Preferences {
     /// Channels whose contact point reached someone else.
     pub wrong_party: Vec<Channel>,
 }
+
+/// The longest identifier accepted (tenant, intent, debtor, debt, dispatch
+/// ids, sources), counted in characters (Unicode scalar values), not bytes.
+pub const MAX_ID_CHARS: usize = 256;
+
+/// Checks an identifier the same way for every backend and every edge (API,
+/// JSON, CLI): not blank, no control characters (PostgreSQL cannot store NUL),
+/// no leading or trailing whitespace (refused, never trimmed: an idempotency
+/// key is compared exactly), at most [`MAX_ID_CHARS`] characters.
+pub fn check_identifier(value: &str) -> Result<(), String> {
+    if value.trim().is_empty() {
+        return Err("is required and must not be blank".into());
+    }
+    if value.chars().count() > MAX_ID_CHARS {
+        return Err(format!("is longer than {MAX_ID_CHARS} characters"));
+    }
+    if let Some(c) = value.chars().find(|c| c.is_control()) {
+        return Err(format!("must not contain control characters (found U+{:04X})", u32::from(c)));
+    }
+    if value.trim() != value {
+        return Err("must not start or end with whitespace".into());
+    }
+    Ok(())
+}
+
+/// Checks free text stored beside an identifier (a cancel reason, an ack
+/// detail): at most `max` characters, no control characters but tab and
+/// line breaks.
+pub fn check_text(value: &str, max: usize) -> Result<(), String> {
+    if value.chars().count() > max {
+        return Err(format!("is longer than {max} characters"));
+    }
+    match value.chars().find(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r')) {
+        Some(c) => Err(format!("must not contain control characters (found U+{:04X})", u32::from(c))),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifiers_are_checked_one_way() {
+        for good in ["a", "DNI-40404040", "ñandú 7", &"é".repeat(MAX_ID_CHARS)] {
+            assert_eq!(check_identifier(good), Ok(()), "{good:?}");
+        }
+        for bad in ["", " ", "\t", "dev ", " dev", "a\0b", "a\nb", "a\u{7f}b", &"a".repeat(MAX_ID_CHARS + 1)] {
+            assert!(check_identifier(bad).is_err(), "{bad:?} must be refused");
+        }
+        assert_eq!(check_text("paid\nin full", 64), Ok(()));
+        assert!(check_text("a\0b", 64).is_err());
+        assert!(check_text("abc", 2).is_err());
+    }
+}

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use serde_json::{Map, Value, json};
 
-use crate::domain::{Channel, ContactEvent, Intent, Outcome, Party, Stage};
+use crate::domain::{Channel, ContactEvent, Intent, Outcome, Party, Stage, check_identifier};
 use crate::engine::{Decision, Verdict};
 use crate::rules::compile::parse_instant;
 
@@ -21,8 +21,6 @@ fn err(field: &str, message: impl Into<String>) -> FieldError {
     FieldError { field: field.to_string(), message: message.into() }
 }
 
-/// The longest identifier accepted (tenant, intent, debtor and debt ids).
-pub const MAX_ID_LEN: usize = 256;
 /// The most history events accepted with one intent.
 pub const MAX_HISTORY: usize = 10_000;
 
@@ -45,11 +43,10 @@ fn string<'a>(object: &'a Map<String, Value>, field: &str, required: bool) -> Re
     match object.get(field) {
         None | Some(Value::Null) if !required => Ok(None),
         None | Some(Value::Null) => Err(err(field, "is required")),
-        Some(Value::String(s)) if s.is_empty() && required => Err(err(field, "must not be empty")),
-        Some(Value::String(s)) if s.len() > MAX_ID_LEN => {
-            Err(err(field, format!("is longer than {MAX_ID_LEN} characters")))
-        }
-        Some(Value::String(s)) => Ok(Some(s)),
+        Some(Value::String(s)) => match check_identifier(s) {
+            Ok(()) => Ok(Some(s)),
+            Err(e) => Err(err(field, e)),
+        },
         Some(_) => Err(err(field, "must be a string")),
     }
 }

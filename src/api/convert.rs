@@ -10,8 +10,7 @@ use serde_json::Value;
 use tonic::Status;
 
 use super::pb;
-use crate::domain::{Channel, Intent, Party, Stage};
-use crate::intent_json::MAX_ID_LEN;
+use crate::domain::{Channel, Intent, Party, Stage, check_identifier};
 use crate::lifecycle::{AckOutcome, LifecycleError, Submission, instant};
 use crate::store::{DispatchRow, IntentRow, StoreError};
 
@@ -24,14 +23,9 @@ fn invalid(field: &str, message: impl std::fmt::Display) -> Status {
     Status::invalid_argument(format!("{field}: {message}"))
 }
 
-/// A required identifier: 1..=256 characters.
+/// A required identifier (see [`check_identifier`]).
 pub fn id(field: &str, value: &str) -> Result<String, Status> {
-    if value.is_empty() {
-        return Err(invalid(field, "is required"));
-    }
-    if value.len() > MAX_ID_LEN {
-        return Err(invalid(field, format!("is longer than {MAX_ID_LEN} characters")));
-    }
+    check_identifier(value).map_err(|e| invalid(field, e))?;
     Ok(value.to_string())
 }
 
