@@ -172,6 +172,20 @@ pub fn evaluate(
     preferences: &Preferences,
     now: DateTime<Utc>,
 ) -> Decision {
+    let mut decision = decide(intent, rules, history, preferences, now);
+    if let Some(reason) = foreign_zone_reason(intent, rules) {
+        decision.reasons.insert(0, reason);
+    }
+    decision
+}
+
+fn decide(
+    intent: &Intent,
+    rules: &Resolved<'_>,
+    history: &[ContactEvent],
+    preferences: &Preferences,
+    now: DateTime<Utc>,
+) -> Decision {
     if let Some(rejection) = preference_bans(intent, preferences) {
         return rejection;
     }
@@ -266,18 +280,44 @@ pub fn evaluate(
 
 /// The time zones the recipient may be in; the contact must be allowed in
 /// all of them. The intent's own zones (e.g. from a phone number) are
-/// combined with the named subdivision's (e.g. from an address); with only
-/// a country named, the intent's zones replace the country's default.
+/// combined with the named subdivision's (e.g. from an address). With only a
+/// country named, zones of that country (knowledge of where the debtor is)
+/// replace the country's default list; a zone foreign to the country cannot
+/// replace the law's zones, so then the default list binds as well.
 pub fn candidate_zones<'a>(intent: &'a Intent, rules: &Resolved<'a>) -> Cow<'a, [Tz]> {
     if intent.time_zones.is_empty() {
         return Cow::Borrowed(rules.default_zones);
     }
-    if !rules.subdivision {
+    if !rules.subdivision && foreign_zones(intent, rules).next().is_none() {
         return Cow::Borrowed(&intent.time_zones);
     }
     let mut zones = rules.default_zones.to_vec();
     zones.extend(intent.time_zones.iter().filter(|z| !rules.default_zones.contains(z)));
     Cow::Owned(zones)
+}
+
+/// The intent's zones that none of its country's files name.
+fn foreign_zones<'r>(intent: &'r Intent, rules: &'r Resolved<'_>) -> impl Iterator<Item = &'r Tz> {
+    intent.time_zones.iter().filter(|z| !rules.own_zones.contains(z))
+}
+
+/// Says why the jurisdiction's own zones bound although the intent named others.
+fn foreign_zone_reason(intent: &Intent, rules: &Resolved<'_>) -> Option<Reason> {
+    let foreign: Vec<&str> = foreign_zones(intent, rules).map(|z| z.name()).collect();
+    if foreign.is_empty() {
+        return None;
+    }
+    let own: Vec<&str> = rules.default_zones.iter().map(|z| z.name()).collect();
+    Some(Reason::text(
+        None,
+        format!(
+            "{} not a time zone of {}: the contact must also be allowed in {}'s own zones ({})",
+            if foreign.len() == 1 { format!("{} is", foreign[0]) } else { format!("{} are", foreign.join(", ")) },
+            intent.jurisdiction,
+            intent.jurisdiction,
+            own.join(", ")
+        ),
+    ))
 }
 
 /// The debtor's own choices: bans that no waiting can lift.

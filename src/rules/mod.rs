@@ -45,6 +45,9 @@ pub struct RuleBook {
     jurisdictions: HashMap<String, Arc<Jurisdiction>>,
     /// Tenant policies by tenant, then code.
     policies: HashMap<String, HashMap<String, Arc<Jurisdiction>>>,
+    /// Every time zone each country's files name (the country's, its
+    /// subdivisions', its overlays'), by country code.
+    own_zones: HashMap<String, Vec<Tz>>,
 }
 
 /// Why a jurisdiction code cannot be resolved.
@@ -63,6 +66,9 @@ pub struct Resolved<'a> {
     /// Whether the code named a subdivision (its zones are then evidence of
     /// where the recipient is, combined with any zones the intent names).
     pub subdivision: bool,
+    /// Every zone the country's files name: an intent's zone outside this
+    /// list cannot stand in for the jurisdiction's own.
+    pub own_zones: &'a [Tz],
 }
 
 fn toml_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
@@ -130,6 +136,15 @@ impl RuleBook {
             }
         }
         problems.extend(overlay::check_layers(&book));
+        for jurisdiction in book.jurisdictions.values() {
+            let zones = book.own_zones.entry(jurisdiction.country().to_string()).or_default();
+            let named = jurisdiction.subdivisions.values().flat_map(|s| s.time_zones.iter());
+            for zone in jurisdiction.time_zones.iter().chain(named) {
+                if !zones.contains(zone) {
+                    zones.push(*zone);
+                }
+            }
+        }
         if problems.is_empty() { Ok(book) } else { Err(problems) }
     }
 
@@ -174,6 +189,7 @@ impl RuleBook {
                 if code == country_code { [Some(country_code), None] } else { [Some(country_code), Some(code)] };
             layers.extend(codes.into_iter().flatten().filter_map(|c| policies.get(c)).map(Arc::as_ref));
         }
-        Ok(Resolved { layers, default_zones, subdivision: code.contains('-') })
+        let own_zones = self.own_zones.get(country_code).map_or(&[][..], Vec::as_slice);
+        Ok(Resolved { layers, default_zones, subdivision: code.contains('-'), own_zones })
     }
 }
