@@ -14,6 +14,7 @@ pub mod engine;
 pub mod group_commit;
 pub mod intent_json;
 pub mod lifecycle;
+pub mod preferences;
 pub mod rate_limit;
 pub mod rules;
 pub mod scheduler;

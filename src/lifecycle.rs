@@ -16,6 +16,7 @@ use crate::clock::Clock;
 use crate::domain::{Channel, ContactEvent, Intent, Outcome, Preferences};
 use crate::engine::{Decision, RejectCode, Verdict, evaluate};
 use crate::intent_json::{decision_json, intent_to_json, parse_intent};
+use crate::preferences::{PreferenceRecord, Statements};
 use crate::rate_limit::{Held, RateLimitConfig, RateLimits};
 use crate::rules::RuleBook;
 use crate::store::{DispatchRow, EventRow, IntentRow, PreferencesRow, Store, StoreError, Tx};
@@ -146,8 +147,9 @@ fn local_reading(t: DateTime<Utc>, zones: &[chrono_tz::Tz]) -> (Option<String>, 
     }
 }
 
-/// Statuses in which an intent has not been handed to anyone yet.
-const PENDING: [&str; 2] = ["deferred", "released"];
+/// Statuses in which an intent can still be cancelled: not handed to anyone
+/// yet (a held one waits for an operator), or in an adapter's hands.
+const CANCELLABLE: [&str; 4] = ["deferred", "released", "held", "leased"];
 
 impl App {
     /// `claim_seconds`: how long a claim on due intents lasts before another replica may take them.
@@ -217,10 +219,25 @@ impl App {
     }
 
     /// An audit event about `row` at `now`.
-    fn event(&self, kind: &str, row: &IntentRow, intent: &Intent, now: DateTime<Utc>, detail: Value) -> AuditEvent {
+    /// `intent` is `None` when the stored body cannot be read: the event then
+    /// names the jurisdiction's own zones.
+    fn event(
+        &self,
+        kind: &str,
+        row: &IntentRow,
+        intent: Option<&Intent>,
+        now: DateTime<Utc>,
+        detail: Value,
+    ) -> AuditEvent {
         let rules = self.rules();
-        let (zones, layers) = match rules.resolve(&intent.tenant, &intent.jurisdiction) {
-            Ok(resolved) => (crate::engine::candidate_zones(intent, &resolved).into_owned(), layer_versions(&resolved)),
+        let (zones, layers) = match rules.resolve(&row.tenant, &row.jurisdiction) {
+            Ok(resolved) => (
+                match intent {
+                    Some(intent) => crate::engine::candidate_zones(intent, &resolved).into_owned(),
+                    None => resolved.default_zones.to_vec(),
+                },
+                layer_versions(&resolved),
+            ),
             Err(_) => (Vec::new(), String::new()),
         };
         let (local_time, time_zone) = local_reading(now, &zones);
@@ -262,19 +279,20 @@ impl App {
         let resolved = rules.resolve(&intent.tenant, &intent.jurisdiction).map_err(|e| {
             LifecycleError::FailedPrecondition(format!("the intent's jurisdiction is no longer loaded: {e}"))
         })?;
+        // A stored event or preference that cannot be read stops this decision:
+        // skipping it would under-count a cap or forget an opt-out.
         let events: Vec<ContactEvent> = history
             .iter()
             .filter(|e| skip_dispatch.is_none_or(|skip| e.dispatch_id.as_deref() != Some(skip)))
-            .filter_map(|e| {
-                Some(ContactEvent {
-                    channel: e.channel.parse().ok()?,
-                    at: instant(e.at),
-                    outcome: e.outcome.parse().ok()?,
-                    debt_id: e.debt_id.clone(),
-                })
-            })
-            .collect();
-        let preferences = preferences.map(|p| parse_preferences(&p.prefs)).unwrap_or_default();
+            .map(contact_event)
+            .collect::<Result<_, _>>()
+            .map_err(|e| LifecycleError::FailedPrecondition(format!("a stored contact event cannot be read: {e}")))?;
+        let preferences = match preferences {
+            Some(p) => PreferenceRecord::parse(&p.prefs, p.updated_at, &p.source)
+                .map_err(|e| LifecycleError::FailedPrecondition(format!("the debtor's {e}")))?
+                .effective(),
+            None => Preferences::default(),
+        };
         let span = tracing::info_span!(
             "evaluate",
             tenant = %intent.tenant,
@@ -342,7 +360,7 @@ impl App {
             updated_at: millis(now),
         };
         let body: Value = serde_json::from_str(&row.body).unwrap_or(Value::Null);
-        tx.audit(self.event("submitted", &row, intent, now, json!({"body": body})));
+        tx.audit(self.event("submitted", &row, Some(intent), now, json!({"body": body})));
         self.apply(tx, &mut row, intent, &decision, preferences.as_ref(), now).await?;
         tx.insert_intent(&row);
         Ok((row, false))
@@ -404,7 +422,7 @@ impl App {
         match decision.verdict {
             Verdict::Release => {
                 let dispatch_id = uuid::Uuid::new_v4().to_string();
-                let not_after = decision.window_end.unwrap_or(now + Duration::hours(1));
+                let not_after = not_after(decision, intent, now + Duration::hours(1));
                 let dispatch = DispatchRow {
                     dispatch_id: dispatch_id.clone(),
                     tenant: row.tenant.clone(),
@@ -443,12 +461,60 @@ impl App {
                 row.dispatch_id = None;
             }
         }
-        let mut event = with_decision(self.event(&row.status, row, intent, now, Value::Null), &stored);
+        let mut event = with_decision(self.event(&row.status, row, Some(intent), now, Value::Null), &stored);
         // The inputs besides rules and history, so a replay can use them.
         let preferences: Value = preferences.and_then(|p| serde_json::from_str(&p.prefs).ok()).unwrap_or(Value::Null);
         event.detail =
             json!({"decision": stored, "dispatch_id": row.dispatch_id, "preferences": preferences}).to_string();
         tx.audit(event);
+        Ok(())
+    }
+
+    /// Holds an intent whose stored data cannot be read or decided on: no
+    /// contact, no further wake-ups, an audit event, a metric and an error
+    /// log, so an operator can cancel it (or fix and resubmit it). Only this
+    /// intent stops; the round it was found in goes on.
+    fn hold(
+        &self,
+        tx: &mut Tx,
+        row: &mut IntentRow,
+        intent: Option<&Intent>,
+        why: &LifecycleError,
+        now: DateTime<Utc>,
+    ) {
+        metrics::counter!(crate::telemetry::HELD_INTENTS).increment(1);
+        tracing::error!(tenant = %row.tenant, intent_id = %row.intent_id, why = %why, "intent held: no contact until an operator acts");
+        let stored = json!({
+            "decision": "hold",
+            "code": "UNREADABLE",
+            "reasons": [{"message": format!("held: {why}; no contact until an operator cancels the intent (or fixes the stored data and resubmits it)")}],
+            "decided_at": now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        });
+        row.decision = stored.to_string();
+        row.status = "held".into();
+        row.next_eval_at = None;
+        row.dispatch_id = None;
+        row.updated_at = millis(now);
+        tx.audit(with_decision(self.event("held", row, intent, now, Value::Null), &stored));
+    }
+
+    /// Takes back a released contact that can no longer be decided on and holds its intent.
+    async fn withdraw_and_hold(
+        &self,
+        tx: &mut Tx,
+        dispatch: &mut DispatchRow,
+        row: &mut IntentRow,
+        intent: Option<&Intent>,
+        why: &LifecycleError,
+        now: DateTime<Utc>,
+    ) -> LifecycleResult<()> {
+        dispatch.state = "withdrawn".into();
+        tx.update_dispatch(dispatch).await?;
+        tx.delete_event(&dispatch.dispatch_id).await?;
+        let detail = json!({"dispatch_id": dispatch.dispatch_id, "why": why.to_string()});
+        tx.audit(self.event("withdrawn", row, intent, now, detail));
+        self.hold(tx, row, intent, why, now);
+        tx.update_intent(row).await?;
         Ok(())
     }
 
@@ -509,10 +575,25 @@ impl App {
         if row.status != "deferred" || row.next_eval_at != Some(claim_until) {
             return Ok(false);
         }
-        let submission = Submission::from_json(&row.body)?;
+        let submission = match Submission::from_json(&row.body) {
+            Ok(submission) => submission,
+            Err(unreadable) => {
+                self.hold(tx, &mut row, None, &unreadable, now);
+                tx.update_intent(&row).await?;
+                return Ok(false);
+            }
+        };
         let history = tx.history(tenant, debtor_id, millis(now - Duration::days(HISTORY_LOOKBACK_DAYS))).await?;
         let preferences = tx.preferences(tenant, debtor_id).await?;
-        let decision = self.decide(&submission.intent, &history, preferences.as_ref(), None, now)?;
+        let decision = match self.decide(&submission.intent, &history, preferences.as_ref(), None, now) {
+            Ok(decision) => decision,
+            Err(LifecycleError::Store(e)) => return Err(e.into()),
+            Err(undecidable) => {
+                self.hold(tx, &mut row, Some(&submission.intent), &undecidable, now);
+                tx.update_intent(&row).await?;
+                return Ok(false);
+            }
+        };
         self.apply(tx, &mut row, &submission.intent, &decision, preferences.as_ref(), now).await?;
         tx.update_intent(&row).await?;
         Ok(row.status == "released")
@@ -545,12 +626,27 @@ impl App {
         let mut deferred = false;
         for mut dispatch in ours {
             let Some(mut row) = tx.get_intent(&dispatch.tenant, &dispatch.intent_id).await? else { continue };
-            let submission = Submission::from_json(&row.body)?;
+            let submission = match Submission::from_json(&row.body) {
+                Ok(submission) => submission,
+                Err(unreadable) => {
+                    self.withdraw_and_hold(&mut tx, &mut dispatch, &mut row, None, &unreadable, now).await?;
+                    continue;
+                }
+            };
             let history =
                 tx.history(&row.tenant, &row.debtor_id, millis(now - Duration::days(HISTORY_LOOKBACK_DAYS))).await?;
             let preferences = tx.preferences(&row.tenant, &row.debtor_id).await?;
             let decision =
-                self.decide(&submission.intent, &history, preferences.as_ref(), Some(&dispatch.dispatch_id), now)?;
+                match self.decide(&submission.intent, &history, preferences.as_ref(), Some(&dispatch.dispatch_id), now)
+                {
+                    Ok(decision) => decision,
+                    Err(LifecycleError::Store(e)) => return Err(e.into()),
+                    Err(undecidable) => {
+                        let intent = Some(&submission.intent);
+                        self.withdraw_and_hold(&mut tx, &mut dispatch, &mut row, intent, &undecidable, now).await?;
+                        continue;
+                    }
+                };
             if decision.verdict == Verdict::Release {
                 // Held back by a rate limit: it stays ready, in order, and is checked again next time.
                 if let Err(held) = self.limits.admit(&dispatch.tenant, submission.intent.channel) {
@@ -568,7 +664,7 @@ impl App {
                 dispatch.state = "leased".into();
                 dispatch.attempt += 1;
                 dispatch.lease_expires_at = Some(millis(now + lease));
-                dispatch.not_after = millis(decision.window_end.unwrap_or(now + lease));
+                dispatch.not_after = millis(not_after(&decision, &submission.intent, now + lease));
                 tx.update_dispatch(&dispatch).await?;
                 row.status = "leased".into();
                 row.attempt = dispatch.attempt;
@@ -580,14 +676,14 @@ impl App {
                     "not_after": instant(dispatch.not_after).to_rfc3339(),
                     "lease_expires_at": instant(millis(now + lease)).to_rfc3339(),
                 });
-                tx.audit(self.event("leased", &row, &submission.intent, now, detail));
+                tx.audit(self.event("leased", &row, Some(&submission.intent), now, detail));
                 leased.push((dispatch, submission));
             } else {
                 dispatch.state = "withdrawn".into();
                 tx.update_dispatch(&dispatch).await?;
                 tx.delete_event(&dispatch.dispatch_id).await?;
                 let detail = json!({"dispatch_id": dispatch.dispatch_id, "why": "no longer allowed when an adapter asked for it"});
-                tx.audit(self.event("withdrawn", &row, &submission.intent, now, detail));
+                tx.audit(self.event("withdrawn", &row, Some(&submission.intent), now, detail));
                 self.apply(&mut tx, &mut row, &submission.intent, &decision, preferences.as_ref(), now).await?;
                 tx.update_intent(&row).await?;
                 deferred |= row.status == "deferred";
@@ -659,50 +755,65 @@ impl App {
                     row.outcome.unwrap_or_default()
                 )));
             }
-            "leased" => {}
+            // Cancelled while the adapter held it: its report still counts.
+            "leased" | "cancelled" => {}
             other => {
                 return Err(LifecycleError::FailedPrecondition(format!(
                     "dispatch {dispatch_id} is {other}, not leased"
                 )));
             }
         }
-        let submission = Submission::from_json(&row.body)?;
+        // The body only names the zones in the audit event: an unreadable one
+        // must not lose the adapter's report.
+        let submission = Submission::from_json(&row.body).ok();
         let channel: Channel = row.channel.parse().map_err(LifecycleError::FailedPrecondition)?;
+        let cancelled = dispatch.state == "cancelled";
         dispatch.state = "acked".into();
         tx.update_dispatch(&dispatch).await?;
         tx.set_event_outcome(dispatch_id, outcome.history_outcome().as_str()).await?;
-        row.status = "done".into();
+        if !cancelled {
+            row.status = "done".into();
+        }
         row.outcome = Some(outcome.as_str().into());
         row.updated_at = millis(now);
         tx.update_intent(&row).await?;
         let detail = json!({"dispatch_id": dispatch_id, "reported_at": at.to_rfc3339(), "attempt": dispatch.attempt});
-        tx.audit(self.event("acked", &row, &submission.intent, now, detail));
+        tx.audit(self.event("acked", &row, submission.as_ref().map(|s| &s.intent), now, detail));
         if matches!(outcome, AckOutcome::OptedOut | AckOutcome::WrongParty) {
-            let mut prefs = tx
-                .preferences(&row.tenant, &row.debtor_id)
-                .await?
-                .map(|p| parse_preferences(&p.prefs))
-                .unwrap_or_default();
-            let list = if outcome == AckOutcome::OptedOut { &mut prefs.opted_out } else { &mut prefs.wrong_party };
-            if !list.contains(&channel) {
-                list.push(channel);
+            let mut record = match tx.preferences(&row.tenant, &row.debtor_id).await? {
+                Some(p) => PreferenceRecord::parse(&p.prefs, p.updated_at, &p.source).map_err(|e| {
+                    LifecycleError::FailedPrecondition(format!(
+                        "the debtor's {e}; the report was not recorded (an operator must repair the record first)"
+                    ))
+                })?,
+                None => PreferenceRecord::default(),
+            };
+            let source = format!("adapter ack {dispatch_id}");
+            if outcome == AckOutcome::OptedOut {
+                record.apply(&Statements { opt_out: vec![channel], ..Statements::default() }, at, &source);
+            } else {
+                record.found_wrong_party(channel, at);
             }
-            let source = format!("adapter ack {dispatch_id} at {}", at.to_rfc3339());
-            let text = preferences_json(&prefs);
+            let text = record.to_json();
             tx.upsert_preferences(&row.tenant, &row.debtor_id, &text, &source, millis(now)).await?;
-            tx.audit(preference_event(&row.tenant, &row.debtor_id, &text, &source, now));
+            tx.audit(preference_event(&row.tenant, &row.debtor_id, &record, &source, &[], now));
             tx.wake_debtor(&row.tenant, &row.debtor_id, millis(now)).await?;
         }
         Ok(row)
     }
 
-    /// Cancels pending intents: one by id, or every pending one of a debt.
+    /// Cancels intents not done yet: one by id, or every one of a debt.
+    /// A pending intent's released contact is withdrawn; an intent an adapter
+    /// holds (leased) is cancelled in flight: its lease is not re-offered,
+    /// the contact may already have been made (it stays in the history), and
+    /// the adapter learns of it from its Ack answer. Returns each cancelled
+    /// intent and whether it was in flight.
     pub async fn cancel(
         &self,
         tenant: &str,
         target: CancelTarget<'_>,
         reason: &str,
-    ) -> LifecycleResult<Vec<IntentRow>> {
+    ) -> LifecycleResult<Vec<(IntentRow, bool)>> {
         let now = self.clock.now();
         let mut tx = self.store.begin().await?;
         let rows = match target {
@@ -713,11 +824,14 @@ impl App {
                     .ok_or_else(|| LifecycleError::NotFound(format!("intent_id {intent_id:?} not found")))?;
                 tx.lock_debtor(tenant, &row.debtor_id).await?;
                 match row.status.as_str() {
-                    "cancelled" => return Ok(vec![row]),
-                    s if PENDING.contains(&s) => vec![row],
+                    "cancelled" => {
+                        let in_flight = row.dispatch_id.is_some();
+                        return Ok(vec![(row, in_flight)]);
+                    }
+                    s if CANCELLABLE.contains(&s) => vec![row],
                     other => {
                         return Err(LifecycleError::FailedPrecondition(format!(
-                            "intent {intent_id:?} is {other}: only deferred or released intents can be cancelled"
+                            "intent {intent_id:?} is {other}: only deferred, released, held or leased intents can be cancelled"
                         )));
                     }
                 }
@@ -728,57 +842,79 @@ impl App {
             }
         };
         let mut cancelled = Vec::with_capacity(rows.len());
-        for mut row in rows {
+        for row in rows {
             // Re-read under the lock: it may have moved on.
-            let Some(current) = tx.get_intent(tenant, &row.intent_id).await? else { continue };
-            if !PENDING.contains(&current.status.as_str()) {
+            let Some(mut row) = tx.get_intent(tenant, &row.intent_id).await? else { continue };
+            if !CANCELLABLE.contains(&row.status.as_str()) {
                 continue;
             }
-            if let Some(dispatch_id) = current.dispatch_id.as_deref()
-                && let Some(mut dispatch) = tx.get_dispatch(dispatch_id).await?
-            {
-                dispatch.state = "withdrawn".into();
-                tx.update_dispatch(&dispatch).await?;
-                tx.delete_event(dispatch_id).await?;
+            let in_flight = row.status == "leased";
+            let mut dispatch = match row.dispatch_id.as_deref() {
+                Some(dispatch_id) => tx.get_dispatch(dispatch_id).await?,
+                None => None,
+            };
+            if let Some(dispatch) = dispatch.as_mut() {
+                if in_flight {
+                    // Kept with its contact event: the adapter may have made the contact.
+                    dispatch.state = "cancelled".into();
+                } else {
+                    dispatch.state = "withdrawn".into();
+                    tx.delete_event(&dispatch.dispatch_id).await?;
+                }
+                tx.update_dispatch(dispatch).await?;
             }
-            row = current;
-            let withdrawn = row.dispatch_id.take();
+            let withdrawn = if in_flight { None } else { row.dispatch_id.take() };
             row.status = "cancelled".into();
             row.next_eval_at = None;
             row.updated_at = millis(now);
             tx.update_intent(&row).await?;
-            let submission = Submission::from_json(&row.body)?;
-            let detail = json!({"reason": reason, "withdrawn_dispatch_id": withdrawn});
-            tx.audit(self.event("cancelled", &row, &submission.intent, now, detail));
-            cancelled.push(row);
+            // A held intent's body may be unreadable: it can still be cancelled.
+            let submission = Submission::from_json(&row.body).ok();
+            let detail = json!({
+                "reason": reason,
+                "withdrawn_dispatch_id": withdrawn,
+                "in_flight_dispatch_id": if in_flight { row.dispatch_id.clone() } else { None },
+            });
+            tx.audit(self.event("cancelled", &row, submission.as_ref().map(|s| &s.intent), now, detail));
+            cancelled.push((row, in_flight));
         }
         tx.commit().await?;
         Ok(cancelled)
     }
 
-    /// Records a debtor's preferences; their deferred intents are re-evaluated now.
+    /// Records a debtor's statements made `at`, merged into the stored
+    /// record item by item (see `preferences`); their deferred intents are
+    /// re-evaluated now. Returns the record and the statements a newer
+    /// stored one overrides.
     pub async fn set_preferences(
         &self,
         tenant: &str,
         debtor_id: &str,
-        prefs: &Preferences,
+        statements: &Statements,
+        at: DateTime<Utc>,
         source: &str,
-    ) -> LifecycleResult<PreferencesRow> {
+    ) -> LifecycleResult<(PreferenceRecord, Vec<String>, DateTime<Utc>)> {
         let now = self.clock.now();
         let mut tx = self.store.begin().await?;
         tx.lock_debtor(tenant, debtor_id).await?;
-        let mut merged = prefs.clone();
-        if let Some(existing) = tx.preferences(tenant, debtor_id).await? {
-            // Wrong-party findings come from adapters, not from the debtor: keep them.
-            merged.wrong_party = parse_preferences(&existing.prefs).wrong_party;
-        }
-        let text = preferences_json(&merged);
-        tx.upsert_preferences(tenant, debtor_id, &text, source, millis(now)).await?;
-        tx.audit(preference_event(tenant, debtor_id, &text, source, now));
+        let mut record = match tx.preferences(tenant, debtor_id).await? {
+            // A damaged record is not overwritten: what it held might be an opt-out.
+            Some(p) => PreferenceRecord::parse(&p.prefs, p.updated_at, &p.source).map_err(|e| {
+                LifecycleError::FailedPrecondition(format!(
+                    "the debtor's {e}; nothing was changed (an operator must repair the record first)"
+                ))
+            })?,
+            None => PreferenceRecord::default(),
+        };
+        let superseded = record.apply(statements, at, source);
+        let text = record.to_json();
+        let latest = record.latest_source().unwrap_or(source).to_string();
+        tx.upsert_preferences(tenant, debtor_id, &text, &latest, millis(now)).await?;
+        tx.audit(preference_event(tenant, debtor_id, &record, source, &superseded, now));
         tx.wake_debtor(tenant, debtor_id, millis(now)).await?;
         tx.commit().await?;
         self.wake().await;
-        Ok(PreferencesRow { prefs: text, source: source.to_string(), updated_at: millis(now) })
+        Ok((record, superseded, now))
     }
 
     /// A dry-run decision against the stored history and preferences.
@@ -793,15 +929,22 @@ impl App {
     }
 }
 
-/// The audit event of a preference change.
-fn preference_event(tenant: &str, debtor_id: &str, prefs: &str, source: &str, now: DateTime<Utc>) -> AuditEvent {
-    let prefs: Value = serde_json::from_str(prefs).unwrap_or(Value::Null);
+/// The audit event of a preference change: the record after it, who said
+/// it and what of it newer statements override.
+fn preference_event(
+    tenant: &str,
+    debtor_id: &str,
+    record: &PreferenceRecord,
+    source: &str,
+    superseded: &[String],
+    now: DateTime<Utc>,
+) -> AuditEvent {
     AuditEvent {
         tenant: tenant.to_string(),
         at: millis(now),
         kind: "preference_changed".into(),
         debtor_id: Some(debtor_id.to_string()),
-        detail: json!({"preferences": prefs, "source": source}).to_string(),
+        detail: json!({"preferences": record, "source": source, "superseded": superseded}).to_string(),
         ..AuditEvent::default()
     }
 }
@@ -849,31 +992,20 @@ impl AckOutcome {
     }
 }
 
-/// Reads stored preferences JSON (an unreadable value counts as none).
-pub fn parse_preferences(text: &str) -> Preferences {
-    let value: Value = serde_json::from_str(text).unwrap_or(Value::Null);
-    let channels = |key: &str| -> Vec<Channel> {
-        value[key]
-            .as_array()
-            .map(|items| items.iter().filter_map(|c| c.as_str()?.parse().ok()).collect())
-            .unwrap_or_default()
-    };
-    Preferences {
-        opted_out_all: value["opted_out_all"].as_bool().unwrap_or(false),
-        opted_out: channels("opted_out"),
-        chosen: channels("chosen"),
-        wrong_party: channels("wrong_party"),
-    }
+/// Until when a released contact may be made: the end of the allowed window
+/// it falls in (`fallback` if the rules name none), and never after the
+/// intent expires.
+fn not_after(decision: &Decision, intent: &Intent, fallback: DateTime<Utc>) -> DateTime<Utc> {
+    let window_end = decision.window_end.unwrap_or(fallback);
+    intent.expires_at.map_or(window_end, |expires| window_end.min(expires))
 }
 
-/// Preferences as stored JSON.
-pub fn preferences_json(prefs: &Preferences) -> String {
-    let words = |list: &[Channel]| list.iter().map(|c| c.as_str()).collect::<Vec<_>>();
-    json!({
-        "opted_out_all": prefs.opted_out_all,
-        "opted_out": words(&prefs.opted_out),
-        "chosen": words(&prefs.chosen),
-        "wrong_party": words(&prefs.wrong_party),
+/// A stored contact event as the engine reads it.
+pub fn contact_event(e: &EventRow) -> Result<ContactEvent, String> {
+    Ok(ContactEvent {
+        channel: e.channel.parse()?,
+        at: DateTime::from_timestamp_millis(e.at).ok_or_else(|| format!("instant {} ms is out of range", e.at))?,
+        outcome: e.outcome.parse()?,
+        debt_id: e.debt_id.clone(),
     })
-    .to_string()
 }

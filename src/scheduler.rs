@@ -1,13 +1,27 @@
 //! The wake-up loop: sleeps until the earliest deferred intent is due (or a
 //! submission says something may be due sooner), then re-evaluates what is
-//! due. No busy polling.
+//! due. No busy polling. It reports its own readiness: a scheduler whose
+//! rounds keep failing, or whose due backlog keeps growing, is NOT_SERVING
+//! under the health service name [`READINESS_SERVICE`].
 
 use std::sync::Arc;
 
-use chrono::Duration;
+use chrono::{DateTime, Duration, Utc};
 use tokio::sync::watch;
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
 
 use crate::lifecycle::{App, instant};
+
+/// The `grpc.health.v1` service name that says whether the scheduler makes
+/// progress (use it as the readiness check).
+pub const READINESS_SERVICE: &str = "ventana.v1.Scheduler";
+/// Failed rounds in a row (about one a second) after which the scheduler is not ready.
+const FAILED_ROUNDS_NOT_READY: u32 = 3;
+/// How overdue the oldest due intent may be before the scheduler is not ready.
+const MAX_BACKLOG_SECONDS: i64 = 300;
+/// Longest a round may take before it counts as failed.
+const ROUND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Intents re-evaluated per round.
 const BATCH: i64 = 256;
@@ -15,13 +29,58 @@ const BATCH: i64 = 256;
 /// is looked at now and then.
 const IDLE_SLEEP_SECONDS: i64 = 30;
 
-/// Runs until `shutdown` turns true.
-pub async fn run(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
+/// What the readiness check reports, from the last rounds.
+struct Readiness {
+    reporter: HealthReporter,
+    failed_rounds: u32,
+    reported: Option<ServingStatus>,
+}
+
+impl Readiness {
+    /// Reports the scheduler after a round: `oldest_due` is the earliest
+    /// instant a deferred intent waits for (`None` when unknown or none).
+    async fn report(&mut self, round_ok: bool, oldest_due: Option<DateTime<Utc>>, now: DateTime<Utc>) {
+        self.failed_rounds = if round_ok { 0 } else { self.failed_rounds.saturating_add(1) };
+        let backlog = oldest_due.map_or(0, |due| (now - due).num_seconds().max(0));
+        metrics::gauge!(crate::telemetry::DUE_BACKLOG).set(backlog as f64);
+        let stalled = self.failed_rounds >= FAILED_ROUNDS_NOT_READY || backlog > MAX_BACKLOG_SECONDS;
+        let status = if stalled { ServingStatus::NotServing } else { ServingStatus::Serving };
+        if self.reported != Some(status) {
+            if stalled {
+                tracing::error!(
+                    failed_rounds = self.failed_rounds,
+                    backlog_seconds = backlog,
+                    "scheduler not making progress: not ready"
+                );
+            } else {
+                tracing::info!("scheduler ready");
+            }
+            self.reporter.set_service_status(READINESS_SERVICE, status).await;
+            self.reported = Some(status);
+        }
+    }
+}
+
+/// Runs until `shutdown` turns true, reporting readiness to `reporter`.
+pub async fn run(app: Arc<App>, reporter: HealthReporter, mut shutdown: watch::Receiver<bool>) {
+    let mut readiness = Readiness { reporter, failed_rounds: 0, reported: None };
     loop {
         if *shutdown.borrow() {
             return;
         }
-        match app.wake_due(BATCH).await {
+        // A round stuck on the database (a lock never released) is a stalled
+        // scheduler too: give it up, so readiness can say so. Its
+        // transactions roll back; the intents are claimed again later.
+        let round = match tokio::time::timeout(ROUND_TIMEOUT, app.wake_due(BATCH)).await {
+            Ok(round) => round,
+            Err(_) => {
+                tracing::error!(seconds = ROUND_TIMEOUT.as_secs(), "scheduler round took too long; abandoned");
+                Err(crate::lifecycle::LifecycleError::FailedPrecondition("scheduler round timed out".into()))
+            }
+        };
+        let oldest_due = app.store.next_due().await.ok().flatten().map(instant);
+        readiness.report(round.is_ok(), oldest_due, app.clock.now()).await;
+        match round {
             // A full batch: more may be due at once.
             Ok(n) if n as i64 >= BATCH => continue,
             Ok(_) => {}

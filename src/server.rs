@@ -130,7 +130,7 @@ pub async fn start(config: &Config, clock: Clock) -> anyhow::Result<Running> {
             Ok(Ok(())) => {}
         }
     })];
-    tasks.push(tokio::spawn(crate::scheduler::run(app.clone(), signal.clone())));
+    tasks.push(tokio::spawn(crate::scheduler::run(app.clone(), health_reporter.clone(), signal.clone())));
     tasks.push(tokio::spawn(crate::telemetry::serve_metrics(metrics_listener, app.clone(), signal.clone())));
     if let Store::Postgres(pool) = &app.store {
         tasks.push(tokio::spawn(crate::scheduler::listen_for_wakeups(app.clone(), pool.clone(), signal.clone())));

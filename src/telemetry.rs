@@ -9,6 +9,9 @@
 //! | `ventana_dispatch_latency_seconds` | histogram | — from release to lease |
 //! | `ventana_rate_limit_waits_total` | counter | `limit` (channel or tenant) |
 //! | `ventana_database_errors_total` | counter | — |
+//! | `ventana_intents_held_total` | counter | — intents held because their stored data could not be read |
+//! | `ventana_intents_held` | gauge | — intents held now, waiting for an operator |
+//! | `ventana_due_backlog_seconds` | gauge | — how overdue the oldest due intent is, after each scheduler round |
 
 use std::convert::Infallible;
 use std::sync::{Arc, OnceLock};
@@ -26,6 +29,11 @@ pub const DEFERRED: &str = "ventana_intents_deferred";
 pub const DISPATCH_LATENCY: &str = "ventana_dispatch_latency_seconds";
 pub const RATE_LIMIT_WAITS: &str = "ventana_rate_limit_waits_total";
 pub const DATABASE_ERRORS: &str = "ventana_database_errors_total";
+/// Intents held because their stored data could not be read or decided on.
+pub const HELD_INTENTS: &str = "ventana_intents_held_total";
+/// Intents held now (read from the database at each scrape).
+pub const HELD: &str = "ventana_intents_held";
+pub const DUE_BACKLOG: &str = "ventana_due_backlog_seconds";
 
 /// The process-wide Prometheus recorder (installed on first use).
 pub fn prometheus() -> &'static PrometheusHandle {
@@ -51,9 +59,10 @@ pub fn decided(decision: &'static str, jurisdiction: &str) {
 pub async fn render(app: &App) -> String {
     let now = app.clock.now().timestamp_millis();
     match app.store.queue_depth(now).await {
-        Ok((due, deferred)) => {
+        Ok((due, deferred, held)) => {
             metrics::gauge!(DUE).set(due as f64);
             metrics::gauge!(DEFERRED).set(deferred as f64);
+            metrics::gauge!(HELD).set(held as f64);
         }
         Err(e) => {
             metrics::counter!(DATABASE_ERRORS).increment(1);

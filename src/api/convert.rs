@@ -10,7 +10,7 @@ use serde_json::Value;
 use tonic::Status;
 
 use super::pb;
-use crate::domain::{Channel, Intent, Party, Stage, check_identifier};
+use crate::domain::{Channel, Intent, Party, Stage, check_identifier, check_text};
 use crate::lifecycle::{AckOutcome, LifecycleError, Submission, instant};
 use crate::store::{DispatchRow, IntentRow, StoreError};
 
@@ -29,12 +29,58 @@ pub fn id(field: &str, value: &str) -> Result<String, Status> {
     Ok(value.to_string())
 }
 
-/// A timestamp as a UTC instant.
+/// The protobuf Timestamp range: 0001-01-01T00:00:00Z ..= 9999-12-31T23:59:59.999999999Z.
+const TIMESTAMP_SECONDS: std::ops::RangeInclusive<i64> = -62_135_596_800..=253_402_300_799;
+/// The protobuf Duration range: ±10,000 years.
+const DURATION_SECONDS: std::ops::RangeInclusive<i64> = -315_576_000_000..=315_576_000_000;
+
+/// Longest free-text reason (cancel).
+const MAX_REASON_CHARS: usize = 1024;
+
+/// A free-text reason (see [`check_text`]).
+pub fn reason(value: &str) -> Result<String, Status> {
+    check_text(value, MAX_REASON_CHARS).map_err(|e| invalid("reason", e))?;
+    Ok(value.to_string())
+}
+
+/// A timestamp as a UTC instant: only what the protobuf Timestamp type
+/// allows (years 1 to 9999, nanos 0 to 999,999,999), so every stored
+/// instant can be written and read back.
 pub fn timestamp(field: &str, value: &prost_types::Timestamp) -> Result<DateTime<Utc>, Status> {
+    if !TIMESTAMP_SECONDS.contains(&value.seconds) || !(0..=999_999_999).contains(&value.nanos) {
+        return Err(invalid(
+            field,
+            format!(
+                "{{seconds: {}, nanos: {}}} is outside the protobuf Timestamp range \
+                 (0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999999Z, nanos 0 to 999999999)",
+                value.seconds, value.nanos
+            ),
+        ));
+    }
     u32::try_from(value.nanos)
         .ok()
         .and_then(|nanos| DateTime::from_timestamp(value.seconds, nanos))
         .ok_or_else(|| invalid(field, "is not a valid timestamp"))
+}
+
+/// A duration, within the protobuf Duration range (±10,000 years; nanos
+/// with the sign of the seconds).
+pub fn duration(field: &str, value: &prost_types::Duration) -> Result<chrono::Duration, Status> {
+    let signs_agree = value.seconds == 0 || value.nanos == 0 || (value.seconds < 0) == (value.nanos < 0);
+    if !DURATION_SECONDS.contains(&value.seconds)
+        || !(-999_999_999..=999_999_999).contains(&value.nanos)
+        || !signs_agree
+    {
+        return Err(invalid(
+            field,
+            format!(
+                "{{seconds: {}, nanos: {}}} is outside the protobuf Duration range (±315576000000 s, \
+                 nanos within ±999999999 with the sign of the seconds)",
+                value.seconds, value.nanos
+            ),
+        ));
+    }
+    Ok(chrono::Duration::seconds(value.seconds) + chrono::Duration::nanoseconds(i64::from(value.nanos)))
 }
 
 /// A UTC instant as a timestamp.
@@ -143,6 +189,18 @@ pub fn submission(tenant: &str, intent: Option<&pb::Intent>) -> Result<Submissio
     }
     let not_before = intent.not_before.as_ref().map(|t| timestamp("intent.not_before", t)).transpose()?;
     let expires_at = intent.expires_at.as_ref().map(|t| timestamp("intent.expires_at", t)).transpose()?;
+    if let (Some(not_before), Some(expires_at)) = (not_before, expires_at)
+        && expires_at <= not_before
+    {
+        return Err(invalid(
+            "intent.expires_at",
+            format!(
+                "{} is not after intent.not_before {}: the intent could never go",
+                expires_at.to_rfc3339(),
+                not_before.to_rfc3339()
+            ),
+        ));
+    }
     let domain = Intent {
         tenant: tenant.to_string(),
         intent_id: id("intent.intent_id", &intent.intent_id)?,
@@ -186,6 +244,7 @@ pub fn decision_to_pb(value: &Value) -> pb::Decision {
         Some("release") => pb::DecisionKind::Release,
         Some("defer") => pb::DecisionKind::Defer,
         Some("reject") => pb::DecisionKind::Reject,
+        Some("hold") => pb::DecisionKind::Hold,
         _ => pb::DecisionKind::Unspecified,
     };
     pb::Decision {
@@ -222,6 +281,7 @@ pub fn status_to_pb(status: &str) -> pb::IntentStatus {
         "rejected" => pb::IntentStatus::Rejected,
         "cancelled" => pb::IntentStatus::Cancelled,
         "expired" => pb::IntentStatus::Expired,
+        "held" => pb::IntentStatus::Held,
         _ => pb::IntentStatus::Unspecified,
     }
 }
@@ -238,10 +298,12 @@ pub fn submit_response(row: &IntentRow) -> pb::SubmitResponse {
     }
 }
 
+/// An intent as the API shows it. A body that cannot be read (a held
+/// intent) is shown without its `intent`; status and decision say why.
 pub fn intent_view(row: &IntentRow) -> Result<pb::IntentView, Status> {
-    let submission = Submission::from_json(&row.body).map_err(error_to_status)?;
+    let submission = Submission::from_json(&row.body).ok();
     Ok(pb::IntentView {
-        intent: Some(intent_to_pb(&submission)),
+        intent: submission.as_ref().map(intent_to_pb),
         status: status_to_pb(&row.status) as i32,
         decision: Some(stored_decision(row)),
         next_eval_at: row.next_eval_at.map(|t| to_timestamp(instant(t))),
@@ -250,6 +312,7 @@ pub fn intent_view(row: &IntentRow) -> Result<pb::IntentView, Status> {
         outcome: row.outcome.clone().unwrap_or_default(),
         created_at: Some(to_timestamp(instant(row.created_at))),
         updated_at: Some(to_timestamp(instant(row.updated_at))),
+        cancelled_in_flight: row.status == "cancelled" && row.dispatch_id.is_some(),
     })
 }
 

@@ -8,9 +8,9 @@ use tonic::{Request, Response, Status};
 use super::auth::{Role, authenticate};
 use super::convert::{self, error_to_status};
 use super::pb;
-use crate::domain::Preferences;
 use crate::group_commit::GroupQueue;
 use crate::lifecycle::{Ack, App, CancelTarget, Submission};
+use crate::preferences::Statements;
 use crate::rules::RuleBook;
 
 /// Most intents in one `SubmitBatch`.
@@ -93,14 +93,14 @@ impl pb::contact_scheduler_server::ContactScheduler for Api {
     async fn cancel(&self, request: Request<pb::CancelRequest>) -> Result<Response<pb::IntentView>, Status> {
         let caller = authenticate(&self.app, &request, SUBMITTERS).await?;
         let intent_id = convert::id("intent_id", &request.get_ref().intent_id)?;
-        let reason = request.get_ref().reason.clone();
+        let reason = convert::reason(&request.get_ref().reason)?;
         let rows = self
             .app
             .cancel(&caller.tenant, CancelTarget::Intent(&intent_id), &reason)
             .await
             .map_err(error_to_status)?;
         let row = match rows.first() {
-            Some(row) => row.clone(),
+            Some((row, _)) => row.clone(),
             // It moved on while we waited for the lock: report what it is now.
             None => self
                 .app
@@ -120,17 +120,17 @@ impl pb::contact_scheduler_server::ContactScheduler for Api {
         let caller = authenticate(&self.app, &request, SUBMITTERS).await?;
         let debtor_id = convert::id("debtor_id", &request.get_ref().debtor_id)?;
         let debt_id = convert::id("debt_id", &request.get_ref().debt_id)?;
+        let reason = convert::reason(&request.get_ref().reason)?;
         let rows = self
             .app
-            .cancel(
-                &caller.tenant,
-                CancelTarget::Debt { debtor_id: &debtor_id, debt_id: Some(&debt_id) },
-                &request.get_ref().reason,
-            )
+            .cancel(&caller.tenant, CancelTarget::Debt { debtor_id: &debtor_id, debt_id: Some(&debt_id) }, &reason)
             .await
             .map_err(error_to_status)?;
+        let in_flight_intent_ids =
+            rows.iter().filter(|(_, in_flight)| *in_flight).map(|(r, _)| r.intent_id.clone()).collect();
         Ok(Response::new(pb::CancelForDebtResponse {
-            cancelled_intent_ids: rows.into_iter().map(|r| r.intent_id).collect(),
+            cancelled_intent_ids: rows.into_iter().map(|(r, _)| r.intent_id).collect(),
+            in_flight_intent_ids,
         }))
     }
 
@@ -156,18 +156,43 @@ impl pb::contact_scheduler_server::ContactScheduler for Api {
         let channels = |field: &str, values: &[i32]| -> Result<Vec<_>, Status> {
             values.iter().enumerate().map(|(i, c)| convert::channel(&format!("{field}[{i}]"), *c)).collect()
         };
-        let prefs = Preferences {
-            opted_out_all: req.opt_out_all,
-            opted_out: channels("opt_out_channels", &req.opt_out_channels)?,
-            chosen: channels("chosen_channels", &req.chosen_channels)?,
-            wrong_party: Vec::new(),
+        let opt_out = channels("opt_out_channels", &req.opt_out_channels)?;
+        let opt_in = channels("opt_in_channels", &req.opt_in_channels)?;
+        if let Some(both) = opt_out.iter().find(|c| opt_in.contains(c)) {
+            return Err(Status::invalid_argument(format!(
+                "opt_in_channels: {both} is also in opt_out_channels; state one or the other"
+            )));
+        }
+        let chosen = channels("chosen_channels", &req.chosen_channels)?;
+        if req.clear_chosen_channels && !chosen.is_empty() {
+            return Err(Status::invalid_argument("clear_chosen_channels: set it or chosen_channels, not both"));
+        }
+        let statements = Statements {
+            opt_out_all: req.opt_out_all,
+            opt_out,
+            opt_in,
+            chosen: if req.clear_chosen_channels { Some(Vec::new()) } else { (!chosen.is_empty()).then_some(chosen) },
         };
-        let at =
-            req.at.as_ref().map(|t| convert::timestamp("at", t)).transpose()?.unwrap_or_else(|| self.app.clock.now());
-        let source = format!("{source} ({})", at.to_rfc3339());
-        let row =
-            self.app.set_preferences(&caller.tenant, &debtor_id, &prefs, &source).await.map_err(error_to_status)?;
-        let stored = crate::lifecycle::parse_preferences(&row.prefs);
+        if statements.is_empty() {
+            return Err(Status::invalid_argument(
+                "the request states nothing: set opt_out_all, opt_out_channels, opt_in_channels, chosen_channels or clear_chosen_channels",
+            ));
+        }
+        let now = self.app.clock.now();
+        let at = req.at.as_ref().map(|t| convert::timestamp("at", t)).transpose()?.unwrap_or(now);
+        if at > now + chrono::Duration::minutes(5) {
+            return Err(Status::invalid_argument(format!(
+                "at: {} is in the future (the server's clock says {}); a statement is dated when the debtor made it",
+                at.to_rfc3339(),
+                now.to_rfc3339()
+            )));
+        }
+        let (record, superseded, updated_at) = self
+            .app
+            .set_preferences(&caller.tenant, &debtor_id, &statements, at, &source)
+            .await
+            .map_err(error_to_status)?;
+        let stored = record.effective();
         let to_pb = |list: &[crate::domain::Channel]| list.iter().map(|c| convert::channel_to_pb(*c) as i32).collect();
         Ok(Response::new(pb::Preferences {
             debtor_id,
@@ -175,8 +200,9 @@ impl pb::contact_scheduler_server::ContactScheduler for Api {
             opted_out_all: stored.opted_out_all,
             chosen_channels: to_pb(&stored.chosen),
             wrong_party_channels: to_pb(&stored.wrong_party),
-            source: row.source,
-            updated_at: Some(convert::to_timestamp(crate::lifecycle::instant(row.updated_at))),
+            source: record.latest_source().unwrap_or_default().to_string(),
+            updated_at: Some(convert::to_timestamp(updated_at)),
+            superseded,
         }))
     }
 }
@@ -200,9 +226,11 @@ impl pb::dispatch_server::Dispatch for Api {
         }
         let lease = match &req.lease_duration {
             None => chrono::Duration::seconds(60),
-            Some(d) if (1..=3600).contains(&d.seconds) => chrono::Duration::seconds(d.seconds),
-            Some(_) => return Err(Status::invalid_argument("lease_duration: must be 1 s to 1 h")),
+            Some(d) => convert::duration("lease_duration", d)?,
         };
+        if lease < chrono::Duration::seconds(1) || lease > chrono::Duration::hours(1) {
+            return Err(Status::invalid_argument("lease_duration: must be 1 s to 1 h"));
+        }
         let leased = self
             .app
             .lease(Some(&caller.tenant), &channels, i64::from(req.max_items), lease)
@@ -221,7 +249,10 @@ impl pb::dispatch_server::Dispatch for Api {
             req.at.as_ref().map(|t| convert::timestamp("at", t)).transpose()?.unwrap_or_else(|| self.app.clock.now());
         let ack = Ack { tenant: Some(caller.tenant), dispatch_id, outcome, at };
         let row = self.acks.run(ack).await.map_err(error_to_status)?;
-        Ok(Response::new(pb::AckResponse { status: convert::status_to_pb(&row.status) as i32 }))
+        Ok(Response::new(pb::AckResponse {
+            status: convert::status_to_pb(&row.status) as i32,
+            cancelled: row.status == "cancelled",
+        }))
     }
 }
 

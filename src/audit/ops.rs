@@ -12,7 +12,8 @@ use sha2::Sha256;
 use super::{AuditRow, ChainBreak, ChainWalker, GENESIS};
 use crate::domain::{ContactEvent, Preferences};
 use crate::engine::{Verdict, evaluate};
-use crate::lifecycle::{Submission, instant, parse_preferences};
+use crate::lifecycle::{Submission, instant};
+use crate::preferences::PreferenceRecord;
 use crate::rules::RuleBook;
 use crate::store::{Store, StoreError, StoreResult};
 
@@ -301,7 +302,7 @@ pub async fn replay(
             let recorded: Value = serde_json::from_str(&row.event.detail).map_err(|e| e.to_string())?;
             let recorded = &recorded["decision"];
             let Some(intent_row) = store.get_intent(tenant, intent_id).await.map_err(err)? else { continue };
-            let submission = Submission::from_json(&intent_row.body).map_err(|e| e.to_string())?;
+            let at = instant(row.event.at);
             let book = match candidate {
                 Some(book) => book,
                 None => {
@@ -311,31 +312,30 @@ pub async fn replay(
                     &books[versions]
                 }
             };
-            let Ok(resolved) = book.resolve(tenant, &submission.intent.jurisdiction) else { continue };
-            let at = instant(row.event.at);
             let own_dispatch = recorded_dispatch(&row.event.detail);
-            let history: Vec<ContactEvent> = store
-                .history(tenant, debtor_id, row.event.at - 400 * 86_400_000)
-                .await
-                .map_err(err)?
-                .into_iter()
-                // What had happened by then, without the contact this decision released.
-                .filter(|e| e.at <= row.event.at && (e.dispatch_id.is_none() || e.dispatch_id != own_dispatch))
-                .filter_map(|e| {
-                    Some(ContactEvent {
-                        channel: e.channel.parse().ok()?,
-                        at: instant(e.at),
-                        outcome: e.outcome.parse().ok()?,
-                        debt_id: e.debt_id,
-                    })
-                })
-                .collect();
-            // The preferences the decision recorded (its detail keeps them).
-            let preferences =
-                match serde_json::from_str::<Value>(&row.event.detail).ok().map(|d| d["preferences"].clone()) {
-                    Some(p) if !p.is_null() => parse_preferences(&p.to_string()),
-                    _ => Preferences::default(),
-                };
+            let stored_history =
+                store.history(tenant, debtor_id, row.event.at - 400 * 86_400_000).await.map_err(err)?;
+            // A stored input that cannot be read is reported as a decision
+            // that cannot be replayed; the replay goes on with the next one.
+            let inputs = replay_inputs(&intent_row.body, &row.event.detail, stored_history, row.event.at, own_dispatch);
+            let (submission, history, preferences) = match inputs {
+                Ok(inputs) => inputs,
+                Err(why) => {
+                    differences.push(ReplayDifference {
+                        seq: row.seq,
+                        intent_id: intent_id.clone(),
+                        at,
+                        recorded: describe(
+                            recorded["decision"].as_str().unwrap_or(""),
+                            recorded["at"].as_str(),
+                            recorded["code"].as_str(),
+                        ),
+                        now: format!("cannot replay: {why}"),
+                    });
+                    continue;
+                }
+            };
+            let Ok(resolved) = book.resolve(tenant, &submission.intent.jurisdiction) else { continue };
             let decision = evaluate(&submission.intent, &resolved, &history, &preferences, at);
             replayed += 1;
             let now_json = crate::intent_json::decision_json(&decision, at);
@@ -362,6 +362,30 @@ pub async fn replay(
         }
     }
     Ok((replayed, differences))
+}
+
+/// What a recorded decision was taken on: the intent, the debtor's history
+/// by then (without the contact the decision itself released) and the
+/// preferences the decision recorded.
+fn replay_inputs(
+    body: &str,
+    detail: &str,
+    stored_history: Vec<crate::store::EventRow>,
+    decided_at: i64,
+    own_dispatch: Option<String>,
+) -> Result<(Submission, Vec<ContactEvent>, Preferences), String> {
+    let submission = Submission::from_json(body).map_err(|e| e.to_string())?;
+    let history = stored_history
+        .iter()
+        .filter(|e| e.at <= decided_at && (e.dispatch_id.is_none() || e.dispatch_id != own_dispatch))
+        .map(crate::lifecycle::contact_event)
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("a stored contact event cannot be read: {e}"))?;
+    let preferences = match serde_json::from_str::<Value>(detail).ok().map(|d| d["preferences"].clone()) {
+        Some(p) if !p.is_null() => PreferenceRecord::parse(&p.to_string(), 0, "")?.effective(),
+        _ => Preferences::default(),
+    };
+    Ok((submission, history, preferences))
 }
 
 fn recorded_dispatch(detail: &str) -> Option<String> {

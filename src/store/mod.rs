@@ -465,10 +465,10 @@ impl Store {
         Ok(either!(self, Store, |pool| sqlx::query_scalar(sql).fetch_one(pool).await?))
     }
 
-    /// (due now, deferred in all) intents, for the queue gauges.
-    pub async fn queue_depth(&self, now: i64) -> StoreResult<(i64, i64)> {
-        let sql = "SELECT COALESCE(SUM(CASE WHEN next_eval_at <= $1 THEN 1 ELSE 0 END), 0), COUNT(*) \
-                   FROM intents WHERE status = 'deferred'";
+    /// (due now, deferred in all, held) intents, for the queue gauges.
+    pub async fn queue_depth(&self, now: i64) -> StoreResult<(i64, i64, i64)> {
+        let sql = "SELECT COALESCE(SUM(CASE WHEN next_eval_at <= $1 THEN 1 ELSE 0 END), 0), COUNT(*), \
+                   (SELECT COUNT(*) FROM intents WHERE status = 'held') FROM intents WHERE status = 'deferred'";
         Ok(either!(self, Store, |pool| sqlx::query_as(sql).bind(now).fetch_one(pool).await?))
     }
 
@@ -1075,7 +1075,7 @@ impl Tx {
             "SELECT ",
             intent_columns!(),
             " FROM intents WHERE tenant = $1 AND debtor_id = $2 AND (CAST($3 AS TEXT) IS NULL OR debt_id = $3) \
-             AND status IN ('deferred', 'released') ORDER BY created_at, intent_id"
+             AND status IN ('deferred', 'released', 'held', 'leased') ORDER BY created_at, intent_id"
         );
         Ok(either!(&mut self.db, TxDb, |tx| sqlx::query_as(sql)
             .bind(tenant)

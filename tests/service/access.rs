@@ -105,6 +105,7 @@ async fn call(
             .set_preferences(pb::SetPreferencesRequest {
                 debtor_id: "d-nobody".into(),
                 source: "access test".into(),
+                opt_in_channels: vec![pb::Channel::Email as i32],
                 ..Default::default()
             })
             .await
@@ -201,7 +202,7 @@ async fn another_tenant_never_sees_or_changes_ours(backend: Backend) {
     globex_scheduler
         .set_preferences(pb::SetPreferencesRequest {
             debtor_id: "d-1".into(),
-            opt_out_all: true,
+            opt_out_all: Some(true),
             source: "debtor asked globex".into(),
             ..Default::default()
         })

@@ -37,7 +37,7 @@ async fn mixed_workload(server: &TestServer) {
     client
         .set_preferences(pb::SetPreferencesRequest {
             debtor_id: "d-4".into(),
-            opt_out_all: true,
+            opt_out_all: Some(true),
             source: "letter".into(),
             ..Default::default()
         })

@@ -5,6 +5,7 @@
 mod access;
 mod audit;
 mod harness;
+mod integrator;
 
 use harness::*;
 use tonic::Code;
@@ -714,7 +715,7 @@ const SURGE: usize = 3_000;
 async fn wait_for_store(server: &TestServer, what: &str, done: impl Fn(i64, i64) -> bool) {
     let now = server.clock.now().timestamp_millis();
     for _ in 0..12_000 {
-        let (due, deferred) = server.store().queue_depth(now).await.expect("queue depth");
+        let (due, deferred, _) = server.store().queue_depth(now).await.expect("queue depth");
         if done(due, deferred) {
             return;
         }
@@ -742,7 +743,8 @@ async fn surge_goes_out_highest_priority_first_and_new_submissions_get_through(b
     // While the surge is under way, a new submission is decided, not queued behind it.
     let fresh = submit(&mut client, intent("fresh", "d-fresh", pb::Channel::Sms, "PE")).await;
     assert_eq!(fresh.status, pb::IntentStatus::Released as i32);
-    let (_, still_deferred) = server.store().queue_depth(server.clock.now().timestamp_millis()).await.expect("depth");
+    let (_, still_deferred, _) =
+        server.store().queue_depth(server.clock.now().timestamp_millis()).await.expect("depth");
     assert!(still_deferred > 0, "the new submission had to wait for the whole surge");
     wait_for_store(&server, "the surge ending", |_, deferred| deferred == 0).await;
 

@@ -1,0 +1,239 @@
+//! What a debtor said about being contacted, as a record of dated
+//! statements: per channel (opted out or back in), about every channel, and
+//! which channels they chose. A statement only replaces an older one about
+//! the same item, so a late-arriving stale statement never undoes a newer
+//! one, and a partial update leaves the other items alone. Reading a stored
+//! record fails closed: an unreadable record is an error, never "no opt-outs".
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::domain::{Channel, Preferences};
+
+/// One dated statement about one item.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Statement<T> {
+    pub value: T,
+    /// When the debtor said it (Unix milliseconds).
+    pub at: i64,
+    /// Where it came from (IVR, letter, app, an adapter's ack …).
+    pub source: String,
+}
+
+/// Every item's newest statement.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PreferenceRecord {
+    /// Opted out of every channel (`true`) or lifted that (`false`).
+    pub all: Option<Statement<bool>>,
+    /// Opted out of a channel (`true`) or back in (`false`).
+    pub channels: BTreeMap<Channel, Statement<bool>>,
+    /// The only channels accepted; an empty list lifts an earlier choice.
+    pub chosen: Option<Statement<Vec<Channel>>>,
+    /// Channels whose contact point reached someone else, and when that was
+    /// learned (adapter findings, not the debtor's word: never lifted here).
+    pub wrong_party: BTreeMap<Channel, i64>,
+}
+
+/// What one request states, all dated `at`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Statements {
+    pub opt_out_all: Option<bool>,
+    pub opt_out: Vec<Channel>,
+    pub opt_in: Vec<Channel>,
+    /// `Some(empty)` lifts an earlier choice.
+    pub chosen: Option<Vec<Channel>>,
+}
+
+impl Statements {
+    /// Whether the request says anything at all.
+    pub fn is_empty(&self) -> bool {
+        self.opt_out_all.is_none() && self.opt_out.is_empty() && self.opt_in.is_empty() && self.chosen.is_none()
+    }
+}
+
+/// Keeps `new` unless the stored statement is newer. At the same instant the
+/// stricter of two opt-out statements wins.
+fn newer_bool(slot: &mut Option<Statement<bool>>, new: Statement<bool>, item: &str, superseded: &mut Vec<String>) {
+    match slot {
+        Some(old) if old.at > new.at => superseded.push(superseded_by(item, old.at)),
+        Some(old) if old.at == new.at => old.value |= new.value,
+        _ => *slot = Some(new),
+    }
+}
+
+fn superseded_by(item: &str, at: i64) -> String {
+    let when = DateTime::<Utc>::from_timestamp_millis(at).map_or_else(|| at.to_string(), |t| t.to_rfc3339());
+    format!("{item}: a newer statement (made {when}) stands")
+}
+
+impl PreferenceRecord {
+    /// Applies the statements of one request made `at` from `source`;
+    /// returns the items that newer stored statements override.
+    pub fn apply(&mut self, statements: &Statements, at: DateTime<Utc>, source: &str) -> Vec<String> {
+        let at = at.timestamp_millis();
+        let dated = |value| Statement { value, at, source: source.to_string() };
+        let mut superseded = Vec::new();
+        if let Some(value) = statements.opt_out_all {
+            newer_bool(&mut self.all, dated(value), "opt_out_all", &mut superseded);
+        }
+        let per_channel =
+            statements.opt_out.iter().map(|c| (*c, true)).chain(statements.opt_in.iter().map(|c| (*c, false)));
+        for (channel, value) in per_channel {
+            let mut slot = self.channels.remove(&channel);
+            newer_bool(&mut slot, dated(value), channel.as_str(), &mut superseded);
+            if let Some(statement) = slot {
+                self.channels.insert(channel, statement);
+            }
+        }
+        if let Some(chosen) = &statements.chosen {
+            match &self.chosen {
+                Some(old) if old.at > at => superseded.push(superseded_by("chosen_channels", old.at)),
+                _ => self.chosen = Some(dated_list(chosen, at, source)),
+            }
+        }
+        superseded
+    }
+
+    /// Records that `channel`'s contact point reached someone else.
+    pub fn found_wrong_party(&mut self, channel: Channel, at: DateTime<Utc>) {
+        self.wrong_party.entry(channel).or_insert(at.timestamp_millis());
+    }
+
+    /// What the engine reads.
+    pub fn effective(&self) -> Preferences {
+        Preferences {
+            opted_out_all: self.all.as_ref().is_some_and(|s| s.value),
+            opted_out: self.channels.iter().filter(|(_, s)| s.value).map(|(c, _)| *c).collect(),
+            chosen: self.chosen.as_ref().map(|s| s.value.clone()).unwrap_or_default(),
+            wrong_party: self.wrong_party.keys().copied().collect(),
+        }
+    }
+
+    /// The newest statement's source, if any.
+    pub fn latest_source(&self) -> Option<&str> {
+        let all = self.all.iter().map(|s| (s.at, s.source.as_str()));
+        let channels = self.channels.values().map(|s| (s.at, s.source.as_str()));
+        let chosen = self.chosen.iter().map(|s| (s.at, s.source.as_str()));
+        all.chain(channels).chain(chosen).max_by_key(|(at, _)| *at).map(|(_, source)| source)
+    }
+
+    /// The stored form.
+    pub fn to_json(&self) -> String {
+        // Serializing plain data (string keys, integers) cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// Reads a stored record. The earlier form (`opted_out_all`,
+    /// `opted_out`, `chosen`, `wrong_party` lists without dates) is read as
+    /// statements made at `updated_at` from `source`. Anything else that
+    /// does not parse is an error: unreadable never means "no opt-outs".
+    pub fn parse(text: &str, updated_at: i64, source: &str) -> Result<PreferenceRecord, String> {
+        let value: Value = serde_json::from_str(text).map_err(|e| format!("stored preferences are not JSON: {e}"))?;
+        if value.get("opted_out_all").is_some() {
+            return from_undated(&value, updated_at, source);
+        }
+        serde_json::from_value(value).map_err(|e| format!("stored preferences cannot be read: {e}"))
+    }
+}
+
+fn dated_list(channels: &[Channel], at: i64, source: &str) -> Statement<Vec<Channel>> {
+    let mut value = channels.to_vec();
+    value.sort_unstable();
+    value.dedup();
+    Statement { value, at, source: source.to_string() }
+}
+
+/// The undated form written before statements had dates.
+fn from_undated(value: &Value, at: i64, source: &str) -> Result<PreferenceRecord, String> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Undated {
+        opted_out_all: bool,
+        opted_out: Vec<Channel>,
+        chosen: Vec<Channel>,
+        wrong_party: Vec<Channel>,
+    }
+    let old: Undated =
+        serde_json::from_value(value.clone()).map_err(|e| format!("stored preferences cannot be read: {e}"))?;
+    let dated = |value| Statement { value, at, source: source.to_string() };
+    Ok(PreferenceRecord {
+        all: old.opted_out_all.then(|| dated(true)),
+        channels: old.opted_out.iter().map(|c| (*c, dated(true))).collect(),
+        chosen: (!old.chosen.is_empty()).then(|| dated_list(&old.chosen, at, source)),
+        wrong_party: old.wrong_party.iter().map(|c| (*c, at)).collect(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(text: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(text).expect("instant").with_timezone(&Utc)
+    }
+
+    #[test]
+    fn a_stale_statement_never_undoes_a_newer_one() {
+        let mut record = PreferenceRecord::default();
+        let out = Statements { opt_out_all: Some(true), ..Statements::default() };
+        assert!(record.apply(&out, at("2026-11-30T10:00:00Z"), "ivr").is_empty());
+        let stale = Statements { opt_out_all: Some(false), ..Statements::default() };
+        let superseded = record.apply(&stale, at("2020-01-01T00:00:00Z"), "old crm");
+        assert_eq!(superseded.len(), 1);
+        assert!(record.effective().opted_out_all, "the 2020 statement must not lift the 2026 opt-out");
+        let newer = record.apply(&stale, at("2026-12-01T10:00:00Z"), "letter");
+        assert!(newer.is_empty());
+        assert!(!record.effective().opted_out_all, "an explicit newer statement lifts it");
+    }
+
+    #[test]
+    fn partial_updates_merge_per_item() {
+        let mut record = PreferenceRecord::default();
+        let sms = Statements { opt_out: vec![Channel::Sms], ..Statements::default() };
+        record.apply(&sms, at("2026-11-30T10:00:00Z"), "app");
+        let call = Statements { opt_out: vec![Channel::Call], ..Statements::default() };
+        record.apply(&call, at("2026-11-30T11:00:00Z"), "app");
+        assert_eq!(record.effective().opted_out, vec![Channel::Call, Channel::Sms]);
+        let back_in = Statements { opt_in: vec![Channel::Sms], ..Statements::default() };
+        record.apply(&back_in, at("2026-11-30T09:00:00Z"), "stale");
+        assert_eq!(record.effective().opted_out, vec![Channel::Call, Channel::Sms], "older opt-in ignored");
+        record.apply(&back_in, at("2026-11-30T12:00:00Z"), "app");
+        assert_eq!(record.effective().opted_out, vec![Channel::Call]);
+    }
+
+    #[test]
+    fn the_same_instant_keeps_the_stricter_statement() {
+        let mut record = PreferenceRecord::default();
+        let t = at("2026-11-30T10:00:00Z");
+        record.apply(&Statements { opt_out_all: Some(true), ..Statements::default() }, t, "a");
+        record.apply(&Statements { opt_out_all: Some(false), ..Statements::default() }, t, "b");
+        assert!(record.effective().opted_out_all);
+    }
+
+    #[test]
+    fn unreadable_records_are_errors_and_the_undated_form_is_read() {
+        for bad in [
+            "",
+            "{",
+            "null",
+            "[]",
+            r#"{"all": 7}"#,
+            r#"{"channels": {"fax": {"value": true, "at": 1, "source": "x"}}}"#,
+        ] {
+            assert!(PreferenceRecord::parse(bad, 0, "s").is_err(), "{bad:?} must not read as no opt-outs");
+        }
+        let old = r#"{"opted_out_all":false,"opted_out":["sms"],"chosen":[],"wrong_party":["call"]}"#;
+        let record = PreferenceRecord::parse(old, 5, "ivr").expect("undated form");
+        let effective = record.effective();
+        assert_eq!(effective.opted_out, vec![Channel::Sms]);
+        assert_eq!(effective.wrong_party, vec![Channel::Call]);
+        assert_eq!(record.channels[&Channel::Sms].at, 5);
+        let round_trip = PreferenceRecord::parse(&record.to_json(), 0, "").expect("stored form");
+        assert_eq!(round_trip, record);
+    }
+}

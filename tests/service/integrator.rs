@@ -1,0 +1,430 @@
+//! Regressions for what an integrator found: timestamps outside the
+//! protobuf range, one unreadable row stalling everyone, a caller's zone
+//! replacing the law's, stale preferences undoing opt-outs, `not_after`
+//! past expiry, identifiers PostgreSQL cannot store, and cancels that
+//! skipped leased intents. Every case runs on both backends.
+
+use std::time::Duration;
+
+use tonic::Code;
+use ventana::api::pb;
+use ventana::store::Store;
+
+use crate::harness::*;
+use crate::on_both_backends;
+
+/// Runs `sql` on the server's database behind its back (damage, faults).
+async fn behind_its_back(server: &TestServer, sql: &str) {
+    match server.store() {
+        Store::Sqlite(pool, _) => {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string())).execute(pool).await.expect("sqlite statement");
+        }
+        Store::Postgres(pool) => {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string())).execute(pool).await.expect("postgres statement");
+        }
+    }
+}
+
+fn seconds(seconds: i64) -> prost_types::Timestamp {
+    prost_types::Timestamp { seconds, nanos: 0 }
+}
+
+fn code_and_message(status: &tonic::Status) -> (Code, &str) {
+    (status.code(), status.message())
+}
+
+// ------------------------------------------------------------------ 1. timestamps
+
+async fn timestamps_outside_the_protobuf_range_are_refused(backend: Backend) {
+    let server = TestServer::start(backend, "2026-11-30T06:00:00-05:00").await;
+    let mut client = server.scheduler("acme").await;
+    let past_9999 = 253_402_300_800 + 34_560_000;
+    let cases: Vec<(&str, pb::Intent)> = vec![
+        ("intent.expires_at", {
+            let mut i = intent("t-1", "d-1", pb::Channel::Call, "PE");
+            i.not_before = Some(ts("2026-11-30T07:00:00-05:00"));
+            i.expires_at = Some(seconds(past_9999));
+            i
+        }),
+        ("intent.not_before", {
+            let mut i = intent("t-2", "d-1", pb::Channel::Call, "PE");
+            i.not_before = Some(seconds(-1_000_000_000_000));
+            i
+        }),
+        ("intent.not_before", {
+            let mut i = intent("t-3", "d-1", pb::Channel::Call, "PE");
+            i.not_before = Some(prost_types::Timestamp { seconds: 1_800_000_000, nanos: -1 });
+            i
+        }),
+    ];
+    for (field, bad) in cases {
+        let refused = client.submit(pb::SubmitRequest { intent: Some(bad) }).await.expect_err("out of range");
+        let (code, message) = code_and_message(&refused);
+        assert_eq!(code, Code::InvalidArgument, "{message}");
+        assert!(message.starts_with(field) && message.contains("protobuf Timestamp range"), "{message}");
+    }
+    let explain = pb::ExplainRequest {
+        intent: Some(intent("t-4", "d-1", pb::Channel::Call, "PE")),
+        at: Some(seconds(past_9999)),
+    };
+    let refused = client.explain(explain).await.expect_err("explain at out of range");
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    assert!(refused.message().starts_with("at:"), "{}", refused.message());
+    let preferences = pb::SetPreferencesRequest {
+        debtor_id: "d-1".into(),
+        opt_out_all: Some(true),
+        source: "ivr".into(),
+        at: Some(seconds(-62_135_596_801)),
+        ..Default::default()
+    };
+    let refused = client.set_preferences(preferences).await.expect_err("preferences at out of range");
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    let mut adapter = server.dispatcher("acme").await;
+    for duration in
+        [prost_types::Duration { seconds: 60, nanos: -5 }, prost_types::Duration { seconds: 315_576_000_001, nanos: 0 }]
+    {
+        let request =
+            pb::LeaseRequest { channels: vec![pb::Channel::Call as i32], max_items: 1, lease_duration: Some(duration) };
+        let refused = adapter.lease(request).await.expect_err("bad duration");
+        assert_eq!(refused.code(), Code::InvalidArgument);
+        assert!(refused.message().starts_with("lease_duration:"), "{}", refused.message());
+    }
+    // Nothing was stored.
+    let missing = client.get(pb::GetRequest { intent_id: "t-1".into() }).await.expect_err("not stored");
+    assert_eq!(missing.code(), Code::NotFound);
+    server.stop().await;
+}
+on_both_backends!(timestamps_outside_the_protobuf_range_are_refused);
+
+async fn an_unreadable_row_holds_only_its_own_intent(backend: Backend) {
+    // Monday 06:00 in Lima: calls are due at 07:00.
+    let server = TestServer::start(backend, "2026-11-30T06:00:00-05:00").await;
+    let mut acme = server.scheduler("acme").await;
+    let mut globex = server.scheduler("globex").await;
+    submit(&mut acme, intent("broken", "d-1", pb::Channel::Call, "PE")).await;
+    submit(&mut acme, intent("fine", "d-2", pb::Channel::Call, "PE")).await;
+    submit(&mut globex, intent("theirs", "d-1", pb::Channel::Call, "PE")).await;
+    // What an out-of-range instant stored by an older version looked like.
+    behind_its_back(
+        &server,
+        "UPDATE intents SET body = '{\"intent\": {\"not_before\": \"+10000-01-01T00:00:00Z\"}}' \
+         WHERE intent_id = 'broken'",
+    )
+    .await;
+
+    server.set_clock("2026-11-30T07:00:00-05:00");
+    // The other tenant's intent and the same tenant's other intent go out.
+    server.wait_for_status(&mut globex, "theirs", pb::IntentStatus::Released).await;
+    server.wait_for_status(&mut acme, "fine", pb::IntentStatus::Released).await;
+    let held = server.wait_for_status(&mut acme, "broken", pb::IntentStatus::Held).await;
+    let decision = held.decision.as_ref().expect("decision");
+    assert_eq!(decision.kind, pb::DecisionKind::Hold as i32);
+    assert!(decision.reasons[0].message.contains("stored intent is unreadable"), "{decision:?}");
+    assert!(held.intent.is_none(), "an unreadable body is not shown as an intent");
+    let (_, _, held_now) = server.store().queue_depth(0).await.expect("depth");
+    assert_eq!(held_now, 1, "the held gauge counts it");
+    assert!(ventana::telemetry::prometheus().render().contains("ventana_intents_held_total"));
+
+    // A released contact whose row is damaged is held at lease time; the lease still serves the rest.
+    submit(&mut acme, intent("released-then-broken", "d-3", pb::Channel::Call, "PE")).await;
+    behind_its_back(&server, "UPDATE intents SET body = 'not json' WHERE intent_id = 'released-then-broken'").await;
+    let mut adapter = server.dispatcher("acme").await;
+    let leased = lease(&mut adapter, vec![pb::Channel::Call as i32], 10).await;
+    let ids: Vec<&str> = leased.items.iter().filter_map(|i| i.intent.as_ref()).map(|i| i.intent_id.as_str()).collect();
+    assert_eq!(ids, vec!["fine"]);
+    server.wait_for_status(&mut acme, "released-then-broken", pb::IntentStatus::Held).await;
+
+    // An operator (or the caller) can cancel a held intent; replay reports it instead of aborting.
+    let cancelled = acme
+        .cancel(pb::CancelRequest { intent_id: "broken".into(), reason: "damaged row".into() })
+        .await
+        .expect("cancel a held intent")
+        .into_inner();
+    assert_eq!(cancelled.status, pb::IntentStatus::Cancelled as i32);
+    let (replayed, differences) = ventana::audit::ops::replay(
+        server.store(),
+        "acme",
+        at("2026-11-30T00:00:00Z"),
+        at("2026-12-01T00:00:00Z"),
+        None,
+    )
+    .await
+    .expect("replay goes on past an unreadable intent");
+    assert!(replayed >= 1);
+    assert!(
+        differences.iter().any(|d| d.intent_id == "broken" && d.now.starts_with("cannot replay")),
+        "{differences:?}"
+    );
+    server.stop().await;
+}
+on_both_backends!(an_unreadable_row_holds_only_its_own_intent);
+
+async fn a_stalled_scheduler_is_reported_not_ready(backend: Backend) {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    let server = TestServer::start(backend, "2026-11-30T06:00:00-05:00").await;
+    let mut health = tonic_health::pb::health_client::HealthClient::new(server.channel.clone());
+    let check = |service: &str| tonic_health::pb::HealthCheckRequest { service: service.into() };
+    let mut wait_for = async |wanted: ServingStatus| {
+        for _ in 0..300 {
+            if let Ok(answer) = health.check(check(ventana::scheduler::READINESS_SERVICE)).await
+                && answer.into_inner().status == wanted as i32
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the scheduler never became {wanted:?}");
+    };
+    wait_for(ServingStatus::Serving).await;
+    // Every round now fails: the scheduler cannot make progress.
+    behind_its_back(&server, "ALTER TABLE intents RENAME TO intents_away").await;
+    server.set_clock("2026-11-30T06:00:01-05:00");
+    server.running.as_ref().expect("running").app.wakeup.notify_one();
+    wait_for(ServingStatus::NotServing).await;
+    behind_its_back(&server, "ALTER TABLE intents_away RENAME TO intents").await;
+    wait_for(ServingStatus::Serving).await;
+    server.stop().await;
+}
+on_both_backends!(a_stalled_scheduler_is_reported_not_ready);
+
+// ------------------------------------------------------------------ 2. zones
+
+async fn a_foreign_zone_cannot_replace_the_laws_zones(backend: Backend) {
+    // Monday 04:07 in Lima, 09:07 UTC.
+    let server = TestServer::start(backend, "2026-11-30T04:07:00-05:00").await;
+    let mut client = server.scheduler("acme").await;
+    let mut utc = intent("pe-utc", "d-1", pb::Channel::Call, "PE");
+    utc.time_zones = vec!["UTC".into()];
+    let answer = submit(&mut client, utc).await;
+    assert_eq!(answer.status, pb::IntentStatus::Deferred as i32, "04:07 in Lima is outside Peru's hours");
+    let decision = answer.decision.as_ref().expect("decision");
+    assert_eq!(decision.at, Some(ts("2026-11-30T07:00:00-05:00")));
+    assert!(decision.reasons[0].message.contains("UTC is not a time zone of PE"), "{:?}", decision.reasons);
+    assert!(decision.reasons[0].message.contains("America/Lima"), "{:?}", decision.reasons);
+    server.stop().await;
+
+    // Tuesday 21:30 in Tijuana, 00:30 Wednesday in Cancún: a zone of Mexico stands in for the list.
+    let server = TestServer::start(backend, "2026-11-25T21:30:00-08:00").await;
+    let mut client = server.scheduler("acme").await;
+    let mut tijuana = intent("mx-tij", "d-1", pb::Channel::Call, "MX");
+    tijuana.time_zones = vec!["America/Tijuana".into()];
+    assert_eq!(submit(&mut client, tijuana).await.status, pb::IntentStatus::Released as i32);
+    let mut foreign = intent("mx-foreign", "d-2", pb::Channel::Call, "MX");
+    foreign.time_zones = vec!["America/Tijuana".into(), "America/Los_Angeles".into()];
+    let answer = submit(&mut client, foreign).await;
+    assert_eq!(answer.status, pb::IntentStatus::Deferred as i32, "every Mexican zone binds with a foreign one");
+    let reasons = &answer.decision.as_ref().expect("decision").reasons;
+    assert!(reasons[0].message.contains("America/Los_Angeles is not a time zone of MX"), "{reasons:?}");
+    server.stop().await;
+}
+on_both_backends!(a_foreign_zone_cannot_replace_the_laws_zones);
+
+// ------------------------------------------------------------------ 3. preferences
+
+fn statement(debtor: &str, at_text: &str) -> pb::SetPreferencesRequest {
+    pb::SetPreferencesRequest {
+        debtor_id: debtor.into(),
+        source: "ivr".into(),
+        at: Some(ts(at_text)),
+        ..Default::default()
+    }
+}
+
+async fn stale_preferences_never_undo_a_newer_opt_out(backend: Backend) {
+    let server = TestServer::start(backend, "2026-11-30T10:00:00-05:00").await;
+    let mut client = server.scheduler("acme").await;
+    let out = pb::SetPreferencesRequest { opt_out_all: Some(true), ..statement("d-1", "2026-11-30T09:59:00-05:00") };
+    assert!(client.set_preferences(out).await.expect("opt out").into_inner().opted_out_all);
+    let stale = pb::SetPreferencesRequest { opt_out_all: Some(false), ..statement("d-1", "2020-01-01T00:00:00Z") };
+    let answer = client.set_preferences(stale).await.expect("stale statement").into_inner();
+    assert!(answer.opted_out_all, "a 2020 statement must not lift a 2026 opt-out");
+    assert_eq!(answer.superseded.len(), 1, "{:?}", answer.superseded);
+    assert_eq!(answer.source, "ivr", "the source comes back as given");
+    let refused = submit(&mut client, intent("after-stale", "d-1", pb::Channel::Sms, "PE")).await;
+    assert_eq!(refused.decision.as_ref().map(|d| d.code.as_str()), Some("OPTED_OUT"));
+
+    // Partial updates merge: a second channel's opt-out keeps the first.
+    let sms = pb::SetPreferencesRequest {
+        opt_out_channels: vec![pb::Channel::Sms as i32],
+        ..statement("d-2", "2026-11-30T09:00:00-05:00")
+    };
+    client.set_preferences(sms).await.expect("sms");
+    let call = pb::SetPreferencesRequest {
+        opt_out_channels: vec![pb::Channel::Call as i32],
+        ..statement("d-2", "2026-11-30T09:01:00-05:00")
+    };
+    let both = client.set_preferences(call).await.expect("call").into_inner();
+    assert_eq!(both.opted_out_channels, vec![pb::Channel::Call as i32, pb::Channel::Sms as i32]);
+    // Opting back in takes an explicit, newer statement.
+    let back_in = pb::SetPreferencesRequest {
+        opt_in_channels: vec![pb::Channel::Sms as i32],
+        ..statement("d-2", "2026-11-30T09:30:00-05:00")
+    };
+    let now = client.set_preferences(back_in).await.expect("opt in").into_inner();
+    assert_eq!(now.opted_out_channels, vec![pb::Channel::Call as i32]);
+    let sent = submit(&mut client, intent("sms-again", "d-2", pb::Channel::Sms, "PE")).await;
+    assert_eq!(sent.status, pb::IntentStatus::Released as i32);
+
+    // A statement dated in the future, or one that says nothing, is refused.
+    let future = pb::SetPreferencesRequest { opt_out_all: Some(true), ..statement("d-3", "2026-12-30T00:00:00Z") };
+    assert_eq!(client.set_preferences(future).await.expect_err("future").code(), Code::InvalidArgument);
+    let empty = statement("d-3", "2026-11-30T09:00:00-05:00");
+    assert_eq!(client.set_preferences(empty).await.expect_err("empty").code(), Code::InvalidArgument);
+    server.stop().await;
+}
+on_both_backends!(stale_preferences_never_undo_a_newer_opt_out);
+
+async fn damaged_preferences_fail_closed(backend: Backend) {
+    // Saturday in Lima: calls wait for Monday.
+    let server = TestServer::start(backend, "2026-11-28T10:00:00-05:00").await;
+    let mut client = server.scheduler("acme").await;
+    submit(&mut client, intent("waiting", "d-1", pb::Channel::Call, "PE")).await;
+    let out = pb::SetPreferencesRequest { opt_out_all: Some(true), ..statement("d-1", "2026-11-28T09:00:00-05:00") };
+    client.set_preferences(out).await.expect("opt out");
+    server.wait_for_status(&mut client, "waiting", pb::IntentStatus::Rejected).await;
+    submit(&mut client, intent("deferred", "d-2", pb::Channel::Call, "PE")).await;
+    let out = pb::SetPreferencesRequest { opt_out_all: Some(true), ..statement("d-2", "2026-11-28T09:00:00-05:00") };
+    client.set_preferences(out).await.expect("opt out");
+    server.wait_for_status(&mut client, "deferred", pb::IntentStatus::Rejected).await;
+    // The stored record is damaged behind the service's back.
+    behind_its_back(&server, "UPDATE preferences SET prefs = '{\"all\": \"yes\"}'").await;
+    let refused = client
+        .submit(pb::SubmitRequest { intent: Some(intent("new", "d-1", pb::Channel::Call, "PE")) })
+        .await
+        .expect_err("no decision on unreadable preferences");
+    assert_eq!(refused.code(), Code::FailedPrecondition);
+    assert!(refused.message().contains("preferences"), "{}", refused.message());
+    // A deferred intent of that debtor submitted before the damage is held at its wake-up, not released.
+    behind_its_back(
+        &server,
+        "UPDATE preferences SET prefs = '{\"opted_out_all\":false,\"opted_out\":[],\"chosen\":[],\"wrong_party\":[]}' \
+         WHERE debtor_id = 'd-2'",
+    )
+    .await;
+    submit(&mut client, intent("monday", "d-2", pb::Channel::Call, "PE")).await;
+    behind_its_back(&server, "UPDATE preferences SET prefs = 'garbage' WHERE debtor_id = 'd-2'").await;
+    server.set_clock("2026-11-30T07:00:00-05:00");
+    server.wait_for_status(&mut client, "monday", pb::IntentStatus::Held).await;
+    // And a statement cannot overwrite a record it cannot read.
+    let more = pb::SetPreferencesRequest {
+        opt_out_channels: vec![pb::Channel::Sms as i32],
+        ..statement("d-2", "2026-11-30T06:00:00-05:00")
+    };
+    assert_eq!(client.set_preferences(more).await.expect_err("damaged record").code(), Code::FailedPrecondition);
+    server.stop().await;
+}
+on_both_backends!(damaged_preferences_fail_closed);
+
+// ------------------------------------------------------------------ 4. expiry
+
+async fn not_after_is_never_after_expiry(backend: Backend) {
+    // Monday 10:00 in Lima: calls are allowed until 20:00.
+    let server = TestServer::start(backend, "2026-11-30T10:00:00-05:00").await;
+    let mut client = server.scheduler("acme").await;
+    let mut short = intent("short", "d-1", pb::Channel::Call, "PE");
+    short.expires_at = Some(ts("2026-11-30T12:00:00-05:00"));
+    let answer = submit(&mut client, short).await;
+    assert_eq!(answer.status, pb::IntentStatus::Released as i32);
+    let mut adapter = server.dispatcher("acme").await;
+    let leased = lease(&mut adapter, vec![pb::Channel::Call as i32], 10).await;
+    assert_eq!(leased.items[0].not_after, Some(ts("2026-11-30T12:00:00-05:00")));
+
+    let mut reversed = intent("reversed", "d-2", pb::Channel::Call, "PE");
+    reversed.not_before = Some(ts("2026-12-02T10:00:00-05:00"));
+    reversed.expires_at = Some(ts("2026-12-01T10:00:00-05:00"));
+    let refused = client.submit(pb::SubmitRequest { intent: Some(reversed) }).await.expect_err("reversed");
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    assert!(refused.message().starts_with("intent.expires_at:"), "{}", refused.message());
+    server.stop().await;
+}
+on_both_backends!(not_after_is_never_after_expiry);
+
+// ------------------------------------------------------------------ 5. identifiers
+
+async fn identifiers_are_one_thing_on_both_backends(backend: Backend) {
+    let server = TestServer::start(backend, "2026-11-30T10:00:00-05:00").await;
+    let mut client = server.scheduler("acme").await;
+    let refused = [
+        ("intent.intent_id", intent("nul\0id", "d-1", pb::Channel::Sms, "PE")),
+        ("intent.debtor_id", intent("ok-1", "d\u{0}1", pb::Channel::Sms, "PE")),
+        ("intent.debtor_id", intent("ok-2", " d-1", pb::Channel::Sms, "PE")),
+        ("intent.intent_id", intent("   ", "d-1", pb::Channel::Sms, "PE")),
+        ("intent.intent_id", intent(&"é".repeat(257), "d-1", pb::Channel::Sms, "PE")),
+    ];
+    for (field, bad) in refused {
+        let status = client.submit(pb::SubmitRequest { intent: Some(bad) }).await.expect_err("refused");
+        assert_eq!(status.code(), Code::InvalidArgument, "{}", status.message());
+        assert!(status.message().starts_with(field), "{}", status.message());
+    }
+    // 256 characters are accepted although they take 512 bytes.
+    let long = submit(&mut client, intent(&"é".repeat(256), "d-1", pb::Channel::Sms, "PE")).await;
+    assert_eq!(long.status, pb::IntentStatus::Released as i32);
+    let nul_source = pb::SetPreferencesRequest {
+        opt_out_all: Some(true),
+        source: "ivr\0".into(),
+        ..statement("d-1", "2026-11-30T09:00:00-05:00")
+    };
+    assert_eq!(client.set_preferences(nul_source).await.expect_err("nul").code(), Code::InvalidArgument);
+    let nul_reason = pb::CancelRequest { intent_id: "whatever".into(), reason: "paid\0".into() };
+    assert_eq!(client.cancel(nul_reason).await.expect_err("nul").code(), Code::InvalidArgument);
+    server.stop().await;
+}
+on_both_backends!(identifiers_are_one_thing_on_both_backends);
+
+// ------------------------------------------------------------------ 9. cancel in flight
+
+async fn cancels_reach_leased_intents(backend: Backend) {
+    let server = TestServer::start(backend, "2026-11-30T10:00:00-05:00").await;
+    let mut client = server.scheduler("acme").await;
+    for id in ["leased-1", "leased-2", "pending"] {
+        let mut i = intent(id, "d-1", pb::Channel::Sms, "PE");
+        if id == "pending" {
+            i.not_before = Some(ts("2026-11-30T15:00:00-05:00"));
+        }
+        submit(&mut client, i).await;
+    }
+    let mut adapter = server.dispatcher("acme").await;
+    let short = prost_types::Duration { seconds: 30, nanos: 0 };
+    let request =
+        pb::LeaseRequest { channels: vec![pb::Channel::Sms as i32], max_items: 10, lease_duration: Some(short) };
+    let leased = adapter.lease(request.clone()).await.expect("lease").into_inner();
+    assert_eq!(leased.items.len(), 2);
+
+    let by_id = client
+        .cancel(pb::CancelRequest { intent_id: "leased-1".into(), reason: "paid".into() })
+        .await
+        .expect("cancel a leased intent")
+        .into_inner();
+    assert_eq!(by_id.status, pb::IntentStatus::Cancelled as i32);
+    assert!(by_id.cancelled_in_flight);
+    let debt = client
+        .cancel_for_debt(pb::CancelForDebtRequest {
+            debtor_id: "d-1".into(),
+            debt_id: "debt-1".into(),
+            reason: "paid".into(),
+        })
+        .await
+        .expect("cancel for debt")
+        .into_inner();
+    assert_eq!(debt.cancelled_intent_ids, vec!["leased-2".to_string(), "pending".to_string()]);
+    assert_eq!(debt.in_flight_intent_ids, vec!["leased-2".to_string()]);
+
+    // The adapter learns it at Ack; the outcome is still recorded.
+    let first = leased.items.iter().find(|i| i.intent.as_ref().is_some_and(|i| i.intent_id == "leased-1"));
+    let ack = pb::AckRequest {
+        dispatch_id: first.expect("leased-1").dispatch_id.clone(),
+        outcome: pb::Outcome::Delivered as i32,
+        at: None,
+        detail: String::new(),
+    };
+    let answer = adapter.ack(ack.clone()).await.expect("ack").into_inner();
+    assert!(answer.cancelled);
+    assert_eq!(answer.status, pb::IntentStatus::Cancelled as i32);
+    assert!(adapter.ack(ack).await.expect("same ack again").into_inner().cancelled);
+    // The unacknowledged one is not offered again when its lease expires.
+    server.set_clock("2026-11-30T10:05:00-05:00");
+    let again = adapter.lease(request).await.expect("lease").into_inner();
+    assert!(again.items.is_empty(), "{again:?}");
+    server.stop().await;
+}
+on_both_backends!(cancels_reach_leased_intents);
