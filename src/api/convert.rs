@@ -272,6 +272,39 @@ pub fn decision_to_pb(value: &Value) -> pb::Decision {
     }
 }
 
+/// The stored word of a status filter (`None`: any status).
+pub fn status_filter(field: &str, value: i32) -> Result<Option<&'static str>, Status> {
+    let word = match pb::IntentStatus::try_from(value) {
+        Ok(pb::IntentStatus::Unspecified) => return Ok(None),
+        Ok(pb::IntentStatus::Deferred) => "deferred",
+        Ok(pb::IntentStatus::Released) => "released",
+        Ok(pb::IntentStatus::Leased) => "leased",
+        Ok(pb::IntentStatus::Done) => "done",
+        Ok(pb::IntentStatus::Rejected) => "rejected",
+        Ok(pb::IntentStatus::Cancelled) => "cancelled",
+        Ok(pb::IntentStatus::Expired) => "expired",
+        Ok(pb::IntentStatus::Held) => "held",
+        Err(_) => return Err(invalid(field, format!("{value} is not an IntentStatus"))),
+    };
+    Ok(Some(word))
+}
+
+/// A list position as an opaque page token: the last row's creation instant and id.
+pub fn page_token(row: &IntentRow) -> String {
+    hex::encode(format!("{}/{}", row.created_at, row.intent_id))
+}
+
+/// Reads a page token back (empty: the start).
+pub fn parse_page_token(token: &str) -> Result<(i64, String), Status> {
+    if token.is_empty() {
+        return Ok((i64::MIN, String::new()));
+    }
+    let bad = || invalid("page_token", "is not a token this service returned");
+    let text = String::from_utf8(hex::decode(token).map_err(|_| bad())?).map_err(|_| bad())?;
+    let (created_at, intent_id) = text.split_once('/').ok_or_else(bad)?;
+    Ok((created_at.parse().map_err(|_| bad())?, intent_id.to_string()))
+}
+
 pub fn status_to_pb(status: &str) -> pb::IntentStatus {
     match status {
         "deferred" => pb::IntentStatus::Deferred,
@@ -300,9 +333,9 @@ pub fn submit_response(row: &IntentRow) -> pb::SubmitResponse {
 
 /// An intent as the API shows it. A body that cannot be read (a held
 /// intent) is shown without its `intent`; status and decision say why.
-pub fn intent_view(row: &IntentRow) -> Result<pb::IntentView, Status> {
+pub fn intent_view(row: &IntentRow) -> pb::IntentView {
     let submission = Submission::from_json(&row.body).ok();
-    Ok(pb::IntentView {
+    pb::IntentView {
         intent: submission.as_ref().map(intent_to_pb),
         status: status_to_pb(&row.status) as i32,
         decision: Some(stored_decision(row)),
@@ -313,7 +346,7 @@ pub fn intent_view(row: &IntentRow) -> Result<pb::IntentView, Status> {
         created_at: Some(to_timestamp(instant(row.created_at))),
         updated_at: Some(to_timestamp(instant(row.updated_at))),
         cancelled_in_flight: row.status == "cancelled" && row.dispatch_id.is_some(),
-    })
+    }
 }
 
 pub fn leased_item(dispatch: &DispatchRow, submission: &Submission) -> pb::LeasedItem {

@@ -17,6 +17,8 @@ use crate::rules::RuleBook;
 pub const MAX_BATCH: usize = 1_000;
 /// Most items in one `Lease`.
 pub const MAX_LEASE_ITEMS: i32 = 500;
+/// Most intents in one `ListIntents` page.
+pub const MAX_LIST_PAGE: i32 = 500;
 
 /// Shared by the three services.
 #[derive(Clone)]
@@ -87,7 +89,43 @@ impl pb::contact_scheduler_server::ContactScheduler for Api {
             .await
             .map_err(|e| error_to_status(e.into()))?
             .ok_or_else(|| Status::not_found(format!("intent_id {intent_id:?} not found")))?;
-        Ok(Response::new(convert::intent_view(&row)?))
+        Ok(Response::new(convert::intent_view(&row)))
+    }
+
+    async fn list_intents(
+        &self,
+        request: Request<pb::ListIntentsRequest>,
+    ) -> Result<Response<pb::ListIntentsResponse>, Status> {
+        let caller = authenticate(&self.app, &request, READERS).await?;
+        let req = request.get_ref();
+        let debtor_id = if req.debtor_id.is_empty() { None } else { Some(convert::id("debtor_id", &req.debtor_id)?) };
+        let status = convert::status_filter("status", req.status)?;
+        let page_size = match req.page_size {
+            0 => 100,
+            n if (1..=MAX_LIST_PAGE).contains(&n) => n,
+            _ => return Err(Status::invalid_argument(format!("page_size: must be 1 to {MAX_LIST_PAGE}"))),
+        };
+        let (created_at, intent_id) = convert::parse_page_token(&req.page_token)?;
+        let rows = self
+            .app
+            .store
+            .list_intents(
+                &caller.tenant,
+                debtor_id.as_deref(),
+                status,
+                (created_at, &intent_id),
+                i64::from(page_size) + 1,
+            )
+            .await
+            .map_err(|e| error_to_status(e.into()))?;
+        let more = rows.len() > page_size as usize;
+        let page = &rows[..rows.len().min(page_size as usize)];
+        let next_page_token = match page.last() {
+            Some(last) if more => convert::page_token(last),
+            _ => String::new(),
+        };
+        let intents = page.iter().map(convert::intent_view).collect();
+        Ok(Response::new(pb::ListIntentsResponse { intents, next_page_token }))
     }
 
     async fn cancel(&self, request: Request<pb::CancelRequest>) -> Result<Response<pb::IntentView>, Status> {
@@ -110,7 +148,7 @@ impl pb::contact_scheduler_server::ContactScheduler for Api {
                 .map_err(|e| error_to_status(e.into()))?
                 .ok_or_else(|| Status::not_found(format!("intent_id {intent_id:?} not found")))?,
         };
-        Ok(Response::new(convert::intent_view(&row)?))
+        Ok(Response::new(convert::intent_view(&row)))
     }
 
     async fn cancel_for_debt(

@@ -486,6 +486,34 @@ impl Store {
         Ok(either!(self, Store, |pool| sqlx::query_as(sql).bind(tenant).bind(intent_id).fetch_optional(pool).await?))
     }
 
+    /// A page of `tenant`'s intents in creation order, after the (created
+    /// at, intent id) `after`, optionally of one debtor and in one status.
+    pub async fn list_intents(
+        &self,
+        tenant: &str,
+        debtor_id: Option<&str>,
+        status: Option<&str>,
+        after: (i64, &str),
+        limit: i64,
+    ) -> StoreResult<Vec<IntentRow>> {
+        let sql = concat!(
+            "SELECT ",
+            intent_columns!(),
+            " FROM intents WHERE tenant = $1 AND (CAST($2 AS TEXT) IS NULL OR debtor_id = $2) \
+             AND (CAST($3 AS TEXT) IS NULL OR status = $3) AND (created_at > $4 OR (created_at = $4 AND intent_id > $5)) \
+             ORDER BY created_at, intent_id LIMIT $6"
+        );
+        Ok(either!(self, Store, |pool| sqlx::query_as(sql)
+            .bind(tenant)
+            .bind(debtor_id)
+            .bind(status)
+            .bind(after.0)
+            .bind(after.1)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?))
+    }
+
     /// A debtor's newest contact events since `since` (at most 10,000), oldest first.
     pub async fn history(&self, tenant: &str, debtor_id: &str, since: i64) -> StoreResult<Vec<EventRow>> {
         let sql = SELECT_HISTORY;

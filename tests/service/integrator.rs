@@ -428,3 +428,52 @@ async fn cancels_reach_leased_intents(backend: Backend) {
     server.stop().await;
 }
 on_both_backends!(cancels_reach_leased_intents);
+
+// ------------------------------------------------------------------ asked for: listing
+
+async fn a_debtors_intents_are_listed_a_page_at_a_time(backend: Backend) {
+    let server = TestServer::start(backend, "2026-11-28T10:00:00-05:00").await; // Saturday: calls wait
+    let mut acme = server.scheduler("acme").await;
+    let mut globex = server.scheduler("globex").await;
+    for n in 0..5 {
+        submit(&mut acme, intent(&format!("a-{n}"), "d-1", pb::Channel::Call, "PE")).await;
+        server.set_clock(&format!("2026-11-28T10:00:0{}-05:00", n + 1));
+    }
+    submit(&mut acme, intent("other-debtor", "d-2", pb::Channel::Call, "PE")).await;
+    submit(&mut globex, intent("theirs", "d-1", pb::Channel::Call, "PE")).await;
+    behind_its_back(&server, "UPDATE intents SET body = 'x', status = 'held' WHERE intent_id = 'a-3'").await;
+
+    let mut seen = Vec::new();
+    let mut token = String::new();
+    loop {
+        let request = pb::ListIntentsRequest {
+            debtor_id: "d-1".into(),
+            page_size: 2,
+            page_token: token.clone(),
+            ..Default::default()
+        };
+        let page = acme.list_intents(request).await.expect("list").into_inner();
+        assert!(page.intents.len() <= 2);
+        seen.extend(page.intents.iter().map(|v| match &v.intent {
+            Some(i) => i.intent_id.clone(),
+            None => format!("unreadable:{}", v.status),
+        }));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    let held = format!("unreadable:{}", pb::IntentStatus::Held as i32);
+    assert_eq!(seen, vec!["a-0", "a-1", "a-2", held.as_str(), "a-4"], "in creation order, this tenant only");
+
+    let request = pb::ListIntentsRequest { status: pb::IntentStatus::Held as i32, ..Default::default() };
+    let held_only = acme.list_intents(request).await.expect("held").into_inner();
+    assert_eq!(held_only.intents.len(), 1);
+    assert_eq!(held_only.intents[0].status, pb::IntentStatus::Held as i32);
+    let bad = pb::ListIntentsRequest { page_token: "nonsense".into(), ..Default::default() };
+    assert_eq!(acme.list_intents(bad).await.expect_err("bad token").code(), Code::InvalidArgument);
+    let too_big = pb::ListIntentsRequest { page_size: 501, ..Default::default() };
+    assert_eq!(acme.list_intents(too_big).await.expect_err("too big").code(), Code::InvalidArgument);
+    server.stop().await;
+}
+on_both_backends!(a_debtors_intents_are_listed_a_page_at_a_time);
