@@ -149,12 +149,13 @@ pub fn decision_json(decision: &Decision, now: DateTime<Utc>) -> Value {
             None => json!({"rule": null, "jurisdiction": null, "version": null, "citation": null, "basis": null, "message": r.message()}),
         })
         .collect();
-    let at = decision.at(now).map(|t| Value::String(t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)));
+    // Fractions of a second only when there are some (a release at `now`).
+    let at = decision.at(now).map(|t| Value::String(t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)));
     json!({
         "decision": name,
         "at": at.unwrap_or(Value::Null),
         "code": code,
-        "window_end": decision.window_end.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+        "window_end": decision.window_end.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)),
         "reasons": reasons,
     })
 }

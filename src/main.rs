@@ -77,7 +77,7 @@ enum Command {
     /// Evaluate an intent (JSON file, or `-` for stdin) at an instant and print the decision as JSON.
     Explain {
         /// Jurisdiction files directory.
-        #[arg(long, default_value = "jurisdictions")]
+        #[arg(long, env = "VENTANA_JURISDICTIONS", default_value = "jurisdictions")]
         rules: PathBuf,
         /// Evaluation instant, RFC 3339 with offset (e.g. 2026-11-27T19:59:00-05:00).
         #[arg(long, required_unless_present = "batch")]
@@ -213,7 +213,7 @@ enum RulesCommand {
     /// Parse and validate every file, run every [[examples]]; exit 0 only when all is well.
     Check {
         /// Jurisdiction files directory.
-        #[arg(default_value = "jurisdictions")]
+        #[arg(env = "VENTANA_JURISDICTIONS", default_value = "jurisdictions")]
         dir: PathBuf,
     },
     /// Show the public holidays of a year, or the allowed windows per day for one channel.
@@ -238,7 +238,7 @@ enum RulesCommand {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
         /// Jurisdiction files directory.
-        #[arg(long, default_value = "jurisdictions")]
+        #[arg(long, env = "VENTANA_JURISDICTIONS", default_value = "jurisdictions")]
         rules: PathBuf,
     },
 }
@@ -408,6 +408,14 @@ async fn audit_command(command: AuditCommand) -> Result<ExitCode, CliError> {
                     .map_err(|e| input(format!("--channel: {e}")))?,
             };
             let (_, store) = open_store(settings).await?;
+            // "Verified" about a chain that does not exist would mislead an auditor.
+            if store.audit_head(&filter.tenant).await.map_err(|e| input(format!("reading the chain: {e}")))?.is_none() {
+                return Err(input(format!(
+                    "--tenant: {:?} has no audit chain in this database (no event was ever recorded for it); \
+                     `audit verify` lists the tenants that have one",
+                    filter.tenant
+                )));
+            }
             let writer: Box<dyn Write> = match &out {
                 Some(path) => {
                     Box::new(std::fs::File::create(path).map_err(|e| input(format!("{}: {e}", path.display())))?)

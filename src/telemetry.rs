@@ -121,8 +121,12 @@ pub fn init_tracing() -> Option<opentelemetry_sdk::trace::SdkTracerProvider> {
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
 
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    // sqlx reports PostgreSQL notices (e.g. "relation … already exists, skipping"
+    // while migrating) at info: not news for an operator.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,sqlx=warn".into());
+    // Colours only on a terminal: a log file or collector gets plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(ansi);
     let fmt =
         if std::env::var("VENTANA_LOG_FORMAT").is_ok_and(|f| f == "json") { fmt.json().boxed() } else { fmt.boxed() };
     let provider = otlp_provider();

@@ -351,6 +351,16 @@ async fn cli_export_writes_stable_csv_and_a_summary(backend: Backend) {
     assert_eq!(header, ops::CSV_COLUMNS.to_vec());
     let rows = reader.records().count();
     assert!(summary.contains(&format!("exported {rows} rows")), "{summary}");
+    // The PostgreSQL migration notices are not printed; an unknown tenant is an error, not "verified".
+    assert!(!summary.contains("already exists"), "{summary}");
+    let unknown = std::process::Command::new(env!("CARGO_BIN_EXE_ventana"))
+        .args(["audit", "export", "--tenant", "nobody", "--from", "2026-11-25", "--to", "2026-11-25"])
+        .args(["--database-url", &server.config.database_url])
+        .output()
+        .expect("ventana runs");
+    let text = String::from_utf8_lossy(&unknown.stderr);
+    assert_eq!(unknown.status.code(), Some(2), "{text}");
+    assert!(text.contains("has no audit chain") && !text.contains("chain verified: yes"), "{text}");
     server.stop().await;
 }
 on_both_backends!(cli_export_writes_stable_csv_and_a_summary);
