@@ -75,20 +75,32 @@ pub async fn create_key(
     Ok(key)
 }
 
+/// The key in one `authorization` value: exactly `<scheme> <key>`, the scheme
+/// `Bearer` in any letter case (RFC 9110 makes schemes case-insensitive), one
+/// space, then a key that is not empty and has no whitespace. Anything else
+/// (two spaces, a trailing space, a tab) is refused rather than repaired, so
+/// every malformed form is treated alike.
+pub fn bearer_key(value: &str) -> Option<&str> {
+    let (scheme, key) = value.split_once(' ')?;
+    (scheme.eq_ignore_ascii_case("bearer") && !key.is_empty() && !key.contains(char::is_whitespace)).then_some(key)
+}
+
 /// Checks the caller's key, its request rate and that it has one of
 /// `allowed` (admin always may).
 pub async fn authenticate<T>(app: &App, request: &Request<T>, allowed: &[Role]) -> Result<Caller, Status> {
-    let header = request
-        .metadata()
-        .get("authorization")
-        .ok_or_else(|| Status::unauthenticated("missing `authorization: Bearer <api key>` metadata"))?;
-    let key = header
-        .to_str()
-        .ok()
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-        .filter(|k| !k.is_empty())
-        .ok_or_else(|| Status::unauthenticated("authorization must be `Bearer <api key>`"))?;
+    let mut headers = request.metadata().get_all("authorization").iter();
+    let header =
+        headers.next().ok_or_else(|| Status::unauthenticated("missing `authorization: Bearer <api key>` metadata"))?;
+    // Proxies and clients disagree on which of several values counts; taking
+    // the first silently could authenticate a caller as someone else.
+    if headers.next().is_some() {
+        return Err(Status::unauthenticated(
+            "several `authorization` metadata values: send exactly one, `Bearer <api key>`",
+        ));
+    }
+    let key = header.to_str().ok().and_then(bearer_key).ok_or_else(|| {
+        Status::unauthenticated("authorization must be `Bearer <api key>`: the scheme, one space, the key")
+    })?;
     let row = app
         .keys
         .find(&app.store, key_hash(key))
@@ -149,6 +161,29 @@ impl KeyCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bearer_key_takes_any_scheme_case_and_exactly_one_space() {
+        for good in ["Bearer vk_1", "bearer vk_1", "BEARER vk_1", "bEaReR vk_1"] {
+            assert_eq!(bearer_key(good), Some("vk_1"), "{good:?}");
+        }
+        for bad in [
+            "",
+            "Bearer",
+            "Bearer ",
+            "Bearer  vk_1",
+            "Bearer vk_1 ",
+            " Bearer vk_1",
+            "Bearer\tvk_1",
+            "Bearer vk 1",
+            "Bearer vk_1\t",
+            "Basic vk_1",
+            "Bearervk_1",
+            "vk_1",
+        ] {
+            assert_eq!(bearer_key(bad), None, "{bad:?}");
+        }
+    }
 
     async fn revoke_all(store: &Store) {
         let Store::Sqlite(pool, _) = store else { panic!("a SQLite store") };

@@ -235,3 +235,59 @@ async fn another_tenant_never_sees_or_changes_ours(backend: Backend) {
     server.stop().await;
 }
 crate::on_both_backends!(another_tenant_never_sees_or_changes_ours);
+
+/// Sends each of its values as one `authorization` metadata entry, in order.
+#[derive(Clone)]
+struct Headers(Vec<MetadataValue<Ascii>>);
+
+impl tonic::service::Interceptor for Headers {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        for value in &self.0 {
+            request.metadata_mut().append("authorization", value.clone());
+        }
+        Ok(request)
+    }
+}
+
+async fn the_authorization_header_is_parsed_strictly_and_only_once(backend: Backend) {
+    let server = TestServer::start(backend, "2026-11-25T10:00:00-05:00").await;
+    let key = server.key("acme", &[Role::Auditor]).await.0;
+    let key = key.to_str().expect("ascii").strip_prefix("Bearer ").expect("harness sends Bearer").to_string();
+    let other = server.key("globex", &[Role::Auditor]).await.0;
+    let list = |values: Vec<String>| {
+        let channel = server.channel.clone();
+        async move {
+            let values = values.iter().map(|v| v.parse().expect("ascii")).collect();
+            let mut rules = pb::rules_client::RulesClient::with_interceptor(channel, Headers(values));
+            rules.list(pb::ListRulesRequest {}).await.map(|_| ())
+        }
+    };
+    for scheme in ["Bearer", "bearer", "BEARER", "bEARER"] {
+        let result = list(vec![format!("{scheme} {key}")]).await;
+        assert!(result.is_ok(), "scheme {scheme:?} is case-insensitive: {result:?}");
+    }
+    let ours = format!("Bearer {key}");
+    let theirs = other.to_str().expect("ascii").to_string();
+    for values in [vec![ours.clone(), ours.clone()], vec![ours.clone(), theirs.clone()], vec![ours.clone(), "x".into()]]
+    {
+        let status = list(values.clone()).await.expect_err("two authorization values");
+        assert_eq!(status.code(), Code::Unauthenticated, "{values:?}: {status:?}");
+        assert!(status.message().contains("send exactly one"), "{values:?}: {}", status.message());
+    }
+    for malformed in [
+        format!("Bearer {key} "),
+        format!("Bearer  {key}"),
+        format!("Bearer\t{key}"),
+        format!("Bearer {key}\t"),
+        format!("Bearer{key}"),
+        format!("Basic {key}"),
+        key.clone(),
+        "Bearer ".into(),
+    ] {
+        let status = list(vec![malformed.clone()]).await.expect_err("malformed");
+        assert_eq!(status.code(), Code::Unauthenticated, "{malformed:?}: {status:?}");
+        assert!(status.message().contains("`Bearer <api key>`"), "{malformed:?}: {}", status.message());
+    }
+    server.stop().await;
+}
+crate::on_both_backends!(the_authorization_header_is_parsed_strictly_and_only_once);
