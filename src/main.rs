@@ -200,7 +200,8 @@ enum KeysCommand {
     Create {
         #[arg(long)]
         tenant: String,
-        /// submitter, adapter, auditor or admin (repeat for several).
+        /// submitter, adapter, auditor, admin (every role of the tenant but operator) or operator
+        /// (Rules/Reload, which affects every tenant); repeat for several.
         #[arg(long = "role", required = true)]
         roles: Vec<String>,
         #[command(flatten)]
@@ -301,12 +302,7 @@ async fn run_service(command: Command) -> Result<ExitCode, CliError> {
             let config = settings.load()?;
             let running = server::start(&config, Clock::System).await.map_err(|e| input(format!("{e:#}")))?;
             if dev {
-                let key = create_key(
-                    &running.app.store,
-                    "dev",
-                    &[Role::Submitter, Role::Adapter, Role::Auditor, Role::Admin],
-                )
-                .await?;
+                let key = create_key(&running.app.store, "dev", &Role::ALL).await?;
                 eprintln!("dev api key (tenant dev, every role): {key}");
                 eprintln!("try: grpcurl -plaintext -H 'authorization: Bearer {key}' {} list", running.addr);
             }

@@ -17,16 +17,23 @@ pub enum Role {
     Submitter,
     Adapter,
     Auditor,
+    /// Every role of its own tenant, but not [`Role::Operator`].
     Admin,
+    /// Deployment-wide actions that affect every tenant (`Rules/Reload`),
+    /// plus reading the rules; nothing of any tenant's data.
+    Operator,
 }
 
 impl Role {
+    pub const ALL: [Role; 5] = [Role::Submitter, Role::Adapter, Role::Auditor, Role::Admin, Role::Operator];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Submitter => "submitter",
             Role::Adapter => "adapter",
             Role::Auditor => "auditor",
             Role::Admin => "admin",
+            Role::Operator => "operator",
         }
     }
 
@@ -36,8 +43,16 @@ impl Role {
             "adapter" => Ok(Role::Adapter),
             "auditor" => Ok(Role::Auditor),
             "admin" => Ok(Role::Admin),
-            other => Err(format!("unknown role {other:?} (roles: submitter, adapter, auditor, admin)")),
+            "operator" => Ok(Role::Operator),
+            other => Err(format!("unknown role {other:?} (roles: submitter, adapter, auditor, admin, operator)")),
         }
+    }
+
+    /// Whether a key with this role may make a call that needs `needed`. A
+    /// tenant's admin stands in for that tenant's roles only: operator calls
+    /// act on every tenant, so no tenant's admin may make them.
+    pub fn grants(self, needed: Role) -> bool {
+        self == needed || (self == Role::Admin && needed != Role::Operator)
     }
 }
 
@@ -86,7 +101,7 @@ pub fn bearer_key(value: &str) -> Option<&str> {
 }
 
 /// Checks the caller's key, its request rate and that it has one of
-/// `allowed` (admin always may).
+/// `allowed` (admin may stand in for any role but operator).
 pub async fn authenticate<T>(app: &App, request: &Request<T>, allowed: &[Role]) -> Result<Caller, Status> {
     let mut headers = request.metadata().get_all("authorization").iter();
     let header =
@@ -114,9 +129,13 @@ pub async fn authenticate<T>(app: &App, request: &Request<T>, allowed: &[Role]) 
         )));
     }
     let roles: Vec<Role> = row.roles.split(',').filter_map(|r| Role::parse(r.trim()).ok()).collect();
-    if !roles.iter().any(|r| *r == Role::Admin || allowed.contains(r)) {
+    if !roles.iter().any(|have| allowed.iter().any(|needed| have.grants(*needed))) {
         let wanted: Vec<&str> = allowed.iter().map(|r| r.as_str()).collect();
-        return Err(Status::permission_denied(format!("this call needs one of the roles: {}", wanted.join(", "))));
+        let admin_note = if allowed == [Role::Operator] { " (admin does not include operator)" } else { "" };
+        return Err(Status::permission_denied(format!(
+            "this call needs one of the roles: {}{admin_note}",
+            wanted.join(", ")
+        )));
     }
     Ok(Caller { tenant: row.tenant, roles, key_prefix: row.key_prefix })
 }

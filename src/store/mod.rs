@@ -508,6 +508,12 @@ impl Store {
         Ok(either!(self, Store, |pool| sqlx::query_as(sql).bind(key_hash).fetch_optional(pool).await?))
     }
 
+    /// Tenants that have a key not revoked.
+    pub async fn key_tenants(&self) -> StoreResult<Vec<String>> {
+        let sql = "SELECT DISTINCT tenant FROM api_keys WHERE revoked_at IS NULL ORDER BY tenant";
+        Ok(either!(self, Store, |pool| sqlx::query_scalar(sql).fetch_all(pool).await?))
+    }
+
     /// Tenants that have an audit chain.
     pub async fn audit_tenants(&self) -> StoreResult<Vec<String>> {
         let sql = "SELECT tenant FROM audit_heads ORDER BY tenant";
