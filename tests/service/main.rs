@@ -5,6 +5,7 @@
 mod access;
 mod audit;
 mod harness;
+mod keys;
 
 use harness::*;
 use tonic::Code;
