@@ -162,3 +162,213 @@ fn explain_batch_answers_every_line_in_order() {
     assert!(lines[2]["error"].as_str().is_some_and(|e| e.contains("channel")));
     assert_eq!(lines[3]["decision"], "defer");
 }
+
+// ------------------------------------------------------------------ keys
+
+/// `ventana keys …` against the SQLite file `db`.
+fn keys(db: &Path, args: &[&str]) -> Output {
+    let url = format!("sqlite://{}", db.display());
+    let mut all = vec!["keys"];
+    all.extend_from_slice(args);
+    all.extend(["--database-url", &url]);
+    ventana(&all, None)
+}
+
+fn key_list(db: &Path, extra: &[&str]) -> Vec<Value> {
+    let mut args = vec!["list", "--format", "json"];
+    args.extend_from_slice(extra);
+    let output = keys(db, &args);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let listed: Value = serde_json::from_str(&stdout(&output)).expect("json");
+    listed.as_array().expect("a list").clone()
+}
+
+#[test]
+fn keys_are_created_listed_and_revoked_without_showing_the_key() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("keys.db");
+    let created = keys(
+        &db,
+        &[
+            "create",
+            "--tenant",
+            "acme",
+            "--role",
+            "submitter",
+            "--role",
+            "operator",
+            "--name",
+            "billing",
+            "--expires-in",
+            "90d",
+        ],
+    );
+    assert!(created.status.success(), "{}", stderr(&created));
+    let key = stdout(&created).trim().to_string();
+    assert!(key.starts_with("vk_") && key.len() == 67, "{key:?}");
+    let other =
+        keys(&db, &["create", "--tenant", "globex", "--role", "auditor", "--expires-at", "2099-01-01T00:00:00-05:00"]);
+    assert!(other.status.success(), "{}", stderr(&other));
+
+    let listed = key_list(&db, &[]);
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    let acme = &listed[0];
+    assert_eq!(acme["prefix"], key[..11]);
+    assert_eq!(acme["tenant"], "acme");
+    assert_eq!(acme["roles"], serde_json::json!(["submitter", "operator"]));
+    assert_eq!(acme["name"], "billing");
+    assert_eq!(acme["revoked"], Value::Null);
+    assert_eq!(acme["state"], "active");
+    let created_at =
+        chrono::DateTime::parse_from_rfc3339(acme["created"].as_str().expect("created")).expect("rfc 3339");
+    let expires_at =
+        chrono::DateTime::parse_from_rfc3339(acme["expires"].as_str().expect("expires")).expect("rfc 3339");
+    assert_eq!((expires_at - created_at).num_days(), 90);
+    assert_eq!(listed[1]["expires"], "2099-01-01T05:00:00Z");
+    assert_eq!(listed[1]["name"], Value::Null);
+    assert_eq!(key_list(&db, &["--tenant", "globex"]).len(), 1);
+    assert!(key_list(&db, &["--tenant", "initech"]).is_empty());
+
+    // Neither the key nor its stored hash is ever printed.
+    let text = keys(&db, &["list"]);
+    assert!(text.status.success(), "{}", stderr(&text));
+    let hash = ventana::api::auth::key_hash(&key);
+    for output in [stdout(&text), serde_json::to_string(&listed).expect("json")] {
+        assert!(output.contains(&key[..11]), "{output}");
+        assert!(!output.contains(&key[11..]) && !output.contains(&hash), "{output}");
+    }
+    let header = stdout(&text).lines().next().unwrap_or_default().to_string();
+    for column in ["PREFIX", "TENANT", "ROLES", "NAME", "CREATED", "EXPIRES", "REVOKED"] {
+        assert!(header.contains(column), "{header}");
+    }
+
+    let revoked = keys(&db, &["revoke", &key[..11]]);
+    assert!(revoked.status.success(), "{}", stderr(&revoked));
+    assert!(stdout(&revoked).contains("up to 5 s"), "{}", stdout(&revoked));
+    let acme = &key_list(&db, &["--tenant", "acme"])[0];
+    assert_eq!(acme["state"], "revoked");
+    assert!(acme["revoked"].as_str().is_some(), "{acme}");
+    let again = keys(&db, &["revoke", &key[..11]]);
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert!(stdout(&again).contains("already revoked"), "{}", stdout(&again));
+    let unknown = keys(&db, &["revoke", "vk_00000000"]);
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(stderr(&unknown).contains("no api key has the prefix"), "{}", stderr(&unknown));
+    assert_eq!(key_list(&db, &["--tenant", "globex"])[0]["state"], "active", "only the named key was revoked");
+}
+
+#[test]
+fn keys_create_refuses_bad_tenants_names_roles_and_expiries() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("keys.db");
+    let cases: &[(&[&str], &str)] = &[
+        (&["--tenant", " "], "--tenant:"),
+        (&["--tenant", ""], "--tenant:"),
+        (&["--tenant", "dev "], "--tenant:"),
+        (&["--tenant", " dev"], "--tenant:"),
+        (&["--tenant", "ac\nme"], "--tenant:"),
+        (&["--tenant", &"t".repeat(257)], "--tenant:"),
+        (&["--tenant", "acme", "--name", " "], "--name:"),
+        (&["--tenant", "acme", "--name", "ci\n"], "--name:"),
+        (&["--tenant", "acme", "--name", "serve-dev"], "reserved"),
+        (&["--tenant", "acme", "--role", "root"], "--role:"),
+        (&["--tenant", "acme", "--expires-in", "0d"], "--expires-in:"),
+        (&["--tenant", "acme", "--expires-in", "90"], "--expires-in:"),
+        (&["--tenant", "acme", "--expires-in", "1y"], "--expires-in:"),
+        (&["--tenant", "acme", "--expires-at", "2020-01-01T00:00:00Z"], "not in the future"),
+        (&["--tenant", "acme", "--expires-at", "next year"], "--expires-at:"),
+        (&["--tenant", "acme", "--expires-at", "2099-01-01T00:00:00Z", "--expires-in", "1d"], "cannot be used with"),
+    ];
+    for (flags, expected) in cases {
+        let mut args = vec!["create", "--role", "submitter"];
+        args.extend_from_slice(flags);
+        let output = keys(&db, &args);
+        assert_eq!(output.status.code(), Some(2), "{flags:?} was accepted: {}", stdout(&output));
+        assert!(stderr(&output).contains(expected), "{flags:?}: {}", stderr(&output));
+        assert!(stdout(&output).is_empty(), "{flags:?} printed a key");
+    }
+    for tenant in [" ", "dev ", "a\nb"] {
+        let output = keys(&db, &["list", "--tenant", tenant]);
+        assert_eq!(output.status.code(), Some(2), "list --tenant {tenant:?}");
+    }
+    assert!(key_list(&db, &[]).is_empty(), "no key was stored");
+}
+
+/// Runs `serve --dev` on `db` until it has printed its key, then kills it;
+/// returns what it printed on stderr.
+fn serve_dev(db: &Path) -> String {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ventana"))
+        .args(["serve", "--dev", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--database-url"])
+        .arg(format!("sqlite://{}", db.display()))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("ventana serve runs");
+    let pipe = child.stderr.take().expect("stderr");
+    let (lines, received) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(pipe).lines() {
+            let Ok(line) = line else { break };
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut seen = String::new();
+    let finished = loop {
+        match received.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now())) {
+            Ok(line) => {
+                seen.push_str(&line);
+                seen.push('\n');
+                if line.starts_with("try: ") {
+                    break true;
+                }
+            }
+            Err(_) => break false,
+        }
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(finished, "serve --dev printed no key:\n{seen}");
+    seen
+}
+
+/// The key `serve --dev` printed.
+fn dev_key(stderr: &str) -> String {
+    let line = stderr.lines().find(|l| l.starts_with("dev api key")).expect("a key line");
+    line.rsplit(' ').next().unwrap_or_default().to_string()
+}
+
+#[test]
+fn serve_dev_revokes_the_keys_earlier_starts_minted() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("dev.db");
+    let first = serve_dev(&db);
+    let first_key = dev_key(&first);
+    assert!(!first.contains("revoked"), "nothing to revoke the first time:\n{first}");
+    // A key made by hand for tenant dev is not serve --dev's to revoke.
+    let by_hand = keys(&db, &["create", "--tenant", "dev", "--role", "auditor", "--name", "ci"]);
+    assert!(by_hand.status.success(), "{}", stderr(&by_hand));
+
+    let second = serve_dev(&db);
+    let second_key = dev_key(&second);
+    assert_ne!(first_key, second_key);
+    let revoked_line = second.lines().find(|l| l.starts_with("revoked 1 key")).unwrap_or_default();
+    assert!(revoked_line.contains(&first_key[..11]), "the revocation is announced:\n{second}");
+
+    let listed = key_list(&db, &["--tenant", "dev"]);
+    let state =
+        |key: &str| listed.iter().find(|k| k["prefix"] == key[..11]).map(|k| k["state"].clone()).expect("listed");
+    assert_eq!(state(&first_key), "revoked");
+    assert_eq!(state(&second_key), "active");
+    let ci = listed.iter().find(|k| k["name"] == "ci").expect("the key made by hand");
+    assert_eq!(ci["state"], "active");
+    let dev = listed.iter().find(|k| k["prefix"] == second_key[..11]).expect("dev key");
+    assert_eq!(dev["name"], "serve-dev");
+    assert_eq!(dev["roles"], serde_json::json!(["submitter", "adapter", "auditor", "admin", "operator"]));
+}

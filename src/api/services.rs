@@ -33,7 +33,10 @@ pub struct Api {
 const SUBMITTERS: &[Role] = &[Role::Submitter];
 const READERS: &[Role] = &[Role::Submitter, Role::Auditor];
 const ADAPTERS: &[Role] = &[Role::Adapter];
-const ANYONE: &[Role] = &[Role::Submitter, Role::Adapter, Role::Auditor];
+/// Anyone may read the rules: the operator too, who reloads them.
+const RULE_READERS: &[Role] = &[Role::Submitter, Role::Adapter, Role::Auditor, Role::Operator];
+/// Reload affects every tenant: an operator's, never a tenant admin's, call.
+const OPERATORS: &[Role] = &[Role::Operator];
 
 #[tonic::async_trait]
 impl pb::contact_scheduler_server::ContactScheduler for Api {
@@ -294,10 +297,13 @@ impl pb::dispatch_server::Dispatch for Api {
     }
 }
 
-fn jurisdiction_infos(book: &RuleBook) -> pb::ListRulesResponse {
+/// The files `tenant` may see: the law (no tenant) and its own policies,
+/// never another tenant's (their names and paths are that tenant's business).
+fn jurisdiction_infos(book: &RuleBook, tenant: &str) -> pb::ListRulesResponse {
     let jurisdictions = book
         .jurisdictions()
         .iter()
+        .filter(|j| j.tenant.as_deref().is_none_or(|t| t == tenant))
         .map(|j| pb::JurisdictionInfo {
             code: j.code.to_string(),
             name: j.name.clone(),
@@ -313,12 +319,12 @@ fn jurisdiction_infos(book: &RuleBook) -> pb::ListRulesResponse {
 #[tonic::async_trait]
 impl pb::rules_server::Rules for Api {
     async fn list(&self, request: Request<pb::ListRulesRequest>) -> Result<Response<pb::ListRulesResponse>, Status> {
-        authenticate(&self.app, &request, ANYONE).await?;
-        Ok(Response::new(jurisdiction_infos(&self.app.rules())))
+        let caller = authenticate(&self.app, &request, RULE_READERS).await?;
+        Ok(Response::new(jurisdiction_infos(&self.app.rules(), &caller.tenant)))
     }
 
     async fn calendar(&self, request: Request<pb::CalendarRequest>) -> Result<Response<pb::CalendarResponse>, Status> {
-        authenticate(&self.app, &request, ANYONE).await?;
+        authenticate(&self.app, &request, RULE_READERS).await?;
         let req = request.get_ref();
         if !(1900..=2200).contains(&req.year) {
             return Err(Status::invalid_argument("year: must be 1900 to 2200"));
@@ -334,16 +340,17 @@ impl pb::rules_server::Rules for Api {
     }
 
     async fn reload(&self, request: Request<pb::ReloadRequest>) -> Result<Response<pb::ListRulesResponse>, Status> {
-        let caller = authenticate(&self.app, &request, &[Role::Admin]).await?;
+        let caller = authenticate(&self.app, &request, OPERATORS).await?;
         let dir = self.rules_dir.clone();
         let loaded = tokio::task::spawn_blocking(move || RuleBook::load_dir(&dir))
             .await
             .map_err(|e| Status::internal(format!("reload task failed: {e}")))?;
         match loaded {
             Ok(book) => {
-                let infos = jurisdiction_infos(&book);
+                let files = book.jurisdictions().len();
+                let infos = jurisdiction_infos(&book, &caller.tenant);
                 self.app.replace_rules(book, &caller.tenant, &caller.key_prefix).await.map_err(error_to_status)?;
-                tracing::info!(files = infos.jurisdictions.len(), "rules reloaded");
+                tracing::info!(files, by_key = %caller.key_prefix, "rules reloaded");
                 Ok(Response::new(infos))
             }
             Err(problems) => {

@@ -28,6 +28,7 @@ enum Rpc {
     Submit,
     SubmitBatch,
     Get,
+    ListIntents,
     Cancel,
     CancelForDebt,
     Explain,
@@ -40,10 +41,11 @@ enum Rpc {
     Export,
 }
 
-const EVERY_RPC: [Rpc; 13] = [
+const EVERY_RPC: [Rpc; 14] = [
     Rpc::Submit,
     Rpc::SubmitBatch,
     Rpc::Get,
+    Rpc::ListIntents,
     Rpc::Cancel,
     Rpc::CancelForDebt,
     Rpc::Explain,
@@ -56,16 +58,16 @@ const EVERY_RPC: [Rpc; 13] = [
     Rpc::Export,
 ];
 
-/// The roles that may call `rpc` (admin may call everything), as README documents them.
+/// The roles that may call `rpc` (admin may call everything but Reload), as README documents them.
 fn allowed(rpc: Rpc) -> &'static [Role] {
     match rpc {
         Rpc::Submit | Rpc::SubmitBatch | Rpc::Cancel | Rpc::CancelForDebt | Rpc::SetPreferences => {
             &[Role::Submitter, Role::Admin]
         }
-        Rpc::Get | Rpc::Explain => &[Role::Submitter, Role::Auditor, Role::Admin],
+        Rpc::Get | Rpc::ListIntents | Rpc::Explain => &[Role::Submitter, Role::Auditor, Role::Admin],
         Rpc::Lease | Rpc::Ack => &[Role::Adapter, Role::Admin],
-        Rpc::ListRules | Rpc::Calendar => &[Role::Submitter, Role::Adapter, Role::Auditor, Role::Admin],
-        Rpc::Reload => &[Role::Admin],
+        Rpc::ListRules | Rpc::Calendar => &[Role::Submitter, Role::Adapter, Role::Auditor, Role::Admin, Role::Operator],
+        Rpc::Reload => &[Role::Operator],
         Rpc::Export => &[Role::Auditor, Role::Admin],
     }
 }
@@ -88,6 +90,10 @@ async fn call(
         Rpc::Submit => scheduler.submit(pb::SubmitRequest { intent: Some(fresh()) }).await.map(|_| ()),
         Rpc::SubmitBatch => scheduler.submit_batch(pb::SubmitBatchRequest { intents: vec![fresh()] }).await.map(|_| ()),
         Rpc::Get => scheduler.get(pb::GetRequest { intent_id: intent_id.into() }).await.map(|_| ()),
+        Rpc::ListIntents => scheduler
+            .list_intents(pb::ListIntentsRequest { debtor_id: "d-access".into(), ..Default::default() })
+            .await
+            .map(|_| ()),
         Rpc::Cancel => scheduler
             .cancel(pb::CancelRequest { intent_id: intent_id.into(), reason: "access test".into() })
             .await
@@ -145,7 +151,7 @@ async fn every_rpc_checks_key_and_role(backend: Backend) {
             let status = call(rpc, &server.channel, key, "x", "x").await.expect_err("refused");
             assert_eq!(status.code(), Code::Unauthenticated, "{rpc:?} with {name}: {status:?}");
         }
-        for role in [Role::Submitter, Role::Adapter, Role::Auditor, Role::Admin] {
+        for role in Role::ALL {
             // A target of the caller's own tenant, so an allowed call succeeds.
             submit(
                 &mut acme,
@@ -199,6 +205,12 @@ async fn another_tenant_never_sees_or_changes_ours(backend: Backend) {
         .expect("their own debtor d-1 has nothing")
         .into_inner();
     assert!(cancelled.cancelled_intent_ids.is_empty());
+    let listed = globex_scheduler
+        .list_intents(pb::ListIntentsRequest { debtor_id: "d-1".into(), ..Default::default() })
+        .await
+        .expect("their own debtor d-1 has none")
+        .into_inner();
+    assert!(listed.intents.is_empty(), "{listed:?}");
     globex_scheduler
         .set_preferences(pb::SetPreferencesRequest {
             debtor_id: "d-1".into(),
@@ -236,3 +248,141 @@ async fn another_tenant_never_sees_or_changes_ours(backend: Backend) {
     server.stop().await;
 }
 crate::on_both_backends!(another_tenant_never_sees_or_changes_ours);
+
+/// Sends each of its values as one `authorization` metadata entry, in order.
+#[derive(Clone)]
+struct Headers(Vec<MetadataValue<Ascii>>);
+
+impl tonic::service::Interceptor for Headers {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        for value in &self.0 {
+            request.metadata_mut().append("authorization", value.clone());
+        }
+        Ok(request)
+    }
+}
+
+async fn the_authorization_header_is_parsed_strictly_and_only_once(backend: Backend) {
+    let server = TestServer::start(backend, "2026-11-25T10:00:00-05:00").await;
+    let key = server.key("acme", &[Role::Auditor]).await.0;
+    let key = key.to_str().expect("ascii").strip_prefix("Bearer ").expect("harness sends Bearer").to_string();
+    let other = server.key("globex", &[Role::Auditor]).await.0;
+    let list = |values: Vec<String>| {
+        let channel = server.channel.clone();
+        async move {
+            let values = values.iter().map(|v| v.parse().expect("ascii")).collect();
+            let mut rules = pb::rules_client::RulesClient::with_interceptor(channel, Headers(values));
+            rules.list(pb::ListRulesRequest {}).await.map(|_| ())
+        }
+    };
+    for scheme in ["Bearer", "bearer", "BEARER", "bEARER"] {
+        let result = list(vec![format!("{scheme} {key}")]).await;
+        assert!(result.is_ok(), "scheme {scheme:?} is case-insensitive: {result:?}");
+    }
+    let ours = format!("Bearer {key}");
+    let theirs = other.to_str().expect("ascii").to_string();
+    for values in [vec![ours.clone(), ours.clone()], vec![ours.clone(), theirs.clone()], vec![ours.clone(), "x".into()]]
+    {
+        let status = list(values.clone()).await.expect_err("two authorization values");
+        assert_eq!(status.code(), Code::Unauthenticated, "{values:?}: {status:?}");
+        assert!(status.message().contains("send exactly one"), "{values:?}: {}", status.message());
+    }
+    for malformed in [
+        format!("Bearer {key} "),
+        format!("Bearer  {key}"),
+        format!("Bearer\t{key}"),
+        format!("Bearer {key}\t"),
+        format!("Bearer{key}"),
+        format!("Basic {key}"),
+        key.clone(),
+        "Bearer ".into(),
+    ] {
+        let status = list(vec![malformed.clone()]).await.expect_err("malformed");
+        assert_eq!(status.code(), Code::Unauthenticated, "{malformed:?}: {status:?}");
+        assert!(status.message().contains("`Bearer <api key>`"), "{malformed:?}: {}", status.message());
+    }
+    server.stop().await;
+}
+crate::on_both_backends!(the_authorization_header_is_parsed_strictly_and_only_once);
+
+/// Every event of `tenant`'s chain, read through Audit/Export with an auditor key.
+async fn export_all(server: &TestServer, tenant: &str) -> Vec<pb::AuditEvent> {
+    let auth = server.key(tenant, &[Role::Auditor]).await;
+    let mut audit = pb::audit_client::AuditClient::with_interceptor(server.channel.clone(), auth);
+    let mut stream = audit.export(pb::ExportRequest::default()).await.expect("export").into_inner();
+    let mut events = Vec::new();
+    while let Some(event) = stream.message().await.expect("event") {
+        events.push(event);
+    }
+    events
+}
+
+async fn rules_are_listed_per_tenant_and_reloaded_by_an_operator_for_all(backend: Backend) {
+    // The shipped rules, with example-bank's policy for Peru, in a directory we may edit.
+    let dir = tempfile::tempdir().expect("temp dir");
+    for entry in std::fs::read_dir(jurisdictions_dir()).expect("jurisdictions") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            std::fs::copy(&path, dir.path().join(path.file_name().expect("name"))).expect("copy");
+        }
+    }
+    std::fs::create_dir(dir.path().join("tenants")).expect("tenants dir");
+    let policy = dir.path().join("tenants/example-bank-PE.toml");
+    std::fs::copy(jurisdictions_dir().join("tenants/example-bank-PE.toml"), &policy).expect("copy policy");
+    let server =
+        TestServer::start_with(backend, "2026-11-25T10:00:00-05:00", Vec::new(), dir.path().to_path_buf()).await;
+
+    let mut bank = server.rules("example-bank", Role::Auditor).await;
+    let mut acme = server.rules("acme", Role::Auditor).await;
+    let listed = bank.list(pb::ListRulesRequest {}).await.expect("list").into_inner().jurisdictions;
+    let own = listed.iter().find(|j| j.tenant == "example-bank").expect("its own policy is listed");
+    assert!(own.file.ends_with("example-bank-PE.toml"), "{own:?}");
+    let (old_policy_hash, old_pe_hash) = (
+        own.version_hash.clone(),
+        listed.iter().find(|j| j.code == "PE" && j.tenant.is_empty()).expect("the law").version_hash.clone(),
+    );
+    let others = acme.list(pb::ListRulesRequest {}).await.expect("list").into_inner().jurisdictions;
+    assert!(others.iter().any(|j| j.code == "PE"), "the law is listed for everyone");
+    let leaked: Vec<_> = others.iter().filter(|j| !j.tenant.is_empty()).collect();
+    assert!(leaked.is_empty(), "another tenant's policy files were listed: {leaked:?}");
+
+    // A tenant's admin cannot reload the rules every tenant runs on.
+    let mut admin = server.rules("example-bank", Role::Admin).await;
+    let status = admin.reload(pb::ReloadRequest {}).await.expect_err("admin is not operator");
+    assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+    assert!(status.message().contains("operator"), "{}", status.message());
+
+    let edit = |path: &std::path::Path| {
+        let text = std::fs::read_to_string(path).expect("read");
+        std::fs::write(path, format!("# edited\n{text}")).expect("write");
+    };
+    edit(&dir.path().join("PE.toml"));
+    edit(&policy);
+    let operator_key = server.key("ops", &[Role::Operator]).await;
+    let prefix = operator_key.0.to_str().expect("ascii")["Bearer ".len()..]["vk_".len()..][..8].to_string();
+    let mut operator = pb::rules_client::RulesClient::with_interceptor(server.channel.clone(), operator_key);
+    let reloaded = operator.reload(pb::ReloadRequest {}).await.expect("operator reloads").into_inner();
+    assert!(reloaded.jurisdictions.iter().all(|j| j.tenant.is_empty()), "the reply is scoped too");
+    let new_pe_hash = reloaded.jurisdictions.iter().find(|j| j.code == "PE").expect("PE").version_hash.clone();
+    assert_ne!(new_pe_hash, old_pe_hash);
+    let listed = bank.list(pb::ListRulesRequest {}).await.expect("list").into_inner().jurisdictions;
+    let new_policy_hash = listed.iter().find(|j| j.tenant == "example-bank").expect("policy").version_hash.clone();
+    assert_ne!(new_policy_hash, old_policy_hash);
+
+    // Each tenant's own chain records the reload, with what that tenant may see.
+    for (tenant, sees_policy) in [("example-bank", true), ("acme", false), ("ops", false)] {
+        let events = export_all(&server, tenant).await;
+        let reloads: Vec<_> = events.iter().filter(|e| e.event == "rules_reloaded").collect();
+        assert_eq!(reloads.len(), 1, "{tenant}: {events:?}");
+        let detail: serde_json::Value = serde_json::from_str(&reloads[0].detail).expect("json detail");
+        assert_eq!(detail["by_key"], format!("vk_{prefix}"), "{tenant}: {detail}");
+        let has = |list: &str, entry: &str| detail[list].as_array().is_some_and(|l| l.iter().any(|v| v == entry));
+        assert!(has("old", &format!("PE@{old_pe_hash}")), "{tenant}: {detail}");
+        assert!(has("new", &format!("PE@{new_pe_hash}")), "{tenant}: {detail}");
+        assert_eq!(has("old", &format!("PE+example-bank@{old_policy_hash}")), sees_policy, "{tenant}: {detail}");
+        assert_eq!(has("new", &format!("PE+example-bank@{new_policy_hash}")), sees_policy, "{tenant}: {detail}");
+        assert_eq!(reloads[0].detail.contains("example-bank"), sees_policy, "{tenant}: {detail}");
+    }
+    server.stop().await;
+}
+crate::on_both_backends!(rules_are_listed_per_tenant_and_reloaded_by_an_operator_for_all);

@@ -70,8 +70,8 @@ async fn mixed_workload(server: &TestServer) {
             .await
             .expect("ack");
     }
-    let mut admin = server.rules("acme", Role::Admin).await;
-    admin.reload(pb::ReloadRequest {}).await.expect("reload");
+    let mut operator = server.rules("acme", Role::Operator).await;
+    operator.reload(pb::ReloadRequest {}).await.expect("reload");
 }
 
 async fn read_all(server: &TestServer, tenant: &str) -> Vec<pb::AuditEvent> {

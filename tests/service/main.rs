@@ -6,6 +6,7 @@ mod access;
 mod audit;
 mod harness;
 mod integrator;
+mod keys;
 
 use harness::*;
 use tonic::Code;
@@ -472,11 +473,11 @@ async fn rules_list_calendar_and_atomic_reload(backend: Backend) {
         Code::PermissionDenied
     );
 
-    let mut admin = server.rules("acme", Role::Admin).await;
+    let mut operator = server.rules("acme", Role::Operator).await;
     let pe_file = dir.path().join("PE.toml");
     let good = std::fs::read_to_string(&pe_file).expect("read");
     std::fs::write(&pe_file, good.replace("07:00-20:00", "07:00-26:00")).expect("corrupt");
-    let refused = admin.reload(pb::ReloadRequest {}).await.expect_err("invalid directory");
+    let refused = operator.reload(pb::ReloadRequest {}).await.expect_err("invalid directory");
     assert_eq!(refused.code(), Code::FailedPrecondition);
     assert!(refused.message().contains("PE.toml:"), "{}", refused.message());
     let still = reader.list(pb::ListRulesRequest {}).await.expect("list").into_inner();
@@ -489,7 +490,7 @@ async fn rules_list_calendar_and_atomic_reload(backend: Backend) {
     assert_eq!(r.status, pb::IntentStatus::Released as i32, "the rules in force are untouched");
 
     std::fs::write(&pe_file, good.replace("# Peru", "# Peru (edited)")).expect("edit");
-    let reloaded = admin.reload(pb::ReloadRequest {}).await.expect("valid reload").into_inner();
+    let reloaded = operator.reload(pb::ReloadRequest {}).await.expect("valid reload").into_inner();
     let new_hash = reloaded.jurisdictions.iter().find(|j| j.code == "PE").map(|j| j.version_hash.clone());
     assert_ne!(new_hash, Some(pe.version_hash.clone()));
     server.stop().await;
