@@ -106,6 +106,7 @@ pub async fn start(config: &Config, clock: Clock) -> anyhow::Result<Running> {
     };
     let router = tonic::transport::Server::builder()
         .trace_fn(|request| tracing::info_span!("grpc", method = %request.uri().path()))
+        .layer(tower::util::MapResponseLayer::new(oversized_is_resource_exhausted))
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -154,4 +155,20 @@ pub fn redact(url: &str) -> String {
         }
         _ => url.to_string(),
     }
+}
+
+/// gRPC's status table answers a request over the size limit with
+/// RESOURCE_EXHAUSTED; tonic's decoder says OUT_OF_RANGE. The status travels
+/// in the headers of a trailers-only response, so it is rewritten there.
+fn oversized_is_resource_exhausted<B>(mut response: http::Response<B>) -> http::Response<B> {
+    let headers = response.headers_mut();
+    let oversized = headers.get("grpc-status").is_some_and(|s| s == "11")
+        && headers
+            .get("grpc-message")
+            .and_then(|m| m.to_str().ok())
+            .is_some_and(|m| m.contains("too%20large") || m.contains("too large"));
+    if oversized {
+        headers.insert("grpc-status", http::HeaderValue::from_static("8"));
+    }
+    response
 }

@@ -130,6 +130,18 @@ fn colombia_one_contact_a_day_and_one_channel_a_week() {
     assert_defer(&decide(book(), &call, &history, at("2026-11-25T11:00:00-05:00")), "2026-12-01T09:00:00-05:00");
 }
 
+#[test]
+fn a_cap_reason_names_the_contact_that_used_it_up() {
+    // Colombia: one contact a day. A call at 09:00 uses up Wednesday; an SMS at 11:00 waits.
+    let history = [event(Channel::Call, "2026-11-25T09:00:00-05:00", Outcome::NoAnswer)];
+    let decision = decide(book(), &intent("CO", Channel::Sms), &history, at("2026-11-25T11:00:00-05:00"));
+    let cap =
+        decision.reasons.iter().find(|r| r.rule.as_ref().is_some_and(|m| m.id.as_ref() == "co-ley2300-once-a-day"));
+    let message = cap.expect("the daily cap is a reason").message();
+    assert!(message.contains("at most 1 attempt per day"), "{message}");
+    assert!(message.contains("the latest: call no_answer at 2026-11-25T14:00:00+00:00"), "{message}");
+}
+
 // ---------------------------------------------------------------- United States (Regulation F)
 
 #[test]

@@ -330,7 +330,8 @@ impl pb::rules_server::Rules for Api {
             return Err(Status::invalid_argument("year: must be 1900 to 2200"));
         }
         let days = crate::cli::calendar_holidays(&self.app.rules(), &req.code, req.year)
-            .map_err(|e| Status::not_found(format!("code: {e}")))?;
+            // An unknown code is a bad argument, as in Submit.
+            .map_err(|e| Status::invalid_argument(format!("code: {e}")))?;
         let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_string();
         let holidays = days
             .iter()

@@ -53,8 +53,9 @@ fn what(cap: &CapRule) -> String {
     match (cap.limit, cap.max_channels) {
         (Some(limit), Some(max)) => format!("at most {limit} contacts over at most {max} channels"),
         (Some(limit), None) => format!(
-            "at most {limit} {}",
-            if cap.counts == Counts::Attempts { "attempts" } else { "completed contacts" }
+            "at most {limit} {}{}",
+            if cap.counts == Counts::Attempts { "attempt" } else { "completed contact" },
+            if limit == 1 { "" } else { "s" }
         ),
         (None, Some(max)) => format!("at most {max} different channel{}", if max == 1 { "" } else { "s" }),
         (None, None) => String::new(),
@@ -130,11 +131,14 @@ pub fn cap_block<'a>(
                 // block for a full period, which the caller bounds.
                 let free = free.unwrap_or(t + length);
                 until = Some(until.map_or(free, |u| u.max(free)));
+                let counted = window(t);
                 message = format!(
-                    "allows {} in any {}; that many are already in the last {}",
+                    "allows {} in any {}; {} already counted in the last {} ({})",
                     what(cap),
                     cap_period_text(cap),
-                    cap_period_text(cap)
+                    counted.len(),
+                    cap_period_text(cap),
+                    latest(&counted)
                 );
             }
         }
@@ -148,9 +152,11 @@ pub fn cap_block<'a>(
                 if !room(cap, intent, &inside) {
                     until = Some(until.map_or(end, |u| u.max(end)));
                     message = format!(
-                        "allows {} per {} in {zone}; this one is already used up",
+                        "allows {} per {} in {zone}; {} already counted in this one ({})",
                         what(cap),
-                        period_name(period)
+                        period_name(period),
+                        inside.len(),
+                        latest(&inside)
                     );
                 }
             }
@@ -158,6 +164,14 @@ pub fn cap_block<'a>(
         None => {}
     }
     until.map(|until| Block { until, rule: &cap.meta, message })
+}
+
+/// Names the newest of the contacts that fill a cap.
+fn latest(events: &[&ContactEvent]) -> String {
+    match events.iter().max_by_key(|e| e.at) {
+        Some(e) => format!("the latest: {} {} at {}", e.channel, e.outcome, e.at.to_rfc3339()),
+        None => "none recorded".into(),
+    }
 }
 
 fn cap_period_text(cap: &CapRule) -> String {
