@@ -14,8 +14,8 @@ use sha2::Sha256;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::watch;
 
+use crate::app::{AckOutcome, App, Submission, instant};
 use crate::config::{AdapterConfig, AdapterKind};
-use crate::lifecycle::{AckOutcome, App, Submission, instant};
 use crate::store::DispatchRow;
 
 /// Items leased per round and how long a lease lasts.

@@ -5,15 +5,14 @@
 
 pub mod adapters;
 pub mod api;
+pub mod app;
 pub mod audit;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod engine;
-pub mod group_commit;
 pub mod intent_json;
-pub mod lifecycle;
 pub mod preferences;
 pub mod rate_limit;
 pub mod rules;

@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use chrono::NaiveDate;
 use clap::{Parser, Subcommand, ValueEnum};
 use ventana::api::auth::{self, Role};
-use ventana::audit::ops as audit_ops;
+use ventana::app::audit as audit_ops;
 use ventana::cli::{self, CliError};
 use ventana::clock::Clock;
 use ventana::config::{Config, Overrides};

@@ -11,7 +11,7 @@ use tokio::sync::watch;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
-use crate::lifecycle::{App, instant};
+use crate::app::{App, instant};
 
 /// The `grpc.health.v1` service name that says whether the scheduler makes
 /// progress (use it as the readiness check).
@@ -75,7 +75,7 @@ pub async fn run(app: Arc<App>, reporter: HealthReporter, mut shutdown: watch::R
             Ok(round) => round,
             Err(_) => {
                 tracing::error!(seconds = ROUND_TIMEOUT.as_secs(), "scheduler round took too long; abandoned");
-                Err(crate::lifecycle::LifecycleError::FailedPrecondition("scheduler round timed out".into()))
+                Err(crate::app::AppError::FailedPrecondition("scheduler round timed out".into()))
             }
         };
         let oldest_due = app.store.next_due().await.ok().flatten().map(instant);

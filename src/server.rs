@@ -9,11 +9,10 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tonic::transport::server::TcpIncoming;
 
-use crate::api::pb;
 use crate::api::services::Api;
+use crate::app::App;
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::lifecycle::App;
 use crate::rules::RuleBook;
 use crate::store::Store;
 use crate::tls::Tls;
@@ -64,33 +63,12 @@ pub async fn start(config: &Config, clock: Clock) -> anyhow::Result<Running> {
     let metrics_addr = metrics_listener.local_addr()?;
     let (shutdown, signal) = watch::channel(false);
 
-    let submits = crate::group_commit::GroupQueue::start(app.clone());
-    let acks = crate::group_commit::GroupQueue::start(app.clone());
-    let api = Api { app: app.clone(), rules_dir: config.jurisdictions.clone(), submits, acks };
-    let limit = config.max_message_bytes;
-    let scheduler = pb::contact_scheduler_server::ContactSchedulerServer::new(api.clone())
-        .max_decoding_message_size(limit)
-        .max_encoding_message_size(limit);
-    let dispatch = pb::dispatch_server::DispatchServer::new(api.clone())
-        .max_decoding_message_size(limit)
-        .max_encoding_message_size(limit);
-    let rules_service = pb::rules_server::RulesServer::new(api.clone())
-        .max_decoding_message_size(limit)
-        .max_encoding_message_size(limit);
-    let audit =
-        pb::audit_server::AuditServer::new(api).max_decoding_message_size(limit).max_encoding_message_size(limit);
+    let submits = crate::app::group_commit::GroupQueue::start(app.clone());
+    let acks = crate::app::group_commit::GroupQueue::start(app.clone());
+    let keys = Arc::new(crate::api::auth::KeyCache::new(crate::api::auth::KEY_CACHE_TTL));
+    let api = Api { app: app.clone(), rules_dir: config.jurisdictions.clone(), submits, acks, keys };
     let (health_reporter, health) = tonic_health::server::health_reporter();
-    health_reporter.set_serving::<pb::contact_scheduler_server::ContactSchedulerServer<Api>>().await;
-    health_reporter.set_serving::<pb::dispatch_server::DispatchServer<Api>>().await;
-    health_reporter.set_serving::<pb::rules_server::RulesServer<Api>>().await;
-    health_reporter.set_serving::<pb::audit_server::AuditServer<Api>>().await;
-    let reflection = || {
-        tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-    };
-    let reflection_v1 = reflection().build_v1()?;
-    let reflection_v1alpha = reflection().build_v1alpha()?;
+    let routes = crate::api::routes(api, config.max_message_bytes, &health_reporter, health).await?;
 
     let tls = match &config.tls {
         Some(files) => Some(Arc::new(Tls::load(files.clone()).map_err(|e| anyhow::anyhow!("TLS: {e}"))?)),
@@ -107,13 +85,7 @@ pub async fn start(config: &Config, clock: Clock) -> anyhow::Result<Running> {
     let router = tonic::transport::Server::builder()
         .trace_fn(|request| tracing::info_span!("grpc", method = %request.uri().path()))
         .layer(tower::util::MapResponseLayer::new(oversized_is_resource_exhausted))
-        .add_service(health)
-        .add_service(reflection_v1)
-        .add_service(reflection_v1alpha)
-        .add_service(scheduler)
-        .add_service(dispatch)
-        .add_service(rules_service)
-        .add_service(audit);
+        .add_routes(routes);
     let server = match &tls {
         Some(tls) => {
             tokio::spawn(router.serve_with_incoming_shutdown(crate::tls::incoming(listener, tls.clone()), stopped))
@@ -132,7 +104,12 @@ pub async fn start(config: &Config, clock: Clock) -> anyhow::Result<Running> {
         }
     })];
     tasks.push(tokio::spawn(crate::scheduler::run(app.clone(), health_reporter.clone(), signal.clone())));
-    tasks.push(tokio::spawn(crate::telemetry::serve_metrics(metrics_listener, app.clone(), signal.clone())));
+    tasks.push(tokio::spawn(crate::telemetry::serve_metrics(
+        metrics_listener,
+        app.store.clone(),
+        app.clock.clone(),
+        signal.clone(),
+    )));
     if let Store::Postgres(pool) = &app.store {
         tasks.push(tokio::spawn(crate::scheduler::listen_for_wakeups(app.clone(), pool.clone(), signal.clone())));
     }

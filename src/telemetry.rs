@@ -21,7 +21,8 @@ use hyper::body::Bytes;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::sync::watch;
 
-use crate::lifecycle::App;
+use crate::clock::Clock;
+use crate::store::Store;
 
 pub const DECISIONS: &str = "ventana_decisions_total";
 pub const DUE: &str = "ventana_intents_due";
@@ -56,9 +57,9 @@ pub fn decided(decision: &'static str, jurisdiction: &str) {
 }
 
 /// The text a scrape returns, with the queue gauges read from the database.
-pub async fn render(app: &App) -> String {
-    let now = app.clock.now().timestamp_millis();
-    match app.store.queue_depth(now).await {
+pub async fn render(store: &Store, clock: &Clock) -> String {
+    let now = clock.now().timestamp_millis();
+    match store.queue_depth(now).await {
         Ok((due, deferred, held)) => {
             metrics::gauge!(DUE).set(due as f64);
             metrics::gauge!(DEFERRED).set(deferred as f64);
@@ -73,7 +74,13 @@ pub async fn render(app: &App) -> String {
 }
 
 /// Serves `GET /metrics` on `listener` until `shutdown` turns true.
-pub async fn serve_metrics(listener: tokio::net::TcpListener, app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
+pub async fn serve_metrics(
+    listener: tokio::net::TcpListener,
+    store: Store,
+    clock: Clock,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let source = Arc::new((store, clock));
     prometheus();
     loop {
         let stream = tokio::select! {
@@ -86,15 +93,15 @@ pub async fn serve_metrics(listener: tokio::net::TcpListener, app: Arc<App>, mut
             },
             _ = shutdown.changed() => return,
         };
-        let app = app.clone();
+        let source = source.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
-                let app = app.clone();
+                let source = source.clone();
                 async move {
                     let response = if request.uri().path() == "/metrics" {
                         hyper::Response::builder()
                             .header("content-type", "text/plain; version=0.0.4")
-                            .body(Full::new(Bytes::from(render(&app).await)))
+                            .body(Full::new(Bytes::from(render(&source.0, &source.1).await)))
                     } else {
                         hyper::Response::builder().status(404).body(Full::new(Bytes::from("try /metrics\n")))
                     };

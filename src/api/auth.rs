@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use sha2::{Digest, Sha256};
 use tonic::{Request, Status};
 
-use crate::lifecycle::App;
+use crate::app::App;
 use crate::store::{KeyInfo, KeyRow, NewKeyRow, Store, StoreError, StoreResult};
 
 /// What a key may do.
@@ -206,7 +206,12 @@ pub fn bearer_key(value: &str) -> Option<&str> {
 
 /// Checks the caller's key, its request rate and that it has one of
 /// `allowed` (admin may stand in for any role but operator).
-pub async fn authenticate<T>(app: &App, request: &Request<T>, allowed: &[Role]) -> Result<Caller, Status> {
+pub async fn authenticate<T>(
+    app: &App,
+    keys: &KeyCache,
+    request: &Request<T>,
+    allowed: &[Role],
+) -> Result<Caller, Status> {
     let mut headers = request.metadata().get_all("authorization").iter();
     let header =
         headers.next().ok_or_else(|| Status::unauthenticated("missing `authorization: Bearer <api key>` metadata"))?;
@@ -220,8 +225,7 @@ pub async fn authenticate<T>(app: &App, request: &Request<T>, allowed: &[Role]) 
     let key = header.to_str().ok().and_then(bearer_key).ok_or_else(|| {
         Status::unauthenticated("authorization must be `Bearer <api key>`: the scheme, one space, the key")
     })?;
-    let row = app
-        .keys
+    let row = keys
         .find(&app.store, key_hash(key))
         .await
         .map_err(|e| crate::api::convert::error_to_status(e.into()))?

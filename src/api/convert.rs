@@ -10,8 +10,8 @@ use serde_json::Value;
 use tonic::Status;
 
 use super::pb;
+use crate::app::{AckOutcome, AppError, Submission, instant};
 use crate::domain::{Channel, Intent, Party, Stage, check_identifier, check_text};
-use crate::lifecycle::{AckOutcome, LifecycleError, Submission, instant};
 use crate::store::{DispatchRow, IntentRow, StoreError};
 
 /// Payload limits: entries, key and value length.
@@ -376,31 +376,31 @@ pub fn ack_outcome(value: i32) -> Result<AckOutcome, Status> {
 }
 
 /// The one place lifecycle errors become gRPC statuses.
-pub fn error_to_status(error: LifecycleError) -> Status {
+pub fn error_to_status(error: AppError) -> Status {
     match error {
-        LifecycleError::InvalidArgument(m) => Status::invalid_argument(m),
-        LifecycleError::NotFound(m) => Status::not_found(m),
-        LifecycleError::AlreadyExists(m) => Status::already_exists(m),
-        LifecycleError::FailedPrecondition(m) => Status::failed_precondition(m),
-        LifecycleError::Store(StoreError::Unavailable(e)) => {
+        AppError::InvalidArgument(m) => Status::invalid_argument(m),
+        AppError::NotFound(m) => Status::not_found(m),
+        AppError::AlreadyExists(m) => Status::already_exists(m),
+        AppError::FailedPrecondition(m) => Status::failed_precondition(m),
+        AppError::Store(StoreError::Unavailable(e)) => {
             metrics::counter!(crate::telemetry::DATABASE_ERRORS).increment(1);
             tracing::warn!(error = %e, "database unavailable");
             Status::unavailable("the database is unavailable; retry later")
         }
-        LifecycleError::Store(StoreError::ShuttingDown) => {
+        AppError::Store(StoreError::ShuttingDown) => {
             Status::unavailable("this replica is shutting down; retry (on another replica)")
         }
-        LifecycleError::Store(StoreError::DiskFull(e)) => {
+        AppError::Store(StoreError::DiskFull(e)) => {
             metrics::counter!(crate::telemetry::DATABASE_ERRORS).increment(1);
             tracing::error!(error = %e, "database disk full");
             Status::resource_exhausted("the database disk is full: nothing was stored; retry once space is freed")
         }
-        LifecycleError::Store(StoreError::ReadOnly(e)) => {
+        AppError::Store(StoreError::ReadOnly(e)) => {
             metrics::counter!(crate::telemetry::DATABASE_ERRORS).increment(1);
             tracing::error!(error = %e, "database is read-only");
             Status::unavailable("the database is read-only: nothing was stored; retry later")
         }
-        LifecycleError::Store(e) => {
+        AppError::Store(e) => {
             metrics::counter!(crate::telemetry::DATABASE_ERRORS).increment(1);
             tracing::error!(error = %e, "storage error");
             Status::internal("storage error")

@@ -13,3 +13,40 @@ pub mod pb {
 pub mod auth;
 pub mod convert;
 pub mod services;
+
+use tonic::service::Routes;
+use tonic_health::server::HealthReporter;
+
+/// Ventana's four services (each limited to `limit`-byte messages), health
+/// and reflection (v1 and v1alpha), as routes for the server. Health reports
+/// the four as serving.
+pub async fn routes(
+    api: services::Api,
+    limit: usize,
+    health: &HealthReporter,
+    health_service: tonic_health::pb::health_server::HealthServer<impl tonic_health::pb::health_server::Health>,
+) -> Result<Routes, tonic_reflection::server::Error> {
+    use pb::audit_server::AuditServer;
+    use pb::contact_scheduler_server::ContactSchedulerServer;
+    use pb::dispatch_server::DispatchServer;
+    use pb::rules_server::RulesServer;
+
+    health.set_serving::<ContactSchedulerServer<services::Api>>().await;
+    health.set_serving::<DispatchServer<services::Api>>().await;
+    health.set_serving::<RulesServer<services::Api>>().await;
+    health.set_serving::<AuditServer<services::Api>>().await;
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    Ok(Routes::new(health_service)
+        .add_service(reflection().build_v1()?)
+        .add_service(reflection().build_v1alpha()?)
+        .add_service(
+            ContactSchedulerServer::new(api.clone()).max_decoding_message_size(limit).max_encoding_message_size(limit),
+        )
+        .add_service(DispatchServer::new(api.clone()).max_decoding_message_size(limit).max_encoding_message_size(limit))
+        .add_service(RulesServer::new(api.clone()).max_decoding_message_size(limit).max_encoding_message_size(limit))
+        .add_service(AuditServer::new(api).max_decoding_message_size(limit).max_encoding_message_size(limit)))
+}

@@ -5,11 +5,11 @@ use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
-use super::auth::{Role, authenticate};
+use super::auth::{KeyCache, Role, authenticate};
 use super::convert::{self, error_to_status};
 use super::pb;
-use crate::group_commit::GroupQueue;
-use crate::lifecycle::{Ack, App, CancelTarget, Submission};
+use crate::app::group_commit::GroupQueue;
+use crate::app::{Ack, App, CancelTarget, Submission};
 use crate::preferences::Statements;
 use crate::rules::RuleBook;
 
@@ -28,6 +28,8 @@ pub struct Api {
     /// Unary submissions and acks go through group commit.
     pub submits: GroupQueue<Submission>,
     pub acks: GroupQueue<Ack>,
+    /// API keys recently found (authentication).
+    pub keys: Arc<KeyCache>,
 }
 
 const SUBMITTERS: &[Role] = &[Role::Submitter];
@@ -41,7 +43,7 @@ const OPERATORS: &[Role] = &[Role::Operator];
 #[tonic::async_trait]
 impl pb::contact_scheduler_server::ContactScheduler for Api {
     async fn submit(&self, request: Request<pb::SubmitRequest>) -> Result<Response<pb::SubmitResponse>, Status> {
-        let caller = authenticate(&self.app, &request, SUBMITTERS).await?;
+        let caller = authenticate(&self.app, &self.keys, &request, SUBMITTERS).await?;
         let submission = convert::submission(&caller.tenant, request.get_ref().intent.as_ref())?;
         let row = self.submits.run(submission).await.map_err(error_to_status)?;
         Ok(Response::new(convert::submit_response(&row)))
@@ -51,7 +53,7 @@ impl pb::contact_scheduler_server::ContactScheduler for Api {
         &self,
         request: Request<pb::SubmitBatchRequest>,
     ) -> Result<Response<pb::SubmitBatchResponse>, Status> {
-        let caller = authenticate(&self.app, &request, SUBMITTERS).await?;
+        let caller = authenticate(&self.app, &self.keys, &request, SUBMITTERS).await?;
         let intents = &request.get_ref().intents;
         if intents.is_empty() || intents.len() > MAX_BATCH {
             return Err(Status::invalid_argument(format!("intents: send 1 to {MAX_BATCH} intents")));
@@ -83,7 +85,7 @@ impl pb::contact_scheduler_server::ContactScheduler for Api {
     }
 
     async fn get(&self, request: Request<pb::GetRequest>) -> Result<Response<pb::IntentView>, Status> {
-        let caller = authenticate(&self.app, &request, READERS).await?;
+        let caller = authenticate(&self.app, &self.keys, &request, READERS).await?;
         let intent_id = convert::id("intent_id", &request.get_ref().intent_id)?;
         let row = self
             .app
@@ -99,7 +101,7 @@ impl pb::contact_scheduler_server::ContactScheduler for Api {
         &self,
         request: Request<pb::ListIntentsRequest>,
     ) -> Result<Response<pb::ListIntentsResponse>, Status> {
-        let caller = authenticate(&self.app, &request, READERS).await?;
+        let caller = authenticate(&self.app, &self.keys, &request, READERS).await?;
         let req = request.get_ref();
         let debtor_id = if req.debtor_id.is_empty() { None } else { Some(convert::id("debtor_id", &req.debtor_id)?) };
         let status = convert::status_filter("status", req.status)?;
@@ -132,7 +134,7 @@ impl pb::contact_scheduler_server::ContactScheduler for Api {
     }
 
     async fn cancel(&self, request: Request<pb::CancelRequest>) -> Result<Response<pb::IntentView>, Status> {
-        let caller = authenticate(&self.app, &request, SUBMITTERS).await?;
+        let caller = authenticate(&self.app, &self.keys, &request, SUBMITTERS).await?;
         let intent_id = convert::id("intent_id", &request.get_ref().intent_id)?;
         let reason = convert::reason(&request.get_ref().reason)?;
         let rows = self
@@ -158,7 +160,7 @@ impl pb::contact_scheduler_server::ContactScheduler for Api {
         &self,
         request: Request<pb::CancelForDebtRequest>,
     ) -> Result<Response<pb::CancelForDebtResponse>, Status> {
-        let caller = authenticate(&self.app, &request, SUBMITTERS).await?;
+        let caller = authenticate(&self.app, &self.keys, &request, SUBMITTERS).await?;
         let debtor_id = convert::id("debtor_id", &request.get_ref().debtor_id)?;
         let debt_id = convert::id("debt_id", &request.get_ref().debt_id)?;
         let reason = convert::reason(&request.get_ref().reason)?;
@@ -176,7 +178,7 @@ impl pb::contact_scheduler_server::ContactScheduler for Api {
     }
 
     async fn explain(&self, request: Request<pb::ExplainRequest>) -> Result<Response<pb::Decision>, Status> {
-        let caller = authenticate(&self.app, &request, READERS).await?;
+        let caller = authenticate(&self.app, &self.keys, &request, READERS).await?;
         let submission = convert::submission(&caller.tenant, request.get_ref().intent.as_ref())?;
         let at = match &request.get_ref().at {
             Some(t) => convert::timestamp("at", t)?,
@@ -190,7 +192,7 @@ impl pb::contact_scheduler_server::ContactScheduler for Api {
         &self,
         request: Request<pb::SetPreferencesRequest>,
     ) -> Result<Response<pb::Preferences>, Status> {
-        let caller = authenticate(&self.app, &request, SUBMITTERS).await?;
+        let caller = authenticate(&self.app, &self.keys, &request, SUBMITTERS).await?;
         let req = request.get_ref();
         let debtor_id = convert::id("debtor_id", &req.debtor_id)?;
         let source = convert::id("source", &req.source)?;
@@ -251,7 +253,7 @@ impl pb::contact_scheduler_server::ContactScheduler for Api {
 #[tonic::async_trait]
 impl pb::dispatch_server::Dispatch for Api {
     async fn lease(&self, request: Request<pb::LeaseRequest>) -> Result<Response<pb::LeaseResponse>, Status> {
-        let caller = authenticate(&self.app, &request, ADAPTERS).await?;
+        let caller = authenticate(&self.app, &self.keys, &request, ADAPTERS).await?;
         let req = request.get_ref();
         if req.channels.is_empty() || req.channels.len() > 7 {
             return Err(Status::invalid_argument("channels: name 1 to 7 channels"));
@@ -282,7 +284,7 @@ impl pb::dispatch_server::Dispatch for Api {
     }
 
     async fn ack(&self, request: Request<pb::AckRequest>) -> Result<Response<pb::AckResponse>, Status> {
-        let caller = authenticate(&self.app, &request, ADAPTERS).await?;
+        let caller = authenticate(&self.app, &self.keys, &request, ADAPTERS).await?;
         let req = request.get_ref();
         let dispatch_id = convert::id("dispatch_id", &req.dispatch_id)?;
         let outcome = convert::ack_outcome(req.outcome)?;
@@ -319,12 +321,12 @@ fn jurisdiction_infos(book: &RuleBook, tenant: &str) -> pb::ListRulesResponse {
 #[tonic::async_trait]
 impl pb::rules_server::Rules for Api {
     async fn list(&self, request: Request<pb::ListRulesRequest>) -> Result<Response<pb::ListRulesResponse>, Status> {
-        let caller = authenticate(&self.app, &request, RULE_READERS).await?;
+        let caller = authenticate(&self.app, &self.keys, &request, RULE_READERS).await?;
         Ok(Response::new(jurisdiction_infos(&self.app.rules(), &caller.tenant)))
     }
 
     async fn calendar(&self, request: Request<pb::CalendarRequest>) -> Result<Response<pb::CalendarResponse>, Status> {
-        authenticate(&self.app, &request, RULE_READERS).await?;
+        authenticate(&self.app, &self.keys, &request, RULE_READERS).await?;
         let req = request.get_ref();
         if !(1900..=2200).contains(&req.year) {
             return Err(Status::invalid_argument("year: must be 1900 to 2200"));
@@ -341,7 +343,7 @@ impl pb::rules_server::Rules for Api {
     }
 
     async fn reload(&self, request: Request<pb::ReloadRequest>) -> Result<Response<pb::ListRulesResponse>, Status> {
-        let caller = authenticate(&self.app, &request, OPERATORS).await?;
+        let caller = authenticate(&self.app, &self.keys, &request, OPERATORS).await?;
         let dir = self.rules_dir.clone();
         let loaded = tokio::task::spawn_blocking(move || RuleBook::load_dir(&dir))
             .await
@@ -369,7 +371,7 @@ fn audit_event_to_pb(row: &crate::audit::AuditRow) -> pb::AuditEvent {
     let text = |v: &Option<String>| v.clone().unwrap_or_default();
     pb::AuditEvent {
         sequence: row.seq,
-        event_time: Some(convert::to_timestamp(crate::lifecycle::instant(row.event.at))),
+        event_time: Some(convert::to_timestamp(crate::app::instant(row.event.at))),
         debtor_local_time: text(&row.event.local_time),
         time_zone: text(&row.event.time_zone),
         tenant: row.event.tenant.clone(),
@@ -396,7 +398,7 @@ impl pb::audit_server::Audit for Api {
     type ExportStream = tokio_stream::wrappers::ReceiverStream<Result<pb::AuditEvent, Status>>;
 
     async fn export(&self, request: Request<pb::ExportRequest>) -> Result<Response<Self::ExportStream>, Status> {
-        let caller = authenticate(&self.app, &request, &[Role::Auditor]).await?;
+        let caller = authenticate(&self.app, &self.keys, &request, &[Role::Auditor]).await?;
         let req = request.get_ref();
         let from = req.from.as_ref().map(|t| convert::timestamp("from", t)).transpose()?.unwrap_or_default();
         let to = match &req.to {
@@ -411,7 +413,7 @@ impl pb::audit_server::Audit for Api {
             c => Some(convert::channel("channel", c)?.as_str().to_string()),
         };
         let nonempty = |s: &str| (!s.is_empty()).then(|| s.to_string());
-        let filter = crate::audit::ops::ExportFilter {
+        let filter = crate::app::audit::ExportFilter {
             tenant: caller.tenant,
             from,
             to,
@@ -422,7 +424,7 @@ impl pb::audit_server::Audit for Api {
         let store = self.app.store.clone();
         let (sender, receiver) = tokio::sync::mpsc::channel(256);
         tokio::spawn(async move {
-            let mut cursor = match crate::audit::ops::ExportCursor::open(&store, filter).await {
+            let mut cursor = match crate::app::audit::ExportCursor::open(&store, filter).await {
                 Ok(cursor) => cursor,
                 Err(e) => {
                     let _ = sender.send(Err(error_to_status(e.into()))).await;

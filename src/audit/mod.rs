@@ -5,8 +5,6 @@
 //! Each event's hash is `SHA-256(prev_hash || "\n" || canonical bytes)`, where
 //! the canonical bytes are the JSON array of its fields in column order.
 
-pub mod ops;
-
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use tonic::Code;
 use ventana::api::auth::Role;
 use ventana::api::pb;
-use ventana::audit::ops;
+use ventana::app::audit as ops;
 
 use crate::harness::*;
 use crate::on_both_backends;

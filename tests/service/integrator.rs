@@ -141,7 +141,7 @@ async fn an_unreadable_row_holds_only_its_own_intent(backend: Backend) {
         .expect("cancel a held intent")
         .into_inner();
     assert_eq!(cancelled.status, pb::IntentStatus::Cancelled as i32);
-    let (replayed, differences) = ventana::audit::ops::replay(
+    let (replayed, differences) = ventana::app::audit::replay(
         server.store(),
         "acme",
         at("2026-11-30T00:00:00Z"),

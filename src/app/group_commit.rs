@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use tokio::sync::{Mutex, mpsc, oneshot};
 
-use crate::lifecycle::{Ack, App, LifecycleError, LifecycleResult, Submission};
+use crate::app::{Ack, App, AppError, AppResult, Submission};
 use crate::store::{IntentRow, Store, StoreError};
 
 /// Most calls in one shared transaction.
@@ -19,31 +19,22 @@ const QUEUE: usize = 4 * MAX_GROUP;
 pub trait Grouped: Clone + Send + Sync + 'static {
     /// Runs `calls` in one transaction: one result each, or the error that
     /// failed the transaction.
-    fn run_all(
-        app: &App,
-        calls: &[Self],
-    ) -> impl Future<Output = LifecycleResult<Vec<LifecycleResult<IntentRow>>>> + Send;
+    fn run_all(app: &App, calls: &[Self]) -> impl Future<Output = AppResult<Vec<AppResult<IntentRow>>>> + Send;
 }
 
 impl Grouped for Submission {
-    fn run_all(
-        app: &App,
-        calls: &[Self],
-    ) -> impl Future<Output = LifecycleResult<Vec<LifecycleResult<IntentRow>>>> + Send {
+    fn run_all(app: &App, calls: &[Self]) -> impl Future<Output = AppResult<Vec<AppResult<IntentRow>>>> + Send {
         app.submit(calls)
     }
 }
 
 impl Grouped for Ack {
-    fn run_all(
-        app: &App,
-        calls: &[Self],
-    ) -> impl Future<Output = LifecycleResult<Vec<LifecycleResult<IntentRow>>>> + Send {
+    fn run_all(app: &App, calls: &[Self]) -> impl Future<Output = AppResult<Vec<AppResult<IntentRow>>>> + Send {
         app.ack_all(calls)
     }
 }
 
-type Reply = oneshot::Sender<LifecycleResult<IntentRow>>;
+type Reply = oneshot::Sender<AppResult<IntentRow>>;
 
 /// The queue in front of the writers for one kind of call.
 pub struct GroupQueue<T> {
@@ -73,15 +64,15 @@ impl<T: Grouped> GroupQueue<T> {
     }
 
     /// Runs one call in the next group; its own result.
-    pub async fn run(&self, call: T) -> LifecycleResult<IntentRow> {
+    pub async fn run(&self, call: T) -> AppResult<IntentRow> {
         let (reply, answer) = oneshot::channel();
         self.sender.send((call, reply)).await.map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
     }
 }
 
-fn stopped() -> LifecycleError {
-    LifecycleError::Store(StoreError::ShuttingDown)
+fn stopped() -> AppError {
+    AppError::Store(StoreError::ShuttingDown)
 }
 
 /// Takes whatever is queued (up to `MAX_GROUP`) and runs it in one transaction.

@@ -9,10 +9,10 @@ use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
 
-use super::{AuditRow, ChainBreak, ChainWalker, GENESIS};
+use super::{Submission, instant};
+use crate::audit::{AuditRow, ChainBreak, ChainWalker, GENESIS};
 use crate::domain::{ContactEvent, Preferences};
 use crate::engine::{Verdict, evaluate};
-use crate::lifecycle::{Submission, instant};
 use crate::preferences::PreferenceRecord;
 use crate::rules::RuleBook;
 use crate::store::{Store, StoreError, StoreResult};
@@ -378,7 +378,7 @@ fn replay_inputs(
     let history = stored_history
         .iter()
         .filter(|e| e.at <= decided_at && (e.dispatch_id.is_none() || e.dispatch_id != own_dispatch))
-        .map(crate::lifecycle::contact_event)
+        .map(super::contact_event)
         .collect::<Result<_, _>>()
         .map_err(|e| format!("a stored contact event cannot be read: {e}"))?;
     let preferences = match serde_json::from_str::<Value>(detail).ok().map(|d| d["preferences"].clone()) {

@@ -1,0 +1,208 @@
+//! Deciding and recording a decision: the engine's verdict on an intent
+//! becomes a dispatch, a wake-up instant or a rejection, each with its audit
+//! event; what cannot be read or decided on is held.
+
+use chrono::{DateTime, Duration, Utc};
+use serde_json::{Value, json};
+
+use super::{App, AppError, AppResult, contact_event, layer_versions, local_reading, millis, not_after};
+use crate::audit::{AuditEvent, with_decision};
+use crate::domain::{ContactEvent, Intent, Outcome, Preferences};
+use crate::engine::{Decision, RejectCode, Verdict, evaluate};
+use crate::intent_json::decision_json;
+use crate::preferences::PreferenceRecord;
+use crate::store::{DispatchRow, EventRow, IntentRow, PreferencesRow, Tx};
+
+impl App {
+    /// An audit event about `row` at `now`.
+    /// `intent` is `None` when the stored body cannot be read: the event then
+    /// names the jurisdiction's own zones.
+    pub(super) fn event(
+        &self,
+        kind: &str,
+        row: &IntentRow,
+        intent: Option<&Intent>,
+        now: DateTime<Utc>,
+        detail: Value,
+    ) -> AuditEvent {
+        let rules = self.rules();
+        let (zones, layers) = match rules.resolve(&row.tenant, &row.jurisdiction) {
+            Ok(resolved) => (
+                match intent {
+                    Some(intent) => crate::engine::candidate_zones(intent, &resolved).into_owned(),
+                    None => resolved.default_zones.to_vec(),
+                },
+                layer_versions(&resolved),
+            ),
+            Err(_) => (Vec::new(), String::new()),
+        };
+        let (local_time, time_zone) = local_reading(now, &zones);
+        AuditEvent {
+            tenant: row.tenant.clone(),
+            at: millis(now),
+            kind: kind.to_string(),
+            intent_id: Some(row.intent_id.clone()),
+            debtor_id: Some(row.debtor_id.clone()),
+            debt_id: row.debt_id.clone(),
+            channel: Some(row.channel.clone()),
+            jurisdiction: Some(row.jurisdiction.clone()),
+            time_zone,
+            local_time,
+            outcome: row.outcome.clone(),
+            rules_version: (!layers.is_empty()).then_some(layers),
+            detail: detail.to_string(),
+            ..AuditEvent::default()
+        }
+    }
+
+    pub(super) fn decide(
+        &self,
+        intent: &Intent,
+        history: &[EventRow],
+        preferences: Option<&PreferencesRow>,
+        skip_dispatch: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> AppResult<Decision> {
+        let rules = self.rules();
+        let resolved = rules
+            .resolve(&intent.tenant, &intent.jurisdiction)
+            .map_err(|e| AppError::FailedPrecondition(format!("the intent's jurisdiction is no longer loaded: {e}")))?;
+        // A stored event or preference that cannot be read stops this decision:
+        // skipping it would under-count a cap or forget an opt-out.
+        let events: Vec<ContactEvent> = history
+            .iter()
+            .filter(|e| skip_dispatch.is_none_or(|skip| e.dispatch_id.as_deref() != Some(skip)))
+            .map(contact_event)
+            .collect::<Result<_, _>>()
+            .map_err(|e| AppError::FailedPrecondition(format!("a stored contact event cannot be read: {e}")))?;
+        let preferences = match preferences {
+            Some(p) => PreferenceRecord::parse(&p.prefs, p.updated_at, &p.source)
+                .map_err(|e| AppError::FailedPrecondition(format!("the debtor's {e}")))?
+                .effective(),
+            None => Preferences::default(),
+        };
+        let span = tracing::info_span!(
+            "evaluate",
+            tenant = %intent.tenant,
+            intent_id = %intent.intent_id,
+            jurisdiction = %intent.jurisdiction,
+            channel = %intent.channel,
+            decision = tracing::field::Empty,
+        );
+        let _entered = span.enter();
+        let decision = evaluate(intent, &resolved, &events, &preferences, now);
+        span.record(
+            "decision",
+            match decision.verdict {
+                Verdict::Release => "release".to_string(),
+                Verdict::Defer { until } => format!("defer until {}", until.to_rfc3339()),
+                Verdict::Reject { code } => format!("reject {code}"),
+            },
+        );
+        Ok(decision)
+    }
+
+    /// Records `decision` on `row`: a release creates the dispatch and the
+    /// contact event that caps count; a defer sets the wake-up instant.
+    pub(super) async fn apply(
+        &self,
+        tx: &mut Tx,
+        row: &mut IntentRow,
+        intent: &Intent,
+        decision: &Decision,
+        preferences: Option<&PreferencesRow>,
+        now: DateTime<Utc>,
+    ) -> AppResult<()> {
+        crate::telemetry::decided(
+            match decision.verdict {
+                Verdict::Release => "release",
+                Verdict::Defer { .. } => "defer",
+                Verdict::Reject { .. } => "reject",
+            },
+            &row.jurisdiction,
+        );
+        let mut stored = decision_json(decision, now);
+        stored["decided_at"] = json!(now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+        row.decision = stored.to_string();
+        row.outcome = None;
+        row.updated_at = millis(now);
+        row.next_eval_at = None;
+        match decision.verdict {
+            Verdict::Release => {
+                let dispatch_id = uuid::Uuid::new_v4().to_string();
+                let not_after = not_after(decision, intent, now + Duration::hours(1));
+                let dispatch = DispatchRow {
+                    dispatch_id: dispatch_id.clone(),
+                    tenant: row.tenant.clone(),
+                    intent_id: row.intent_id.clone(),
+                    debtor_id: row.debtor_id.clone(),
+                    channel: row.channel.clone(),
+                    priority: row.priority,
+                    released_at: millis(now),
+                    not_after: millis(not_after),
+                    state: "ready".into(),
+                    lease_expires_at: None,
+                    attempt: 0,
+                };
+                tx.insert_dispatch(&dispatch);
+                tx.insert_event(
+                    &row.tenant,
+                    &row.debtor_id,
+                    row.debt_id.as_deref(),
+                    &row.channel,
+                    millis(now),
+                    Outcome::Attempted.as_str(),
+                    &dispatch_id,
+                );
+                row.status = "released".into();
+                row.dispatch_id = Some(dispatch_id);
+            }
+            Verdict::Defer { until } => {
+                row.status = "deferred".into();
+                row.next_eval_at = Some(millis(until));
+                row.dispatch_id = None;
+            }
+            Verdict::Reject { code } => {
+                let expired = code == RejectCode::NoCompliantSlot
+                    && intent.expires_at.is_some_and(|e| e <= now + Duration::days(crate::engine::SEARCH_HORIZON_DAYS));
+                row.status = if expired { "expired" } else { "rejected" }.into();
+                row.dispatch_id = None;
+            }
+        }
+        let mut event = with_decision(self.event(&row.status, row, Some(intent), now, Value::Null), &stored);
+        // The inputs besides rules and history, so a replay can use them.
+        let preferences: Value = preferences.and_then(|p| serde_json::from_str(&p.prefs).ok()).unwrap_or(Value::Null);
+        event.detail =
+            json!({"decision": stored, "dispatch_id": row.dispatch_id, "preferences": preferences}).to_string();
+        tx.audit(event);
+        Ok(())
+    }
+
+    /// Holds an intent whose stored data cannot be read or decided on: no
+    /// contact, no further wake-ups, an audit event, a metric and an error
+    /// log, so an operator can cancel it (or fix and resubmit it). Only this
+    /// intent stops; the round it was found in goes on.
+    pub(super) fn hold(
+        &self,
+        tx: &mut Tx,
+        row: &mut IntentRow,
+        intent: Option<&Intent>,
+        why: &AppError,
+        now: DateTime<Utc>,
+    ) {
+        metrics::counter!(crate::telemetry::HELD_INTENTS).increment(1);
+        tracing::error!(tenant = %row.tenant, intent_id = %row.intent_id, why = %why, "intent held: no contact until an operator acts");
+        let stored = json!({
+            "decision": "hold",
+            "code": "UNREADABLE",
+            "reasons": [{"message": format!("held: {why}; no contact until an operator cancels the intent (or fixes the stored data and resubmits it)")}],
+            "decided_at": now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        });
+        row.decision = stored.to_string();
+        row.status = "held".into();
+        row.next_eval_at = None;
+        row.dispatch_id = None;
+        row.updated_at = millis(now);
+        tx.audit(with_decision(self.event("held", row, intent, now, Value::Null), &stored));
+    }
+}

@@ -1,0 +1,284 @@
+//! Dispatch: lease released contacts to adapters (checked again first) and
+//! record what adapters report.
+
+use chrono::{DateTime, Duration, Utc};
+use serde_json::json;
+
+use super::preferences::preference_event;
+use super::{App, AppError, AppResult, HISTORY_LOOKBACK_DAYS, Submission, instant, millis, not_after};
+use crate::domain::{Channel, Intent, Outcome};
+use crate::engine::Verdict;
+use crate::preferences::{PreferenceRecord, Statements};
+use crate::rate_limit::Held;
+use crate::store::{DispatchRow, IntentRow, Tx};
+
+/// An adapter's report on a leased contact.
+#[derive(Clone, Debug)]
+pub struct Ack {
+    /// The caller's tenant (`None`: a built-in adapter, any tenant).
+    pub tenant: Option<String>,
+    pub dispatch_id: String,
+    pub outcome: AckOutcome,
+    /// When the adapter says the outcome happened.
+    pub at: DateTime<Utc>,
+}
+
+/// An adapter's report on a leased contact.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AckOutcome {
+    Sent,
+    Delivered,
+    Failed,
+    NoAnswer,
+    Conversation,
+    WrongParty,
+    OptedOut,
+}
+
+impl AckOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AckOutcome::Sent => "sent",
+            AckOutcome::Delivered => "delivered",
+            AckOutcome::Failed => "failed",
+            AckOutcome::NoAnswer => "no_answer",
+            AckOutcome::Conversation => "conversation",
+            AckOutcome::WrongParty => "wrong_party",
+            AckOutcome::OptedOut => "opted_out",
+        }
+    }
+
+    /// What the contact history records (and caps count).
+    pub fn history_outcome(self) -> Outcome {
+        match self {
+            AckOutcome::Sent | AckOutcome::WrongParty | AckOutcome::OptedOut => Outcome::Attempted,
+            AckOutcome::Delivered => Outcome::Delivered,
+            AckOutcome::Failed => Outcome::Failed,
+            AckOutcome::NoAnswer => Outcome::NoAnswer,
+            AckOutcome::Conversation => Outcome::Conversation,
+        }
+    }
+}
+
+impl App {
+    /// Takes back a released contact that can no longer be decided on and holds its intent.
+    async fn withdraw_and_hold(
+        &self,
+        tx: &mut Tx,
+        dispatch: &mut DispatchRow,
+        row: &mut IntentRow,
+        intent: Option<&Intent>,
+        why: &AppError,
+        now: DateTime<Utc>,
+    ) -> AppResult<()> {
+        dispatch.state = "withdrawn".into();
+        tx.update_dispatch(dispatch).await?;
+        tx.delete_event(&dispatch.dispatch_id).await?;
+        let detail = json!({"dispatch_id": dispatch.dispatch_id, "why": why.to_string()});
+        tx.audit(self.event("withdrawn", row, intent, now, detail));
+        self.hold(tx, row, intent, why, now);
+        tx.update_intent(row).await?;
+        Ok(())
+    }
+
+    /// Leases up to `max` released contacts on `channels` for `lease`. Each
+    /// is checked again first: one no longer allowed is withdrawn and its
+    /// intent deferred or rejected.
+    pub async fn lease(
+        &self,
+        tenant: Option<&str>,
+        channels: &[Channel],
+        max: i64,
+        lease: Duration,
+    ) -> AppResult<Vec<(DispatchRow, Submission)>> {
+        let now = self.clock.now();
+        let channel_words: Vec<String> = channels.iter().map(|c| c.as_str().to_string()).collect();
+        let mut tx = self.store.begin().await?;
+        let open = tx.open_dispatches(tenant, &channel_words, millis(now), max).await?;
+        // The rows are already locked: never wait for a debtor here (a cancel
+        // or ack holding the debtor may be waiting for one of these rows). A
+        // busy debtor's contact is simply offered at the next lease.
+        let debtors: Vec<(&str, &str)> = open.iter().map(|d| (d.tenant.as_str(), d.debtor_id.as_str())).collect();
+        let held = tx.try_lock_debtors(&debtors).await?;
+        let ours: Vec<DispatchRow> = open.into_iter().zip(held).filter_map(|(d, held)| held.then_some(d)).collect();
+        let keys: Vec<(&str, &str, &str)> =
+            ours.iter().map(|d| (d.tenant.as_str(), d.intent_id.as_str(), d.debtor_id.as_str())).collect();
+        tx.prefetch(&keys, millis(now - Duration::days(HISTORY_LOOKBACK_DAYS))).await?;
+        let mut leased = Vec::with_capacity(ours.len());
+        let mut deferred = false;
+        for mut dispatch in ours {
+            let Some(mut row) = tx.get_intent(&dispatch.tenant, &dispatch.intent_id).await? else { continue };
+            let submission = match Submission::from_json(&row.body) {
+                Ok(submission) => submission,
+                Err(unreadable) => {
+                    self.withdraw_and_hold(&mut tx, &mut dispatch, &mut row, None, &unreadable, now).await?;
+                    continue;
+                }
+            };
+            let history =
+                tx.history(&row.tenant, &row.debtor_id, millis(now - Duration::days(HISTORY_LOOKBACK_DAYS))).await?;
+            let preferences = tx.preferences(&row.tenant, &row.debtor_id).await?;
+            let decision =
+                match self.decide(&submission.intent, &history, preferences.as_ref(), Some(&dispatch.dispatch_id), now)
+                {
+                    Ok(decision) => decision,
+                    Err(AppError::Store(e)) => return Err(e.into()),
+                    Err(undecidable) => {
+                        let intent = Some(&submission.intent);
+                        self.withdraw_and_hold(&mut tx, &mut dispatch, &mut row, intent, &undecidable, now).await?;
+                        continue;
+                    }
+                };
+            if decision.verdict == Verdict::Release {
+                // Held back by a rate limit: it stays ready, in order, and is checked again next time.
+                if let Err(held) = self.limits.admit(&dispatch.tenant, submission.intent.channel) {
+                    let limit = match held {
+                        Held::Channel(c) => format!("channel:{c}"),
+                        Held::Tenant(t) => format!("tenant:{t}"),
+                    };
+                    metrics::counter!(crate::telemetry::RATE_LIMIT_WAITS, "limit" => limit).increment(1);
+                    continue;
+                }
+                if dispatch.attempt == 0 {
+                    let waited = (now.timestamp_millis() - dispatch.released_at).max(0) as f64 / 1000.0;
+                    metrics::histogram!(crate::telemetry::DISPATCH_LATENCY).record(waited);
+                }
+                dispatch.state = "leased".into();
+                dispatch.attempt += 1;
+                dispatch.lease_expires_at = Some(millis(now + lease));
+                dispatch.not_after = millis(not_after(&decision, &submission.intent, now + lease));
+                tx.update_dispatch(&dispatch).await?;
+                row.status = "leased".into();
+                row.attempt = dispatch.attempt;
+                row.updated_at = millis(now);
+                tx.update_intent(&row).await?;
+                let detail = json!({
+                    "dispatch_id": dispatch.dispatch_id,
+                    "attempt": dispatch.attempt,
+                    "not_after": instant(dispatch.not_after).to_rfc3339(),
+                    "lease_expires_at": instant(millis(now + lease)).to_rfc3339(),
+                });
+                tx.audit(self.event("leased", &row, Some(&submission.intent), now, detail));
+                leased.push((dispatch, submission));
+            } else {
+                dispatch.state = "withdrawn".into();
+                tx.update_dispatch(&dispatch).await?;
+                tx.delete_event(&dispatch.dispatch_id).await?;
+                let detail = json!({"dispatch_id": dispatch.dispatch_id, "why": "no longer allowed when an adapter asked for it"});
+                tx.audit(self.event("withdrawn", &row, Some(&submission.intent), now, detail));
+                self.apply(&mut tx, &mut row, &submission.intent, &decision, preferences.as_ref(), now).await?;
+                tx.update_intent(&row).await?;
+                deferred |= row.status == "deferred";
+            }
+        }
+        tx.commit().await?;
+        if deferred {
+            self.wake().await;
+        }
+        Ok(leased)
+    }
+
+    /// Records an adapter's outcome for a leased contact.
+    pub async fn ack(
+        &self,
+        tenant: Option<&str>,
+        dispatch_id: &str,
+        outcome: AckOutcome,
+        at: DateTime<Utc>,
+    ) -> AppResult<IntentRow> {
+        let ack = Ack { tenant: tenant.map(str::to_string), dispatch_id: dispatch_id.to_string(), outcome, at };
+        let mut results = self.ack_all(std::slice::from_ref(&ack)).await?;
+        results.pop().unwrap_or_else(|| Err(AppError::NotFound(format!("dispatch_id {dispatch_id:?} not found"))))
+    }
+
+    /// Records several outcomes in one transaction; each gets its own result.
+    /// The debtors are locked first, in the one order every batch uses.
+    pub async fn ack_all(&self, acks: &[Ack]) -> AppResult<Vec<AppResult<IntentRow>>> {
+        let now = self.clock.now();
+        let mut tx = self.store.begin().await?;
+        let mut debtors = Vec::with_capacity(acks.len());
+        for ack in acks {
+            if let Some(dispatch) = tx.get_dispatch(&ack.dispatch_id).await? {
+                debtors.push((dispatch.tenant, dispatch.debtor_id));
+            }
+        }
+        let mut debtors: Vec<(&str, &str)> = debtors.iter().map(|(t, d)| (t.as_str(), d.as_str())).collect();
+        debtors.sort_unstable();
+        debtors.dedup();
+        tx.lock_debtors(&debtors).await?;
+        let mut results = Vec::with_capacity(acks.len());
+        for ack in acks {
+            match self.ack_in(&mut tx, ack, now).await {
+                Err(AppError::Store(e)) => return Err(e.into()),
+                other => results.push(other),
+            }
+        }
+        tx.commit().await?;
+        self.wake().await;
+        Ok(results)
+    }
+
+    /// One ack inside `tx` (its debtor locked). A refusal (not found, not
+    /// leased) is decided before anything is written.
+    async fn ack_in(&self, tx: &mut Tx, ack: &Ack, now: DateTime<Utc>) -> AppResult<IntentRow> {
+        let (dispatch_id, outcome, at) = (ack.dispatch_id.as_str(), ack.outcome, ack.at);
+        let not_found = || AppError::NotFound(format!("dispatch_id {dispatch_id:?} not found"));
+        let mut dispatch = tx.get_dispatch(dispatch_id).await?.ok_or_else(not_found)?;
+        if ack.tenant.as_ref().is_some_and(|t| *t != dispatch.tenant) {
+            return Err(not_found());
+        }
+        tx.lock_debtor(&dispatch.tenant, &dispatch.debtor_id).await?;
+        let mut row = tx.get_intent(&dispatch.tenant, &dispatch.intent_id).await?.ok_or_else(not_found)?;
+        match dispatch.state.as_str() {
+            "acked" if row.outcome.as_deref() == Some(outcome.as_str()) => return Ok(row),
+            "acked" => {
+                return Err(AppError::FailedPrecondition(format!(
+                    "dispatch {dispatch_id} was already acknowledged as {}",
+                    row.outcome.unwrap_or_default()
+                )));
+            }
+            // Cancelled while the adapter held it: its report still counts.
+            "leased" | "cancelled" => {}
+            other => {
+                return Err(AppError::FailedPrecondition(format!("dispatch {dispatch_id} is {other}, not leased")));
+            }
+        }
+        // The body only names the zones in the audit event: an unreadable one
+        // must not lose the adapter's report.
+        let submission = Submission::from_json(&row.body).ok();
+        let channel: Channel = row.channel.parse().map_err(AppError::FailedPrecondition)?;
+        let cancelled = dispatch.state == "cancelled";
+        dispatch.state = "acked".into();
+        tx.update_dispatch(&dispatch).await?;
+        tx.set_event_outcome(dispatch_id, outcome.history_outcome().as_str()).await?;
+        if !cancelled {
+            row.status = "done".into();
+        }
+        row.outcome = Some(outcome.as_str().into());
+        row.updated_at = millis(now);
+        tx.update_intent(&row).await?;
+        let detail = json!({"dispatch_id": dispatch_id, "reported_at": at.to_rfc3339(), "attempt": dispatch.attempt});
+        tx.audit(self.event("acked", &row, submission.as_ref().map(|s| &s.intent), now, detail));
+        if matches!(outcome, AckOutcome::OptedOut | AckOutcome::WrongParty) {
+            let mut record = match tx.preferences(&row.tenant, &row.debtor_id).await? {
+                Some(p) => PreferenceRecord::parse(&p.prefs, p.updated_at, &p.source).map_err(|e| {
+                    AppError::FailedPrecondition(format!(
+                        "the debtor's {e}; the report was not recorded (an operator must repair the record first)"
+                    ))
+                })?,
+                None => PreferenceRecord::default(),
+            };
+            let source = format!("adapter ack {dispatch_id}");
+            if outcome == AckOutcome::OptedOut {
+                record.apply(&Statements { opt_out: vec![channel], ..Statements::default() }, at, &source);
+            } else {
+                record.found_wrong_party(channel, at);
+            }
+            let text = record.to_json();
+            tx.upsert_preferences(&row.tenant, &row.debtor_id, &text, &source, millis(now)).await?;
+            tx.audit(preference_event(&row.tenant, &row.debtor_id, &record, &source, &[], now));
+            tx.wake_debtor(&row.tenant, &row.debtor_id, millis(now)).await?;
+        }
+        Ok(row)
+    }
+}

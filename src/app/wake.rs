@@ -1,0 +1,92 @@
+//! Wake: re-evaluate the deferred intents that are due.
+
+use chrono::{DateTime, Duration, Utc};
+
+use super::{App, AppError, AppResult, HISTORY_LOOKBACK_DAYS, Submission, lock_and_read_ahead, millis};
+use crate::store::{Store, Tx};
+
+/// Debtors re-evaluated per PostgreSQL transaction when waking due intents.
+const WAKE_DEBTORS_PER_TRANSACTION: usize = 64;
+
+impl App {
+    /// Re-evaluates deferred intents that are due; returns how many.
+    pub async fn wake_due(&self, limit: i64) -> AppResult<usize> {
+        let now = self.clock.now();
+        let claim_until = millis(now + self.claim);
+        let mut claim = self.store.begin().await?;
+        let mut due = claim.claim_due(millis(now), claim_until, limit).await?;
+        // Debtors are locked in one order everywhere, so batches never deadlock.
+        due.sort_by(|a, b| (&a.0, &a.2).cmp(&(&b.0, &b.2)));
+        // SQLite has one writer anyway: the claim and every re-evaluation in
+        // one transaction (one fsync). PostgreSQL: the claim commits first, then
+        // smaller transactions, so replicas and submissions for the same
+        // debtors wait less.
+        let (mut open, per_transaction) = match self.store {
+            Store::Sqlite(..) => (Some(claim), due.len().max(1)),
+            Store::Postgres(_) => {
+                claim.commit().await?;
+                (None, WAKE_DEBTORS_PER_TRANSACTION)
+            }
+        };
+        let mut released = false;
+        for part in due.chunks(per_transaction) {
+            let mut tx = match open.take() {
+                Some(tx) => tx,
+                None => self.store.begin().await?,
+            };
+            let keys: Vec<(&str, &str, &str)> =
+                part.iter().map(|(t, i, d)| (t.as_str(), i.as_str(), d.as_str())).collect();
+            lock_and_read_ahead(&mut tx, &keys, now).await?;
+            for (tenant, intent_id, debtor_id) in part {
+                released |= self.wake_one(&mut tx, tenant, intent_id, debtor_id, claim_until, now).await?;
+            }
+            tx.commit().await?;
+        }
+        if let Some(nothing_due) = open {
+            nothing_due.commit().await?;
+        }
+        if released {
+            self.released.notify_waiters();
+        }
+        Ok(due.len())
+    }
+
+    /// Re-evaluates one claimed intent (its debtor locked); whether it was released.
+    async fn wake_one(
+        &self,
+        tx: &mut Tx,
+        tenant: &str,
+        intent_id: &str,
+        debtor_id: &str,
+        claim_until: i64,
+        now: DateTime<Utc>,
+    ) -> AppResult<bool> {
+        let Some(mut row) = tx.get_intent(tenant, intent_id).await? else { return Ok(false) };
+        // Changed since the claim (cancelled, or made due again): leave it.
+        if row.status != "deferred" || row.next_eval_at != Some(claim_until) {
+            return Ok(false);
+        }
+        let submission = match Submission::from_json(&row.body) {
+            Ok(submission) => submission,
+            Err(unreadable) => {
+                self.hold(tx, &mut row, None, &unreadable, now);
+                tx.update_intent(&row).await?;
+                return Ok(false);
+            }
+        };
+        let history = tx.history(tenant, debtor_id, millis(now - Duration::days(HISTORY_LOOKBACK_DAYS))).await?;
+        let preferences = tx.preferences(tenant, debtor_id).await?;
+        let decision = match self.decide(&submission.intent, &history, preferences.as_ref(), None, now) {
+            Ok(decision) => decision,
+            Err(AppError::Store(e)) => return Err(e.into()),
+            Err(undecidable) => {
+                self.hold(tx, &mut row, Some(&submission.intent), &undecidable, now);
+                tx.update_intent(&row).await?;
+                return Ok(false);
+            }
+        };
+        self.apply(tx, &mut row, &submission.intent, &decision, preferences.as_ref(), now).await?;
+        tx.update_intent(&row).await?;
+        Ok(row.status == "released")
+    }
+}
