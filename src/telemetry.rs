@@ -10,6 +10,7 @@
 //! | `ventana_rate_limit_waits_total` | counter | `limit` (channel or tenant) |
 //! | `ventana_database_errors_total` | counter | — |
 //! | `ventana_intents_held_total` | counter | — intents held because their stored data could not be read |
+//! | `ventana_unreadable_rows_total` | counter | `table` — stored rows that could not be decoded (nothing was decided on them) |
 //! | `ventana_intents_held` | gauge | — intents held now, waiting for an operator |
 //! | `ventana_due_backlog_seconds` | gauge | — how overdue the oldest due intent is, after each scheduler round |
 
@@ -34,6 +35,8 @@ pub const DATABASE_ERRORS: &str = "ventana_database_errors_total";
 pub const HELD_INTENTS: &str = "ventana_intents_held_total";
 /// Intents held now (read from the database at each scrape).
 pub const HELD: &str = "ventana_intents_held";
+/// Stored rows that could not be decoded, by table.
+pub const UNREADABLE_ROWS: &str = "ventana_unreadable_rows_total";
 pub const DUE_BACKLOG: &str = "ventana_due_backlog_seconds";
 
 /// The process-wide Prometheus recorder (installed on first use).

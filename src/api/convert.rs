@@ -319,26 +319,37 @@ pub fn status_to_pb(status: &str) -> pb::IntentStatus {
     }
 }
 
-fn stored_decision(row: &IntentRow) -> pb::Decision {
-    decision_to_pb(&serde_json::from_str(&row.decision).unwrap_or(Value::Null))
+/// The decision a row stores; one that does not parse is an error naming the row.
+fn stored_decision(row: &IntentRow) -> Result<pb::Decision, Status> {
+    serde_json::from_str::<Value>(&row.decision)
+        .ok()
+        .filter(|v| matches!(v["decision"].as_str(), Some("release" | "defer" | "reject" | "hold")))
+        .map(|v| decision_to_pb(&v))
+        .ok_or_else(|| {
+            error_to_status(AppError::unreadable(
+                "intents",
+                format!("({}, {})", row.tenant, row.intent_id),
+                "the stored decision cannot be read".into(),
+            ))
+        })
 }
 
-pub fn submit_response(row: &IntentRow) -> pb::SubmitResponse {
-    pb::SubmitResponse {
+pub fn submit_response(row: &IntentRow) -> Result<pb::SubmitResponse, Status> {
+    Ok(pb::SubmitResponse {
         intent_id: row.intent_id.clone(),
         status: status_to_pb(&row.status) as i32,
-        decision: Some(stored_decision(row)),
-    }
+        decision: Some(stored_decision(row)?),
+    })
 }
 
 /// An intent as the API shows it. A body that cannot be read (a held
 /// intent) is shown without its `intent`; status and decision say why.
-pub fn intent_view(row: &IntentRow) -> pb::IntentView {
+pub fn intent_view(row: &IntentRow) -> Result<pb::IntentView, Status> {
     let submission = Submission::from_json(&row.body).ok();
-    pb::IntentView {
+    Ok(pb::IntentView {
         intent: submission.as_ref().map(intent_to_pb),
         status: status_to_pb(&row.status) as i32,
-        decision: Some(stored_decision(row)),
+        decision: Some(stored_decision(row)?),
         next_eval_at: row.next_eval_at.map(|t| to_timestamp(instant(t))),
         dispatch_id: row.dispatch_id.clone().unwrap_or_default(),
         attempt: i32::try_from(row.attempt).unwrap_or(i32::MAX),
@@ -346,7 +357,7 @@ pub fn intent_view(row: &IntentRow) -> pb::IntentView {
         created_at: Some(to_timestamp(instant(row.created_at))),
         updated_at: Some(to_timestamp(instant(row.updated_at))),
         cancelled_in_flight: row.status == "cancelled" && row.dispatch_id.is_some(),
-    }
+    })
 }
 
 pub fn leased_item(dispatch: &DispatchRow, submission: &Submission) -> pb::LeasedItem {
@@ -375,13 +386,42 @@ pub fn ack_outcome(value: i32) -> Result<AckOutcome, Status> {
     }
 }
 
-/// The one place lifecycle errors become gRPC statuses.
+/// A gRPC status code's canonical name (`INVALID_ARGUMENT`), as the proto promises.
+pub fn code_name(code: tonic::Code) -> &'static str {
+    use tonic::Code;
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
+/// The one place use-case errors become gRPC statuses: every variant is
+/// named (no catch-all), so a new kind of error must be mapped on purpose.
 pub fn error_to_status(error: AppError) -> Status {
     match error {
         AppError::InvalidArgument(m) => Status::invalid_argument(m),
         AppError::NotFound(m) => Status::not_found(m),
         AppError::AlreadyExists(m) => Status::already_exists(m),
         AppError::FailedPrecondition(m) => Status::failed_precondition(m),
+        // Counted and logged where it was found (`AppError::unreadable`).
+        unreadable @ AppError::Unreadable { .. } => Status::failed_precondition(format!(
+            "{unreadable}: nothing was decided on it; an operator must repair or remove the row"
+        )),
         AppError::Store(StoreError::Unavailable(e)) => {
             metrics::counter!(crate::telemetry::DATABASE_ERRORS).increment(1);
             tracing::warn!(error = %e, "database unavailable");
@@ -400,7 +440,12 @@ pub fn error_to_status(error: AppError) -> Status {
             tracing::error!(error = %e, "database is read-only");
             Status::unavailable("the database is read-only: nothing was stored; retry later")
         }
-        AppError::Store(e) => {
+        AppError::Store(
+            e @ (StoreError::Database(_)
+            | StoreError::Migration(_)
+            | StoreError::UnsupportedUrl(_)
+            | StoreError::NotWritable { .. }),
+        ) => {
             metrics::counter!(crate::telemetry::DATABASE_ERRORS).increment(1);
             tracing::error!(error = %e, "storage error");
             Status::internal("storage error")

@@ -46,7 +46,7 @@ impl pb::contact_scheduler_server::ContactScheduler for Api {
         let caller = authenticate(&self.app, &self.keys, &request, SUBMITTERS).await?;
         let submission = convert::submission(&caller.tenant, request.get_ref().intent.as_ref())?;
         let row = self.submits.run(submission).await.map_err(error_to_status)?;
-        Ok(Response::new(convert::submit_response(&row)))
+        Ok(Response::new(convert::submit_response(&row)?))
     }
 
     async fn submit_batch(
@@ -67,15 +67,14 @@ impl pb::contact_scheduler_server::ContactScheduler for Api {
             .into_iter()
             .map(|c| {
                 let outcome = c.and_then(|_| {
-                    stored.next().ok_or_else(|| Status::internal("missing result"))?.map_err(error_to_status)
+                    let row = stored.next().ok_or_else(|| Status::internal("missing result"))?;
+                    convert::submit_response(&row.map_err(error_to_status)?)
                 });
                 match outcome {
-                    Ok(row) => {
-                        pb::SubmitBatchResult { response: Some(convert::submit_response(&row)), ..Default::default() }
-                    }
+                    Ok(response) => pb::SubmitBatchResult { response: Some(response), ..Default::default() },
                     Err(status) => pb::SubmitBatchResult {
                         response: None,
-                        error_code: format!("{:?}", status.code()),
+                        error_code: convert::code_name(status.code()).to_string(),
                         error_message: status.message().to_string(),
                     },
                 }
@@ -94,7 +93,7 @@ impl pb::contact_scheduler_server::ContactScheduler for Api {
             .await
             .map_err(|e| error_to_status(e.into()))?
             .ok_or_else(|| Status::not_found(format!("intent_id {intent_id:?} not found")))?;
-        Ok(Response::new(convert::intent_view(&row)))
+        Ok(Response::new(convert::intent_view(&row)?))
     }
 
     async fn list_intents(
@@ -129,7 +128,7 @@ impl pb::contact_scheduler_server::ContactScheduler for Api {
             Some(last) if more => convert::page_token(last),
             _ => String::new(),
         };
-        let intents = page.iter().map(convert::intent_view).collect();
+        let intents = page.iter().map(convert::intent_view).collect::<Result<_, _>>()?;
         Ok(Response::new(pb::ListIntentsResponse { intents, next_page_token }))
     }
 
@@ -153,7 +152,7 @@ impl pb::contact_scheduler_server::ContactScheduler for Api {
                 .map_err(|e| error_to_status(e.into()))?
                 .ok_or_else(|| Status::not_found(format!("intent_id {intent_id:?} not found")))?,
         };
-        Ok(Response::new(convert::intent_view(&row)))
+        Ok(Response::new(convert::intent_view(&row)?))
     }
 
     async fn cancel_for_debt(

@@ -374,7 +374,7 @@ fn replay_inputs(
     decided_at: i64,
     own_dispatch: Option<String>,
 ) -> Result<(Submission, Vec<ContactEvent>, Preferences), String> {
-    let submission = Submission::from_json(body).map_err(|e| e.to_string())?;
+    let submission = Submission::from_json(body).map_err(|e| format!("stored intent is unreadable: {e}"))?;
     let history = stored_history
         .iter()
         .filter(|e| e.at <= decided_at && (e.dispatch_id.is_none() || e.dispatch_id != own_dispatch))

@@ -74,10 +74,16 @@ impl App {
             .filter(|e| skip_dispatch.is_none_or(|skip| e.dispatch_id.as_deref() != Some(skip)))
             .map(contact_event)
             .collect::<Result<_, _>>()
-            .map_err(|e| AppError::FailedPrecondition(format!("a stored contact event cannot be read: {e}")))?;
+            .map_err(|e| {
+                let key = format!("({}, {})", intent.tenant, intent.debtor_id);
+                AppError::unreadable("contact_events", key, format!("a stored contact event cannot be read: {e}"))
+            })?;
         let preferences = match preferences {
             Some(p) => PreferenceRecord::parse(&p.prefs, p.updated_at, &p.source)
-                .map_err(|e| AppError::FailedPrecondition(format!("the debtor's {e}")))?
+                .map_err(|e| {
+                    let key = format!("({}, {})", intent.tenant, intent.debtor_id);
+                    AppError::unreadable("preferences", key, format!("the debtor's {e}"))
+                })?
                 .effective(),
             None => Preferences::default(),
         };

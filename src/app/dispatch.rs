@@ -108,7 +108,7 @@ impl App {
         let mut deferred = false;
         for mut dispatch in ours {
             let Some(mut row) = tx.get_intent(&dispatch.tenant, &dispatch.intent_id).await? else { continue };
-            let submission = match Submission::from_json(&row.body) {
+            let submission = match Submission::of_row(&row) {
                 Ok(submission) => submission,
                 Err(unreadable) => {
                     self.withdraw_and_hold(&mut tx, &mut dispatch, &mut row, None, &unreadable, now).await?;
@@ -262,9 +262,13 @@ impl App {
         if matches!(outcome, AckOutcome::OptedOut | AckOutcome::WrongParty) {
             let mut record = match tx.preferences(&row.tenant, &row.debtor_id).await? {
                 Some(p) => PreferenceRecord::parse(&p.prefs, p.updated_at, &p.source).map_err(|e| {
-                    AppError::FailedPrecondition(format!(
-                        "the debtor's {e}; the report was not recorded (an operator must repair the record first)"
-                    ))
+                    AppError::unreadable(
+                        "preferences",
+                        format!("({}, {})", row.tenant, row.debtor_id),
+                        format!(
+                            "the debtor's {e}; the report was not recorded (an operator must repair the record first)"
+                        ),
+                    )
                 })?,
                 None => PreferenceRecord::default(),
             };

@@ -47,8 +47,21 @@ pub enum AppError {
     AlreadyExists(String),
     #[error("{0}")]
     FailedPrecondition(String),
+    /// A stored value that cannot be decoded: the decision that needs it is
+    /// not taken (fail closed). Names the table and the row's key.
+    #[error("{why} (table {table}, row {key})")]
+    Unreadable { table: &'static str, key: String, why: String },
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl AppError {
+    /// An unreadable stored row: counted in `ventana_unreadable_rows_total{table}` and logged.
+    pub fn unreadable(table: &'static str, key: String, why: String) -> AppError {
+        metrics::counter!(crate::telemetry::UNREADABLE_ROWS, "table" => table).increment(1);
+        tracing::error!(table, key = %key, why = %why, "stored row cannot be read: nothing is decided on it");
+        AppError::Unreadable { table, key, why }
+    }
 }
 
 pub type AppResult<T> = Result<T, AppError>;

@@ -26,9 +26,11 @@ impl App {
         let mut record = match tx.preferences(tenant, debtor_id).await? {
             // A damaged record is not overwritten: what it held might be an opt-out.
             Some(p) => PreferenceRecord::parse(&p.prefs, p.updated_at, &p.source).map_err(|e| {
-                AppError::FailedPrecondition(format!(
-                    "the debtor's {e}; nothing was changed (an operator must repair the record first)"
-                ))
+                AppError::unreadable(
+                    "preferences",
+                    format!("({tenant}, {debtor_id})"),
+                    format!("the debtor's {e}; nothing was changed (an operator must repair the record first)"),
+                )
             })?,
             None => PreferenceRecord::default(),
         };

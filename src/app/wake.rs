@@ -66,7 +66,7 @@ impl App {
         if row.status != "deferred" || row.next_eval_at != Some(claim_until) {
             return Ok(false);
         }
-        let submission = match Submission::from_json(&row.body) {
+        let submission = match Submission::of_row(&row) {
             Ok(submission) => submission,
             Err(unreadable) => {
                 self.hold(tx, &mut row, None, &unreadable, now);

@@ -477,3 +477,42 @@ async fn a_debtors_intents_are_listed_a_page_at_a_time(backend: Backend) {
     server.stop().await;
 }
 on_both_backends!(a_debtors_intents_are_listed_a_page_at_a_time);
+
+async fn every_kind_of_damaged_row_fails_closed(backend: Backend) {
+    // Saturday in Lima: calls wait for Monday 07:00.
+    let server = TestServer::start(backend, "2026-11-28T10:00:00-05:00").await;
+    let mut client = server.scheduler("acme").await;
+    submit(&mut client, intent("damaged-history", "d-1", pb::Channel::Call, "PE")).await;
+    submit(&mut client, intent("healthy", "d-2", pb::Channel::Call, "PE")).await;
+    // A contact event whose channel no longer parses: skipping it would under-count a cap.
+    behind_its_back(
+        &server,
+        "INSERT INTO contact_events (tenant, debtor_id, debt_id, channel, at, outcome, dispatch_id) \
+         VALUES ('acme', 'd-1', NULL, 'fax', 1764339000000, 'attempted', NULL)",
+    )
+    .await;
+    let refused = client
+        .submit(pb::SubmitRequest { intent: Some(intent("new", "d-1", pb::Channel::Call, "PE")) })
+        .await
+        .expect_err("no decision on an unreadable history");
+    assert_eq!(refused.code(), Code::FailedPrecondition);
+    assert!(refused.message().contains("table contact_events, row (acme, d-1)"), "{}", refused.message());
+
+    server.set_clock("2026-11-30T07:00:00-05:00");
+    server.wait_for_status(&mut client, "healthy", pb::IntentStatus::Released).await;
+    let held = server.wait_for_status(&mut client, "damaged-history", pb::IntentStatus::Held).await;
+    let reason = &held.decision.as_ref().expect("decision").reasons[0].message;
+    assert!(reason.contains("contact event cannot be read"), "{reason}");
+    assert!(
+        ventana::telemetry::prometheus().render().contains("ventana_unreadable_rows_total{table=\"contact_events\"}"),
+        "counted by table"
+    );
+
+    // A stored decision that does not parse is an error naming the row, not DECISION_KIND_UNSPECIFIED.
+    behind_its_back(&server, "UPDATE intents SET decision = '{}' WHERE intent_id = 'healthy'").await;
+    let unreadable = client.get(pb::GetRequest { intent_id: "healthy".into() }).await.expect_err("unreadable decision");
+    assert_eq!(unreadable.code(), Code::FailedPrecondition);
+    assert!(unreadable.message().contains("stored decision cannot be read"), "{}", unreadable.message());
+    server.stop().await;
+}
+on_both_backends!(every_kind_of_damaged_row_fails_closed);

@@ -439,7 +439,7 @@ async fn submit_batch_one_result_per_intent(backend: Backend) {
     assert_eq!(results.len(), 3);
     assert_eq!(results[0].response.as_ref().map(|r| r.status), Some(pb::IntentStatus::Released as i32));
     assert!(results[1].response.is_none());
-    assert_eq!(results[1].error_code, "InvalidArgument");
+    assert_eq!(results[1].error_code, "INVALID_ARGUMENT", "the gRPC code name the proto promises");
     assert!(results[1].error_message.contains("jurisdiction"));
     assert!(results[2].response.is_some());
     let too_many: Vec<_> = (0..1001).map(|n| intent(&format!("m-{n}"), "d", pb::Channel::Sms, "PE")).collect();
