@@ -13,11 +13,14 @@ use crate::engine::{Verdict, evaluate};
 use crate::intent_json::{FieldError, decision_json, parse_intent};
 use crate::rules::{DAY_NAMES, Expectation, Jurisdiction, Problem, RuleBook, allowed_ranges};
 
-/// Why a CLI command could not run: bad input (exit 2) or bad rules (exit 1).
+/// Why a CLI command could not run: bad input (exit 2), bad rules (exit 1),
+/// or the database or the system failing underneath (exit 3: retrying may help).
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
     #[error("{0}")]
     Input(String),
+    #[error("{0}")]
+    Runtime(String),
     #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
     Rules(Vec<Problem>),
 }

@@ -313,6 +313,10 @@ fn main() -> ExitCode {
             eprintln!("{rules}");
             ExitCode::from(1)
         }
+        Err(CliError::Runtime(message)) => {
+            eprintln!("error: {message}");
+            ExitCode::from(3)
+        }
     }
 }
 
@@ -375,7 +379,7 @@ async fn run_service(command: Command) -> Result<ExitCode, CliError> {
             let config = settings.load()?;
             Store::connect(&config.database_url)
                 .await
-                .map_err(|e| input(format!("{}: {e}", server::redact(&config.database_url))))?;
+                .map_err(|e| runtime(format!("{}: {e}", server::redact(&config.database_url))))?;
             eprintln!("migrations applied to {}", server::redact(&config.database_url));
             Ok(ExitCode::SUCCESS)
         }
@@ -398,12 +402,16 @@ async fn open_store(settings: Settings) -> Result<(Config, Store), CliError> {
     let config = settings.load()?;
     let store = Store::connect(&config.database_url)
         .await
-        .map_err(|e| input(format!("{}: {e}", server::redact(&config.database_url))))?;
+        .map_err(|e| runtime(format!("{}: {e}", server::redact(&config.database_url))))?;
     Ok((config, store))
 }
 
 fn storage(e: impl std::fmt::Display) -> CliError {
-    input(format!("storage: {e}"))
+    runtime(format!("storage: {e}"))
+}
+
+fn runtime(message: impl std::fmt::Display) -> CliError {
+    CliError::Runtime(message.to_string())
 }
 
 async fn audit_command(command: AuditCommand) -> Result<ExitCode, CliError> {
@@ -442,7 +450,8 @@ async fn audit_command(command: AuditCommand) -> Result<ExitCode, CliError> {
             };
             let (_, store) = open_store(settings).await?;
             // "Verified" about a chain that does not exist would mislead an auditor.
-            if store.audit_head(&filter.tenant).await.map_err(|e| input(format!("reading the chain: {e}")))?.is_none() {
+            if store.audit_head(&filter.tenant).await.map_err(|e| runtime(format!("reading the chain: {e}")))?.is_none()
+            {
                 return Err(input(format!(
                     "--tenant: {:?} has no audit chain in this database (no event was ever recorded for it); \
                      `audit verify` lists the tenants that have one",
@@ -556,7 +565,7 @@ async fn export(
 
 async fn mint_key(store: &Store, spec: &auth::KeySpec<'_>) -> Result<String, CliError> {
     let now = Clock::System.now().timestamp_millis();
-    auth::mint_key(store, spec, now).await.map_err(|e| input(format!("cannot store the key: {e}")))
+    auth::mint_key(store, spec, now).await.map_err(|e| runtime(format!("cannot store the key: {e}")))
 }
 
 /// An identifier flag checked as every edge checks identifiers.

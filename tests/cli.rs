@@ -372,3 +372,14 @@ fn serve_dev_revokes_the_keys_earlier_starts_minted() {
     assert_eq!(dev["name"], "serve-dev");
     assert_eq!(dev["roles"], serde_json::json!(["submitter", "adapter", "auditor", "admin", "operator"]));
 }
+
+#[test]
+fn a_database_outage_is_a_runtime_error_not_a_usage_error() {
+    // Nothing listens on port 1: the database cannot be reached.
+    let output = ventana(&["audit", "verify", "--database-url", "postgres://postgres@127.0.0.1:1/none"], None);
+    assert_eq!(output.status.code(), Some(3), "stderr: {}", stderr(&output));
+    assert!(stderr(&output).contains("127.0.0.1:1"), "{}", stderr(&output));
+    // A usage error stays 2.
+    let output = ventana(&["audit", "export", "--tenant", "t", "--from", "yesterday", "--to", "2026-01-01"], None);
+    assert_eq!(output.status.code(), Some(2), "stderr: {}", stderr(&output));
+}
