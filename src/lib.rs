@@ -13,6 +13,7 @@ pub mod config;
 pub mod domain;
 pub mod engine;
 pub mod intent_json;
+pub mod officer;
 pub mod preferences;
 pub mod rate_limit;
 pub mod rules;

@@ -330,7 +330,7 @@ impl pb::rules_server::Rules for Api {
         if !(1900..=2200).contains(&req.year) {
             return Err(Status::invalid_argument("year: must be 1900 to 2200"));
         }
-        let days = crate::cli::calendar_holidays(&self.app.rules(), &req.code, req.year)
+        let days = crate::officer::calendar_holidays(&self.app.rules(), &req.code, req.year)
             // An unknown code is a bad argument, as in Submit.
             .map_err(|e| Status::invalid_argument(format!("code: {e}")))?;
         let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_string();

@@ -1,6 +1,6 @@
-//! The command-line tools for compliance officers: `rules check`,
-//! `rules calendar` and `explain`. Each returns what to print; `main.rs`
-//! only parses arguments and sets the exit code.
+//! The compliance officers' tools behind `ventana rules` and `ventana explain`
+//! (and the gRPC Calendar): checking jurisdiction files, calendars, windows
+//! and decisions. Each returns what to print; `cli` prints it.
 
 use std::io::{BufRead, Write};
 use std::path::Path;

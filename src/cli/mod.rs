@@ -1,0 +1,99 @@
+//! The `ventana` commands, one file per group: `serve` (and `migrate`),
+//! `keys`, `audit`, `rules`, `explain`. `main.rs` parses the arguments and
+//! turns the result into an exit code: 0 done, 1 a finding, 2 a usage
+//! error, 3 a runtime failure (see [`CliError`]).
+
+pub mod audit;
+pub mod explain;
+pub mod keys;
+pub mod rules;
+pub mod serve;
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+
+use chrono::NaiveDate;
+use clap::ValueEnum;
+
+use crate::config::{Config, Overrides};
+pub use crate::officer::CliError;
+use crate::rules::compile::parse_instant;
+use crate::server;
+use crate::store::Store;
+
+/// Where the service listens, its database and its rules.
+#[derive(clap::Args)]
+pub struct Settings {
+    /// TOML configuration file.
+    #[arg(long, env = "VENTANA_CONFIG")]
+    config: Option<PathBuf>,
+    /// Address for gRPC [default: 127.0.0.1:50051].
+    #[arg(long, env = "VENTANA_LISTEN")]
+    listen: Option<std::net::SocketAddr>,
+    /// Address for the Prometheus /metrics endpoint [default: 127.0.0.1:9464].
+    #[arg(long, env = "VENTANA_METRICS_LISTEN")]
+    metrics_listen: Option<std::net::SocketAddr>,
+    /// sqlite://FILE or postgres://USER@HOST/DB [default: sqlite://ventana.db].
+    #[arg(long, env = "DATABASE_URL")]
+    database_url: Option<String>,
+    /// Jurisdiction files directory [default: jurisdictions].
+    #[arg(long, env = "VENTANA_JURISDICTIONS")]
+    jurisdictions: Option<PathBuf>,
+}
+
+impl Settings {
+    pub fn load(self) -> Result<Config, CliError> {
+        let overrides = Overrides {
+            listen: self.listen,
+            metrics_listen: self.metrics_listen,
+            database_url: self.database_url,
+            jurisdictions: self.jurisdictions,
+        };
+        Config::load(self.config.as_deref(), overrides).map_err(input)
+    }
+}
+
+/// Text for people or JSON for programs.
+#[derive(Clone, Copy, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+/// A usage error (exit 2).
+pub fn input(message: impl std::fmt::Display) -> CliError {
+    CliError::Input(message.to_string())
+}
+
+/// Prints a line to stdout; a reader that went away (`| head`) ends the process quietly.
+pub fn print(value: &impl std::fmt::Display) -> Result<(), CliError> {
+    match writeln!(io::stdout().lock(), "{value}") {
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => std::process::exit(0),
+        other => other.map_err(|e| input(format!("cannot write output: {e}"))),
+    }
+}
+
+/// A day (UTC midnight; `end` moves to the next day) or an RFC 3339 instant.
+pub fn day_or_instant(flag: &str, text: &str, end: bool) -> Result<chrono::DateTime<chrono::Utc>, CliError> {
+    if let Ok(day) = text.parse::<NaiveDate>() {
+        let day = if end { day.succ_opt().unwrap_or(day) } else { day };
+        return Ok(day.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc());
+    }
+    parse_instant(text).map_err(|e| input(format!("{flag}: {e} (or a day YYYY-MM-DD)")))
+}
+
+pub async fn open_store(settings: Settings) -> Result<(Config, Store), CliError> {
+    let config = settings.load()?;
+    let store = Store::connect(&config.database_url)
+        .await
+        .map_err(|e| runtime(format!("{}: {e}", server::redact(&config.database_url))))?;
+    Ok((config, store))
+}
+
+pub fn storage(e: impl std::fmt::Display) -> CliError {
+    runtime(format!("storage: {e}"))
+}
+
+pub fn runtime(message: impl std::fmt::Display) -> CliError {
+    CliError::Runtime(message.to_string())
+}
