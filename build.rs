@@ -14,12 +14,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     std::fs::write(out_dir.join("ventana_descriptor.bin"), descriptors.encode_to_vec())?;
     tonic_prost_build::configure().compile_fds(descriptors)?;
     // ventana-bench's echo baseline; it reuses the ventana.v1 messages.
-    let mut echo = protox::compile(["ventana/bench/v1/echo.proto"], ["proto"])?;
-    echo.file.retain(|f| f.package() == "ventana.bench.v1");
+    // The ventana.v1 files stay in the set (prost needs their messages to
+    // derive the echo messages' traits); generated into their own folder so
+    // the extern-path copy of ventana.v1 never replaces the library's.
+    let echo = protox::compile(["ventana/bench/v1/echo.proto"], ["proto"])?;
+    let echo_dir = out_dir.join("echo");
+    std::fs::create_dir_all(&echo_dir)?;
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
         .extern_path(".ventana.v1", "::ventana::api::pb")
+        .out_dir(&echo_dir)
         .compile_fds(echo)?;
     Ok(())
 }

@@ -38,7 +38,7 @@ fn next_random(state: &mut u64) -> u64 {
 
 /// Leases up to `max` contacts, records them and acks each as delivered; how many.
 async fn lease_and_ack(
-    adapter: &mut pb::dispatch_client::DispatchClient<tonic::transport::Channel>,
+    adapter: &mut pb::dispatch_service_client::DispatchServiceClient<tonic::transport::Channel>,
     key: &MetadataValue<Ascii>,
     seen: &Mutex<Observed>,
     max: i32,
@@ -68,7 +68,7 @@ async fn workload(addr: std::net::SocketAddr, key: MetadataValue<Ascii>, round: 
     for worker in 0..6 {
         let (channel, key, seen) = (channel.clone(), key.clone(), seen.clone());
         workers.push(tokio::spawn(async move {
-            let mut client = pb::contact_scheduler_client::ContactSchedulerClient::new(channel);
+            let mut client = pb::contact_scheduler_service_client::ContactSchedulerServiceClient::new(channel);
             for n in 0.. {
                 let id = format!("r{round}-w{worker}-{n}");
                 let intent = pb::Intent {
@@ -91,7 +91,7 @@ async fn workload(addr: std::net::SocketAddr, key: MetadataValue<Ascii>, round: 
     }
     let (channel, key, seen) = (channel.clone(), key.clone(), seen.clone());
     workers.push(tokio::spawn(async move {
-        let mut adapter = pb::dispatch_client::DispatchClient::new(channel);
+        let mut adapter = pb::dispatch_service_client::DispatchServiceClient::new(channel);
         let one_second = Some(prost_types::Duration { seconds: 1, nanos: 0 });
         while lease_and_ack(&mut adapter, &key, &seen, 20, one_second).await.is_ok() {}
     }));
@@ -117,7 +117,7 @@ async fn killed_twenty_times_nothing_lost(database_url: String) {
 
     // A last run drains what is left (leases of the dead are re-offered after 1 s).
     let mut server = start_replica(&database_url, dir.path()).await;
-    let mut adapter = pb::dispatch_client::DispatchClient::new(channel(server.addr).await);
+    let mut adapter = pb::dispatch_service_client::DispatchServiceClient::new(channel(server.addr).await);
     tokio::time::sleep(Duration::from_millis(1100)).await;
     while lease_and_ack(&mut adapter, &key, &seen, 500, None).await.expect("lease and ack") > 0 {}
     server.child.kill().expect("stop");

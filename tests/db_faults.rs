@@ -86,7 +86,7 @@ async fn postgres_unreachable_for_30_seconds_fails_fast_and_recovers() {
         .connect()
         .await
         .expect("connect");
-    let mut client = pb::contact_scheduler_client::ContactSchedulerClient::new(channel);
+    let mut client = pb::contact_scheduler_service_client::ContactSchedulerServiceClient::new(channel);
     let mut acknowledged = Vec::new();
     let mut n = 0;
     for _ in 0..20 {

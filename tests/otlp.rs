@@ -78,7 +78,7 @@ async fn evaluation_spans_reach_an_otlp_receiver() {
         .connect()
         .await
         .expect("connect");
-    let mut client = pb::contact_scheduler_client::ContactSchedulerClient::new(channel);
+    let mut client = pb::contact_scheduler_service_client::ContactSchedulerServiceClient::new(channel);
     let mut request = tonic::Request::new(pb::SubmitRequest {
         intent: Some(pb::Intent {
             intent_id: "traced-1".into(),

@@ -102,8 +102,9 @@ async fn replicas_share_the_work(count: usize, stop: Stop) -> Cluster {
                 let mut attempt = worker + n;
                 loop {
                     let alive = if stopped.load(Ordering::Relaxed) { count - 1 } else { count };
-                    let mut client =
-                        pb::contact_scheduler_client::ContactSchedulerClient::new(channels[attempt % alive].clone());
+                    let mut client = pb::contact_scheduler_service_client::ContactSchedulerServiceClient::new(
+                        channels[attempt % alive].clone(),
+                    );
                     match client.submit(with_key(pb::SubmitRequest { intent: Some(intent.clone()) }, &key)).await {
                         Ok(_) => break,
                         Err(_) => attempt += 1,
@@ -165,7 +166,8 @@ async fn replicas_share_the_work(count: usize, stop: Stop) -> Cluster {
     // Lease everything that was released, through the survivors, and ack it.
     let mut leased: HashMap<String, u32> = HashMap::new();
     for round in 0.. {
-        let mut adapter = pb::dispatch_client::DispatchClient::new(cluster.channels[round % (count - 1)].clone());
+        let mut adapter =
+            pb::dispatch_service_client::DispatchServiceClient::new(cluster.channels[round % (count - 1)].clone());
         let items = adapter
             .lease(with_key(
                 pb::LeaseRequest { channels: vec![pb::Channel::Sms as i32], max_items: 500, lease_duration: None },
@@ -237,7 +239,8 @@ async fn three_replicas_one_killed_nothing_lost_or_doubled() {
     // A replica that dies holding leases: its items come back, same dispatch_id, through another.
     let (database_url, key) = (&cluster.database_url, &cluster.key);
     let mut dying = start_replica(database_url, cluster.dir.path()).await;
-    let mut client = pb::contact_scheduler_client::ContactSchedulerClient::new(channel(dying.addr).await);
+    let mut client =
+        pb::contact_scheduler_service_client::ContactSchedulerServiceClient::new(channel(dying.addr).await);
     for n in 0..5 {
         let intent = pb::Intent {
             intent_id: format!("late-{n}"),
@@ -250,7 +253,7 @@ async fn three_replicas_one_killed_nothing_lost_or_doubled() {
         };
         client.submit(with_key(pb::SubmitRequest { intent: Some(intent) }, key)).await.expect("submit");
     }
-    let mut adapter = pb::dispatch_client::DispatchClient::new(channel(dying.addr).await);
+    let mut adapter = pb::dispatch_service_client::DispatchServiceClient::new(channel(dying.addr).await);
     let short = Some(prost_types::Duration { seconds: 1, nanos: 0 });
     let held = adapter
         .lease(with_key(
@@ -265,7 +268,7 @@ async fn three_replicas_one_killed_nothing_lost_or_doubled() {
     dying.child.kill().expect("SIGKILL");
     let _ = dying.child.wait();
     tokio::time::sleep(Duration::from_millis(1200)).await; // let the 1 s leases expire
-    let mut survivor = pb::dispatch_client::DispatchClient::new(cluster.channels[0].clone());
+    let mut survivor = pb::dispatch_service_client::DispatchServiceClient::new(cluster.channels[0].clone());
     let again = survivor
         .lease(with_key(
             pb::LeaseRequest { channels: vec![pb::Channel::Sms as i32], max_items: 10, lease_duration: None },

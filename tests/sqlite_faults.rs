@@ -127,8 +127,8 @@ async fn full_disk_refuses_writes_clearly_keeps_reads_and_recovers() {
     let key = create_key(&url, setup.path(), &["submitter", "adapter"]);
     let server = start_replica(&url, setup.path()).await;
     let channel = channel(server.addr).await;
-    let mut scheduler = pb::contact_scheduler_client::ContactSchedulerClient::new(channel.clone());
-    let mut dispatch = pb::dispatch_client::DispatchClient::new(channel);
+    let mut scheduler = pb::contact_scheduler_service_client::ContactSchedulerServiceClient::new(channel.clone());
+    let mut dispatch = pb::dispatch_service_client::DispatchServiceClient::new(channel);
 
     let mut acknowledged = HashSet::new();
     for n in 0..20 {
@@ -186,7 +186,8 @@ async fn read_only_file_system_refuses_to_start_and_changes_nothing() {
     let url = format!("sqlite://{}", database.display());
     let key = create_key(&url, setup.path(), &["submitter"]);
     let server = start_replica(&url, setup.path()).await;
-    let mut scheduler = pb::contact_scheduler_client::ContactSchedulerClient::new(channel(server.addr).await);
+    let mut scheduler =
+        pb::contact_scheduler_service_client::ContactSchedulerServiceClient::new(channel(server.addr).await);
     let mut acknowledged = HashSet::new();
     for n in 0..10 {
         scheduler.submit(submit_request(n, &key)).await.expect("submit");
@@ -209,7 +210,8 @@ async fn read_only_file_system_refuses_to_start_and_changes_nothing() {
 
     disk.remount("rw");
     let server = start_replica(&url, setup.path()).await;
-    let mut scheduler = pb::contact_scheduler_client::ContactSchedulerClient::new(channel(server.addr).await);
+    let mut scheduler =
+        pb::contact_scheduler_service_client::ContactSchedulerServiceClient::new(channel(server.addr).await);
     scheduler.submit(submit_request(10, &key)).await.expect("submit once writable again");
     acknowledged.insert("i-10".into());
     stop(server);

@@ -73,10 +73,10 @@ async fn list(running: &Running, key: &str, trust: Option<&Path>, identity: Opti
         }
     };
     let channel = channel.connect().await.map_err(|e| format!("connect: {e:?}"))?;
-    let mut client = pb::rules_client::RulesClient::new(channel);
-    let mut request = tonic::Request::new(pb::ListRulesRequest {});
+    let mut client = pb::rules_service_client::RulesServiceClient::new(channel);
+    let mut request = tonic::Request::new(pb::ListJurisdictionsRequest {});
     request.metadata_mut().insert("authorization", key.parse().expect("ascii"));
-    client.list(request).await.map(|_| ()).map_err(|e| format!("call: {e}"))
+    client.list_jurisdictions(request).await.map(|_| ()).map_err(|e| format!("call: {e}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -21,7 +21,7 @@ pub enum Role {
     Auditor,
     /// Every role of its own tenant, but not [`Role::Operator`].
     Admin,
-    /// Deployment-wide actions that affect every tenant (`Rules/Reload`),
+    /// Deployment-wide actions that affect every tenant (`RulesService/Reload`),
     /// plus reading the rules; nothing of any tenant's data.
     Operator,
 }

@@ -26,15 +26,15 @@ pub async fn routes(
     health: &HealthReporter,
     health_service: tonic_health::pb::health_server::HealthServer<impl tonic_health::pb::health_server::Health>,
 ) -> Result<Routes, tonic_reflection::server::Error> {
-    use pb::audit_server::AuditServer;
-    use pb::contact_scheduler_server::ContactSchedulerServer;
-    use pb::dispatch_server::DispatchServer;
-    use pb::rules_server::RulesServer;
+    use pb::audit_service_server::AuditServiceServer;
+    use pb::contact_scheduler_service_server::ContactSchedulerServiceServer;
+    use pb::dispatch_service_server::DispatchServiceServer;
+    use pb::rules_service_server::RulesServiceServer;
 
-    health.set_serving::<ContactSchedulerServer<services::Api>>().await;
-    health.set_serving::<DispatchServer<services::Api>>().await;
-    health.set_serving::<RulesServer<services::Api>>().await;
-    health.set_serving::<AuditServer<services::Api>>().await;
+    health.set_serving::<ContactSchedulerServiceServer<services::Api>>().await;
+    health.set_serving::<DispatchServiceServer<services::Api>>().await;
+    health.set_serving::<RulesServiceServer<services::Api>>().await;
+    health.set_serving::<AuditServiceServer<services::Api>>().await;
     let reflection = || {
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
@@ -44,9 +44,15 @@ pub async fn routes(
         .add_service(reflection().build_v1()?)
         .add_service(reflection().build_v1alpha()?)
         .add_service(
-            ContactSchedulerServer::new(api.clone()).max_decoding_message_size(limit).max_encoding_message_size(limit),
+            ContactSchedulerServiceServer::new(api.clone())
+                .max_decoding_message_size(limit)
+                .max_encoding_message_size(limit),
         )
-        .add_service(DispatchServer::new(api.clone()).max_decoding_message_size(limit).max_encoding_message_size(limit))
-        .add_service(RulesServer::new(api.clone()).max_decoding_message_size(limit).max_encoding_message_size(limit))
-        .add_service(AuditServer::new(api).max_decoding_message_size(limit).max_encoding_message_size(limit)))
+        .add_service(
+            DispatchServiceServer::new(api.clone()).max_decoding_message_size(limit).max_encoding_message_size(limit),
+        )
+        .add_service(
+            RulesServiceServer::new(api.clone()).max_decoding_message_size(limit).max_encoding_message_size(limit),
+        )
+        .add_service(AuditServiceServer::new(api).max_decoding_message_size(limit).max_encoding_message_size(limit)))
 }

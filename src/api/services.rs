@@ -41,7 +41,7 @@ const RULE_READERS: &[Role] = &[Role::Submitter, Role::Adapter, Role::Auditor, R
 const OPERATORS: &[Role] = &[Role::Operator];
 
 #[tonic::async_trait]
-impl pb::contact_scheduler_server::ContactScheduler for Api {
+impl pb::contact_scheduler_service_server::ContactSchedulerService for Api {
     async fn submit(&self, request: Request<pb::SubmitRequest>) -> Result<Response<pb::SubmitResponse>, Status> {
         let caller = authenticate(&self.app, &self.keys, &request, SUBMITTERS).await?;
         let submission = convert::submission(&caller.tenant, request.get_ref().intent.as_ref())?;
@@ -83,7 +83,7 @@ impl pb::contact_scheduler_server::ContactScheduler for Api {
         Ok(Response::new(pb::SubmitBatchResponse { results }))
     }
 
-    async fn get(&self, request: Request<pb::GetRequest>) -> Result<Response<pb::IntentView>, Status> {
+    async fn get(&self, request: Request<pb::GetRequest>) -> Result<Response<pb::GetResponse>, Status> {
         let caller = authenticate(&self.app, &self.keys, &request, READERS).await?;
         let intent_id = convert::id("intent_id", &request.get_ref().intent_id)?;
         let row = self
@@ -93,7 +93,7 @@ impl pb::contact_scheduler_server::ContactScheduler for Api {
             .await
             .map_err(|e| error_to_status(e.into()))?
             .ok_or_else(|| Status::not_found(format!("intent_id {intent_id:?} not found")))?;
-        Ok(Response::new(convert::intent_view(&row)?))
+        Ok(Response::new(pb::GetResponse { intent: Some(convert::intent_view(&row)?) }))
     }
 
     async fn list_intents(
@@ -132,7 +132,7 @@ impl pb::contact_scheduler_server::ContactScheduler for Api {
         Ok(Response::new(pb::ListIntentsResponse { intents, next_page_token }))
     }
 
-    async fn cancel(&self, request: Request<pb::CancelRequest>) -> Result<Response<pb::IntentView>, Status> {
+    async fn cancel(&self, request: Request<pb::CancelRequest>) -> Result<Response<pb::CancelResponse>, Status> {
         let caller = authenticate(&self.app, &self.keys, &request, SUBMITTERS).await?;
         let intent_id = convert::id("intent_id", &request.get_ref().intent_id)?;
         let reason = convert::reason(&request.get_ref().reason)?;
@@ -152,7 +152,7 @@ impl pb::contact_scheduler_server::ContactScheduler for Api {
                 .map_err(|e| error_to_status(e.into()))?
                 .ok_or_else(|| Status::not_found(format!("intent_id {intent_id:?} not found")))?,
         };
-        Ok(Response::new(convert::intent_view(&row)?))
+        Ok(Response::new(pb::CancelResponse { intent: Some(convert::intent_view(&row)?) }))
     }
 
     async fn cancel_for_debt(
@@ -176,7 +176,7 @@ impl pb::contact_scheduler_server::ContactScheduler for Api {
         }))
     }
 
-    async fn explain(&self, request: Request<pb::ExplainRequest>) -> Result<Response<pb::Decision>, Status> {
+    async fn explain(&self, request: Request<pb::ExplainRequest>) -> Result<Response<pb::ExplainResponse>, Status> {
         let caller = authenticate(&self.app, &self.keys, &request, READERS).await?;
         let submission = convert::submission(&caller.tenant, request.get_ref().intent.as_ref())?;
         let at = match &request.get_ref().at {
@@ -184,13 +184,14 @@ impl pb::contact_scheduler_server::ContactScheduler for Api {
             None => self.app.clock.now(),
         };
         let decision = self.app.explain(&submission.intent, at).await.map_err(error_to_status)?;
-        Ok(Response::new(convert::decision_to_pb(&crate::intent_json::decision_json(&decision, at))))
+        let decision = convert::decision_to_pb(&crate::intent_json::decision_json(&decision, at));
+        Ok(Response::new(pb::ExplainResponse { decision: Some(decision) }))
     }
 
     async fn set_preferences(
         &self,
         request: Request<pb::SetPreferencesRequest>,
-    ) -> Result<Response<pb::Preferences>, Status> {
+    ) -> Result<Response<pb::SetPreferencesResponse>, Status> {
         let caller = authenticate(&self.app, &self.keys, &request, SUBMITTERS).await?;
         let req = request.get_ref();
         let debtor_id = convert::id("debtor_id", &req.debtor_id)?;
@@ -236,7 +237,7 @@ impl pb::contact_scheduler_server::ContactScheduler for Api {
             .map_err(error_to_status)?;
         let stored = record.effective();
         let to_pb = |list: &[crate::domain::Channel]| list.iter().map(|c| convert::channel_to_pb(*c) as i32).collect();
-        Ok(Response::new(pb::Preferences {
+        let preferences = pb::Preferences {
             debtor_id,
             opted_out_channels: to_pb(&stored.opted_out),
             opted_out_all: stored.opted_out_all,
@@ -245,12 +246,13 @@ impl pb::contact_scheduler_server::ContactScheduler for Api {
             source: record.latest_source().unwrap_or_default().to_string(),
             updated_at: Some(convert::to_timestamp(updated_at)),
             superseded,
-        }))
+        };
+        Ok(Response::new(pb::SetPreferencesResponse { preferences: Some(preferences) }))
     }
 }
 
 #[tonic::async_trait]
-impl pb::dispatch_server::Dispatch for Api {
+impl pb::dispatch_service_server::DispatchService for Api {
     async fn lease(&self, request: Request<pb::LeaseRequest>) -> Result<Response<pb::LeaseResponse>, Status> {
         let caller = authenticate(&self.app, &self.keys, &request, ADAPTERS).await?;
         let req = request.get_ref();
@@ -300,7 +302,7 @@ impl pb::dispatch_server::Dispatch for Api {
 
 /// The files `tenant` may see: the law (no tenant) and its own policies,
 /// never another tenant's (their names and paths are that tenant's business).
-fn jurisdiction_infos(book: &RuleBook, tenant: &str) -> pb::ListRulesResponse {
+fn jurisdiction_infos(book: &RuleBook, tenant: &str) -> pb::ListJurisdictionsResponse {
     let jurisdictions = book
         .jurisdictions()
         .iter()
@@ -314,12 +316,15 @@ fn jurisdiction_infos(book: &RuleBook, tenant: &str) -> pb::ListRulesResponse {
             versions: j.versions.iter().map(|v| v.effective_from.to_string()).collect(),
         })
         .collect();
-    pb::ListRulesResponse { jurisdictions }
+    pb::ListJurisdictionsResponse { jurisdictions }
 }
 
 #[tonic::async_trait]
-impl pb::rules_server::Rules for Api {
-    async fn list(&self, request: Request<pb::ListRulesRequest>) -> Result<Response<pb::ListRulesResponse>, Status> {
+impl pb::rules_service_server::RulesService for Api {
+    async fn list_jurisdictions(
+        &self,
+        request: Request<pb::ListJurisdictionsRequest>,
+    ) -> Result<Response<pb::ListJurisdictionsResponse>, Status> {
         let caller = authenticate(&self.app, &self.keys, &request, RULE_READERS).await?;
         Ok(Response::new(jurisdiction_infos(&self.app.rules(), &caller.tenant)))
     }
@@ -341,7 +346,7 @@ impl pb::rules_server::Rules for Api {
         Ok(Response::new(pb::CalendarResponse { holidays }))
     }
 
-    async fn reload(&self, request: Request<pb::ReloadRequest>) -> Result<Response<pb::ListRulesResponse>, Status> {
+    async fn reload(&self, request: Request<pb::ReloadRequest>) -> Result<Response<pb::ReloadResponse>, Status> {
         let caller = authenticate(&self.app, &self.keys, &request, OPERATORS).await?;
         let dir = self.rules_dir.clone();
         let loaded = tokio::task::spawn_blocking(move || RuleBook::load_dir(&dir))
@@ -353,7 +358,7 @@ impl pb::rules_server::Rules for Api {
                 let infos = jurisdiction_infos(&book, &caller.tenant);
                 self.app.replace_rules(book, &caller.tenant, &caller.key_prefix).await.map_err(error_to_status)?;
                 tracing::info!(files, by_key = %caller.key_prefix, "rules reloaded");
-                Ok(Response::new(infos))
+                Ok(Response::new(pb::ReloadResponse { jurisdictions: infos.jurisdictions }))
             }
             Err(problems) => {
                 let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
@@ -393,8 +398,8 @@ fn audit_event_to_pb(row: &crate::audit::AuditRow) -> pb::AuditEvent {
 }
 
 #[tonic::async_trait]
-impl pb::audit_server::Audit for Api {
-    type ExportStream = tokio_stream::wrappers::ReceiverStream<Result<pb::AuditEvent, Status>>;
+impl pb::audit_service_server::AuditService for Api {
+    type ExportStream = tokio_stream::wrappers::ReceiverStream<Result<pb::ExportResponse, Status>>;
 
     async fn export(&self, request: Request<pb::ExportRequest>) -> Result<Response<Self::ExportStream>, Status> {
         let caller = authenticate(&self.app, &self.keys, &request, &[Role::Auditor]).await?;
@@ -434,7 +439,11 @@ impl pb::audit_server::Audit for Api {
                 match cursor.next_page().await {
                     Ok(Some(rows)) => {
                         for row in &rows {
-                            if sender.send(Ok(audit_event_to_pb(row))).await.is_err() {
+                            if sender
+                                .send(Ok(pb::ExportResponse { event: Some(audit_event_to_pb(row)) }))
+                                .await
+                                .is_err()
+                            {
                                 return; // the client went away
                             }
                         }

@@ -36,7 +36,7 @@ use ventana::store::Store;
 
 /// The echo baseline's generated code, next to the `ventana.v1` messages it reuses.
 mod echo {
-    tonic::include_proto!("ventana.bench.v1");
+    include!(concat!(env!("OUT_DIR"), "/echo/ventana.bench.v1.rs"));
 }
 
 #[derive(Parser)]
@@ -367,15 +367,15 @@ async fn main() -> anyhow::Result<()> {
 }
 
 /// The echo service: answers with the request.
-struct EchoService;
+struct Echo;
 
 #[tonic::async_trait]
-impl echo::echo_server::Echo for EchoService {
+impl echo::echo_service_server::EchoService for Echo {
     async fn echo(
         &self,
-        request: tonic::Request<pb::SubmitRequest>,
-    ) -> Result<tonic::Response<pb::SubmitRequest>, tonic::Status> {
-        Ok(tonic::Response::new(request.into_inner()))
+        request: tonic::Request<echo::EchoRequest>,
+    ) -> Result<tonic::Response<echo::EchoResponse>, tonic::Status> {
+        Ok(tonic::Response::new(echo::EchoResponse { request: request.into_inner().request }))
     }
 }
 
@@ -384,15 +384,15 @@ async fn echo_ceiling(requests: usize, concurrency: usize) -> anyhow::Result<Mea
     let addr = listener.local_addr()?;
     let server = tokio::spawn(
         tonic::transport::Server::builder()
-            .add_service(echo::echo_server::EchoServer::new(EchoService))
+            .add_service(echo::echo_service_server::EchoServiceServer::new(Echo))
             .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true))),
     );
     let channel = Channel::from_shared(format!("http://{addr}"))?.connect().await?;
     let auth: MetadataValue<Ascii> = "Bearer 0123456789abcdef0123456789abcdef".parse()?;
     let (latencies, errors, elapsed) = drive("echo", requests, concurrency, move |n| {
-        let (mut client, auth) = (echo::echo_client::EchoClient::new(channel.clone()), auth.clone());
+        let (mut client, auth) = (echo::echo_service_client::EchoServiceClient::new(channel.clone()), auth.clone());
         async move {
-            let request = pb::SubmitRequest { intent: Some(intent("echo", n)) };
+            let request = echo::EchoRequest { request: Some(pb::SubmitRequest { intent: Some(intent("echo", n)) }) };
             client.echo(with_auth(request, &auth)).await.is_ok()
         }
     })
@@ -419,8 +419,11 @@ async fn submit(target: &Target, requests: usize, concurrency: usize, prefill: u
     let run = format!("s{:x}", std::process::id());
     let (channel, auth) = (bench.channel.clone(), bench.auth.clone());
     let (latencies, errors, elapsed) = drive("submit", requests, concurrency, move |n| {
-        let (mut client, auth, run) =
-            (pb::contact_scheduler_client::ContactSchedulerClient::new(channel.clone()), auth.clone(), run.clone());
+        let (mut client, auth, run) = (
+            pb::contact_scheduler_service_client::ContactSchedulerServiceClient::new(channel.clone()),
+            auth.clone(),
+            run.clone(),
+        );
         async move {
             let request = pb::SubmitRequest { intent: Some(intent(&run, n)) };
             client.submit(with_auth(request, &auth)).await.is_ok()
@@ -448,8 +451,11 @@ async fn batch(target: &Target, intents: usize, concurrency: usize) -> anyhow::R
     let (channel, auth) = (bench.channel.clone(), bench.auth.clone());
     let batches = intents.div_ceil(BATCH);
     let (latencies, errors, elapsed) = drive("batch", batches, concurrency, move |b| {
-        let (mut client, auth, run) =
-            (pb::contact_scheduler_client::ContactSchedulerClient::new(channel.clone()), auth.clone(), run.clone());
+        let (mut client, auth, run) = (
+            pb::contact_scheduler_service_client::ContactSchedulerServiceClient::new(channel.clone()),
+            auth.clone(),
+            run.clone(),
+        );
         async move {
             let intents = (b * BATCH..(b + 1) * BATCH).map(|n| intent(&run, n)).collect();
             match client.submit_batch(with_auth(pb::SubmitBatchRequest { intents }, &auth)).await {
@@ -631,7 +637,7 @@ fn rss_mib() -> f64 {
 async fn surge(target: &Target, intents: usize) -> anyhow::Result<Measured> {
     // Saturday in Lima: everything is deferred to Monday 07:00.
     let bench = Bench::start(target, "2026-11-28T10:00:00-05:00").await?;
-    let mut client = pb::contact_scheduler_client::ContactSchedulerClient::new(bench.channel.clone());
+    let mut client = pb::contact_scheduler_service_client::ContactSchedulerServiceClient::new(bench.channel.clone());
     let preload = Instant::now();
     let bar = progress(intents, "preload");
     for start in (0..intents).step_by(1000) {
@@ -668,7 +674,7 @@ async fn surge(target: &Target, intents: usize) -> anyhow::Result<Measured> {
         })
     };
     let bar = progress(intents, "surge");
-    let mut adapter = pb::dispatch_client::DispatchClient::new(bench.channel.clone());
+    let mut adapter = pb::dispatch_service_client::DispatchServiceClient::new(bench.channel.clone());
     let mut leased = 0;
     let mut first_lease = None;
     while leased < intents {
@@ -717,7 +723,8 @@ async fn mixed(target: &Target, seconds: u64, concurrency: usize) -> anyhow::Res
     let started = Instant::now();
     let mut submitters = Vec::new();
     for _ in 0..concurrency.max(2) - 1 {
-        let mut client = pb::contact_scheduler_client::ContactSchedulerClient::new(bench.channel.clone());
+        let mut client =
+            pb::contact_scheduler_service_client::ContactSchedulerServiceClient::new(bench.channel.clone());
         let (stop, next, auth, run) = (stop.clone(), next.clone(), bench.auth.clone(), run.clone());
         submitters.push(tokio::spawn(async move {
             let (mut accepted, mut latencies, mut errors) = (Vec::new(), Vec::new(), 0);
@@ -744,7 +751,7 @@ async fn mixed(target: &Target, seconds: u64, concurrency: usize) -> anyhow::Res
         }));
     }
     let adapter = {
-        let mut adapter = pb::dispatch_client::DispatchClient::new(bench.channel.clone());
+        let mut adapter = pb::dispatch_service_client::DispatchServiceClient::new(bench.channel.clone());
         let (stop, auth, leases, acks) = (stop.clone(), bench.auth.clone(), leases.clone(), acks.clone());
         tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {

@@ -20,7 +20,7 @@ pub enum KeysCommand {
         #[arg(long)]
         tenant: String,
         /// submitter, adapter, auditor, admin (every role of the tenant but operator) or operator
-        /// (Rules/Reload, which affects every tenant); repeat for several.
+        /// (RulesService/Reload, which affects every tenant); repeat for several.
         #[arg(long = "role", required = true)]
         roles: Vec<String>,
         /// A name to tell the key apart in `keys list` (same rules as --tenant).

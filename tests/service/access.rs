@@ -80,11 +80,14 @@ async fn call(
     intent_id: &str,
     dispatch_id: &str,
 ) -> Result<(), tonic::Status> {
-    let mut scheduler =
-        pb::contact_scheduler_client::ContactSchedulerClient::with_interceptor(channel.clone(), key.clone());
-    let mut dispatch = pb::dispatch_client::DispatchClient::with_interceptor(channel.clone(), key.clone());
-    let mut rules = pb::rules_client::RulesClient::with_interceptor(channel.clone(), key.clone());
-    let mut audit = pb::audit_client::AuditClient::with_interceptor(channel.clone(), key.clone());
+    let mut scheduler = pb::contact_scheduler_service_client::ContactSchedulerServiceClient::with_interceptor(
+        channel.clone(),
+        key.clone(),
+    );
+    let mut dispatch =
+        pb::dispatch_service_client::DispatchServiceClient::with_interceptor(channel.clone(), key.clone());
+    let mut rules = pb::rules_service_client::RulesServiceClient::with_interceptor(channel.clone(), key.clone());
+    let mut audit = pb::audit_service_client::AuditServiceClient::with_interceptor(channel.clone(), key.clone());
     let fresh = || intent(&format!("access-{}", uuid::Uuid::new_v4().simple()), "d-access", pb::Channel::Sms, "PE");
     match rpc {
         Rpc::Submit => scheduler.submit(pb::SubmitRequest { intent: Some(fresh()) }).await.map(|_| ()),
@@ -129,7 +132,7 @@ async fn call(
             })
             .await
             .map(|_| ()),
-        Rpc::ListRules => rules.list(pb::ListRulesRequest {}).await.map(|_| ()),
+        Rpc::ListRules => rules.list_jurisdictions(pb::ListJurisdictionsRequest {}).await.map(|_| ()),
         Rpc::Calendar => rules.calendar(pb::CalendarRequest { code: "PE".into(), year: 2026 }).await.map(|_| ()),
         Rpc::Reload => rules.reload(pb::ReloadRequest {}).await.map(|_| ()),
         Rpc::Export => {
@@ -193,8 +196,10 @@ async fn another_tenant_never_sees_or_changes_ours(backend: Backend) {
         let status = call(rpc, &server.channel, &globex, target, &dispatch_id).await.expect_err("not theirs");
         assert_eq!(status.code(), Code::NotFound, "{rpc:?} across tenants: {status:?}");
     }
-    let mut globex_scheduler =
-        pb::contact_scheduler_client::ContactSchedulerClient::with_interceptor(server.channel.clone(), globex.clone());
+    let mut globex_scheduler = pb::contact_scheduler_service_client::ContactSchedulerServiceClient::with_interceptor(
+        server.channel.clone(),
+        globex.clone(),
+    );
     let cancelled = globex_scheduler
         .cancel_for_debt(pb::CancelForDebtRequest {
             debtor_id: "d-1".into(),
@@ -221,7 +226,7 @@ async fn another_tenant_never_sees_or_changes_ours(backend: Backend) {
         .await
         .expect("their own debtor d-1");
     let mut globex_adapter =
-        pb::dispatch_client::DispatchClient::with_interceptor(server.channel.clone(), globex.clone());
+        pb::dispatch_service_client::DispatchServiceClient::with_interceptor(server.channel.clone(), globex.clone());
     let leased = globex_adapter
         .lease(pb::LeaseRequest {
             channels: vec![pb::Channel::Sms as i32, pb::Channel::Email as i32],
@@ -232,14 +237,21 @@ async fn another_tenant_never_sees_or_changes_ours(backend: Backend) {
         .expect("lease")
         .into_inner();
     assert!(leased.items.is_empty(), "another tenant's contacts are never leased");
-    let mut audit = pb::audit_client::AuditClient::with_interceptor(server.channel.clone(), globex.clone());
+    let mut audit =
+        pb::audit_service_client::AuditServiceClient::with_interceptor(server.channel.clone(), globex.clone());
     let mut stream = audit.export(pb::ExportRequest::default()).await.expect("export").into_inner();
-    while let Some(event) = stream.message().await.expect("event") {
+    while let Some(pb::ExportResponse { event: Some(event) }) = stream.message().await.expect("event") {
         assert_ne!(event.intent_id, "leased-1", "an audit event of acme reached globex");
         assert_ne!(event.intent_id, "waiting-1", "an audit event of acme reached globex");
     }
     // Ours are untouched: still deferred, not opted out, the lease still ours.
-    let waiting = acme.get(pb::GetRequest { intent_id: "waiting-1".into() }).await.expect("get").into_inner();
+    let waiting = acme
+        .get(pb::GetRequest { intent_id: "waiting-1".into() })
+        .await
+        .expect("get")
+        .into_inner()
+        .intent
+        .expect("the intent");
     assert_eq!(waiting.status, pb::IntentStatus::Deferred as i32);
     acme_adapter
         .ack(pb::AckRequest { dispatch_id, outcome: pb::Outcome::Sent as i32, at: None, detail: String::new() })
@@ -271,8 +283,8 @@ async fn the_authorization_header_is_parsed_strictly_and_only_once(backend: Back
         let channel = server.channel.clone();
         async move {
             let values = values.iter().map(|v| v.parse().expect("ascii")).collect();
-            let mut rules = pb::rules_client::RulesClient::with_interceptor(channel, Headers(values));
-            rules.list(pb::ListRulesRequest {}).await.map(|_| ())
+            let mut rules = pb::rules_service_client::RulesServiceClient::with_interceptor(channel, Headers(values));
+            rules.list_jurisdictions(pb::ListJurisdictionsRequest {}).await.map(|_| ())
         }
     };
     for scheme in ["Bearer", "bearer", "BEARER", "bEARER"] {
@@ -308,11 +320,11 @@ crate::on_both_backends!(the_authorization_header_is_parsed_strictly_and_only_on
 /// Every event of `tenant`'s chain, read through Audit/Export with an auditor key.
 async fn export_all(server: &TestServer, tenant: &str) -> Vec<pb::AuditEvent> {
     let auth = server.key(tenant, &[Role::Auditor]).await;
-    let mut audit = pb::audit_client::AuditClient::with_interceptor(server.channel.clone(), auth);
+    let mut audit = pb::audit_service_client::AuditServiceClient::with_interceptor(server.channel.clone(), auth);
     let mut stream = audit.export(pb::ExportRequest::default()).await.expect("export").into_inner();
     let mut events = Vec::new();
     while let Some(event) = stream.message().await.expect("event") {
-        events.push(event);
+        events.extend(event.event);
     }
     events
 }
@@ -334,14 +346,16 @@ async fn rules_are_listed_per_tenant_and_reloaded_by_an_operator_for_all(backend
 
     let mut bank = server.rules("example-bank", Role::Auditor).await;
     let mut acme = server.rules("acme", Role::Auditor).await;
-    let listed = bank.list(pb::ListRulesRequest {}).await.expect("list").into_inner().jurisdictions;
+    let listed =
+        bank.list_jurisdictions(pb::ListJurisdictionsRequest {}).await.expect("list").into_inner().jurisdictions;
     let own = listed.iter().find(|j| j.tenant == "example-bank").expect("its own policy is listed");
     assert!(own.file.ends_with("example-bank-PE.toml"), "{own:?}");
     let (old_policy_hash, old_pe_hash) = (
         own.version_hash.clone(),
         listed.iter().find(|j| j.code == "PE" && j.tenant.is_empty()).expect("the law").version_hash.clone(),
     );
-    let others = acme.list(pb::ListRulesRequest {}).await.expect("list").into_inner().jurisdictions;
+    let others =
+        acme.list_jurisdictions(pb::ListJurisdictionsRequest {}).await.expect("list").into_inner().jurisdictions;
     assert!(others.iter().any(|j| j.code == "PE"), "the law is listed for everyone");
     let leaked: Vec<_> = others.iter().filter(|j| !j.tenant.is_empty()).collect();
     assert!(leaked.is_empty(), "another tenant's policy files were listed: {leaked:?}");
@@ -360,12 +374,14 @@ async fn rules_are_listed_per_tenant_and_reloaded_by_an_operator_for_all(backend
     edit(&policy);
     let operator_key = server.key("ops", &[Role::Operator]).await;
     let prefix = operator_key.0.to_str().expect("ascii")["Bearer ".len()..]["vk_".len()..][..8].to_string();
-    let mut operator = pb::rules_client::RulesClient::with_interceptor(server.channel.clone(), operator_key);
+    let mut operator =
+        pb::rules_service_client::RulesServiceClient::with_interceptor(server.channel.clone(), operator_key);
     let reloaded = operator.reload(pb::ReloadRequest {}).await.expect("operator reloads").into_inner();
     assert!(reloaded.jurisdictions.iter().all(|j| j.tenant.is_empty()), "the reply is scoped too");
     let new_pe_hash = reloaded.jurisdictions.iter().find(|j| j.code == "PE").expect("PE").version_hash.clone();
     assert_ne!(new_pe_hash, old_pe_hash);
-    let listed = bank.list(pb::ListRulesRequest {}).await.expect("list").into_inner().jurisdictions;
+    let listed =
+        bank.list_jurisdictions(pb::ListJurisdictionsRequest {}).await.expect("list").into_inner().jurisdictions;
     let new_policy_hash = listed.iter().find(|j| j.tenant == "example-bank").expect("policy").version_hash.clone();
     assert_ne!(new_policy_hash, old_policy_hash);
 

@@ -76,11 +76,11 @@ async fn mixed_workload(server: &TestServer) {
 
 async fn read_all(server: &TestServer, tenant: &str) -> Vec<pb::AuditEvent> {
     let auth = server.key(tenant, &[Role::Auditor]).await;
-    let mut auditor = pb::audit_client::AuditClient::with_interceptor(server.channel.clone(), auth);
+    let mut auditor = pb::audit_service_client::AuditServiceClient::with_interceptor(server.channel.clone(), auth);
     let mut stream = auditor.export(pb::ExportRequest::default()).await.expect("export").into_inner();
     let mut events = Vec::new();
     while let Some(event) = stream.message().await.expect("stream") {
-        events.push(event);
+        events.extend(event.event);
     }
     events
 }
@@ -138,7 +138,13 @@ async fn every_state_change_has_its_event(backend: Backend) {
     }
     let mut client = server.scheduler("acme").await;
     for id in ["w-1", "w-2", "w-3", "w-4", "w-5", "w-6", "w-7"] {
-        let view = client.get(pb::GetRequest { intent_id: id.into() }).await.expect("get").into_inner();
+        let view = client
+            .get(pb::GetRequest { intent_id: id.into() })
+            .await
+            .expect("get")
+            .into_inner()
+            .intent
+            .expect("the intent");
         assert_eq!(submitted.get(id), Some(&1), "{id} submitted once");
         assert_eq!(last_status.get(id).map(|s| *s as i32), Some(view.status), "{id}: events disagree with the intent");
     }
@@ -241,19 +247,20 @@ async fn export_is_tenant_isolated_and_filtered(backend: Backend) {
     assert_eq!(theirs[0].sequence, 1, "each tenant has its own chain");
 
     let auth = server.key("acme", &[Role::Auditor]).await;
-    let mut auditor = pb::audit_client::AuditClient::with_interceptor(server.channel.clone(), auth);
+    let mut auditor = pb::audit_service_client::AuditServiceClient::with_interceptor(server.channel.clone(), auth);
     let request =
         pb::ExportRequest { debtor_id: "d-2".into(), channel: pb::Channel::Call as i32, ..Default::default() };
     let mut stream = auditor.export(request).await.expect("export").into_inner();
     let mut rows = Vec::new();
     while let Some(event) = stream.message().await.expect("stream") {
-        rows.push(event);
+        rows.extend(event.event);
     }
     assert!(!rows.is_empty());
     assert!(rows.iter().all(|e| e.debtor_id == "d-2" && e.channel == "call"));
 
     let submitter = server.key("acme", &[Role::Submitter]).await;
-    let mut not_auditor = pb::audit_client::AuditClient::with_interceptor(server.channel.clone(), submitter);
+    let mut not_auditor =
+        pb::audit_service_client::AuditServiceClient::with_interceptor(server.channel.clone(), submitter);
     let denied = not_auditor.export(pb::ExportRequest::default()).await.expect_err("submitter cannot export");
     assert_eq!(denied.code(), Code::PermissionDenied);
     server.stop().await;

@@ -63,9 +63,10 @@ impl tonic::service::Interceptor for Auth {
     }
 }
 
-pub type Scheduler = pb::contact_scheduler_client::ContactSchedulerClient<InterceptedService<Channel, Auth>>;
-pub type Dispatcher = pb::dispatch_client::DispatchClient<InterceptedService<Channel, Auth>>;
-pub type RulesClient = pb::rules_client::RulesClient<InterceptedService<Channel, Auth>>;
+pub type Scheduler =
+    pb::contact_scheduler_service_client::ContactSchedulerServiceClient<InterceptedService<Channel, Auth>>;
+pub type Dispatcher = pb::dispatch_service_client::DispatchServiceClient<InterceptedService<Channel, Auth>>;
+pub type RulesClient = pb::rules_service_client::RulesServiceClient<InterceptedService<Channel, Auth>>;
 
 /// A running server and what a test needs to drive it.
 pub struct TestServer {
@@ -152,17 +153,20 @@ impl TestServer {
 
     pub async fn scheduler(&self, tenant: &str) -> Scheduler {
         let auth = self.key(tenant, &[Role::Submitter]).await;
-        pb::contact_scheduler_client::ContactSchedulerClient::with_interceptor(self.channel.clone(), auth)
+        pb::contact_scheduler_service_client::ContactSchedulerServiceClient::with_interceptor(
+            self.channel.clone(),
+            auth,
+        )
     }
 
     pub async fn dispatcher(&self, tenant: &str) -> Dispatcher {
         let auth = self.key(tenant, &[Role::Adapter]).await;
-        pb::dispatch_client::DispatchClient::with_interceptor(self.channel.clone(), auth)
+        pb::dispatch_service_client::DispatchServiceClient::with_interceptor(self.channel.clone(), auth)
     }
 
     pub async fn rules(&self, tenant: &str, role: Role) -> RulesClient {
         let auth = self.key(tenant, &[role]).await;
-        pb::rules_client::RulesClient::with_interceptor(self.channel.clone(), auth)
+        pb::rules_service_client::RulesServiceClient::with_interceptor(self.channel.clone(), auth)
     }
 
     /// Moves the clock to `now`.
@@ -179,7 +183,13 @@ impl TestServer {
     ) -> pb::IntentView {
         let mut last = None;
         for _ in 0..500 {
-            let view = client.get(pb::GetRequest { intent_id: intent_id.into() }).await.expect("get").into_inner();
+            let view = client
+                .get(pb::GetRequest { intent_id: intent_id.into() })
+                .await
+                .expect("get")
+                .into_inner()
+                .intent
+                .expect("the intent");
             if view.status == status as i32 {
                 return view;
             }

@@ -139,7 +139,9 @@ async fn an_unreadable_row_holds_only_its_own_intent(backend: Backend) {
         .cancel(pb::CancelRequest { intent_id: "broken".into(), reason: "damaged row".into() })
         .await
         .expect("cancel a held intent")
-        .into_inner();
+        .into_inner()
+        .intent
+        .expect("the intent");
     assert_eq!(cancelled.status, pb::IntentStatus::Cancelled as i32);
     let (replayed, differences) = ventana::app::audit::replay(
         server.store(),
@@ -234,9 +236,24 @@ async fn stale_preferences_never_undo_a_newer_opt_out(backend: Backend) {
     let server = TestServer::start(backend, "2026-11-30T10:00:00-05:00").await;
     let mut client = server.scheduler("acme").await;
     let out = pb::SetPreferencesRequest { opt_out_all: Some(true), ..statement("d-1", "2026-11-30T09:59:00-05:00") };
-    assert!(client.set_preferences(out).await.expect("opt out").into_inner().opted_out_all);
+    assert!(
+        client
+            .set_preferences(out)
+            .await
+            .expect("opt out")
+            .into_inner()
+            .preferences
+            .expect("the preferences")
+            .opted_out_all
+    );
     let stale = pb::SetPreferencesRequest { opt_out_all: Some(false), ..statement("d-1", "2020-01-01T00:00:00Z") };
-    let answer = client.set_preferences(stale).await.expect("stale statement").into_inner();
+    let answer = client
+        .set_preferences(stale)
+        .await
+        .expect("stale statement")
+        .into_inner()
+        .preferences
+        .expect("the preferences");
     assert!(answer.opted_out_all, "a 2020 statement must not lift a 2026 opt-out");
     assert_eq!(answer.superseded.len(), 1, "{:?}", answer.superseded);
     assert_eq!(answer.source, "ivr", "the source comes back as given");
@@ -253,14 +270,14 @@ async fn stale_preferences_never_undo_a_newer_opt_out(backend: Backend) {
         opt_out_channels: vec![pb::Channel::Call as i32],
         ..statement("d-2", "2026-11-30T09:01:00-05:00")
     };
-    let both = client.set_preferences(call).await.expect("call").into_inner();
+    let both = client.set_preferences(call).await.expect("call").into_inner().preferences.expect("the preferences");
     assert_eq!(both.opted_out_channels, vec![pb::Channel::Call as i32, pb::Channel::Sms as i32]);
     // Opting back in takes an explicit, newer statement.
     let back_in = pb::SetPreferencesRequest {
         opt_in_channels: vec![pb::Channel::Sms as i32],
         ..statement("d-2", "2026-11-30T09:30:00-05:00")
     };
-    let now = client.set_preferences(back_in).await.expect("opt in").into_inner();
+    let now = client.set_preferences(back_in).await.expect("opt in").into_inner().preferences.expect("the preferences");
     assert_eq!(now.opted_out_channels, vec![pb::Channel::Call as i32]);
     let sent = submit(&mut client, intent("sms-again", "d-2", pb::Channel::Sms, "PE")).await;
     assert_eq!(sent.status, pb::IntentStatus::Released as i32);
@@ -394,7 +411,9 @@ async fn cancels_reach_leased_intents(backend: Backend) {
         .cancel(pb::CancelRequest { intent_id: "leased-1".into(), reason: "paid".into() })
         .await
         .expect("cancel a leased intent")
-        .into_inner();
+        .into_inner()
+        .intent
+        .expect("the intent");
     assert_eq!(by_id.status, pb::IntentStatus::Cancelled as i32);
     assert!(by_id.cancelled_in_flight);
     let debt = client

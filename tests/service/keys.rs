@@ -12,8 +12,8 @@ use crate::harness::*;
 
 async fn list(server: &TestServer, key: &str) -> Result<(), tonic::Status> {
     let auth = Auth(format!("Bearer {key}").parse().expect("ascii"));
-    let mut rules = pb::rules_client::RulesClient::with_interceptor(server.channel.clone(), auth);
-    rules.list(pb::ListRulesRequest {}).await.map(|_| ())
+    let mut rules = pb::rules_service_client::RulesServiceClient::with_interceptor(server.channel.clone(), auth);
+    rules.list_jurisdictions(pb::ListJurisdictionsRequest {}).await.map(|_| ())
 }
 
 async fn expired_and_revoked_keys_are_refused(backend: Backend) {

@@ -30,7 +30,13 @@ async fn peru_defer_wake_lease_ack(backend: Backend) {
 
     // Saturday: still deferred. Monday 07:00: the scheduler wakes it and releases it.
     server.set_clock("2026-11-28T10:00:00-05:00");
-    let view = client.get(pb::GetRequest { intent_id: "pe-1".into() }).await.expect("get").into_inner();
+    let view = client
+        .get(pb::GetRequest { intent_id: "pe-1".into() })
+        .await
+        .expect("get")
+        .into_inner()
+        .intent
+        .expect("the intent");
     assert_eq!(view.status, pb::IntentStatus::Deferred as i32);
     server.set_clock("2026-11-30T07:00:00-05:00");
     let released = server.wait_for_status(&mut client, "pe-1", pb::IntentStatus::Released).await;
@@ -56,7 +62,13 @@ async fn peru_defer_wake_lease_ack(backend: Backend) {
         .expect("ack")
         .into_inner();
     assert_eq!(acked.status, pb::IntentStatus::Done as i32);
-    let done = client.get(pb::GetRequest { intent_id: "pe-1".into() }).await.expect("get").into_inner();
+    let done = client
+        .get(pb::GetRequest { intent_id: "pe-1".into() })
+        .await
+        .expect("get")
+        .into_inner()
+        .intent
+        .expect("the intent");
     assert_eq!(done.outcome, "conversation");
     server.stop().await;
 }
@@ -118,13 +130,17 @@ async fn cancel_and_cancel_for_debt(backend: Backend) {
         .cancel(pb::CancelRequest { intent_id: "a".into(), reason: "paid".into() })
         .await
         .expect("cancel")
-        .into_inner();
+        .into_inner()
+        .intent
+        .expect("the intent");
     assert_eq!(cancelled.status, pb::IntentStatus::Cancelled as i32);
     let again = client
         .cancel(pb::CancelRequest { intent_id: "a".into(), reason: "paid".into() })
         .await
         .expect("idempotent")
-        .into_inner();
+        .into_inner()
+        .intent
+        .expect("the intent");
     assert_eq!(again.status, pb::IntentStatus::Cancelled as i32);
     let missing = client
         .cancel(pb::CancelRequest { intent_id: "nope".into(), reason: String::new() })
@@ -144,13 +160,25 @@ async fn cancel_and_cancel_for_debt(backend: Backend) {
     let mut ids = by_debt.cancelled_intent_ids.clone();
     ids.sort();
     assert_eq!(ids, vec!["b".to_string(), "c".to_string()]);
-    let other = client.get(pb::GetRequest { intent_id: "d".into() }).await.expect("get").into_inner();
+    let other = client
+        .get(pb::GetRequest { intent_id: "d".into() })
+        .await
+        .expect("get")
+        .into_inner()
+        .intent
+        .expect("the intent");
     assert_eq!(other.status, pb::IntentStatus::Deferred as i32, "another debt's intent is untouched");
 
     // A cancelled intent never wakes up.
     server.set_clock("2026-11-30T07:00:00-05:00");
     server.wait_for_status(&mut client, "d", pb::IntentStatus::Released).await;
-    let b = client.get(pb::GetRequest { intent_id: "b".into() }).await.expect("get").into_inner();
+    let b = client
+        .get(pb::GetRequest { intent_id: "b".into() })
+        .await
+        .expect("get")
+        .into_inner()
+        .intent
+        .expect("the intent");
     assert_eq!(b.status, pb::IntentStatus::Cancelled as i32);
     server.stop().await;
 }
@@ -172,12 +200,20 @@ async fn opt_out_via_set_preferences(backend: Backend) {
         })
         .await
         .expect("set preferences")
-        .into_inner();
+        .into_inner()
+        .preferences
+        .expect("the preferences");
     assert_eq!(prefs.opted_out_channels, vec![pb::Channel::Whatsapp as i32]);
     // The pending WhatsApp intent is rejected at its next evaluation (now); the email one still waits.
     let rejected = server.wait_for_status(&mut client, "w-1", pb::IntentStatus::Rejected).await;
     assert_eq!(rejected.decision.as_ref().map(|d| d.code.as_str()), Some("OPTED_OUT"));
-    let email = client.get(pb::GetRequest { intent_id: "e-1".into() }).await.expect("get").into_inner();
+    let email = client
+        .get(pb::GetRequest { intent_id: "e-1".into() })
+        .await
+        .expect("get")
+        .into_inner()
+        .intent
+        .expect("the intent");
     assert_eq!(email.status, pb::IntentStatus::Deferred as i32);
     let new = submit(&mut client, intent("w-2", "d-9", pb::Channel::Whatsapp, "PE")).await;
     assert_eq!(new.status, pb::IntentStatus::Rejected as i32);
@@ -245,7 +281,13 @@ async fn expired_lease_is_reoffered_with_the_same_dispatch_id(backend: Backend) 
     server.clock.advance(chrono::Duration::seconds(31));
     server.set_clock("2026-11-25T20:30:00-05:00");
     assert!(lease(&mut adapter).await.is_empty());
-    let view = client.get(pb::GetRequest { intent_id: "l-1".into() }).await.expect("get").into_inner();
+    let view = client
+        .get(pb::GetRequest { intent_id: "l-1".into() })
+        .await
+        .expect("get")
+        .into_inner()
+        .intent
+        .expect("the intent");
     assert_eq!(view.status, pb::IntentStatus::Deferred as i32);
     assert_eq!(view.next_eval_at, Some(ts("2026-11-26T07:00:00-05:00")));
     server.stop().await;
@@ -309,21 +351,26 @@ async fn authentication_roles_and_tenant_isolation(backend: Backend) {
     let mut acme = server.scheduler("acme").await;
     submit(&mut acme, intent("iso-1", "d-1", pb::Channel::Sms, "PE")).await;
 
-    let mut anonymous = pb::contact_scheduler_client::ContactSchedulerClient::new(server.channel.clone());
+    let mut anonymous =
+        pb::contact_scheduler_service_client::ContactSchedulerServiceClient::new(server.channel.clone());
     let status = anonymous.get(pb::GetRequest { intent_id: "iso-1".into() }).await.expect_err("no key");
     assert_eq!(status.code(), Code::Unauthenticated);
 
     let wrong = Auth("Bearer vk_not-a-real-key".parse().expect("ascii"));
-    let mut wrong =
-        pb::contact_scheduler_client::ContactSchedulerClient::with_interceptor(server.channel.clone(), wrong);
+    let mut wrong = pb::contact_scheduler_service_client::ContactSchedulerServiceClient::with_interceptor(
+        server.channel.clone(),
+        wrong,
+    );
     assert_eq!(
         wrong.get(pb::GetRequest { intent_id: "iso-1".into() }).await.expect_err("wrong key").code(),
         Code::Unauthenticated
     );
 
     let adapter_key = server.key("acme", &[Role::Adapter]).await;
-    let mut as_adapter =
-        pb::contact_scheduler_client::ContactSchedulerClient::with_interceptor(server.channel.clone(), adapter_key);
+    let mut as_adapter = pb::contact_scheduler_service_client::ContactSchedulerServiceClient::with_interceptor(
+        server.channel.clone(),
+        adapter_key,
+    );
     let denied = as_adapter
         .submit(pb::SubmitRequest { intent: Some(intent("x", "d", pb::Channel::Sms, "PE")) })
         .await
@@ -462,7 +509,7 @@ async fn rules_list_calendar_and_atomic_reload(backend: Backend) {
     let server =
         TestServer::start_with(backend, "2026-11-25T10:00:00-05:00", Vec::new(), dir.path().to_path_buf()).await;
     let mut reader = server.rules("acme", Role::Auditor).await;
-    let listed = reader.list(pb::ListRulesRequest {}).await.expect("list").into_inner();
+    let listed = reader.list_jurisdictions(pb::ListJurisdictionsRequest {}).await.expect("list").into_inner();
     let pe = listed.jurisdictions.iter().find(|j| j.code == "PE").expect("PE listed");
     assert_eq!(pe.version_hash.len(), 12);
     let calendar =
@@ -482,7 +529,7 @@ async fn rules_list_calendar_and_atomic_reload(backend: Backend) {
     let refused = operator.reload(pb::ReloadRequest {}).await.expect_err("invalid directory");
     assert_eq!(refused.code(), Code::FailedPrecondition);
     assert!(refused.message().contains("PE.toml:"), "{}", refused.message());
-    let still = reader.list(pb::ListRulesRequest {}).await.expect("list").into_inner();
+    let still = reader.list_jurisdictions(pb::ListJurisdictionsRequest {}).await.expect("list").into_inner();
     assert_eq!(
         still.jurisdictions.iter().find(|j| j.code == "PE").map(|j| j.version_hash.clone()),
         Some(pe.version_hash.clone())
@@ -674,7 +721,13 @@ async fn a_rate_limited_queue_never_sends_after_the_window_closes(backend: Backe
     assert!(lease_whatsapp(&mut adapter).await.is_empty(), "nothing leaves after 20:00");
     let mut deferred = 0;
     for n in 0..5 {
-        let view = client.get(pb::GetRequest { intent_id: format!("rl-{n}") }).await.expect("get").into_inner();
+        let view = client
+            .get(pb::GetRequest { intent_id: format!("rl-{n}") })
+            .await
+            .expect("get")
+            .into_inner()
+            .intent
+            .expect("the intent");
         if view.status == pb::IntentStatus::Deferred as i32 {
             deferred += 1;
             assert_eq!(view.next_eval_at, Some(ts("2026-11-30T07:00:00-05:00")));
@@ -1026,7 +1079,7 @@ async fn malformed_wire_requests_get_a_status_and_harm_nothing(backend: Backend)
         grpc.ready().await.expect("ready");
         let mut request = tonic::Request::new(body);
         request.metadata_mut().insert("authorization", key.0.clone());
-        let path = tonic::codegen::http::uri::PathAndQuery::from_static("/ventana.v1.ContactScheduler/Submit");
+        let path = tonic::codegen::http::uri::PathAndQuery::from_static("/ventana.v1.ContactSchedulerService/Submit");
         let status = grpc.unary(request, path, RawCodec).await.expect_err(case);
         assert_eq!(status.code(), code, "{case}: {status:?}");
         assert!(status.message().contains(message), "{case}: {status:?}");
