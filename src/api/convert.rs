@@ -34,12 +34,12 @@ const TIMESTAMP_SECONDS: std::ops::RangeInclusive<i64> = -62_135_596_800..=253_4
 /// The protobuf Duration range: ±10,000 years.
 const DURATION_SECONDS: std::ops::RangeInclusive<i64> = -315_576_000_000..=315_576_000_000;
 
-/// Longest free-text reason (cancel).
-const MAX_REASON_CHARS: usize = 1024;
+/// Longest free text (a cancel reason, an ack detail).
+const MAX_TEXT_CHARS: usize = 1024;
 
-/// A free-text reason (see [`check_text`]).
-pub fn reason(value: &str) -> Result<String, Status> {
-    check_text(value, MAX_REASON_CHARS).map_err(|e| invalid("reason", e))?;
+/// Free text kept in the audit log (see [`check_text`]).
+pub fn free_text(field: &str, value: &str) -> Result<String, Status> {
+    check_text(value, MAX_TEXT_CHARS).map_err(|e| invalid(field, e))?;
     Ok(value.to_string())
 }
 
@@ -250,7 +250,7 @@ pub fn decision_to_pb(value: &Value) -> pb::Decision {
     pb::Decision {
         kind: kind as i32,
         at: parse_instant_text(value["at"].as_str()),
-        code: text(&value["code"]),
+        code: reject_code_to_pb(value["code"].as_str()) as i32,
         window_end: parse_instant_text(value["window_end"].as_str()),
         reasons: value["reasons"]
             .as_array()
@@ -305,6 +305,54 @@ pub fn parse_page_token(token: &str) -> Result<(i64, String), Status> {
     Ok((created_at.parse().map_err(|_| bad())?, intent_id.to_string()))
 }
 
+/// A stored reject code (`OPTED_OUT`, …; `UNREADABLE` for a hold) as the API's.
+fn reject_code_to_pb(code: Option<&str>) -> pb::RejectCode {
+    match code {
+        Some("PARTY_NOT_ALLOWED") => pb::RejectCode::PartyNotAllowed,
+        Some("CHANNEL_NOT_ALLOWED") => pb::RejectCode::ChannelNotAllowed,
+        Some("NO_COMPLIANT_SLOT") => pb::RejectCode::NoCompliantSlot,
+        Some("NO_RULES_IN_FORCE") => pb::RejectCode::NoRulesInForce,
+        Some("OPTED_OUT") => pb::RejectCode::OptedOut,
+        Some("CHANNEL_NOT_CHOSEN") => pb::RejectCode::ChannelNotChosen,
+        Some("WRONG_PARTY") => pb::RejectCode::WrongParty,
+        Some("UNREADABLE") => pb::RejectCode::Unreadable,
+        _ => pb::RejectCode::Unspecified,
+    }
+}
+
+/// A stored ack outcome (`AckOutcome::as_str`) as the API's.
+fn outcome_to_pb(outcome: Option<&str>) -> pb::Outcome {
+    match outcome {
+        Some("sent") => pb::Outcome::Sent,
+        Some("delivered") => pb::Outcome::Delivered,
+        Some("failed") => pb::Outcome::Failed,
+        Some("no_answer") => pb::Outcome::NoAnswer,
+        Some("conversation") => pb::Outcome::Conversation,
+        Some("wrong_party") => pb::Outcome::WrongParty,
+        Some("opted_out") => pb::Outcome::OptedOut,
+        _ => pb::Outcome::Unspecified,
+    }
+}
+
+/// A stored audit event kind as the API's.
+pub fn audit_kind_to_pb(kind: &str) -> pb::AuditEventKind {
+    match kind {
+        "submitted" => pb::AuditEventKind::Submitted,
+        "deferred" => pb::AuditEventKind::Deferred,
+        "released" => pb::AuditEventKind::Released,
+        "rejected" => pb::AuditEventKind::Rejected,
+        "expired" => pb::AuditEventKind::Expired,
+        "leased" => pb::AuditEventKind::Leased,
+        "withdrawn" => pb::AuditEventKind::Withdrawn,
+        "acked" => pb::AuditEventKind::Acked,
+        "cancelled" => pb::AuditEventKind::Cancelled,
+        "preference_changed" => pb::AuditEventKind::PreferenceChanged,
+        "rules_reloaded" => pb::AuditEventKind::RulesReloaded,
+        "held" => pb::AuditEventKind::Held,
+        _ => pb::AuditEventKind::Unspecified,
+    }
+}
+
 pub fn status_to_pb(status: &str) -> pb::IntentStatus {
     match status {
         "deferred" => pb::IntentStatus::Deferred,
@@ -353,7 +401,7 @@ pub fn intent_view(row: &IntentRow) -> Result<pb::IntentView, Status> {
         next_eval_at: row.next_eval_at.map(|t| to_timestamp(instant(t))),
         dispatch_id: row.dispatch_id.clone().unwrap_or_default(),
         attempt: i32::try_from(row.attempt).unwrap_or(i32::MAX),
-        outcome: row.outcome.clone().unwrap_or_default(),
+        outcome: outcome_to_pb(row.outcome.as_deref()) as i32,
         created_at: Some(to_timestamp(instant(row.created_at))),
         updated_at: Some(to_timestamp(instant(row.updated_at))),
         cancelled_in_flight: row.status == "cancelled" && row.dispatch_id.is_some(),

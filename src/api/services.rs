@@ -135,7 +135,7 @@ impl pb::contact_scheduler_service_server::ContactSchedulerService for Api {
     async fn cancel(&self, request: Request<pb::CancelRequest>) -> Result<Response<pb::CancelResponse>, Status> {
         let caller = authenticate(&self.app, &self.keys, &request, SUBMITTERS).await?;
         let intent_id = convert::id("intent_id", &request.get_ref().intent_id)?;
-        let reason = convert::reason(&request.get_ref().reason)?;
+        let reason = convert::free_text("reason", &request.get_ref().reason)?;
         let rows = self
             .app
             .cancel(&caller.tenant, CancelTarget::Intent(&intent_id), &reason)
@@ -162,7 +162,7 @@ impl pb::contact_scheduler_service_server::ContactSchedulerService for Api {
         let caller = authenticate(&self.app, &self.keys, &request, SUBMITTERS).await?;
         let debtor_id = convert::id("debtor_id", &request.get_ref().debtor_id)?;
         let debt_id = convert::id("debt_id", &request.get_ref().debt_id)?;
-        let reason = convert::reason(&request.get_ref().reason)?;
+        let reason = convert::free_text("reason", &request.get_ref().reason)?;
         let rows = self
             .app
             .cancel(&caller.tenant, CancelTarget::Debt { debtor_id: &debtor_id, debt_id: Some(&debt_id) }, &reason)
@@ -291,7 +291,8 @@ impl pb::dispatch_service_server::DispatchService for Api {
         let outcome = convert::ack_outcome(req.outcome)?;
         let at =
             req.at.as_ref().map(|t| convert::timestamp("at", t)).transpose()?.unwrap_or_else(|| self.app.clock.now());
-        let ack = Ack { tenant: Some(caller.tenant), dispatch_id, outcome, at };
+        let detail = convert::free_text("detail", &req.detail)?;
+        let ack = Ack { tenant: Some(caller.tenant), dispatch_id, outcome, at, detail };
         let row = self.acks.run(ack).await.map_err(error_to_status)?;
         Ok(Response::new(pb::AckResponse {
             status: convert::status_to_pb(&row.status) as i32,
@@ -382,9 +383,14 @@ fn audit_event_to_pb(row: &crate::audit::AuditRow) -> pb::AuditEvent {
         intent_id: text(&row.event.intent_id),
         debtor_id: text(&row.event.debtor_id),
         debt_id: text(&row.event.debt_id),
-        channel: text(&row.event.channel),
+        channel: row
+            .event
+            .channel
+            .as_deref()
+            .and_then(|c| c.parse::<crate::domain::Channel>().ok())
+            .map_or(pb::Channel::Unspecified, convert::channel_to_pb) as i32,
         jurisdiction: text(&row.event.jurisdiction),
-        event: row.event.kind.clone(),
+        event: convert::audit_kind_to_pb(&row.event.kind) as i32,
         decision: text(&row.event.decision),
         reason_codes: text(&row.event.reason_codes),
         rule_ids: text(&row.event.rule_ids),

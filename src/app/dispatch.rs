@@ -21,6 +21,8 @@ pub struct Ack {
     pub outcome: AckOutcome,
     /// When the adapter says the outcome happened.
     pub at: DateTime<Utc>,
+    /// The adapter's free text (provider message id, error…), kept in the audit event.
+    pub detail: String,
 }
 
 /// An adapter's report on a leased contact.
@@ -186,7 +188,13 @@ impl App {
         outcome: AckOutcome,
         at: DateTime<Utc>,
     ) -> AppResult<IntentRow> {
-        let ack = Ack { tenant: tenant.map(str::to_string), dispatch_id: dispatch_id.to_string(), outcome, at };
+        let ack = Ack {
+            tenant: tenant.map(str::to_string),
+            dispatch_id: dispatch_id.to_string(),
+            outcome,
+            at,
+            detail: String::new(),
+        };
         let mut results = self.ack_all(std::slice::from_ref(&ack)).await?;
         results.pop().unwrap_or_else(|| Err(AppError::NotFound(format!("dispatch_id {dispatch_id:?} not found"))))
     }
@@ -257,7 +265,12 @@ impl App {
         row.outcome = Some(outcome.as_str().into());
         row.updated_at = millis(now);
         tx.update_intent(&row).await?;
-        let detail = json!({"dispatch_id": dispatch_id, "reported_at": at.to_rfc3339(), "attempt": dispatch.attempt});
+        let detail = json!({
+            "dispatch_id": dispatch_id,
+            "reported_at": at.to_rfc3339(),
+            "attempt": dispatch.attempt,
+            "adapter_detail": ack.detail,
+        });
         tx.audit(self.event("acked", &row, submission.as_ref().map(|s| &s.intent), now, detail));
         if matches!(outcome, AckOutcome::OptedOut | AckOutcome::WrongParty) {
             let mut record = match tx.preferences(&row.tenant, &row.debtor_id).await? {

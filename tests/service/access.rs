@@ -388,7 +388,7 @@ async fn rules_are_listed_per_tenant_and_reloaded_by_an_operator_for_all(backend
     // Each tenant's own chain records the reload, with what that tenant may see.
     for (tenant, sees_policy) in [("example-bank", true), ("acme", false), ("ops", false)] {
         let events = export_all(&server, tenant).await;
-        let reloads: Vec<_> = events.iter().filter(|e| e.event == "rules_reloaded").collect();
+        let reloads: Vec<_> = events.iter().filter(|e| event_kind(e) == "rules_reloaded").collect();
         assert_eq!(reloads.len(), 1, "{tenant}: {events:?}");
         let detail: serde_json::Value = serde_json::from_str(&reloads[0].detail).expect("json detail");
         assert_eq!(detail["by_key"], format!("vk_{prefix}"), "{tenant}: {detail}");

@@ -103,7 +103,7 @@ async fn every_state_change_has_its_event(backend: Backend) {
     let server = TestServer::start(backend, "2026-11-25T10:00:00-05:00").await;
     mixed_workload(&server).await;
     let events = read_all(&server, "acme").await;
-    let kinds: std::collections::BTreeSet<&str> = events.iter().map(|e| e.event.as_str()).collect();
+    let kinds: std::collections::BTreeSet<String> = events.iter().map(event_kind).collect();
     for kind in [
         "submitted",
         "released",
@@ -129,10 +129,10 @@ async fn every_state_change_has_its_event(backend: Backend) {
     let mut last_status: HashMap<&str, pb::IntentStatus> = HashMap::new();
     let mut submitted: HashMap<&str, usize> = HashMap::new();
     for event in &events {
-        if event.event == "submitted" {
+        if event_kind(event) == "submitted" {
             *submitted.entry(event.intent_id.as_str()).or_default() += 1;
         }
-        if let Some(status) = status_after(&event.event) {
+        if let Some(status) = status_after(&event_kind(event)) {
             last_status.insert(event.intent_id.as_str(), status);
         }
     }
@@ -149,14 +149,14 @@ async fn every_state_change_has_its_event(backend: Backend) {
         assert_eq!(last_status.get(id).map(|s| *s as i32), Some(view.status), "{id}: events disagree with the intent");
     }
     // Decision events carry what an auditor needs.
-    let release = events.iter().find(|e| e.event == "released" && e.intent_id == "w-1").expect("w-1 released");
+    let release = events.iter().find(|e| event_kind(e) == "released" && e.intent_id == "w-1").expect("w-1 released");
     assert_eq!(release.decision, "release");
     assert!(release.rule_ids.contains("pe-"), "{release:?}");
     assert!(release.citations.contains("Ley 29571"));
     assert_eq!(release.time_zone, "America/Lima");
     assert_eq!(release.debtor_local_time, "2026-11-25 10:00:00");
     assert!(release.rules_version.starts_with("PE@"));
-    let reload = events.iter().find(|e| e.event == "rules_reloaded").expect("reload event");
+    let reload = events.iter().find(|e| event_kind(e) == "rules_reloaded").expect("reload event");
     assert!(reload.detail.contains("\"by_key\":\"vk_"), "{}", reload.detail);
     server.stop().await;
 }
@@ -256,7 +256,7 @@ async fn export_is_tenant_isolated_and_filtered(backend: Backend) {
         rows.extend(event.event);
     }
     assert!(!rows.is_empty());
-    assert!(rows.iter().all(|e| e.debtor_id == "d-2" && e.channel == "call"));
+    assert!(rows.iter().all(|e| e.debtor_id == "d-2" && e.channel == pb::Channel::Call as i32));
 
     let submitter = server.key("acme", &[Role::Submitter]).await;
     let mut not_auditor =

@@ -265,3 +265,10 @@ pub async fn submit(client: &mut Scheduler, intent: pb::Intent) -> pb::SubmitRes
 pub async fn lease(adapter: &mut Dispatcher, channels: Vec<i32>, max_items: i32) -> pb::LeaseResponse {
     adapter.lease(pb::LeaseRequest { channels, max_items, lease_duration: None }).await.expect("lease").into_inner()
 }
+
+/// An audit event's kind as the word the log and the CSV export use (`rules_reloaded`).
+pub fn event_kind(event: &pb::AuditEvent) -> String {
+    pb::AuditEventKind::try_from(event.event)
+        .map(|k| k.as_str_name().trim_start_matches("AUDIT_EVENT_KIND_").to_lowercase())
+        .unwrap_or_default()
+}

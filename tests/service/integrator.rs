@@ -258,7 +258,7 @@ async fn stale_preferences_never_undo_a_newer_opt_out(backend: Backend) {
     assert_eq!(answer.superseded.len(), 1, "{:?}", answer.superseded);
     assert_eq!(answer.source, "ivr", "the source comes back as given");
     let refused = submit(&mut client, intent("after-stale", "d-1", pb::Channel::Sms, "PE")).await;
-    assert_eq!(refused.decision.as_ref().map(|d| d.code.as_str()), Some("OPTED_OUT"));
+    assert_eq!(refused.decision.as_ref().map(|d| d.code), Some(pb::RejectCode::OptedOut as i32));
 
     // Partial updates merge: a second channel's opt-out keeps the first.
     let sms = pb::SetPreferencesRequest {
@@ -434,12 +434,25 @@ async fn cancels_reach_leased_intents(backend: Backend) {
         dispatch_id: first.expect("leased-1").dispatch_id.clone(),
         outcome: pb::Outcome::Delivered as i32,
         at: None,
-        detail: String::new(),
+        detail: "provider message 42".into(),
     };
     let answer = adapter.ack(ack.clone()).await.expect("ack").into_inner();
     assert!(answer.cancelled);
     assert_eq!(answer.status, pb::IntentStatus::Cancelled as i32);
-    assert!(adapter.ack(ack).await.expect("same ack again").into_inner().cancelled);
+    assert!(adapter.ack(ack.clone()).await.expect("same ack again").into_inner().cancelled);
+    // The adapter's detail is kept in the audit event, not dropped.
+    let auditor = server.key("acme", &[ventana::api::auth::Role::Auditor]).await;
+    let mut audit = pb::audit_service_client::AuditServiceClient::with_interceptor(server.channel.clone(), auditor);
+    let mut stream = audit.export(pb::ExportRequest::default()).await.expect("export").into_inner();
+    let mut acked = Vec::new();
+    while let Some(pb::ExportResponse { event: Some(event) }) = stream.message().await.expect("event") {
+        if event.event == pb::AuditEventKind::Acked as i32 {
+            acked.push(event.detail);
+        }
+    }
+    assert!(acked.iter().any(|d| d.contains("provider message 42")), "{acked:?}");
+    let bad = pb::AckRequest { detail: "nul\0".into(), ..ack.clone() };
+    assert_eq!(adapter.ack(bad).await.expect_err("control character").code(), Code::InvalidArgument);
     // The unacknowledged one is not offered again when its lease expires.
     server.set_clock("2026-11-30T10:05:00-05:00");
     let again = adapter.lease(request).await.expect("lease").into_inner();

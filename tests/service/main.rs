@@ -69,7 +69,7 @@ async fn peru_defer_wake_lease_ack(backend: Backend) {
         .into_inner()
         .intent
         .expect("the intent");
-    assert_eq!(done.outcome, "conversation");
+    assert_eq!(done.outcome, pb::Outcome::Conversation as i32);
     server.stop().await;
 }
 on_both_backends!(peru_defer_wake_lease_ack);
@@ -206,7 +206,7 @@ async fn opt_out_via_set_preferences(backend: Backend) {
     assert_eq!(prefs.opted_out_channels, vec![pb::Channel::Whatsapp as i32]);
     // The pending WhatsApp intent is rejected at its next evaluation (now); the email one still waits.
     let rejected = server.wait_for_status(&mut client, "w-1", pb::IntentStatus::Rejected).await;
-    assert_eq!(rejected.decision.as_ref().map(|d| d.code.as_str()), Some("OPTED_OUT"));
+    assert_eq!(rejected.decision.as_ref().map(|d| d.code), Some(pb::RejectCode::OptedOut as i32));
     let email = client
         .get(pb::GetRequest { intent_id: "e-1".into() })
         .await
@@ -238,7 +238,7 @@ async fn opt_out_via_ack(backend: Backend) {
         .expect("ack");
     let again = submit(&mut client, intent("s-2", "d-5", pb::Channel::Sms, "PE")).await;
     assert_eq!(again.status, pb::IntentStatus::Rejected as i32);
-    assert_eq!(decision(&again).code, "OPTED_OUT");
+    assert_eq!(decision(&again).code, pb::RejectCode::OptedOut as i32);
     // Other channels are still fine.
     let email = submit(&mut client, intent("e-2", "d-5", pb::Channel::Email, "PE")).await;
     assert_eq!(email.status, pb::IntentStatus::Released as i32);
@@ -561,7 +561,7 @@ async fn log_adapter_writes_and_acks(backend: Backend) {
     sms.payload.insert("phone".into(), "+51999000111".into());
     submit(&mut client, sms).await;
     let done = server.wait_for_status(&mut client, "log-1", pb::IntentStatus::Done).await;
-    assert_eq!(done.outcome, "sent");
+    assert_eq!(done.outcome, pb::Outcome::Sent as i32);
     let text = std::fs::read_to_string(&log).expect("log written");
     let line: serde_json::Value = serde_json::from_str(text.lines().next().expect("a line")).expect("json");
     assert_eq!(line["intent"]["intent_id"], "log-1");
@@ -619,7 +619,7 @@ async fn webhook_adapter_signs_retries_and_acks_by_status(backend: Backend) {
     let mut client = server.scheduler("acme").await;
     submit(&mut client, intent("hook-1", "d-1", pb::Channel::Email, "PE")).await;
     let done = server.wait_for_status(&mut client, "hook-1", pb::IntentStatus::Done).await;
-    assert_eq!(done.outcome, "sent");
+    assert_eq!(done.outcome, pb::Outcome::Sent as i32);
     let (signature, body) = seen_rx.recv().await.expect("webhook called");
     assert_eq!(signature, ventana::adapters::sign("s3cret", &body));
     let (retry_signature, retry_body) = seen_rx.recv().await.expect("webhook retried after the 503");
