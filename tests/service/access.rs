@@ -245,13 +245,7 @@ async fn another_tenant_never_sees_or_changes_ours(backend: Backend) {
         assert_ne!(event.intent_id, "waiting-1", "an audit event of acme reached globex");
     }
     // Ours are untouched: still deferred, not opted out, the lease still ours.
-    let waiting = acme
-        .get(pb::GetRequest { intent_id: "waiting-1".into() })
-        .await
-        .expect("get")
-        .into_inner()
-        .intent
-        .expect("the intent");
+    let waiting = get(&mut acme, "waiting-1").await;
     assert_eq!(waiting.status, pb::IntentStatus::Deferred as i32);
     acme_adapter
         .ack(pb::AckRequest { dispatch_id, outcome: pb::Outcome::Sent as i32, at: None, detail: String::new() })
@@ -317,18 +311,6 @@ async fn the_authorization_header_is_parsed_strictly_and_only_once(backend: Back
 }
 crate::on_both_backends!(the_authorization_header_is_parsed_strictly_and_only_once);
 
-/// Every event of `tenant`'s chain, read through Audit/Export with an auditor key.
-async fn export_all(server: &TestServer, tenant: &str) -> Vec<pb::AuditEvent> {
-    let auth = server.key(tenant, &[Role::Auditor]).await;
-    let mut audit = pb::audit_service_client::AuditServiceClient::with_interceptor(server.channel.clone(), auth);
-    let mut stream = audit.export(pb::ExportRequest::default()).await.expect("export").into_inner();
-    let mut events = Vec::new();
-    while let Some(event) = stream.message().await.expect("event") {
-        events.extend(event.event);
-    }
-    events
-}
-
 async fn rules_are_listed_per_tenant_and_reloaded_by_an_operator_for_all(backend: Backend) {
     // The shipped rules, with example-bank's policy for Peru, in a directory we may edit.
     let dir = tempfile::tempdir().expect("temp dir");
@@ -387,7 +369,7 @@ async fn rules_are_listed_per_tenant_and_reloaded_by_an_operator_for_all(backend
 
     // Each tenant's own chain records the reload, with what that tenant may see.
     for (tenant, sees_policy) in [("example-bank", true), ("acme", false), ("ops", false)] {
-        let events = export_all(&server, tenant).await;
+        let events = audit_events(&server, tenant).await;
         let reloads: Vec<_> = events.iter().filter(|e| event_kind(e) == "rules_reloaded").collect();
         assert_eq!(reloads.len(), 1, "{tenant}: {events:?}");
         let detail: serde_json::Value = serde_json::from_str(&reloads[0].detail).expect("json detail");

@@ -74,17 +74,6 @@ async fn mixed_workload(server: &TestServer) {
     operator.reload(pb::ReloadRequest {}).await.expect("reload");
 }
 
-async fn read_all(server: &TestServer, tenant: &str) -> Vec<pb::AuditEvent> {
-    let auth = server.key(tenant, &[Role::Auditor]).await;
-    let mut auditor = pb::audit_service_client::AuditServiceClient::with_interceptor(server.channel.clone(), auth);
-    let mut stream = auditor.export(pb::ExportRequest::default()).await.expect("export").into_inner();
-    let mut events = Vec::new();
-    while let Some(event) = stream.message().await.expect("stream") {
-        events.extend(event.event);
-    }
-    events
-}
-
 /// The intent status an event leaves behind, if it sets one.
 fn status_after(kind: &str) -> Option<pb::IntentStatus> {
     Some(match kind {
@@ -102,7 +91,7 @@ fn status_after(kind: &str) -> Option<pb::IntentStatus> {
 async fn every_state_change_has_its_event(backend: Backend) {
     let server = TestServer::start(backend, "2026-11-25T10:00:00-05:00").await;
     mixed_workload(&server).await;
-    let events = read_all(&server, "acme").await;
+    let events = audit_events(&server, "acme").await;
     let kinds: std::collections::BTreeSet<String> = events.iter().map(event_kind).collect();
     for kind in [
         "submitted",
@@ -138,13 +127,7 @@ async fn every_state_change_has_its_event(backend: Backend) {
     }
     let mut client = server.scheduler("acme").await;
     for id in ["w-1", "w-2", "w-3", "w-4", "w-5", "w-6", "w-7"] {
-        let view = client
-            .get(pb::GetRequest { intent_id: id.into() })
-            .await
-            .expect("get")
-            .into_inner()
-            .intent
-            .expect("the intent");
+        let view = get(&mut client, id).await;
         assert_eq!(submitted.get(id), Some(&1), "{id} submitted once");
         assert_eq!(last_status.get(id).map(|s| *s as i32), Some(view.status), "{id}: events disagree with the intent");
     }
@@ -241,7 +224,7 @@ async fn export_is_tenant_isolated_and_filtered(backend: Backend) {
     mixed_workload(&server).await;
     let mut globex = server.scheduler("globex").await;
     submit(&mut globex, intent("g-1", "d-1", pb::Channel::Sms, "PE")).await;
-    let theirs = read_all(&server, "globex").await;
+    let theirs = audit_events(&server, "globex").await;
     assert!(!theirs.is_empty());
     assert!(theirs.iter().all(|e| e.tenant == "globex"), "globex sees only its own events");
     assert_eq!(theirs[0].sequence, 1, "each tenant has its own chain");

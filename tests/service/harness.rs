@@ -272,3 +272,21 @@ pub fn event_kind(event: &pb::AuditEvent) -> String {
         .map(|k| k.as_str_name().trim_start_matches("AUDIT_EVENT_KIND_").to_lowercase())
         .unwrap_or_default()
 }
+
+/// The intent's current view (the call must succeed).
+pub async fn get(client: &mut Scheduler, intent_id: &str) -> pb::IntentView {
+    let answer = client.get(pb::GetRequest { intent_id: intent_id.into() }).await.expect("get").into_inner();
+    answer.intent.expect("the intent")
+}
+
+/// Every event of `tenant`'s chain, read through AuditService/Export with an auditor key.
+pub async fn audit_events(server: &TestServer, tenant: &str) -> Vec<pb::AuditEvent> {
+    let auth = server.key(tenant, &[Role::Auditor]).await;
+    let mut audit = pb::audit_service_client::AuditServiceClient::with_interceptor(server.channel.clone(), auth);
+    let mut stream = audit.export(pb::ExportRequest::default()).await.expect("export").into_inner();
+    let mut events = Vec::new();
+    while let Some(answer) = stream.message().await.expect("event") {
+        events.extend(answer.event);
+    }
+    events
+}

@@ -30,13 +30,7 @@ async fn peru_defer_wake_lease_ack(backend: Backend) {
 
     // Saturday: still deferred. Monday 07:00: the scheduler wakes it and releases it.
     server.set_clock("2026-11-28T10:00:00-05:00");
-    let view = client
-        .get(pb::GetRequest { intent_id: "pe-1".into() })
-        .await
-        .expect("get")
-        .into_inner()
-        .intent
-        .expect("the intent");
+    let view = get(&mut client, "pe-1").await;
     assert_eq!(view.status, pb::IntentStatus::Deferred as i32);
     server.set_clock("2026-11-30T07:00:00-05:00");
     let released = server.wait_for_status(&mut client, "pe-1", pb::IntentStatus::Released).await;
@@ -62,13 +56,7 @@ async fn peru_defer_wake_lease_ack(backend: Backend) {
         .expect("ack")
         .into_inner();
     assert_eq!(acked.status, pb::IntentStatus::Done as i32);
-    let done = client
-        .get(pb::GetRequest { intent_id: "pe-1".into() })
-        .await
-        .expect("get")
-        .into_inner()
-        .intent
-        .expect("the intent");
+    let done = get(&mut client, "pe-1").await;
     assert_eq!(done.outcome, pb::Outcome::Conversation as i32);
     server.stop().await;
 }
@@ -160,25 +148,13 @@ async fn cancel_and_cancel_for_debt(backend: Backend) {
     let mut ids = by_debt.cancelled_intent_ids.clone();
     ids.sort();
     assert_eq!(ids, vec!["b".to_string(), "c".to_string()]);
-    let other = client
-        .get(pb::GetRequest { intent_id: "d".into() })
-        .await
-        .expect("get")
-        .into_inner()
-        .intent
-        .expect("the intent");
+    let other = get(&mut client, "d").await;
     assert_eq!(other.status, pb::IntentStatus::Deferred as i32, "another debt's intent is untouched");
 
     // A cancelled intent never wakes up.
     server.set_clock("2026-11-30T07:00:00-05:00");
     server.wait_for_status(&mut client, "d", pb::IntentStatus::Released).await;
-    let b = client
-        .get(pb::GetRequest { intent_id: "b".into() })
-        .await
-        .expect("get")
-        .into_inner()
-        .intent
-        .expect("the intent");
+    let b = get(&mut client, "b").await;
     assert_eq!(b.status, pb::IntentStatus::Cancelled as i32);
     server.stop().await;
 }
@@ -207,13 +183,7 @@ async fn opt_out_via_set_preferences(backend: Backend) {
     // The pending WhatsApp intent is rejected at its next evaluation (now); the email one still waits.
     let rejected = server.wait_for_status(&mut client, "w-1", pb::IntentStatus::Rejected).await;
     assert_eq!(rejected.decision.as_ref().map(|d| d.code), Some(pb::RejectCode::OptedOut as i32));
-    let email = client
-        .get(pb::GetRequest { intent_id: "e-1".into() })
-        .await
-        .expect("get")
-        .into_inner()
-        .intent
-        .expect("the intent");
+    let email = get(&mut client, "e-1").await;
     assert_eq!(email.status, pb::IntentStatus::Deferred as i32);
     let new = submit(&mut client, intent("w-2", "d-9", pb::Channel::Whatsapp, "PE")).await;
     assert_eq!(new.status, pb::IntentStatus::Rejected as i32);
@@ -281,13 +251,7 @@ async fn expired_lease_is_reoffered_with_the_same_dispatch_id(backend: Backend) 
     server.clock.advance(chrono::Duration::seconds(31));
     server.set_clock("2026-11-25T20:30:00-05:00");
     assert!(lease(&mut adapter).await.is_empty());
-    let view = client
-        .get(pb::GetRequest { intent_id: "l-1".into() })
-        .await
-        .expect("get")
-        .into_inner()
-        .intent
-        .expect("the intent");
+    let view = get(&mut client, "l-1").await;
     assert_eq!(view.status, pb::IntentStatus::Deferred as i32);
     assert_eq!(view.next_eval_at, Some(ts("2026-11-26T07:00:00-05:00")));
     server.stop().await;
