@@ -539,9 +539,9 @@ impl App {
         // one transaction (one fsync). PostgreSQL: the claim commits first, then
         // smaller transactions, so replicas and submissions for the same
         // debtors wait less.
-        let (mut open, per_transaction) = match self.store {
-            Store::Sqlite(..) => (Some(claim), due.len().max(1)),
-            Store::Postgres(_) => {
+        let (mut open, per_transaction) = match self.store.claims_commit_separately() {
+            false => (Some(claim), due.len().max(1)),
+            true => {
                 claim.commit().await?;
                 (None, WAKE_DEBTORS_PER_TRANSACTION)
             }

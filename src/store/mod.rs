@@ -10,6 +10,7 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Connection, PgPool, Postgres, Sqlite, SqlitePool, Transaction};
+use tokio::sync::{Notify, watch};
 
 use crate::audit::{AuditEvent, AuditRow, GENESIS, canonical, chain_hash};
 
@@ -459,6 +460,37 @@ impl Store {
         }
     }
 
+    /// Whether the database runs one write transaction at a time (SQLite):
+    /// more concurrent writers would only wait for each other.
+    pub fn single_writer(&self) -> bool {
+        matches!(self, Store::Sqlite(..))
+    }
+
+    /// Whether a claim (`Tx::claim_due`) should commit before its intents are
+    /// re-evaluated. PostgreSQL: yes, then smaller transactions follow, so
+    /// replicas and submissions for the same debtors wait less. SQLite has one
+    /// writer anyway: the claim and every re-evaluation share one transaction
+    /// (one fsync).
+    pub fn claims_commit_separately(&self) -> bool {
+        matches!(self, Store::Postgres(_))
+    }
+
+    /// Runs `sql` (one or more statements, no parameters) as written, outside
+    /// any `Tx`: no write queue, no audit event, no check of any kind. For
+    /// operators' repair scripts and for tests and tools that damage, fill or
+    /// inspect the database behind the service's back; the service itself
+    /// never calls it. Returns how many rows the statements changed.
+    pub async fn execute_unchecked(&self, sql: &str) -> StoreResult<u64> {
+        let sql = sqlx::AssertSqlSafe(sql.to_string());
+        Ok(either!(self, Store, |pool| sqlx::raw_sql(sql).execute(pool).await?.rows_affected()))
+    }
+
+    /// Closes the pool: waits for the connections in use to come back, then
+    /// closes every one. Later calls fail as `StoreError::Unavailable`.
+    pub async fn close(&self) {
+        either_run!(self, Store, |pool| pool.close().await);
+    }
+
     /// Starts a write transaction. On SQLite it takes the write lock at once
     /// (`BEGIN IMMEDIATE`), which serializes every cap check.
     pub async fn begin(&self) -> StoreResult<Tx> {
@@ -506,6 +538,41 @@ impl Store {
             sqlx::query("SELECT pg_notify('ventana_wakeup', '')").execute(pool).await?;
         }
         Ok(())
+    }
+
+    /// Until `shutdown` turns true, wakes `wakeup` whenever a replica (this
+    /// one included) calls `notify_wakeup`. PostgreSQL: LISTENs on a
+    /// connection of its own and reconnects after errors. SQLite: one process,
+    /// nothing to listen to; returns at once.
+    pub async fn listen_for_wakeups(&self, wakeup: &Notify, mut shutdown: watch::Receiver<bool>) {
+        let Store::Postgres(pool) = self else { return };
+        while !*shutdown.borrow() {
+            let mut listener = match sqlx::postgres::PgListener::connect_with(pool).await {
+                Ok(listener) => listener,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot listen for wake-ups; retrying in 1 s");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            if let Err(e) = listener.listen("ventana_wakeup").await {
+                tracing::warn!(error = %e, "cannot LISTEN ventana_wakeup; retrying in 1 s");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+            loop {
+                tokio::select! {
+                    notification = listener.recv() => match notification {
+                        Ok(_) => wakeup.notify_one(),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "wake-up listener lost its connection");
+                            break;
+                        }
+                    },
+                    _ = shutdown.changed() => return,
+                }
+            }
+        }
     }
 
     pub async fn get_intent(&self, tenant: &str, intent_id: &str) -> StoreResult<Option<IntentRow>> {
