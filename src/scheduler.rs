@@ -112,34 +112,8 @@ pub async fn run(app: Arc<App>, reporter: HealthReporter, mut shutdown: watch::R
     }
 }
 
-/// On PostgreSQL: wakes this replica's scheduler whenever another replica
-/// (or this one) says something may be due sooner. Reconnects on errors.
-pub async fn listen_for_wakeups(app: Arc<App>, pool: sqlx::PgPool, mut shutdown: watch::Receiver<bool>) {
-    while !*shutdown.borrow() {
-        let mut listener = match sqlx::postgres::PgListener::connect_with(&pool).await {
-            Ok(listener) => listener,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for wake-ups; retrying in 1 s");
-                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                continue;
-            }
-        };
-        if let Err(e) = listener.listen("ventana_wakeup").await {
-            tracing::warn!(error = %e, "cannot LISTEN ventana_wakeup; retrying in 1 s");
-            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-            continue;
-        }
-        loop {
-            tokio::select! {
-                notification = listener.recv() => match notification {
-                    Ok(_) => app.wakeup.notify_one(),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "wake-up listener lost its connection");
-                        break;
-                    }
-                },
-                _ = shutdown.changed() => return,
-            }
-        }
-    }
+/// Wakes this replica's scheduler whenever another replica (or this one)
+/// says something may be due sooner (`Store::listen_for_wakeups`).
+pub async fn listen_for_wakeups(app: Arc<App>, shutdown: watch::Receiver<bool>) {
+    app.store.listen_for_wakeups(&app.wakeup, shutdown).await;
 }

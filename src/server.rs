@@ -110,9 +110,7 @@ pub async fn start(config: &Config, clock: Clock) -> anyhow::Result<Running> {
         app.clock.clone(),
         signal.clone(),
     )));
-    if let Store::Postgres(pool) = &app.store {
-        tasks.push(tokio::spawn(crate::scheduler::listen_for_wakeups(app.clone(), pool.clone(), signal.clone())));
-    }
+    tasks.push(tokio::spawn(crate::scheduler::listen_for_wakeups(app.clone(), signal.clone())));
     for adapter in &config.adapters {
         tasks.push(tokio::spawn(crate::adapters::run(app.clone(), adapter.clone(), signal.clone())));
     }

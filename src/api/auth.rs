@@ -346,8 +346,7 @@ mod tests {
     }
 
     async fn revoke_all(store: &Store) {
-        let Store::Sqlite(pool, _) = store else { panic!("a SQLite store") };
-        sqlx::query("UPDATE api_keys SET revoked_at = 1").execute(pool).await.expect("revoke");
+        store.execute_unchecked("UPDATE api_keys SET revoked_at = 1").await.expect("revoke");
     }
 
     #[tokio::test]

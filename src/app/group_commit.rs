@@ -8,7 +8,7 @@ use std::sync::Arc;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 use crate::app::{Ack, App, AppError, AppResult, Submission};
-use crate::store::{IntentRow, Store, StoreError};
+use crate::store::{IntentRow, StoreError};
 
 /// Most calls in one shared transaction.
 const MAX_GROUP: usize = 128;
@@ -53,10 +53,7 @@ impl<T: Grouped> GroupQueue<T> {
     pub fn start(app: Arc<App>) -> GroupQueue<T> {
         let (sender, receiver) = mpsc::channel(QUEUE);
         let receiver = Arc::new(Mutex::new(receiver));
-        let writers = match app.store {
-            Store::Sqlite(..) => 1,
-            Store::Postgres(_) => 4,
-        };
+        let writers = if app.store.single_writer() { 1 } else { 4 };
         for _ in 0..writers {
             tokio::spawn(write_groups(app.clone(), receiver.clone()));
         }

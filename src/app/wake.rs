@@ -3,7 +3,7 @@
 use chrono::{DateTime, Duration, Utc};
 
 use super::{App, AppError, AppResult, HISTORY_LOOKBACK_DAYS, Submission, lock_and_read_ahead, millis};
-use crate::store::{Store, Tx};
+use crate::store::Tx;
 
 /// Debtors re-evaluated per PostgreSQL transaction when waking due intents.
 const WAKE_DEBTORS_PER_TRANSACTION: usize = 64;
@@ -21,9 +21,9 @@ impl App {
         // one transaction (one fsync). PostgreSQL: the claim commits first, then
         // smaller transactions, so replicas and submissions for the same
         // debtors wait less.
-        let (mut open, per_transaction) = match self.store {
-            Store::Sqlite(..) => (Some(claim), due.len().max(1)),
-            Store::Postgres(_) => {
+        let (mut open, per_transaction) = match self.store.claims_commit_separately() {
+            false => (Some(claim), due.len().max(1)),
+            true => {
                 claim.commit().await?;
                 (None, WAKE_DEBTORS_PER_TRANSACTION)
             }

@@ -248,6 +248,8 @@ struct Bench {
     channel: Channel,
     auth: MetadataValue<Ascii>,
     dir: std::path::PathBuf,
+    /// The database the server runs on.
+    database_url: String,
     /// The PostgreSQL server and the database created on it, dropped at the end.
     created: Option<(String, String)>,
 }
@@ -271,7 +273,7 @@ impl Bench {
         let config = Config {
             listen: "127.0.0.1:0".parse()?,
             metrics_listen: "127.0.0.1:0".parse()?,
-            database_url,
+            database_url: database_url.clone(),
             jurisdictions: concat!(env!("CARGO_MANIFEST_DIR"), "/jurisdictions").into(),
             max_message_bytes: 16 << 20,
             adapters: Vec::new(),
@@ -286,7 +288,7 @@ impl Bench {
         let key = create_key(&running.app.store, "bench", &[Role::Submitter, Role::Adapter], 0).await?;
         let auth = format!("Bearer {key}").parse()?;
         let channel = Channel::from_shared(format!("http://{}", running.addr))?.connect().await?;
-        Ok(Bench { running, clock, channel, auth, dir, created })
+        Ok(Bench { running, clock, channel, auth, dir, database_url, created })
     }
 
     fn store(&self) -> &Store {
@@ -298,8 +300,8 @@ impl Bench {
     }
 
     async fn stop(self) {
-        if let Store::Postgres(pool) = &self.running.app.store {
-            pool.close().await;
+        if self.created.is_some() {
+            self.running.app.store.close().await;
         }
         self.running.shutdown().await;
         let _ = std::fs::remove_dir_all(&self.dir);
@@ -413,7 +415,7 @@ async fn submit(target: &Target, requests: usize, concurrency: usize, prefill: u
     let bench = Bench::start(target, WEEKDAY_MORNING).await?;
     if prefill > 0 {
         let started = Instant::now();
-        fill_tables(bench.store(), prefill).await?;
+        fill_tables(&bench, prefill).await?;
         eprintln!("prefilled {prefill} intents and contact events in {:.1} s", started.elapsed().as_secs_f64());
     }
     let run = format!("s{:x}", std::process::id());
@@ -483,16 +485,20 @@ async fn batch(target: &Target, intents: usize, concurrency: usize) -> anyhow::R
 /// no decisions, no hashing, nothing but the durable writes.
 async fn raw_ceiling(target: &Target, intents: usize, concurrency: usize) -> anyhow::Result<Measured> {
     let bench = Bench::start(target, WEEKDAY_MORNING).await?;
-    let store = bench.store().clone();
     // SQLite has one writer: more would only meet in its busy handler.
-    let concurrency = if matches!(store, Store::Sqlite(..)) { 1 } else { concurrency };
+    let concurrency = if bench.store().single_writer() { 1 } else { concurrency };
+    let db = Arc::new(RawDb::connect(&bench.database_url, concurrency).await?);
     let run = format!("r{:x}", std::process::id());
     let batches = intents.div_ceil(BATCH);
-    let (latencies, errors, elapsed) = drive("raw", batches, concurrency, move |b| {
-        let (store, run) = (store.clone(), run.clone());
-        async move { raw_batch(&store, &run, b).await.is_ok() }
+    let (latencies, errors, elapsed) = drive("raw", batches, concurrency, {
+        let db = db.clone();
+        move |b| {
+            let (db, run) = (db.clone(), run.clone());
+            async move { raw_batch(&db, &run, b).await.is_ok() }
+        }
     })
     .await;
+    db.close().await;
     let backend = bench.store().backend().to_string();
     bench.stop().await;
     Ok(Measured {
@@ -510,7 +516,45 @@ async fn raw_ceiling(target: &Target, intents: usize, concurrency: usize) -> any
 const RAW_BODY: &str = r#"{"intent":{"intent_id":"x","tenant":"bench","debtor_id":"debtor-x","debt_id":"debt-x","channel":"sms","party":"debtor","stage":"extrajudicial","jurisdiction":"PE"},"priority":0,"payload":{}}"#;
 const RAW_DECISION: &str = r#"{"decision":"release","reasons":[{"code":"allowed","rule":"pe-art62b-hours","jurisdiction":"PE","version":"2010-09-02/d7ca648ecd08","citation":"Ley 29571, art. 62(b)","basis":"law","text":"within the allowed hours"}],"window_end":"2026-11-25T20:00:00-05:00","decided_at":"2026-11-25T15:00:00.000Z"}"#;
 
-async fn raw_batch(store: &Store, run: &str, b: usize) -> Result<(), sqlx::Error> {
+/// The raw ceiling's own connections to the benchmark's database: plain sqlx
+/// beside the server's store, since the ceiling is what the database does
+/// without Ventana's code; the durability settings are the store's.
+enum RawDb {
+    Sqlite(sqlx::SqlitePool),
+    Postgres(sqlx::PgPool),
+}
+
+impl RawDb {
+    async fn connect(url: &str, connections: usize) -> anyhow::Result<RawDb> {
+        use std::str::FromStr;
+        let connections = u32::try_from(connections)?;
+        Ok(if url.starts_with("sqlite:") {
+            let options = sqlx::sqlite::SqliteConnectOptions::from_str(url)?
+                .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+                .synchronous(sqlx::sqlite::SqliteSynchronous::Full)
+                .busy_timeout(Duration::from_secs(10))
+                .foreign_keys(true);
+            RawDb::Sqlite(
+                sqlx::sqlite::SqlitePoolOptions::new().max_connections(connections).connect_with(options).await?,
+            )
+        } else {
+            let options =
+                sqlx::postgres::PgConnectOptions::from_str(url)?.options([("plan_cache_mode", "force_custom_plan")]);
+            RawDb::Postgres(
+                sqlx::postgres::PgPoolOptions::new().max_connections(connections).connect_with(options).await?,
+            )
+        })
+    }
+
+    async fn close(&self) {
+        match self {
+            RawDb::Sqlite(pool) => pool.close().await,
+            RawDb::Postgres(pool) => pool.close().await,
+        }
+    }
+}
+
+async fn raw_batch(db: &RawDb, run: &str, b: usize) -> Result<(), sqlx::Error> {
     let tenant = format!("raw-{run}-{b}");
     let at = 1_764_082_800_000_i64;
     let hash = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
@@ -567,13 +611,13 @@ async fn raw_batch(store: &Store, run: &str, b: usize) -> Result<(), sqlx::Error
             q.build().execute(&mut *$tx).await?;
         }};
     }
-    match store {
-        Store::Sqlite(pool, _) => {
+    match db {
+        RawDb::Sqlite(pool) => {
             let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
             insert_all!(sqlx::Sqlite, tx);
             tx.commit().await
         }
-        Store::Postgres(pool) => {
+        RawDb::Postgres(pool) => {
             let mut tx = pool.begin().await?;
             insert_all!(sqlx::Postgres, tx);
             tx.commit().await
@@ -581,42 +625,32 @@ async fn raw_batch(store: &Store, run: &str, b: usize) -> Result<(), sqlx::Error
     }
 }
 
-/// Fills `intents` and `contact_events` with `rows` finished intents of other debtors.
-async fn fill_tables(store: &Store, rows: usize) -> anyhow::Result<()> {
+/// Fills `intents` and `contact_events` with `rows` finished intents of other
+/// debtors, in bulk statements run behind the service's back.
+async fn fill_tables(bench: &Bench, rows: usize) -> anyhow::Result<()> {
+    let store = bench.store();
+    let postgres = bench.database_url.starts_with("postgres");
     let chunk = 1_000_000;
     let bar = progress(rows, "prefill");
     for start in (0..rows).step_by(chunk) {
-        let end = (start + chunk).min(rows) as i64;
-        let start = start as i64;
+        let end = (start + chunk).min(rows);
+        let last = end - 1;
+        let series = if postgres {
+            format!("WITH series(i) AS (SELECT generate_series({start}::bigint, {last}::bigint)) ")
+        } else {
+            format!("WITH RECURSIVE series(i) AS (SELECT {start} UNION ALL SELECT i + 1 FROM series WHERE i < {last}) ")
+        };
         let intents = "INSERT INTO intents (tenant, intent_id, debtor_id, debt_id, channel, jurisdiction, priority, body, \
              body_hash, status, next_eval_at, decision, dispatch_id, attempt, outcome, created_at, updated_at) \
              SELECT 'bench', 'fill-' || i, 'fill-debtor-' || i, NULL, 'sms', 'PE', 0, '{}', 'h', 'done', NULL, '{}', \
              NULL, 1, 'delivered', 0, 0 FROM series";
         let events = "INSERT INTO contact_events (tenant, debtor_id, debt_id, channel, at, outcome, dispatch_id) \
              SELECT 'bench', 'fill-debtor-' || i, NULL, 'sms', 1764082800000 - i, 'delivered', 'fill-' || i FROM series";
-        match store {
-            Store::Sqlite(pool, _) => {
-                let series = "WITH RECURSIVE series(i) AS (SELECT $1 UNION ALL SELECT i + 1 FROM series WHERE i < $2) ";
-                for sql in [intents, events] {
-                    sqlx::query(sqlx::AssertSqlSafe(format!("{series}{sql}")))
-                        .bind(start)
-                        .bind(end - 1)
-                        .execute(pool)
-                        .await?;
-                }
-            }
-            Store::Postgres(pool) => {
-                let series = "WITH series(i) AS (SELECT generate_series($1::bigint, $2::bigint)) ";
-                for sql in [intents, events] {
-                    sqlx::query(sqlx::AssertSqlSafe(format!("{series}{sql}")))
-                        .bind(start)
-                        .bind(end - 1)
-                        .execute(pool)
-                        .await?;
-                }
-                sqlx::query("ANALYZE intents").execute(pool).await?;
-                sqlx::query("ANALYZE contact_events").execute(pool).await?;
-            }
+        for sql in [intents, events] {
+            store.execute_unchecked(&format!("{series}{sql}")).await?;
+        }
+        if postgres {
+            store.execute_unchecked("ANALYZE intents; ANALYZE contact_events").await?;
         }
         bar.set_position(end as u64);
     }

@@ -147,15 +147,7 @@ on_both_backends!(every_state_change_has_its_event);
 
 /// Runs one SQL statement against the server's database.
 async fn tamper(server: &TestServer, sql: &str) {
-    use sqlx::Connection;
-    let url = &server.config.database_url;
-    if url.starts_with("sqlite") {
-        let mut conn = sqlx::SqliteConnection::connect(url).await.expect("sqlite");
-        sqlx::query(sqlx::AssertSqlSafe(sql.to_string())).execute(&mut conn).await.expect("tamper");
-    } else {
-        let mut conn = sqlx::PgConnection::connect(url).await.expect("postgres");
-        sqlx::query(sqlx::AssertSqlSafe(sql.to_string())).execute(&mut conn).await.expect("tamper");
-    }
+    server.store().execute_unchecked(sql).await.expect("tamper");
 }
 
 async fn broken_at(server: &TestServer) -> Option<i64> {

@@ -8,21 +8,13 @@ use std::time::Duration;
 
 use tonic::Code;
 use ventana::api::pb;
-use ventana::store::Store;
 
 use crate::harness::*;
 use crate::on_both_backends;
 
 /// Runs `sql` on the server's database behind its back (damage, faults).
 async fn behind_its_back(server: &TestServer, sql: &str) {
-    match server.store() {
-        Store::Sqlite(pool, _) => {
-            sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string())).execute(pool).await.expect("sqlite statement");
-        }
-        Store::Postgres(pool) => {
-            sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string())).execute(pool).await.expect("postgres statement");
-        }
-    }
+    server.store().execute_unchecked(sql).await.expect("statement behind the service's back");
 }
 
 fn seconds(seconds: i64) -> prost_types::Timestamp {

@@ -933,19 +933,10 @@ async fn a_history_past_the_read_bound_is_judged_by_its_newest_events(backend: B
         .rev()
         .map(|minutes_ago| format!("('acme', 'd-busy', 'sms', {}, 'attempted')", now - minutes_ago * 60_000))
         .collect();
-    let url = &server.config.database_url;
     for chunk in rows.chunks(1_000) {
         let sql =
             format!("INSERT INTO contact_events (tenant, debtor_id, channel, at, outcome) VALUES {}", chunk.join(", "));
-        let sql = sqlx::AssertSqlSafe(sql);
-        use sqlx::Connection;
-        if url.starts_with("sqlite:") {
-            let mut conn = sqlx::SqliteConnection::connect(url).await.expect("connect");
-            sqlx::query(sql).execute(&mut conn).await.expect("insert events");
-        } else {
-            let mut conn = sqlx::PgConnection::connect(url).await.expect("connect");
-            sqlx::query(sql).execute(&mut conn).await.expect("insert events");
-        }
+        server.store().execute_unchecked(&sql).await.expect("insert events");
     }
     let mut client = server.scheduler("acme").await;
     let answer = submit(&mut client, intent("after-many", "d-busy", pb::Channel::Sms, "ZZ")).await;

@@ -1,0 +1,167 @@
+//! The audit chain's storage: appends the queued events at commit and keeps
+//! each tenant's head, reads pages, heads and checkpoints back, and purges
+//! behind a signed checkpoint.
+
+use crate::audit::{AuditEvent, AuditRow, GENESIS, canonical, chain_hash};
+
+use super::{Pool, ROWS_PER_INSERT, Store, StoreResult, TxDb, values};
+
+/// The columns of `audit_log`, in `AuditRow` order.
+macro_rules! audit_columns {
+    () => {
+        "tenant, seq, at, kind, intent_id, debtor_id, debt_id, channel, jurisdiction, time_zone, local_time, \
+         decision, reason_codes, rule_ids, citations, rules_version, outcome, detail, prev_hash, hash"
+    };
+}
+
+/// Appends events to their tenants' chains. Called last in a transaction, so
+/// chain heads are locked last, and in tenant order: appends never deadlock.
+pub(super) async fn append(db: &mut TxDb, events: Vec<AuditEvent>) -> StoreResult<()> {
+    let mut tenants: Vec<&str> = events.iter().map(|e| e.tenant.as_str()).collect();
+    tenants.sort();
+    tenants.dedup();
+    for tenant in tenants {
+        let (mut seq, mut prev) = lock_head(db, tenant).await?;
+        let mut chained = Vec::new();
+        for event in events.iter().filter(|e| e.tenant == tenant) {
+            seq += 1;
+            let hash = chain_hash(&prev, &canonical(event, seq));
+            chained.push((event, seq, std::mem::replace(&mut prev, hash.clone()), hash));
+        }
+        for chunk in chained.chunks(ROWS_PER_INSERT) {
+            insert_rows(db, chunk).await?;
+        }
+        let sql = "UPDATE audit_heads SET seq = $2, hash = $3 WHERE tenant = $1";
+        either_run!(&mut *db, TxDb, |tx| sqlx::query(sql)
+            .bind(tenant)
+            .bind(seq)
+            .bind(&prev)
+            .execute(&mut **tx)
+            .await?);
+    }
+    Ok(())
+}
+
+/// The head (sequence, hash) of `tenant`'s chain (created at genesis if it
+/// has none), locked until the transaction ends.
+async fn lock_head(db: &mut TxDb, tenant: &str) -> StoreResult<(i64, String)> {
+    let insert = "INSERT INTO audit_heads (tenant, seq, hash) VALUES ($1, 0, $2) ON CONFLICT (tenant) DO NOTHING";
+    either_run!(&mut *db, TxDb, |tx| sqlx::query(insert).bind(tenant).bind(GENESIS).execute(&mut **tx).await?);
+    let sql = db.dialect().chain_head;
+    Ok(either!(&mut *db, TxDb, |tx| sqlx::query_as(sql).bind(tenant).fetch_one(&mut **tx).await?))
+}
+
+/// Inserts chained events in one statement: (event, seq, previous hash, hash).
+async fn insert_rows(db: &mut TxDb, chunk: &[(&AuditEvent, i64, String, String)]) -> StoreResult<()> {
+    let sql = format!("INSERT INTO audit_log ({}) VALUES {}", audit_columns!(), values(db, &[""; 20], chunk.len()));
+    either_run!(db, TxDb, |tx| {
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (e, seq, prev_hash, hash) in chunk {
+            query = query
+                .bind(&e.tenant)
+                .bind(*seq)
+                .bind(e.at)
+                .bind(&e.kind)
+                .bind(&e.intent_id)
+                .bind(&e.debtor_id)
+                .bind(&e.debt_id)
+                .bind(&e.channel)
+                .bind(&e.jurisdiction)
+                .bind(&e.time_zone)
+                .bind(&e.local_time)
+                .bind(&e.decision)
+                .bind(&e.reason_codes)
+                .bind(&e.rule_ids)
+                .bind(&e.citations)
+                .bind(&e.rules_version)
+                .bind(&e.outcome)
+                .bind(&e.detail)
+                .bind(prev_hash)
+                .bind(hash);
+        }
+        query.execute(&mut **tx).await?
+    });
+    Ok(())
+}
+
+impl Store {
+    /// Tenants that have an audit chain.
+    pub async fn audit_tenants(&self) -> StoreResult<Vec<String>> {
+        let sql = "SELECT tenant FROM audit_heads ORDER BY tenant";
+        Ok(either!(&self.pool, Pool, |pool| sqlx::query_scalar(sql).fetch_all(pool).await?))
+    }
+
+    /// The head (last sequence and hash) of a tenant's chain.
+    pub async fn audit_head(&self, tenant: &str) -> StoreResult<Option<(i64, String)>> {
+        let sql = "SELECT seq, hash FROM audit_heads WHERE tenant = $1";
+        Ok(either!(&self.pool, Pool, |pool| sqlx::query_as(sql).bind(tenant).fetch_optional(pool).await?))
+    }
+
+    /// Where a purged chain starts: (last purged seq, its hash, purged at, signature).
+    pub async fn audit_checkpoint(&self, tenant: &str) -> StoreResult<Option<(i64, String, i64, String)>> {
+        let sql = "SELECT seq, hash, purged_at, signature FROM audit_checkpoints WHERE tenant = $1";
+        Ok(either!(&self.pool, Pool, |pool| sqlx::query_as(sql).bind(tenant).fetch_optional(pool).await?))
+    }
+
+    /// Up to `limit` events of a tenant with `seq > after` and `seq <= last`, in order.
+    pub async fn audit_page(&self, tenant: &str, after: i64, last: i64, limit: i64) -> StoreResult<Vec<AuditRow>> {
+        let sql = concat!(
+            "SELECT ",
+            audit_columns!(),
+            " FROM audit_log WHERE tenant = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4"
+        );
+        Ok(either!(&self.pool, Pool, |pool| sqlx::query_as(sql)
+            .bind(tenant)
+            .bind(after)
+            .bind(last)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?))
+    }
+
+    /// The sequence range of a tenant's events with `from <= at < to`.
+    pub async fn audit_seq_range(&self, tenant: &str, from: i64, to: i64) -> StoreResult<(Option<i64>, Option<i64>)> {
+        let sql = "SELECT MIN(seq), MAX(seq) FROM audit_log WHERE tenant = $1 AND at >= $2 AND at < $3";
+        Ok(either!(&self.pool, Pool, |pool| sqlx::query_as(sql)
+            .bind(tenant)
+            .bind(from)
+            .bind(to)
+            .fetch_one(pool)
+            .await?))
+    }
+
+    /// The hash of one event.
+    pub async fn audit_hash(&self, tenant: &str, seq: i64) -> StoreResult<Option<String>> {
+        let sql = "SELECT hash FROM audit_log WHERE tenant = $1 AND seq = $2";
+        Ok(either!(&self.pool, Pool, |pool| sqlx::query_scalar(sql)
+            .bind(tenant)
+            .bind(seq)
+            .fetch_optional(pool)
+            .await?))
+    }
+
+    /// Deletes a tenant's events up to `seq` and records the signed checkpoint, in one transaction.
+    pub async fn purge_audit(&self, tenant: &str, seq: i64, hash: &str, now: i64, signature: &str) -> StoreResult<u64> {
+        let mut tx = self.begin().await?;
+        let delete = "DELETE FROM audit_log WHERE tenant = $1 AND seq <= $2";
+        let deleted = either!(&mut tx.db, TxDb, |db| sqlx::query(delete)
+            .bind(tenant)
+            .bind(seq)
+            .execute(&mut **db)
+            .await?
+            .rows_affected());
+        let upsert = "INSERT INTO audit_checkpoints (tenant, seq, hash, purged_at, signature) VALUES ($1, $2, $3, $4, $5) \
+                      ON CONFLICT (tenant) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, \
+                      purged_at = excluded.purged_at, signature = excluded.signature";
+        either_run!(&mut tx.db, TxDb, |db| sqlx::query(upsert)
+            .bind(tenant)
+            .bind(seq)
+            .bind(hash)
+            .bind(now)
+            .bind(signature)
+            .execute(&mut **db)
+            .await?);
+        tx.commit().await?;
+        Ok(deleted)
+    }
+}

@@ -1,0 +1,146 @@
+//! Reading ahead: what a group of intents (a batch of submissions, a claimed
+//! round, a lease) would read one by one — the intents, their debtors'
+//! histories and preferences — read in a few `IN (…)` queries per tenant.
+
+use std::collections::HashMap;
+
+use super::rows::{EventRow, IntentRow, PreferencesRow};
+use super::{StoreResult, TxDb, placeholders};
+
+/// Keys per `IN (…)` list.
+const KEYS_PER_READ: usize = 500;
+
+/// What `read` found: absent rows are `None`. Valid until the transaction
+/// changes a stored row (`remember_intent` keeps intents current).
+pub(super) struct ReadAhead {
+    since: i64,
+    intents: HashMap<(String, String), Option<IntentRow>>,
+    histories: HashMap<(String, String), Vec<EventRow>>,
+    preferences: HashMap<(String, String), Option<PreferencesRow>>,
+}
+
+/// A contact event with its debtor.
+#[derive(sqlx::FromRow)]
+struct DebtorEventRow {
+    debtor_id: String,
+    #[sqlx(flatten)]
+    event: EventRow,
+}
+
+/// Preferences with their debtor.
+#[derive(sqlx::FromRow)]
+struct DebtorPreferencesRow {
+    debtor_id: String,
+    #[sqlx(flatten)]
+    preferences: PreferencesRow,
+}
+
+impl ReadAhead {
+    /// Reads these (tenant, intent id, debtor id): the intents, and the
+    /// debtors' histories since `since` and preferences.
+    pub(super) async fn read(db: &mut TxDb, intents: &[(&str, &str, &str)], since: i64) -> StoreResult<ReadAhead> {
+        let mut read =
+            ReadAhead { since, intents: HashMap::new(), histories: HashMap::new(), preferences: HashMap::new() };
+        let mut tenants: Vec<&str> = intents.iter().map(|(tenant, _, _)| *tenant).collect();
+        tenants.sort_unstable();
+        tenants.dedup();
+        for tenant in tenants {
+            let mut ids: Vec<&str> = intents.iter().filter(|i| i.0 == tenant).map(|i| i.1).collect();
+            let mut debtors: Vec<&str> = intents.iter().filter(|i| i.0 == tenant).map(|i| i.2).collect();
+            for list in [&mut ids, &mut debtors] {
+                list.sort_unstable();
+                list.dedup();
+            }
+            for chunk in ids.chunks(KEYS_PER_READ) {
+                let sql = format!(
+                    "SELECT {} FROM intents WHERE tenant = {} AND intent_id IN ({})",
+                    intent_columns!(),
+                    placeholders(db, 1, 1),
+                    placeholders(db, 2, chunk.len())
+                );
+                let rows: Vec<IntentRow> = either!(&mut *db, TxDb, |tx| {
+                    let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(tenant);
+                    for id in chunk {
+                        query = query.bind(*id);
+                    }
+                    query.fetch_all(&mut **tx).await?
+                });
+                for id in chunk {
+                    read.intents.insert((tenant.to_string(), id.to_string()), None);
+                }
+                for row in rows {
+                    read.intents.insert((row.tenant.clone(), row.intent_id.clone()), Some(row));
+                }
+            }
+            for chunk in debtors.chunks(KEYS_PER_READ) {
+                let sql = format!(
+                    "SELECT debtor_id, debt_id, channel, at, outcome, dispatch_id FROM \
+                     (SELECT debtor_id, debt_id, channel, at, outcome, dispatch_id, \
+                      ROW_NUMBER() OVER (PARTITION BY debtor_id ORDER BY at DESC) AS newness FROM contact_events \
+                      WHERE tenant = {} AND at >= {} AND debtor_id IN ({})) AS recent \
+                     WHERE newness <= 10000 ORDER BY at",
+                    placeholders(db, 1, 1),
+                    placeholders(db, 2, 1),
+                    placeholders(db, 3, chunk.len())
+                );
+                let events: Vec<DebtorEventRow> = either!(&mut *db, TxDb, |tx| {
+                    let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(tenant).bind(since);
+                    for debtor in chunk {
+                        query = query.bind(*debtor);
+                    }
+                    query.fetch_all(&mut **tx).await?
+                });
+                let sql = format!(
+                    "SELECT debtor_id, prefs, source, updated_at FROM preferences WHERE tenant = {} AND debtor_id IN ({})",
+                    placeholders(db, 1, 1),
+                    placeholders(db, 2, chunk.len())
+                );
+                let preferences: Vec<DebtorPreferencesRow> = either!(&mut *db, TxDb, |tx| {
+                    let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(tenant);
+                    for debtor in chunk {
+                        query = query.bind(*debtor);
+                    }
+                    query.fetch_all(&mut **tx).await?
+                });
+                for debtor in chunk {
+                    let key = (tenant.to_string(), debtor.to_string());
+                    read.histories.insert(key.clone(), Vec::new());
+                    read.preferences.insert(key, None);
+                }
+                for e in events {
+                    if let Some(history) = read.histories.get_mut(&(tenant.to_string(), e.debtor_id)) {
+                        history.push(e.event);
+                    }
+                }
+                for p in preferences {
+                    read.preferences.insert((tenant.to_string(), p.debtor_id), Some(p.preferences));
+                }
+            }
+        }
+        Ok(read)
+    }
+
+    /// The intent as read (`Some(None)`: read, absent), or `None` if it was not read.
+    pub(super) fn intent(&self, tenant: &str, intent_id: &str) -> Option<&Option<IntentRow>> {
+        self.intents.get(&(tenant.to_string(), intent_id.to_string()))
+    }
+
+    /// Keeps an intent this transaction changed current.
+    pub(super) fn remember_intent(&mut self, row: &IntentRow) {
+        self.intents.insert((row.tenant.clone(), row.intent_id.clone()), Some(row.clone()));
+    }
+
+    /// A debtor's events since `since`, oldest first, if they were read (from `since` or earlier).
+    pub(super) fn history(&self, tenant: &str, debtor_id: &str, since: i64) -> Option<Vec<EventRow>> {
+        if self.since > since {
+            return None;
+        }
+        let events = self.histories.get(&(tenant.to_string(), debtor_id.to_string()))?;
+        Some(events.iter().filter(|e| e.at >= since).cloned().collect())
+    }
+
+    /// A debtor's preferences as read (`Some(None)`: read, none stored), or `None` if not read.
+    pub(super) fn preferences(&self, tenant: &str, debtor_id: &str) -> Option<&Option<PreferencesRow>> {
+        self.preferences.get(&(tenant.to_string(), debtor_id.to_string()))
+    }
+}

@@ -1,0 +1,212 @@
+//! Writing behind: a `Tx` keeps its new and changed rows and sends them in
+//! multi-row statements (INSERT … VALUES, UPDATE … FROM (VALUES …)) before
+//! any statement that could see them runs, and at commit: one statement per
+//! `ROWS_PER_INSERT` rows instead of one per row.
+
+use std::collections::HashMap;
+
+use super::rows::{DispatchRow, EventRow, IntentRow};
+use super::{ROWS_PER_INSERT, StoreResult, TxDb, values};
+
+/// Rows waiting in a `Tx`.
+#[derive(Default)]
+pub(super) struct Pending {
+    intents: Vec<IntentRow>,
+    /// Updates of stored intents, last write per (tenant, intent id) wins.
+    intent_updates: HashMap<(String, String), IntentRow>,
+    dispatches: Vec<DispatchRow>,
+    /// Updates of stored dispatches, by dispatch id.
+    dispatch_updates: HashMap<String, DispatchRow>,
+    /// Contact events with their (tenant, debtor id).
+    events: Vec<(String, String, EventRow)>,
+}
+
+impl Pending {
+    pub(super) fn touches_intents(&self) -> bool {
+        !self.intents.is_empty() || !self.intent_updates.is_empty()
+    }
+
+    pub(super) fn touches_dispatches(&self) -> bool {
+        !self.dispatches.is_empty() || !self.dispatch_updates.is_empty()
+    }
+
+    pub(super) fn has_events(&self) -> bool {
+        !self.events.is_empty()
+    }
+
+    pub(super) fn insert_intent(&mut self, row: &IntentRow) {
+        self.intents.push(row.clone());
+    }
+
+    /// A new row changes in place; a stored one is updated at the next flush.
+    pub(super) fn update_intent(&mut self, row: &IntentRow) {
+        match self.intents.iter_mut().find(|r| r.tenant == row.tenant && r.intent_id == row.intent_id) {
+            Some(inserted) => *inserted = row.clone(),
+            None => {
+                self.intent_updates.insert((row.tenant.clone(), row.intent_id.clone()), row.clone());
+            }
+        }
+    }
+
+    /// The intent as this transaction last wrote it, if it did.
+    pub(super) fn intent(&self, tenant: &str, intent_id: &str) -> Option<&IntentRow> {
+        self.intents
+            .iter()
+            .find(|r| r.tenant == tenant && r.intent_id == intent_id)
+            .or_else(|| self.intent_updates.get(&(tenant.to_string(), intent_id.to_string())))
+    }
+
+    pub(super) fn insert_dispatch(&mut self, row: &DispatchRow) {
+        self.dispatches.push(row.clone());
+    }
+
+    /// A new row changes in place; a stored one is updated at the next flush.
+    pub(super) fn update_dispatch(&mut self, row: &DispatchRow) {
+        match self.dispatches.iter_mut().find(|d| d.dispatch_id == row.dispatch_id) {
+            Some(inserted) => *inserted = row.clone(),
+            None => {
+                self.dispatch_updates.insert(row.dispatch_id.clone(), row.clone());
+            }
+        }
+    }
+
+    pub(super) fn insert_event(&mut self, tenant: &str, debtor_id: &str, event: EventRow) {
+        self.events.push((tenant.to_string(), debtor_id.to_string(), event));
+    }
+
+    /// A debtor's contacts recorded here since `since`, in the order recorded.
+    pub(super) fn events<'a>(
+        &'a self,
+        tenant: &'a str,
+        debtor_id: &'a str,
+        since: i64,
+    ) -> impl Iterator<Item = &'a EventRow> + 'a {
+        self.events.iter().filter(move |(t, d, e)| t == tenant && d == debtor_id && e.at >= since).map(|(_, _, e)| e)
+    }
+
+    /// Sends every pending row: new intents, then new dispatches, changed
+    /// intents, changed dispatches and new contact events.
+    pub(super) async fn flush(self, db: &mut TxDb) -> StoreResult<()> {
+        for chunk in self.intents.chunks(ROWS_PER_INSERT) {
+            let sql =
+                format!("INSERT INTO intents ({}) VALUES {}", intent_columns!(), values(db, &[""; 17], chunk.len()));
+            either_run!(&mut *db, TxDb, |tx| {
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for row in chunk {
+                    query = query
+                        .bind(&row.tenant)
+                        .bind(&row.intent_id)
+                        .bind(&row.debtor_id)
+                        .bind(&row.debt_id)
+                        .bind(&row.channel)
+                        .bind(&row.jurisdiction)
+                        .bind(row.priority)
+                        .bind(&row.body)
+                        .bind(&row.body_hash)
+                        .bind(&row.status)
+                        .bind(row.next_eval_at)
+                        .bind(&row.decision)
+                        .bind(&row.dispatch_id)
+                        .bind(row.attempt)
+                        .bind(&row.outcome)
+                        .bind(row.created_at)
+                        .bind(row.updated_at);
+                }
+                query.execute(&mut **tx).await?
+            });
+        }
+        for chunk in self.dispatches.chunks(ROWS_PER_INSERT) {
+            let sql = format!(
+                "INSERT INTO dispatches ({}) VALUES {}",
+                dispatch_columns!(),
+                values(db, &[""; 11], chunk.len())
+            );
+            either_run!(&mut *db, TxDb, |tx| {
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for row in chunk {
+                    query = query
+                        .bind(&row.dispatch_id)
+                        .bind(&row.tenant)
+                        .bind(&row.intent_id)
+                        .bind(&row.debtor_id)
+                        .bind(&row.channel)
+                        .bind(row.priority)
+                        .bind(row.released_at)
+                        .bind(row.not_after)
+                        .bind(&row.state)
+                        .bind(row.lease_expires_at)
+                        .bind(row.attempt);
+                }
+                query.execute(&mut **tx).await?
+            });
+        }
+        let intent_updates: Vec<IntentRow> = self.intent_updates.into_values().collect();
+        for chunk in intent_updates.chunks(ROWS_PER_INSERT) {
+            let casts = ["text", "text", "text", "bigint", "text", "text", "bigint", "text", "bigint"];
+            let sql = format!(
+                "UPDATE intents SET status = v.column3, next_eval_at = v.column4, decision = v.column5, \
+                 dispatch_id = v.column6, attempt = v.column7, outcome = v.column8, updated_at = v.column9 \
+                 FROM (VALUES {}) AS v WHERE intents.tenant = v.column1 AND intents.intent_id = v.column2",
+                values(db, &casts, chunk.len())
+            );
+            either_run!(&mut *db, TxDb, |tx| {
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for row in chunk {
+                    query = query
+                        .bind(&row.tenant)
+                        .bind(&row.intent_id)
+                        .bind(&row.status)
+                        .bind(row.next_eval_at)
+                        .bind(&row.decision)
+                        .bind(&row.dispatch_id)
+                        .bind(row.attempt)
+                        .bind(&row.outcome)
+                        .bind(row.updated_at);
+                }
+                query.execute(&mut **tx).await?
+            });
+        }
+        let dispatch_updates: Vec<DispatchRow> = self.dispatch_updates.into_values().collect();
+        for chunk in dispatch_updates.chunks(ROWS_PER_INSERT) {
+            let casts = ["text", "bigint", "text", "bigint", "bigint"];
+            let sql = format!(
+                "UPDATE dispatches SET not_after = v.column2, state = v.column3, lease_expires_at = v.column4, \
+                 attempt = v.column5 FROM (VALUES {}) AS v WHERE dispatches.dispatch_id = v.column1",
+                values(db, &casts, chunk.len())
+            );
+            either_run!(&mut *db, TxDb, |tx| {
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for row in chunk {
+                    query = query
+                        .bind(&row.dispatch_id)
+                        .bind(row.not_after)
+                        .bind(&row.state)
+                        .bind(row.lease_expires_at)
+                        .bind(row.attempt);
+                }
+                query.execute(&mut **tx).await?
+            });
+        }
+        for chunk in self.events.chunks(ROWS_PER_INSERT) {
+            let sql = format!(
+                "INSERT INTO contact_events (tenant, debtor_id, debt_id, channel, at, outcome, dispatch_id) VALUES {}",
+                values(db, &[""; 7], chunk.len())
+            );
+            either_run!(&mut *db, TxDb, |tx| {
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for (tenant, debtor_id, event) in chunk {
+                    query = query
+                        .bind(tenant)
+                        .bind(debtor_id)
+                        .bind(&event.debt_id)
+                        .bind(&event.channel)
+                        .bind(event.at)
+                        .bind(&event.outcome)
+                        .bind(&event.dispatch_id);
+                }
+                query.execute(&mut **tx).await?
+            });
+        }
+        Ok(())
+    }
+}
