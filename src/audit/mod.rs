@@ -77,6 +77,36 @@ pub fn chain_hash(prev_hash: &str, canonical: &str) -> String {
     hex::encode(hasher.finalize())
 }
 
+/// The end of a tenant's chain: its last sequence number and that event's
+/// hash.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChainHead {
+    pub seq: i64,
+    pub hash: String,
+}
+
+impl ChainHead {
+    /// The head of a chain without events: sequence 0, hash [`GENESIS`].
+    pub fn genesis() -> ChainHead {
+        ChainHead { seq: 0, hash: GENESIS.to_string() }
+    }
+
+    /// Links `events` (one tenant's, in order) to the chain: each gets the
+    /// next sequence number, the hash before it and its own hash. The head
+    /// moves to the last of them; the store writes the rows and the head.
+    pub fn link(&mut self, events: Vec<AuditEvent>) -> Vec<AuditRow> {
+        events
+            .into_iter()
+            .map(|event| {
+                self.seq += 1;
+                let hash = chain_hash(&self.hash, &canonical(&event, self.seq));
+                let prev_hash = std::mem::replace(&mut self.hash, hash.clone());
+                AuditRow { seq: self.seq, event, prev_hash, hash }
+            })
+            .collect()
+    }
+}
+
 impl AuditRow {
     /// Whether the stored hash matches the row's content and `prev_hash`.
     pub fn hash_is_valid(&self) -> bool {
@@ -227,6 +257,21 @@ mod tests {
         let mut walker = ChainWalker::new("t", 1, GENESIS);
         rows.iter().for_each(|r| walker.push(r));
         walker.broken
+    }
+
+    #[test]
+    fn linked_events_walk_clean_across_appends() {
+        let event = |kind: &str| AuditEvent {
+            tenant: "t".into(),
+            kind: kind.into(),
+            detail: "{}".into(),
+            ..AuditEvent::default()
+        };
+        let mut head = ChainHead::genesis();
+        let mut rows = head.link(vec![event("submitted"), event("released")]);
+        rows.extend(head.link(vec![event("acked")]));
+        assert_eq!((head.seq, head.hash.as_str()), (3, rows[2].hash.as_str()));
+        assert_eq!(walk(&rows), None);
     }
 
     #[test]

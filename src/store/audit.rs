@@ -1,8 +1,11 @@
-//! The audit chain's storage: appends the queued events at commit and keeps
-//! each tenant's head, reads pages, heads and checkpoints back, and purges
-//! behind a signed checkpoint.
+//! The audit chain's storage. `crate::audit` computes (canonical bytes,
+//! hashes, the links of a chain); this file stores: it appends at commit the
+//! rows `ChainHead::link` made, keeps each tenant's head, reads pages, heads
+//! and checkpoints back, and purges behind a signed checkpoint.
 
-use crate::audit::{AuditEvent, AuditRow, GENESIS, canonical, chain_hash};
+use std::collections::BTreeMap;
+
+use crate::audit::{AuditEvent, AuditRow, ChainHead};
 
 use super::{Pool, ROWS_PER_INSERT, Store, StoreResult, TxDb, values};
 
@@ -17,49 +20,53 @@ macro_rules! audit_columns {
 /// Appends events to their tenants' chains. Called last in a transaction, so
 /// chain heads are locked last, and in tenant order: appends never deadlock.
 pub(super) async fn append(db: &mut TxDb, events: Vec<AuditEvent>) -> StoreResult<()> {
-    let mut tenants: Vec<&str> = events.iter().map(|e| e.tenant.as_str()).collect();
-    tenants.sort();
-    tenants.dedup();
-    for tenant in tenants {
-        let (mut seq, mut prev) = lock_head(db, tenant).await?;
-        let mut chained = Vec::new();
-        for event in events.iter().filter(|e| e.tenant == tenant) {
-            seq += 1;
-            let hash = chain_hash(&prev, &canonical(event, seq));
-            chained.push((event, seq, std::mem::replace(&mut prev, hash.clone()), hash));
-        }
-        for chunk in chained.chunks(ROWS_PER_INSERT) {
+    let mut by_tenant: BTreeMap<String, Vec<AuditEvent>> = BTreeMap::new();
+    for event in events {
+        by_tenant.entry(event.tenant.clone()).or_default().push(event);
+    }
+    for (tenant, events) in by_tenant {
+        let mut head = lock_head(db, &tenant).await?;
+        let rows = head.link(events);
+        for chunk in rows.chunks(ROWS_PER_INSERT) {
             insert_rows(db, chunk).await?;
         }
         let sql = "UPDATE audit_heads SET seq = $2, hash = $3 WHERE tenant = $1";
         either_run!(&mut *db, TxDb, |tx| sqlx::query(sql)
-            .bind(tenant)
-            .bind(seq)
-            .bind(&prev)
+            .bind(&tenant)
+            .bind(head.seq)
+            .bind(&head.hash)
             .execute(&mut **tx)
             .await?);
     }
     Ok(())
 }
 
-/// The head (sequence, hash) of `tenant`'s chain (created at genesis if it
-/// has none), locked until the transaction ends.
-async fn lock_head(db: &mut TxDb, tenant: &str) -> StoreResult<(i64, String)> {
-    let insert = "INSERT INTO audit_heads (tenant, seq, hash) VALUES ($1, 0, $2) ON CONFLICT (tenant) DO NOTHING";
-    either_run!(&mut *db, TxDb, |tx| sqlx::query(insert).bind(tenant).bind(GENESIS).execute(&mut **tx).await?);
+/// The head of `tenant`'s chain (created at genesis if it has none), locked
+/// until the transaction ends.
+async fn lock_head(db: &mut TxDb, tenant: &str) -> StoreResult<ChainHead> {
+    let genesis = ChainHead::genesis();
+    let insert = "INSERT INTO audit_heads (tenant, seq, hash) VALUES ($1, $2, $3) ON CONFLICT (tenant) DO NOTHING";
+    either_run!(&mut *db, TxDb, |tx| sqlx::query(insert)
+        .bind(tenant)
+        .bind(genesis.seq)
+        .bind(&genesis.hash)
+        .execute(&mut **tx)
+        .await?);
     let sql = db.dialect().chain_head;
-    Ok(either!(&mut *db, TxDb, |tx| sqlx::query_as(sql).bind(tenant).fetch_one(&mut **tx).await?))
+    let (seq, hash) = either!(&mut *db, TxDb, |tx| sqlx::query_as(sql).bind(tenant).fetch_one(&mut **tx).await?);
+    Ok(ChainHead { seq, hash })
 }
 
-/// Inserts chained events in one statement: (event, seq, previous hash, hash).
-async fn insert_rows(db: &mut TxDb, chunk: &[(&AuditEvent, i64, String, String)]) -> StoreResult<()> {
-    let sql = format!("INSERT INTO audit_log ({}) VALUES {}", audit_columns!(), values(db, &[""; 20], chunk.len()));
+/// Inserts chained rows in one statement.
+async fn insert_rows(db: &mut TxDb, rows: &[AuditRow]) -> StoreResult<()> {
+    let sql = format!("INSERT INTO audit_log ({}) VALUES {}", audit_columns!(), values(db, &[""; 20], rows.len()));
     either_run!(db, TxDb, |tx| {
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for (e, seq, prev_hash, hash) in chunk {
+        for row in rows {
+            let e = &row.event;
             query = query
                 .bind(&e.tenant)
-                .bind(*seq)
+                .bind(row.seq)
                 .bind(e.at)
                 .bind(&e.kind)
                 .bind(&e.intent_id)
@@ -76,8 +83,8 @@ async fn insert_rows(db: &mut TxDb, chunk: &[(&AuditEvent, i64, String, String)]
                 .bind(&e.rules_version)
                 .bind(&e.outcome)
                 .bind(&e.detail)
-                .bind(prev_hash)
-                .bind(hash);
+                .bind(&row.prev_hash)
+                .bind(&row.hash);
         }
         query.execute(&mut **tx).await?
     });
