@@ -156,41 +156,6 @@ impl TxDb {
 /// Rows per multi-row INSERT (SQLite allows 32,766 parameters, PostgreSQL 65,535).
 const ROWS_PER_INSERT: usize = 500;
 
-/// `$first, …` (PostgreSQL) or `?, …` (SQLite): `count` placeholders.
-fn placeholders(db: &TxDb, first: usize, count: usize) -> String {
-    let numbered = matches!(db, TxDb::Postgres(..));
-    let list: Vec<String> =
-        (first..first + count).map(|n| if numbered { format!("${n}") } else { "?".into() }).collect();
-    list.join(", ")
-}
-
-/// `(…), (…), …`: `rows` rows of `casts.len()` placeholders, `$n::cast`
-/// on PostgreSQL (an empty cast adds none), `?` on SQLite, whose lookup of
-/// numbered parameters is linear per parameter (quadratic over a statement
-/// of thousands).
-fn values(db: &TxDb, casts: &[&str], rows: usize) -> String {
-    let numbered = matches!(db, TxDb::Postgres(..));
-    let columns = casts.len();
-    let mut sql = String::with_capacity(rows * columns * 8);
-    for row in 0..rows {
-        sql.push_str(if row == 0 { "(" } else { ", (" });
-        for (column, cast) in casts.iter().enumerate() {
-            if column > 0 {
-                sql.push_str(", ");
-            }
-            if !numbered {
-                sql.push('?');
-            } else if cast.is_empty() {
-                sql.push_str(&format!("${}", row * columns + column + 1));
-            } else {
-                sql.push_str(&format!("${}::{cast}", row * columns + column + 1));
-            }
-        }
-        sql.push(')');
-    }
-    sql
-}
-
 /// One intent by tenant and id.
 const SELECT_INTENT: &str = concat!("SELECT ", intent_columns!(), " FROM intents WHERE tenant = $1 AND intent_id = $2");
 /// Most events a history read returns: the newest ones, which are the ones

@@ -4,8 +4,10 @@
 
 use std::collections::HashMap;
 
+use sqlx::QueryBuilder;
+
 use super::rows::{EventRow, IntentRow, PreferencesRow};
-use super::{StoreResult, TxDb, placeholders};
+use super::{StoreResult, TxDb};
 
 /// Keys per `IN (…)` list.
 const KEYS_PER_READ: usize = 500;
@@ -52,18 +54,16 @@ impl ReadAhead {
                 list.dedup();
             }
             for chunk in ids.chunks(KEYS_PER_READ) {
-                let sql = format!(
-                    "SELECT {} FROM intents WHERE tenant = {} AND intent_id IN ({})",
-                    intent_columns!(),
-                    placeholders(db, 1, 1),
-                    placeholders(db, 2, chunk.len())
-                );
                 let rows: Vec<IntentRow> = either!(&mut *db, TxDb, |tx| {
-                    let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(tenant);
+                    let mut query =
+                        QueryBuilder::new(concat!("SELECT ", intent_columns!(), " FROM intents WHERE tenant = "));
+                    query.push_bind(tenant).push(" AND intent_id IN (");
+                    let mut list = query.separated(", ");
                     for id in chunk {
-                        query = query.bind(*id);
+                        list.push_bind(*id);
                     }
-                    query.fetch_all(&mut **tx).await?
+                    list.push_unseparated(")");
+                    query.build_query_as().fetch_all(&mut **tx).await?
                 });
                 for id in chunk {
                     read.intents.insert((tenant.to_string(), id.to_string()), None);
@@ -73,34 +73,32 @@ impl ReadAhead {
                 }
             }
             for chunk in debtors.chunks(KEYS_PER_READ) {
-                let sql = format!(
-                    "SELECT debtor_id, debt_id, channel, at, outcome, dispatch_id FROM \
-                     (SELECT debtor_id, debt_id, channel, at, outcome, dispatch_id, \
-                      ROW_NUMBER() OVER (PARTITION BY debtor_id ORDER BY at DESC) AS newness FROM contact_events \
-                      WHERE tenant = {} AND at >= {} AND debtor_id IN ({})) AS recent \
-                     WHERE newness <= 10000 ORDER BY at",
-                    placeholders(db, 1, 1),
-                    placeholders(db, 2, 1),
-                    placeholders(db, 3, chunk.len())
-                );
                 let events: Vec<DebtorEventRow> = either!(&mut *db, TxDb, |tx| {
-                    let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(tenant).bind(since);
+                    let mut query = QueryBuilder::new(
+                        "SELECT debtor_id, debt_id, channel, at, outcome, dispatch_id FROM \
+                         (SELECT debtor_id, debt_id, channel, at, outcome, dispatch_id, \
+                          ROW_NUMBER() OVER (PARTITION BY debtor_id ORDER BY at DESC) AS newness FROM contact_events \
+                          WHERE tenant = ",
+                    );
+                    query.push_bind(tenant).push(" AND at >= ").push_bind(since).push(" AND debtor_id IN (");
+                    let mut list = query.separated(", ");
                     for debtor in chunk {
-                        query = query.bind(*debtor);
+                        list.push_bind(*debtor);
                     }
-                    query.fetch_all(&mut **tx).await?
+                    list.push_unseparated(")) AS recent WHERE newness <= 10000 ORDER BY at");
+                    query.build_query_as().fetch_all(&mut **tx).await?
                 });
-                let sql = format!(
-                    "SELECT debtor_id, prefs, source, updated_at FROM preferences WHERE tenant = {} AND debtor_id IN ({})",
-                    placeholders(db, 1, 1),
-                    placeholders(db, 2, chunk.len())
-                );
                 let preferences: Vec<DebtorPreferencesRow> = either!(&mut *db, TxDb, |tx| {
-                    let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(tenant);
+                    let mut query = QueryBuilder::new(
+                        "SELECT debtor_id, prefs, source, updated_at FROM preferences WHERE tenant = ",
+                    );
+                    query.push_bind(tenant).push(" AND debtor_id IN (");
+                    let mut list = query.separated(", ");
                     for debtor in chunk {
-                        query = query.bind(*debtor);
+                        list.push_bind(*debtor);
                     }
-                    query.fetch_all(&mut **tx).await?
+                    list.push_unseparated(")");
+                    query.build_query_as().fetch_all(&mut **tx).await?
                 });
                 for debtor in chunk {
                     let key = (tenant.to_string(), debtor.to_string());
