@@ -62,6 +62,11 @@ impl Pending {
             .or_else(|| self.intent_updates.get(&(tenant.to_string(), intent_id.to_string())))
     }
 
+    /// The dispatch as this transaction last wrote it, if it did.
+    pub(super) fn dispatch(&self, dispatch_id: &str) -> Option<&DispatchRow> {
+        self.dispatches.iter().find(|d| d.dispatch_id == dispatch_id).or_else(|| self.dispatch_updates.get(dispatch_id))
+    }
+
     pub(super) fn insert_dispatch(&mut self, row: &DispatchRow) {
         self.dispatches.push(row.clone());
     }
