@@ -204,6 +204,8 @@ impl App {
     pub async fn ack_all(&self, acks: &[Ack]) -> AppResult<Vec<AppResult<IntentRow>>> {
         let now = self.clock.now();
         let mut tx = self.store.begin().await?;
+        let ids: Vec<&str> = acks.iter().map(|ack| ack.dispatch_id.as_str()).collect();
+        tx.prefetch_dispatches(&ids).await?;
         let mut debtors = Vec::with_capacity(acks.len());
         for ack in acks {
             if let Some(dispatch) = tx.get_dispatch(&ack.dispatch_id).await? {

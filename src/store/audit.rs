@@ -5,9 +5,11 @@
 
 use std::collections::BTreeMap;
 
+use sqlx::QueryBuilder;
+
 use crate::audit::{AuditEvent, AuditRow, ChainHead};
 
-use super::{Pool, ROWS_PER_INSERT, Store, StoreResult, TxDb, values};
+use super::{Pool, ROWS_PER_INSERT, Store, StoreResult, TxDb};
 
 /// The columns of `audit_log`, in `AuditRow` order.
 macro_rules! audit_columns {
@@ -59,34 +61,33 @@ async fn lock_head(db: &mut TxDb, tenant: &str) -> StoreResult<ChainHead> {
 
 /// Inserts chained rows in one statement.
 async fn insert_rows(db: &mut TxDb, rows: &[AuditRow]) -> StoreResult<()> {
-    let sql = format!("INSERT INTO audit_log ({}) VALUES {}", audit_columns!(), values(db, &[""; 20], rows.len()));
     either_run!(db, TxDb, |tx| {
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for row in rows {
+        let mut insert = QueryBuilder::new(concat!("INSERT INTO audit_log (", audit_columns!(), ") "));
+        insert.push_values(rows, |mut values, row| {
             let e = &row.event;
-            query = query
-                .bind(&e.tenant)
-                .bind(row.seq)
-                .bind(e.at)
-                .bind(&e.kind)
-                .bind(&e.intent_id)
-                .bind(&e.debtor_id)
-                .bind(&e.debt_id)
-                .bind(&e.channel)
-                .bind(&e.jurisdiction)
-                .bind(&e.time_zone)
-                .bind(&e.local_time)
-                .bind(&e.decision)
-                .bind(&e.reason_codes)
-                .bind(&e.rule_ids)
-                .bind(&e.citations)
-                .bind(&e.rules_version)
-                .bind(&e.outcome)
-                .bind(&e.detail)
-                .bind(&row.prev_hash)
-                .bind(&row.hash);
-        }
-        query.execute(&mut **tx).await?
+            values
+                .push_bind(&e.tenant)
+                .push_bind(row.seq)
+                .push_bind(e.at)
+                .push_bind(&e.kind)
+                .push_bind(&e.intent_id)
+                .push_bind(&e.debtor_id)
+                .push_bind(&e.debt_id)
+                .push_bind(&e.channel)
+                .push_bind(&e.jurisdiction)
+                .push_bind(&e.time_zone)
+                .push_bind(&e.local_time)
+                .push_bind(&e.decision)
+                .push_bind(&e.reason_codes)
+                .push_bind(&e.rule_ids)
+                .push_bind(&e.citations)
+                .push_bind(&e.rules_version)
+                .push_bind(&e.outcome)
+                .push_bind(&e.detail)
+                .push_bind(&row.prev_hash)
+                .push_bind(&row.hash);
+        });
+        insert.build().execute(&mut **tx).await?
     });
     Ok(())
 }

@@ -1,22 +1,27 @@
 //! Reading ahead: what a group of intents (a batch of submissions, a claimed
 //! round, a lease) would read one by one — the intents, their debtors'
-//! histories and preferences — read in a few `IN (…)` queries per tenant.
+//! histories and preferences — or a group of acks — the dispatches and their
+//! intents — read in a few `IN (…)` queries per tenant.
 
 use std::collections::HashMap;
 
-use super::rows::{EventRow, IntentRow, PreferencesRow};
-use super::{StoreResult, TxDb, placeholders};
+use sqlx::QueryBuilder;
+
+use super::rows::{DispatchRow, EventRow, IntentRow, PreferencesRow};
+use super::{StoreResult, TxDb};
 
 /// Keys per `IN (…)` list.
 const KEYS_PER_READ: usize = 500;
 
-/// What `read` found: absent rows are `None`. Valid until the transaction
-/// changes a stored row (`remember_intent` keeps intents current).
+/// What was read ahead: absent rows are `None`. The transaction keeps it
+/// current: it remembers the intents and dispatches it writes, and forgets
+/// what a statement changed behind it (histories, preferences, or all).
 pub(super) struct ReadAhead {
     since: i64,
     intents: HashMap<(String, String), Option<IntentRow>>,
     histories: HashMap<(String, String), Vec<EventRow>>,
     preferences: HashMap<(String, String), Option<PreferencesRow>>,
+    dispatches: HashMap<String, Option<DispatchRow>>,
 }
 
 /// A contact event with its debtor.
@@ -36,11 +41,20 @@ struct DebtorPreferencesRow {
 }
 
 impl ReadAhead {
+    fn new(since: i64) -> ReadAhead {
+        ReadAhead {
+            since,
+            intents: HashMap::new(),
+            histories: HashMap::new(),
+            preferences: HashMap::new(),
+            dispatches: HashMap::new(),
+        }
+    }
+
     /// Reads these (tenant, intent id, debtor id): the intents, and the
     /// debtors' histories since `since` and preferences.
     pub(super) async fn read(db: &mut TxDb, intents: &[(&str, &str, &str)], since: i64) -> StoreResult<ReadAhead> {
-        let mut read =
-            ReadAhead { since, intents: HashMap::new(), histories: HashMap::new(), preferences: HashMap::new() };
+        let mut read = ReadAhead::new(since);
         let mut tenants: Vec<&str> = intents.iter().map(|(tenant, _, _)| *tenant).collect();
         tenants.sort_unstable();
         tenants.dedup();
@@ -51,73 +65,121 @@ impl ReadAhead {
                 list.sort_unstable();
                 list.dedup();
             }
-            for chunk in ids.chunks(KEYS_PER_READ) {
-                let sql = format!(
-                    "SELECT {} FROM intents WHERE tenant = {} AND intent_id IN ({})",
-                    intent_columns!(),
-                    placeholders(db, 1, 1),
-                    placeholders(db, 2, chunk.len())
-                );
-                let rows: Vec<IntentRow> = either!(&mut *db, TxDb, |tx| {
-                    let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(tenant);
-                    for id in chunk {
-                        query = query.bind(*id);
-                    }
-                    query.fetch_all(&mut **tx).await?
-                });
+            read.read_intents(db, tenant, &ids).await?;
+            read.read_debtors(db, tenant, &debtors).await?;
+        }
+        Ok(read)
+    }
+
+    /// Reads these dispatches and their intents (no histories, no preferences).
+    pub(super) async fn read_dispatches(db: &mut TxDb, dispatch_ids: &[&str]) -> StoreResult<ReadAhead> {
+        // Nothing read from any instant: `history` always falls through.
+        let mut read = ReadAhead::new(i64::MAX);
+        let mut ids = dispatch_ids.to_vec();
+        ids.sort_unstable();
+        ids.dedup();
+        for chunk in ids.chunks(KEYS_PER_READ) {
+            let rows: Vec<DispatchRow> = either!(&mut *db, TxDb, |tx| {
+                let mut query = QueryBuilder::new(concat!(
+                    "SELECT ",
+                    dispatch_columns!(),
+                    " FROM dispatches WHERE dispatch_id IN ("
+                ));
+                let mut list = query.separated(", ");
                 for id in chunk {
-                    read.intents.insert((tenant.to_string(), id.to_string()), None);
+                    list.push_bind(*id);
                 }
-                for row in rows {
-                    read.intents.insert((row.tenant.clone(), row.intent_id.clone()), Some(row));
-                }
+                list.push_unseparated(")");
+                query.build_query_as().fetch_all(&mut **tx).await?
+            });
+            for id in chunk {
+                read.dispatches.insert(id.to_string(), None);
             }
-            for chunk in debtors.chunks(KEYS_PER_READ) {
-                let sql = format!(
+            for row in rows {
+                read.dispatches.insert(row.dispatch_id.clone(), Some(row));
+            }
+        }
+        let mut intents: Vec<(String, String)> =
+            read.dispatches.values().flatten().map(|d| (d.tenant.clone(), d.intent_id.clone())).collect();
+        intents.sort_unstable();
+        intents.dedup();
+        for tenant in intents.chunk_by(|a, b| a.0 == b.0) {
+            let ids: Vec<&str> = tenant.iter().map(|(_, id)| id.as_str()).collect();
+            read.read_intents(db, &tenant[0].0, &ids).await?;
+        }
+        Ok(read)
+    }
+
+    /// Reads a tenant's intents by id (sorted, without duplicates).
+    async fn read_intents(&mut self, db: &mut TxDb, tenant: &str, ids: &[&str]) -> StoreResult<()> {
+        for chunk in ids.chunks(KEYS_PER_READ) {
+            let rows: Vec<IntentRow> = either!(&mut *db, TxDb, |tx| {
+                let mut query =
+                    QueryBuilder::new(concat!("SELECT ", intent_columns!(), " FROM intents WHERE tenant = "));
+                query.push_bind(tenant).push(" AND intent_id IN (");
+                let mut list = query.separated(", ");
+                for id in chunk {
+                    list.push_bind(*id);
+                }
+                list.push_unseparated(")");
+                query.build_query_as().fetch_all(&mut **tx).await?
+            });
+            for id in chunk {
+                self.intents.insert((tenant.to_string(), id.to_string()), None);
+            }
+            for row in rows {
+                self.intents.insert((row.tenant.clone(), row.intent_id.clone()), Some(row));
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads a tenant's debtors' histories since `self.since` and their
+    /// preferences (debtor ids sorted, without duplicates).
+    async fn read_debtors(&mut self, db: &mut TxDb, tenant: &str, debtors: &[&str]) -> StoreResult<()> {
+        let since = self.since;
+        for chunk in debtors.chunks(KEYS_PER_READ) {
+            let events: Vec<DebtorEventRow> = either!(&mut *db, TxDb, |tx| {
+                let mut query = QueryBuilder::new(
                     "SELECT debtor_id, debt_id, channel, at, outcome, dispatch_id FROM \
                      (SELECT debtor_id, debt_id, channel, at, outcome, dispatch_id, \
                       ROW_NUMBER() OVER (PARTITION BY debtor_id ORDER BY at DESC) AS newness FROM contact_events \
-                      WHERE tenant = {} AND at >= {} AND debtor_id IN ({})) AS recent \
-                     WHERE newness <= 10000 ORDER BY at",
-                    placeholders(db, 1, 1),
-                    placeholders(db, 2, 1),
-                    placeholders(db, 3, chunk.len())
+                      WHERE tenant = ",
                 );
-                let events: Vec<DebtorEventRow> = either!(&mut *db, TxDb, |tx| {
-                    let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(tenant).bind(since);
-                    for debtor in chunk {
-                        query = query.bind(*debtor);
-                    }
-                    query.fetch_all(&mut **tx).await?
-                });
-                let sql = format!(
-                    "SELECT debtor_id, prefs, source, updated_at FROM preferences WHERE tenant = {} AND debtor_id IN ({})",
-                    placeholders(db, 1, 1),
-                    placeholders(db, 2, chunk.len())
-                );
-                let preferences: Vec<DebtorPreferencesRow> = either!(&mut *db, TxDb, |tx| {
-                    let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(tenant);
-                    for debtor in chunk {
-                        query = query.bind(*debtor);
-                    }
-                    query.fetch_all(&mut **tx).await?
-                });
+                query.push_bind(tenant).push(" AND at >= ").push_bind(since).push(" AND debtor_id IN (");
+                let mut list = query.separated(", ");
                 for debtor in chunk {
-                    let key = (tenant.to_string(), debtor.to_string());
-                    read.histories.insert(key.clone(), Vec::new());
-                    read.preferences.insert(key, None);
+                    list.push_bind(*debtor);
                 }
-                for e in events {
-                    if let Some(history) = read.histories.get_mut(&(tenant.to_string(), e.debtor_id)) {
-                        history.push(e.event);
-                    }
+                list.push_unseparated(")) AS recent WHERE newness <= 10000 ORDER BY at");
+                query.build_query_as().fetch_all(&mut **tx).await?
+            });
+            let preferences: Vec<DebtorPreferencesRow> = either!(&mut *db, TxDb, |tx| {
+                let mut query =
+                    QueryBuilder::new("SELECT debtor_id, prefs, source, updated_at FROM preferences WHERE tenant = ");
+                query.push_bind(tenant).push(" AND debtor_id IN (");
+                let mut list = query.separated(", ");
+                for debtor in chunk {
+                    list.push_bind(*debtor);
                 }
-                for p in preferences {
-                    read.preferences.insert((tenant.to_string(), p.debtor_id), Some(p.preferences));
+                list.push_unseparated(")");
+                query.build_query_as().fetch_all(&mut **tx).await?
+            });
+            for debtor in chunk {
+                let key = (tenant.to_string(), debtor.to_string());
+                self.histories.insert(key.clone(), Vec::new());
+                self.preferences.insert(key, None);
+            }
+            for e in events {
+                if let Some(history) = self.histories.get_mut(&(tenant.to_string(), e.debtor_id)) {
+                    history.push(e.event);
                 }
             }
+            for p in preferences {
+                self.preferences.insert((tenant.to_string(), p.debtor_id), Some(p.preferences));
+            }
         }
-        Ok(read)
+        Ok(())
     }
 
     /// The intent as read (`Some(None)`: read, absent), or `None` if it was not read.
@@ -142,5 +204,25 @@ impl ReadAhead {
     /// A debtor's preferences as read (`Some(None)`: read, none stored), or `None` if not read.
     pub(super) fn preferences(&self, tenant: &str, debtor_id: &str) -> Option<&Option<PreferencesRow>> {
         self.preferences.get(&(tenant.to_string(), debtor_id.to_string()))
+    }
+
+    /// The dispatch as read (`Some(None)`: read, absent), or `None` if it was not read.
+    pub(super) fn dispatch(&self, dispatch_id: &str) -> Option<&Option<DispatchRow>> {
+        self.dispatches.get(dispatch_id)
+    }
+
+    /// Keeps a dispatch this transaction changed current.
+    pub(super) fn remember_dispatch(&mut self, row: &DispatchRow) {
+        self.dispatches.insert(row.dispatch_id.clone(), Some(row.clone()));
+    }
+
+    /// Drops the histories read (a contact event changed).
+    pub(super) fn forget_histories(&mut self) {
+        self.histories.clear();
+    }
+
+    /// Drops the preferences read (a debtor's preferences changed).
+    pub(super) fn forget_preferences(&mut self) {
+        self.preferences.clear();
     }
 }

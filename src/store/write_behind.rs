@@ -2,11 +2,17 @@
 //! multi-row statements (INSERT … VALUES, UPDATE … FROM (VALUES …)) before
 //! any statement that could see them runs, and at commit: one statement per
 //! `ROWS_PER_INSERT` rows instead of one per row.
+//!
+//! The statements are built with `QueryBuilder`, which writes `$n` on
+//! PostgreSQL and anonymous `?` on SQLite (whose lookup of numbered
+//! parameters is linear per parameter, quadratic over a statement of thousands).
 
 use std::collections::HashMap;
 
+use sqlx::QueryBuilder;
+
 use super::rows::{DispatchRow, EventRow, IntentRow};
-use super::{ROWS_PER_INSERT, StoreResult, TxDb, values};
+use super::{ROWS_PER_INSERT, StoreResult, TxDb};
 
 /// Rows waiting in a `Tx`.
 #[derive(Default)]
@@ -56,6 +62,11 @@ impl Pending {
             .or_else(|| self.intent_updates.get(&(tenant.to_string(), intent_id.to_string())))
     }
 
+    /// The dispatch as this transaction last wrote it, if it did.
+    pub(super) fn dispatch(&self, dispatch_id: &str) -> Option<&DispatchRow> {
+        self.dispatches.iter().find(|d| d.dispatch_id == dispatch_id).or_else(|| self.dispatch_updates.get(dispatch_id))
+    }
+
     pub(super) fn insert_dispatch(&mut self, row: &DispatchRow) {
         self.dispatches.push(row.clone());
     }
@@ -88,123 +99,109 @@ impl Pending {
     /// intents, changed dispatches and new contact events.
     pub(super) async fn flush(self, db: &mut TxDb) -> StoreResult<()> {
         for chunk in self.intents.chunks(ROWS_PER_INSERT) {
-            let sql =
-                format!("INSERT INTO intents ({}) VALUES {}", intent_columns!(), values(db, &[""; 17], chunk.len()));
             either_run!(&mut *db, TxDb, |tx| {
-                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-                for row in chunk {
-                    query = query
-                        .bind(&row.tenant)
-                        .bind(&row.intent_id)
-                        .bind(&row.debtor_id)
-                        .bind(&row.debt_id)
-                        .bind(&row.channel)
-                        .bind(&row.jurisdiction)
-                        .bind(row.priority)
-                        .bind(&row.body)
-                        .bind(&row.body_hash)
-                        .bind(&row.status)
-                        .bind(row.next_eval_at)
-                        .bind(&row.decision)
-                        .bind(&row.dispatch_id)
-                        .bind(row.attempt)
-                        .bind(&row.outcome)
-                        .bind(row.created_at)
-                        .bind(row.updated_at);
-                }
-                query.execute(&mut **tx).await?
+                let mut insert = QueryBuilder::new(concat!("INSERT INTO intents (", intent_columns!(), ") "));
+                insert.push_values(chunk, |mut values, row| {
+                    values
+                        .push_bind(&row.tenant)
+                        .push_bind(&row.intent_id)
+                        .push_bind(&row.debtor_id)
+                        .push_bind(&row.debt_id)
+                        .push_bind(&row.channel)
+                        .push_bind(&row.jurisdiction)
+                        .push_bind(row.priority)
+                        .push_bind(&row.body)
+                        .push_bind(&row.body_hash)
+                        .push_bind(&row.status)
+                        .push_bind(row.next_eval_at)
+                        .push_bind(&row.decision)
+                        .push_bind(&row.dispatch_id)
+                        .push_bind(row.attempt)
+                        .push_bind(&row.outcome)
+                        .push_bind(row.created_at)
+                        .push_bind(row.updated_at);
+                });
+                insert.build().execute(&mut **tx).await?
             });
         }
         for chunk in self.dispatches.chunks(ROWS_PER_INSERT) {
-            let sql = format!(
-                "INSERT INTO dispatches ({}) VALUES {}",
-                dispatch_columns!(),
-                values(db, &[""; 11], chunk.len())
-            );
             either_run!(&mut *db, TxDb, |tx| {
-                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-                for row in chunk {
-                    query = query
-                        .bind(&row.dispatch_id)
-                        .bind(&row.tenant)
-                        .bind(&row.intent_id)
-                        .bind(&row.debtor_id)
-                        .bind(&row.channel)
-                        .bind(row.priority)
-                        .bind(row.released_at)
-                        .bind(row.not_after)
-                        .bind(&row.state)
-                        .bind(row.lease_expires_at)
-                        .bind(row.attempt);
-                }
-                query.execute(&mut **tx).await?
+                let mut insert = QueryBuilder::new(concat!("INSERT INTO dispatches (", dispatch_columns!(), ") "));
+                insert.push_values(chunk, |mut values, row| {
+                    values
+                        .push_bind(&row.dispatch_id)
+                        .push_bind(&row.tenant)
+                        .push_bind(&row.intent_id)
+                        .push_bind(&row.debtor_id)
+                        .push_bind(&row.channel)
+                        .push_bind(row.priority)
+                        .push_bind(row.released_at)
+                        .push_bind(row.not_after)
+                        .push_bind(&row.state)
+                        .push_bind(row.lease_expires_at)
+                        .push_bind(row.attempt);
+                });
+                insert.build().execute(&mut **tx).await?
             });
         }
         let intent_updates: Vec<IntentRow> = self.intent_updates.into_values().collect();
         for chunk in intent_updates.chunks(ROWS_PER_INSERT) {
-            let casts = ["text", "text", "text", "bigint", "text", "text", "bigint", "text", "bigint"];
-            let sql = format!(
-                "UPDATE intents SET status = v.column3, next_eval_at = v.column4, decision = v.column5, \
-                 dispatch_id = v.column6, attempt = v.column7, outcome = v.column8, updated_at = v.column9 \
-                 FROM (VALUES {}) AS v WHERE intents.tenant = v.column1 AND intents.intent_id = v.column2",
-                values(db, &casts, chunk.len())
-            );
             either_run!(&mut *db, TxDb, |tx| {
-                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-                for row in chunk {
-                    query = query
-                        .bind(&row.tenant)
-                        .bind(&row.intent_id)
-                        .bind(&row.status)
-                        .bind(row.next_eval_at)
-                        .bind(&row.decision)
-                        .bind(&row.dispatch_id)
-                        .bind(row.attempt)
-                        .bind(&row.outcome)
-                        .bind(row.updated_at);
-                }
-                query.execute(&mut **tx).await?
+                let mut update = QueryBuilder::new(
+                    "UPDATE intents SET status = v.column3, next_eval_at = v.column4, decision = v.column5, \
+                     dispatch_id = v.column6, attempt = v.column7, outcome = v.column8, updated_at = v.column9 FROM (",
+                );
+                update.push_values(chunk, |mut values, row| {
+                    values
+                        .push_bind(&row.tenant)
+                        .push_bind(&row.intent_id)
+                        .push_bind(&row.status)
+                        .push_bind(row.next_eval_at)
+                        .push_bind(&row.decision)
+                        .push_bind(&row.dispatch_id)
+                        .push_bind(row.attempt)
+                        .push_bind(&row.outcome)
+                        .push_bind(row.updated_at);
+                });
+                update.push(") AS v WHERE intents.tenant = v.column1 AND intents.intent_id = v.column2");
+                update.build().execute(&mut **tx).await?
             });
         }
         let dispatch_updates: Vec<DispatchRow> = self.dispatch_updates.into_values().collect();
         for chunk in dispatch_updates.chunks(ROWS_PER_INSERT) {
-            let casts = ["text", "bigint", "text", "bigint", "bigint"];
-            let sql = format!(
-                "UPDATE dispatches SET not_after = v.column2, state = v.column3, lease_expires_at = v.column4, \
-                 attempt = v.column5 FROM (VALUES {}) AS v WHERE dispatches.dispatch_id = v.column1",
-                values(db, &casts, chunk.len())
-            );
             either_run!(&mut *db, TxDb, |tx| {
-                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-                for row in chunk {
-                    query = query
-                        .bind(&row.dispatch_id)
-                        .bind(row.not_after)
-                        .bind(&row.state)
-                        .bind(row.lease_expires_at)
-                        .bind(row.attempt);
-                }
-                query.execute(&mut **tx).await?
+                let mut update = QueryBuilder::new(
+                    "UPDATE dispatches SET not_after = v.column2, state = v.column3, lease_expires_at = v.column4, \
+                     attempt = v.column5 FROM (",
+                );
+                update.push_values(chunk, |mut values, row| {
+                    values
+                        .push_bind(&row.dispatch_id)
+                        .push_bind(row.not_after)
+                        .push_bind(&row.state)
+                        .push_bind(row.lease_expires_at)
+                        .push_bind(row.attempt);
+                });
+                update.push(") AS v WHERE dispatches.dispatch_id = v.column1");
+                update.build().execute(&mut **tx).await?
             });
         }
         for chunk in self.events.chunks(ROWS_PER_INSERT) {
-            let sql = format!(
-                "INSERT INTO contact_events (tenant, debtor_id, debt_id, channel, at, outcome, dispatch_id) VALUES {}",
-                values(db, &[""; 7], chunk.len())
-            );
             either_run!(&mut *db, TxDb, |tx| {
-                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-                for (tenant, debtor_id, event) in chunk {
-                    query = query
-                        .bind(tenant)
-                        .bind(debtor_id)
-                        .bind(&event.debt_id)
-                        .bind(&event.channel)
-                        .bind(event.at)
-                        .bind(&event.outcome)
-                        .bind(&event.dispatch_id);
-                }
-                query.execute(&mut **tx).await?
+                let mut insert = QueryBuilder::new(
+                    "INSERT INTO contact_events (tenant, debtor_id, debt_id, channel, at, outcome, dispatch_id) ",
+                );
+                insert.push_values(chunk, |mut values, (tenant, debtor_id, event)| {
+                    values
+                        .push_bind(tenant)
+                        .push_bind(debtor_id)
+                        .push_bind(&event.debt_id)
+                        .push_bind(&event.channel)
+                        .push_bind(event.at)
+                        .push_bind(&event.outcome)
+                        .push_bind(&event.dispatch_id);
+                });
+                insert.build().execute(&mut **tx).await?
             });
         }
         Ok(())
