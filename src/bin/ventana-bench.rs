@@ -31,6 +31,7 @@ use ventana::api::auth::{Role, create_key};
 use ventana::api::pb;
 use ventana::clock::{Clock, ManualClock};
 use ventana::config::Config;
+use ventana::domain::AuditEventKind;
 use ventana::server::Running;
 use ventana::store::Store;
 
@@ -840,7 +841,7 @@ async fn mixed(target: &Target, seconds: u64, concurrency: usize) -> anyhow::Res
     let unique: HashSet<&String> = accepted.iter().collect();
     for intent_id in &unique {
         match bench.store().get_intent("bench", intent_id).await? {
-            Some(row) => *by_status.entry(row.status).or_default() += 1,
+            Some(row) => *by_status.entry(row.status.to_string()).or_default() += 1,
             None => missing += 1,
         }
     }
@@ -877,14 +878,13 @@ async fn audit_fill(events: usize, database_url: &str) -> anyhow::Result<()> {
         let mut tx = store.begin().await?;
         for n in written..(written + 10_000).min(events) {
             let at = start + chrono::Duration::seconds(n as i64 * 10);
+            let kind = if n % 2 == 0 { AuditEventKind::Submitted } else { AuditEventKind::Released };
+            let detail = r#"{"decision":{"decision":"release","reasons":[{"rule":"pe-art62b-hours"}]}}"#;
             tx.audit(ventana::audit::AuditEvent {
-                tenant: "bench".into(),
-                at: at.timestamp_millis(),
-                kind: if n % 2 == 0 { "submitted" } else { "released" }.into(),
                 intent_id: Some(format!("intent-{}", n / 2)),
                 debtor_id: Some(format!("debtor-{}", n % 5_000)),
                 debt_id: Some(format!("debt-{}", n % 7_000)),
-                channel: Some("call".into()),
+                channel: Some(ventana::domain::Channel::Call),
                 jurisdiction: Some("PE".into()),
                 time_zone: Some("America/Lima".into()),
                 local_time: Some(at.with_timezone(&chrono_tz::America::Lima).format("%Y-%m-%d %H:%M:%S").to_string()),
@@ -892,8 +892,7 @@ async fn audit_fill(events: usize, database_url: &str) -> anyhow::Result<()> {
                 rule_ids: (n % 2 == 1).then(|| "pe-art62b-hours".to_string()),
                 citations: (n % 2 == 1).then(|| "Ley 29571, art. 62(b)".to_string()),
                 rules_version: Some("PE@d7ca648ecd08".into()),
-                detail: r#"{"decision":{"decision":"release","reasons":[{"rule":"pe-art62b-hours"}]}}"#.into(),
-                ..Default::default()
+                ..ventana::audit::AuditEvent::new("bench", at.timestamp_millis(), kind, detail.into())
             });
         }
         tx.commit().await?;
