@@ -71,14 +71,15 @@ impl pb::contact_scheduler_service_server::ContactSchedulerService for Api {
                     let row = stored.next().ok_or_else(|| Status::internal("missing result"))?;
                     convert::submit_response(&row.map_err(error_to_status)?)
                 });
-                match outcome {
-                    Ok(response) => pb::SubmitBatchResult { response: Some(response), ..Default::default() },
-                    Err(status) => pb::SubmitBatchResult {
-                        response: None,
-                        error_code: convert::code_name(status.code()).to_string(),
-                        error_message: status.message().to_string(),
-                    },
-                }
+                let result = match outcome {
+                    Ok(response) => pb::submit_batch_result::Result::Response(response),
+                    Err(status) => pb::submit_batch_result::Result::Error(tonic_types::Status {
+                        code: status.code() as i32,
+                        message: status.message().to_string(),
+                        details: Vec::new(),
+                    }),
+                };
+                pb::SubmitBatchResult { result: Some(result) }
             })
             .collect();
         Ok(Response::new(pb::SubmitBatchResponse { results }))
