@@ -10,7 +10,9 @@ use serde_json::Value;
 use tonic::Status;
 
 use super::pb;
+use crate::app::audit::ResumeAfter;
 use crate::app::{AppError, Submission, instant};
+use crate::audit::AuditRow;
 use crate::domain::{
     AckOutcome, AuditEventKind, Channel, Intent, IntentStatus, Party, Stage, check_identifier, check_text,
 };
@@ -296,6 +298,22 @@ pub fn page_token(row: &IntentRow) -> String {
     hex::encode(format!("{}/{}", row.created_at, row.intent_id))
 }
 
+/// Where an export resumes after this event: an opaque token of its sequence and hash.
+pub fn resume_token(row: &AuditRow) -> String {
+    hex::encode(format!("{}/{}", row.seq, row.hash))
+}
+
+/// Reads a resume token back (empty: from the start).
+pub fn parse_resume_token(token: &str) -> Result<Option<ResumeAfter>, Status> {
+    if token.is_empty() {
+        return Ok(None);
+    }
+    let bad = || invalid("resume_token", "is not a token this service returned");
+    let text = String::from_utf8(hex::decode(token).map_err(|_| bad())?).map_err(|_| bad())?;
+    let (seq, hash) = text.split_once('/').ok_or_else(bad)?;
+    Ok(Some(ResumeAfter { seq: seq.parse().map_err(|_| bad())?, hash: hash.to_string() }))
+}
+
 /// Reads a page token back (empty: the start).
 pub fn parse_page_token(token: &str) -> Result<(i64, String), Status> {
     if token.is_empty() {
@@ -450,6 +468,7 @@ pub fn error_to_status(error: AppError) -> Status {
         AppError::NotFound(m) => Status::not_found(m),
         AppError::AlreadyExists(m) => Status::already_exists(m),
         AppError::FailedPrecondition(m) => Status::failed_precondition(m),
+        AppError::DataLoss(m) => Status::data_loss(m),
         // Counted and logged where it was found (`AppError::unreadable`).
         unreadable @ (AppError::Unreadable { .. } | AppError::Store(StoreError::Unreadable { .. })) => {
             Status::failed_precondition(format!(

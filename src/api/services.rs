@@ -429,13 +429,14 @@ impl pb::audit_service_server::AuditService for Api {
             jurisdiction: nonempty(&req.jurisdiction),
             channel,
         };
+        let resume = convert::parse_resume_token(&req.resume_token)?;
         let store = self.app.store.clone();
         let (sender, receiver) = tokio::sync::mpsc::channel(256);
         tokio::spawn(async move {
-            let mut cursor = match crate::app::audit::ExportCursor::open(&store, filter).await {
+            let mut cursor = match crate::app::audit::ExportCursor::open(&store, filter, resume).await {
                 Ok(cursor) => cursor,
                 Err(e) => {
-                    let _ = sender.send(Err(error_to_status(e.into()))).await;
+                    let _ = sender.send(Err(error_to_status(e))).await;
                     return;
                 }
             };
@@ -443,7 +444,10 @@ impl pb::audit_service_server::AuditService for Api {
                 match cursor.next_page().await {
                     Ok(Some(rows)) => {
                         for row in &rows {
-                            let event = audit_event_to_pb(row).map(|e| pb::ExportResponse { event: Some(e) });
+                            let event = audit_event_to_pb(row).map(|e| pb::ExportResponse {
+                                event: Some(e),
+                                resume_token: convert::resume_token(row),
+                            });
                             let unreadable = event.is_err();
                             if sender.send(event).await.is_err() || unreadable {
                                 return; // the client went away, or the stream ends on the error

@@ -9,7 +9,7 @@ use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
 
-use super::{Submission, instant};
+use super::{AppError, AppResult, Submission, instant};
 use crate::audit::{AuditRow, ChainBreak, ChainWalker, GENESIS};
 use crate::domain::{AuditEventKind, Channel, ContactEvent, Preferences};
 use crate::engine::{Verdict, evaluate};
@@ -123,28 +123,53 @@ pub struct ExportCursor<'a> {
     pub last_seq: Option<i64>,
 }
 
+/// Where an interrupted export goes on: after the event `seq`, whose hash
+/// was `hash` (what the exporter handed out with that event).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResumeAfter {
+    pub seq: i64,
+    pub hash: String,
+}
+
 impl<'a> ExportCursor<'a> {
-    pub async fn open(store: &'a Store, filter: ExportFilter) -> StoreResult<ExportCursor<'a>> {
+    /// Opens an export of the events `filter` selects, from the start of its
+    /// range or after `resume`. A resume point outside the range, or one
+    /// whose event no longer has the hash it had, is refused.
+    pub async fn open(
+        store: &'a Store,
+        filter: ExportFilter,
+        resume: Option<ResumeAfter>,
+    ) -> AppResult<ExportCursor<'a>> {
         let (min, max) =
             store.audit_seq_range(&filter.tenant, filter.from.timestamp_millis(), filter.to.timestamp_millis()).await?;
         let (first, last) = (min.unwrap_or(1), max.unwrap_or(0));
         let (chain_first, chain_prev, _) = chain_start(store, &filter.tenant, None).await?;
-        let prev = if first <= chain_first {
-            chain_prev
-        } else {
-            store.audit_hash(&filter.tenant, first - 1).await?.unwrap_or_default()
+        let first = first.max(chain_first);
+        let (after, prev) = match resume {
+            None if first == chain_first => (first - 1, chain_prev),
+            None => (first - 1, store.audit_hash(&filter.tenant, first - 1).await?.unwrap_or_default()),
+            Some(resume) => {
+                if resume.seq < first || resume.seq > last.max(first) {
+                    return Err(AppError::InvalidArgument(format!(
+                        "resume_token: event {} is outside this export's range ({first}..={last}); \
+                         resume with the same filter",
+                        resume.seq
+                    )));
+                }
+                match store.audit_hash(&filter.tenant, resume.seq).await? {
+                    Some(hash) if hash == resume.hash => {}
+                    _ => {
+                        return Err(AppError::DataLoss(format!(
+                            "resume_token: event {} no longer has the hash it was exported with: the chain was altered",
+                            resume.seq
+                        )));
+                    }
+                }
+                (resume.seq, resume.hash)
+            }
         };
-        let walker = ChainWalker::new(&filter.tenant, first.max(chain_first), &prev);
-        Ok(ExportCursor {
-            store,
-            filter,
-            after: first.max(chain_first) - 1,
-            last,
-            walker,
-            exported: 0,
-            first_seq: None,
-            last_seq: None,
-        })
+        let walker = ChainWalker::new(&filter.tenant, after + 1, &prev);
+        Ok(ExportCursor { store, filter, after, last, walker, exported: 0, first_seq: None, last_seq: None })
     }
 
     /// The next rows to export; `None` at the end.
@@ -287,9 +312,9 @@ pub async fn replay(
     let mut differences = Vec::new();
     let mut replayed = 0;
     let mut cursor =
-        ExportCursor::open(store, ExportFilter { tenant: tenant.into(), from, to, ..ExportFilter::default() })
+        ExportCursor::open(store, ExportFilter { tenant: tenant.into(), from, to, ..ExportFilter::default() }, None)
             .await
-            .map_err(err)?;
+            .map_err(|e| e.to_string())?;
     while let Some(page) = cursor.next_page().await.map_err(err)? {
         for row in page.iter().filter(|r| {
             use AuditEventKind::*;

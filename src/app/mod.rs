@@ -47,6 +47,9 @@ pub enum AppError {
     AlreadyExists(String),
     #[error("{0}")]
     FailedPrecondition(String),
+    /// Stored data is not what it was (an audit chain altered).
+    #[error("{0}")]
+    DataLoss(String),
     /// A stored value that cannot be decoded: the decision that needs it is
     /// not taken (fail closed). Names the table and the row's key.
     #[error("{why} (table {table}, row {key})")]

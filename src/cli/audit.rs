@@ -187,7 +187,7 @@ async fn export(
     out: impl Write,
 ) -> Result<String, CliError> {
     use std::io::IsTerminal;
-    let mut cursor = audit_ops::ExportCursor::open(store, filter).await.map_err(storage)?;
+    let mut cursor = audit_ops::ExportCursor::open(store, filter, None).await.map_err(storage)?;
     let progress = if io::stderr().is_terminal() {
         indicatif::ProgressBar::new(cursor.range_len())
     } else {

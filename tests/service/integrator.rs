@@ -437,7 +437,7 @@ async fn cancels_reach_leased_intents(backend: Backend) {
     let mut audit = pb::audit_service_client::AuditServiceClient::with_interceptor(server.channel.clone(), auditor);
     let mut stream = audit.export(pb::ExportRequest::default()).await.expect("export").into_inner();
     let mut acked = Vec::new();
-    while let Some(pb::ExportResponse { event: Some(event) }) = stream.message().await.expect("event") {
+    while let Some(pb::ExportResponse { event: Some(event), .. }) = stream.message().await.expect("event") {
         if event.event == pb::AuditEventKind::Acked as i32 {
             acked.push(event.detail);
         }
