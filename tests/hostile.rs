@@ -140,7 +140,8 @@ proptest! {
             ..Default::default()
         };
         match ventana::api::convert::submission("acme", Some(&intent)) {
-            Err(status) => {
+            Err(error) => {
+                let status = tonic::Status::from(error);
                 prop_assert_eq!(status.code(), tonic::Code::InvalidArgument);
                 prop_assert!(!status.message().is_empty());
             }

@@ -8,7 +8,9 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
-use tonic::{Request, Status};
+use tonic::Request;
+
+use super::error::{ApiError, ApiResult};
 
 use crate::app::App;
 use crate::store::{KeyInfo, KeyRow, NewKeyRow, Store, StoreError, StoreResult};
@@ -206,39 +208,34 @@ pub fn bearer_key(value: &str) -> Option<&str> {
 
 /// Checks the caller's key, its request rate and that it has one of
 /// `allowed` (admin may stand in for any role but operator).
-pub async fn authenticate<T>(
-    app: &App,
-    keys: &KeyCache,
-    request: &Request<T>,
-    allowed: &[Role],
-) -> Result<Caller, Status> {
+pub async fn authenticate<T>(app: &App, keys: &KeyCache, request: &Request<T>, allowed: &[Role]) -> ApiResult<Caller> {
     let mut headers = request.metadata().get_all("authorization").iter();
-    let header =
-        headers.next().ok_or_else(|| Status::unauthenticated("missing `authorization: Bearer <api key>` metadata"))?;
+    let header = headers
+        .next()
+        .ok_or_else(|| ApiError::Unauthenticated("missing `authorization: Bearer <api key>` metadata".into()))?;
     // Proxies and clients disagree on which of several values counts; taking
     // the first silently could authenticate a caller as someone else.
     if headers.next().is_some() {
-        return Err(Status::unauthenticated(
-            "several `authorization` metadata values: send exactly one, `Bearer <api key>`",
+        return Err(ApiError::Unauthenticated(
+            "several `authorization` metadata values: send exactly one, `Bearer <api key>`".into(),
         ));
     }
     let key = header.to_str().ok().and_then(bearer_key).ok_or_else(|| {
-        Status::unauthenticated("authorization must be `Bearer <api key>`: the scheme, one space, the key")
+        ApiError::Unauthenticated("authorization must be `Bearer <api key>`: the scheme, one space, the key".into())
     })?;
     let row = keys
         .find(&app.store, key_hash(key))
-        .await
-        .map_err(|e| crate::api::convert::error_to_status(e.into()))?
-        .ok_or_else(|| Status::unauthenticated("unknown or revoked api key"))?;
+        .await?
+        .ok_or_else(|| ApiError::Unauthenticated("unknown or revoked api key".into()))?;
     // Checked on every call, so a cached key stops working the moment it expires.
     if let Some(expires_at) = row.expires_at
         && app.clock.now().timestamp_millis() >= expires_at
     {
         let when = chrono::DateTime::from_timestamp_millis(expires_at).map(|t| t.to_rfc3339()).unwrap_or_default();
-        return Err(Status::unauthenticated(format!("expired api key ({}…, expired at {when})", row.key_prefix)));
+        return Err(ApiError::Unauthenticated(format!("expired api key ({}…, expired at {when})", row.key_prefix)));
     }
     if !app.limits.admit_request(&row.key_prefix) {
-        return Err(Status::resource_exhausted(format!(
+        return Err(ApiError::ResourceExhausted(format!(
             "api key {}… is over its request rate limit; slow down and retry",
             row.key_prefix
         )));
@@ -247,7 +244,7 @@ pub async fn authenticate<T>(
     if !roles.iter().any(|have| allowed.iter().any(|needed| have.grants(*needed))) {
         let wanted: Vec<&str> = allowed.iter().map(|r| r.as_str()).collect();
         let admin_note = if allowed == [Role::Operator] { " (admin does not include operator)" } else { "" };
-        return Err(Status::permission_denied(format!(
+        return Err(ApiError::PermissionDenied(format!(
             "this call needs one of the roles: {}{admin_note}",
             wanted.join(", ")
         )));

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use serde_json::Value;
-use tonic::Status;
 
+use super::error::{ApiError, ApiResult, invalid};
 use super::pb;
 use crate::app::audit::ResumeAfter;
 use crate::app::{AppError, Submission, instant};
@@ -16,19 +16,15 @@ use crate::audit::AuditRow;
 use crate::domain::{
     AckOutcome, AuditEventKind, Channel, Intent, IntentStatus, Party, Stage, check_identifier, check_text,
 };
-use crate::store::{DispatchRow, IntentRow, StoreError};
+use crate::store::{DispatchRow, IntentRow};
 
 /// Payload limits: entries, key and value length.
 const MAX_PAYLOAD_ENTRIES: usize = 64;
 const MAX_PAYLOAD_KEY: usize = 128;
 const MAX_PAYLOAD_VALUE: usize = 4096;
 
-fn invalid(field: &str, message: impl std::fmt::Display) -> Status {
-    Status::invalid_argument(format!("{field}: {message}"))
-}
-
 /// A required identifier (see [`check_identifier`]).
-pub fn id(field: &str, value: &str) -> Result<String, Status> {
+pub fn id(field: &str, value: &str) -> ApiResult<String> {
     check_identifier(value).map_err(|e| invalid(field, e))?;
     Ok(value.to_string())
 }
@@ -42,7 +38,7 @@ const DURATION_SECONDS: std::ops::RangeInclusive<i64> = -315_576_000_000..=315_5
 const MAX_TEXT_CHARS: usize = 1024;
 
 /// Free text kept in the audit log (see [`check_text`]).
-pub fn free_text(field: &str, value: &str) -> Result<String, Status> {
+pub fn free_text(field: &str, value: &str) -> ApiResult<String> {
     check_text(value, MAX_TEXT_CHARS).map_err(|e| invalid(field, e))?;
     Ok(value.to_string())
 }
@@ -50,7 +46,7 @@ pub fn free_text(field: &str, value: &str) -> Result<String, Status> {
 /// A timestamp as a UTC instant: only what the protobuf Timestamp type
 /// allows (years 1 to 9999, nanos 0 to 999,999,999), so every stored
 /// instant can be written and read back.
-pub fn timestamp(field: &str, value: &prost_types::Timestamp) -> Result<DateTime<Utc>, Status> {
+pub fn timestamp(field: &str, value: &prost_types::Timestamp) -> ApiResult<DateTime<Utc>> {
     if !TIMESTAMP_SECONDS.contains(&value.seconds) || !(0..=999_999_999).contains(&value.nanos) {
         return Err(invalid(
             field,
@@ -69,7 +65,7 @@ pub fn timestamp(field: &str, value: &prost_types::Timestamp) -> Result<DateTime
 
 /// A duration, within the protobuf Duration range (±10,000 years; nanos
 /// with the sign of the seconds).
-pub fn duration(field: &str, value: &prost_types::Duration) -> Result<chrono::Duration, Status> {
+pub fn duration(field: &str, value: &prost_types::Duration) -> ApiResult<chrono::Duration> {
     let signs_agree = value.seconds == 0 || value.nanos == 0 || (value.seconds < 0) == (value.nanos < 0);
     if !DURATION_SECONDS.contains(&value.seconds)
         || !(-999_999_999..=999_999_999).contains(&value.nanos)
@@ -96,7 +92,7 @@ fn parse_instant_text(text: Option<&str>) -> Option<prost_types::Timestamp> {
     text.and_then(|t| DateTime::parse_from_rfc3339(t).ok()).map(|t| to_timestamp(t.with_timezone(&Utc)))
 }
 
-pub fn channel(field: &str, value: i32) -> Result<Channel, Status> {
+pub fn channel(field: &str, value: i32) -> ApiResult<Channel> {
     match pb::Channel::try_from(value) {
         Ok(pb::Channel::Call) => Ok(Channel::Call),
         Ok(pb::Channel::Visit) => Ok(Channel::Visit),
@@ -121,7 +117,7 @@ pub fn channel_to_pb(channel: Channel) -> pb::Channel {
     }
 }
 
-fn party(value: i32) -> Result<Party, Status> {
+fn party(value: i32) -> ApiResult<Party> {
     match pb::Party::try_from(value) {
         Ok(pb::Party::Debtor) => Ok(Party::Debtor),
         Ok(pb::Party::CoDebtor) => Ok(Party::CoDebtor),
@@ -142,7 +138,7 @@ fn party_to_pb(party: Party) -> pb::Party {
     }
 }
 
-fn stage(value: i32) -> Result<Stage, Status> {
+fn stage(value: i32) -> ApiResult<Stage> {
     match pb::Stage::try_from(value) {
         Ok(pb::Stage::Preventive) => Ok(Stage::Preventive),
         Ok(pb::Stage::Administrative) => Ok(Stage::Administrative),
@@ -165,7 +161,7 @@ fn stage_to_pb(stage: Stage) -> pb::Stage {
 }
 
 /// Validates a submitted intent for `tenant`.
-pub fn submission(tenant: &str, intent: Option<&pb::Intent>) -> Result<Submission, Status> {
+pub fn submission(tenant: &str, intent: Option<&pb::Intent>) -> ApiResult<Submission> {
     let intent = intent.ok_or_else(|| invalid("intent", "is required"))?;
     let time_zones = intent
         .time_zones
@@ -277,7 +273,7 @@ pub fn decision_to_pb(value: &Value) -> pb::Decision {
 }
 
 /// A status filter (`None`: any status).
-pub fn status_filter(field: &str, value: i32) -> Result<Option<IntentStatus>, Status> {
+pub fn status_filter(field: &str, value: i32) -> ApiResult<Option<IntentStatus>> {
     let status = match pb::IntentStatus::try_from(value) {
         Ok(pb::IntentStatus::Unspecified) => return Ok(None),
         Ok(pb::IntentStatus::Deferred) => IntentStatus::Deferred,
@@ -304,7 +300,7 @@ pub fn resume_token(row: &AuditRow) -> String {
 }
 
 /// Reads a resume token back (empty: from the start).
-pub fn parse_resume_token(token: &str) -> Result<Option<ResumeAfter>, Status> {
+pub fn parse_resume_token(token: &str) -> ApiResult<Option<ResumeAfter>> {
     if token.is_empty() {
         return Ok(None);
     }
@@ -315,7 +311,7 @@ pub fn parse_resume_token(token: &str) -> Result<Option<ResumeAfter>, Status> {
 }
 
 /// Reads a page token back (empty: the start).
-pub fn parse_page_token(token: &str) -> Result<(i64, String), Status> {
+pub fn parse_page_token(token: &str) -> ApiResult<(i64, String)> {
     if token.is_empty() {
         return Ok((i64::MIN, String::new()));
     }
@@ -356,8 +352,8 @@ fn outcome_to_pb(outcome: Option<AckOutcome>) -> pb::Outcome {
 
 /// A stored instant of the row `key` of `table` as a Timestamp; one out of
 /// range is unreadable (FAILED_PRECONDITION naming the row), never 1970.
-pub fn stored_instant(table: &'static str, key: &str, ms: i64) -> Result<prost_types::Timestamp, Status> {
-    instant(ms).map(to_timestamp).map_err(|why| error_to_status(AppError::unreadable(table, key.to_string(), why)))
+pub fn stored_instant(table: &'static str, key: &str, ms: i64) -> ApiResult<prost_types::Timestamp> {
+    instant(ms).map(to_timestamp).map_err(|why| ApiError::from(AppError::unreadable(table, key.to_string(), why)))
 }
 
 pub fn audit_kind_to_pb(kind: AuditEventKind) -> pb::AuditEventKind {
@@ -391,13 +387,13 @@ pub fn status_to_pb(status: IntentStatus) -> pb::IntentStatus {
 }
 
 /// The decision a row stores; one that does not parse is an error naming the row.
-fn stored_decision(row: &IntentRow) -> Result<pb::Decision, Status> {
+fn stored_decision(row: &IntentRow) -> ApiResult<pb::Decision> {
     serde_json::from_str::<Value>(&row.decision)
         .ok()
         .filter(|v| matches!(v["decision"].as_str(), Some("release" | "defer" | "reject" | "hold")))
         .map(|v| decision_to_pb(&v))
         .ok_or_else(|| {
-            error_to_status(AppError::unreadable(
+            ApiError::from(AppError::unreadable(
                 "intents",
                 format!("({}, {})", row.tenant, row.intent_id),
                 "the stored decision cannot be read".into(),
@@ -405,7 +401,7 @@ fn stored_decision(row: &IntentRow) -> Result<pb::Decision, Status> {
         })
 }
 
-pub fn submit_response(row: &IntentRow) -> Result<pb::SubmitResponse, Status> {
+pub fn submit_response(row: &IntentRow) -> ApiResult<pb::SubmitResponse> {
     Ok(pb::SubmitResponse {
         intent_id: row.intent_id.clone(),
         status: status_to_pb(row.status) as i32,
@@ -415,7 +411,7 @@ pub fn submit_response(row: &IntentRow) -> Result<pb::SubmitResponse, Status> {
 
 /// An intent as the API shows it. A body that cannot be read (a held
 /// intent) is shown without its `intent`; status and decision say why.
-pub fn intent_view(row: &IntentRow) -> Result<pb::IntentView, Status> {
+pub fn intent_view(row: &IntentRow) -> ApiResult<pb::IntentView> {
     let submission = Submission::from_json(&row.body).ok();
     let key = format!("({}, {})", row.tenant, row.intent_id);
     let at = |ms| stored_instant("intents", &key, ms);
@@ -433,7 +429,7 @@ pub fn intent_view(row: &IntentRow) -> Result<pb::IntentView, Status> {
     })
 }
 
-pub fn leased_item(dispatch: &DispatchRow, submission: &Submission) -> Result<pb::LeasedItem, Status> {
+pub fn leased_item(dispatch: &DispatchRow, submission: &Submission) -> ApiResult<pb::LeasedItem> {
     let at = |ms| stored_instant("dispatches", &dispatch.dispatch_id, ms);
     Ok(pb::LeasedItem {
         dispatch_id: dispatch.dispatch_id.clone(),
@@ -444,7 +440,7 @@ pub fn leased_item(dispatch: &DispatchRow, submission: &Submission) -> Result<pb
     })
 }
 
-pub fn ack_outcome(value: i32) -> Result<AckOutcome, Status> {
+pub fn ack_outcome(value: i32) -> ApiResult<AckOutcome> {
     match pb::Outcome::try_from(value) {
         Ok(pb::Outcome::Sent) => Ok(AckOutcome::Sent),
         Ok(pb::Outcome::Delivered) => Ok(AckOutcome::Delivered),
@@ -457,51 +453,5 @@ pub fn ack_outcome(value: i32) -> Result<AckOutcome, Status> {
             "outcome",
             "must be OUTCOME_SENT, OUTCOME_DELIVERED, OUTCOME_FAILED, OUTCOME_NO_ANSWER, OUTCOME_CONVERSATION, OUTCOME_WRONG_PARTY or OUTCOME_OPTED_OUT",
         )),
-    }
-}
-
-/// The one place use-case errors become gRPC statuses: every variant is
-/// named (no catch-all), so a new kind of error must be mapped on purpose.
-pub fn error_to_status(error: AppError) -> Status {
-    match error {
-        AppError::InvalidArgument(m) => Status::invalid_argument(m),
-        AppError::NotFound(m) => Status::not_found(m),
-        AppError::AlreadyExists(m) => Status::already_exists(m),
-        AppError::FailedPrecondition(m) => Status::failed_precondition(m),
-        AppError::DataLoss(m) => Status::data_loss(m),
-        // Counted and logged where it was found (`AppError::unreadable`).
-        unreadable @ (AppError::Unreadable { .. } | AppError::Store(StoreError::Unreadable { .. })) => {
-            Status::failed_precondition(format!(
-                "{unreadable}: nothing was decided on it; an operator must repair or remove the row"
-            ))
-        }
-        AppError::Store(StoreError::Unavailable(e)) => {
-            metrics::counter!(crate::telemetry::DATABASE_ERRORS).increment(1);
-            tracing::warn!(error = %e, "database unavailable");
-            Status::unavailable("the database is unavailable; retry later")
-        }
-        AppError::Store(StoreError::ShuttingDown) => {
-            Status::unavailable("this replica is shutting down; retry (on another replica)")
-        }
-        AppError::Store(StoreError::DiskFull(e)) => {
-            metrics::counter!(crate::telemetry::DATABASE_ERRORS).increment(1);
-            tracing::error!(error = %e, "database disk full");
-            Status::resource_exhausted("the database disk is full: nothing was stored; retry once space is freed")
-        }
-        AppError::Store(StoreError::ReadOnly(e)) => {
-            metrics::counter!(crate::telemetry::DATABASE_ERRORS).increment(1);
-            tracing::error!(error = %e, "database is read-only");
-            Status::unavailable("the database is read-only: nothing was stored; retry later")
-        }
-        AppError::Store(
-            e @ (StoreError::Database(_)
-            | StoreError::Migration(_)
-            | StoreError::UnsupportedUrl(_)
-            | StoreError::NotWritable { .. }),
-        ) => {
-            metrics::counter!(crate::telemetry::DATABASE_ERRORS).increment(1);
-            tracing::error!(error = %e, "storage error");
-            Status::internal("storage error")
-        }
     }
 }
