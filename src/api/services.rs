@@ -1,4 +1,4 @@
-//! The tonic services: authenticate, validate, call the lifecycle, convert.
+//! The tonic services: authenticate, validate, call the use cases, convert; each body answers an `ApiResult`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
