@@ -1,12 +1,11 @@
 //! The two ceilings every scenario is read against, measured in the same run:
 //! `echo`, the cheapest unary gRPC call (same client, message and
 //! concurrency), and `raw`, the cheapest durable write of what a release
-//! stores (the same rows in plain sqlx multi-row INSERTs, with nothing else).
-
-use std::sync::Arc;
-use std::time::Duration;
+//! stores (the same rows through the store's `Tx`, with nothing else).
 
 use ventana::api::pb;
+use ventana::audit::AuditEvent;
+use ventana::store::{DispatchRow, IntentRow, Store, StoreResult};
 
 use crate::batch::BATCH;
 use crate::measure::{Measured, drive};
@@ -61,25 +60,24 @@ pub async fn echo(requests: usize, concurrency: usize) -> anyhow::Result<Measure
     })
 }
 
-/// Inserts, per intent, what a released Submit writes (an intent, a dispatch, a contact
-/// event, two audit rows), as multi-row INSERTs, 500 intents per transaction: no reads,
-/// no decisions, no hashing, nothing but the durable writes.
+/// Writes, per intent, what a released Submit writes (an intent, a dispatch, a
+/// contact event, two chained audit events) through the server's own store,
+/// `BATCH` intents per transaction: the store's multi-row INSERTs and audit
+/// chain, the same durability, and no reads, no decisions, no gRPC.
 pub async fn raw(target: &Target, intents: usize, concurrency: usize) -> anyhow::Result<Measured> {
     let bench = Bench::start(target, WEEKDAY_MORNING).await?;
-    // SQLite has one writer: more would only meet in its busy handler.
+    // SQLite has one writer: more would only wait in its write queue.
     let concurrency = if bench.store().single_writer() { 1 } else { concurrency };
-    let db = Arc::new(RawDb::connect(&bench.database_url, concurrency).await?);
     let run = format!("r{:x}", std::process::id());
     let batches = intents.div_ceil(BATCH);
     let (latencies, errors, elapsed) = drive("raw", batches, concurrency, {
-        let db = db.clone();
+        let store = bench.store().clone();
         move |b| {
-            let (db, run) = (db.clone(), run.clone());
-            async move { raw_batch(&db, &run, b).await.is_ok() }
+            let (store, run) = (store.clone(), run.clone());
+            async move { raw_batch(&store, &run, b).await.is_ok() }
         }
     })
     .await;
-    db.close().await;
     let backend = bench.store().backend().to_string();
     bench.stop().await;
     Ok(Measured {
@@ -96,112 +94,69 @@ pub async fn raw(target: &Target, intents: usize, concurrency: usize) -> anyhow:
 /// Bodies of the sizes Ventana stores.
 const RAW_BODY: &str = r#"{"intent":{"intent_id":"x","tenant":"bench","debtor_id":"debtor-x","debt_id":"debt-x","channel":"sms","party":"debtor","stage":"extrajudicial","jurisdiction":"PE"},"priority":0,"payload":{}}"#;
 const RAW_DECISION: &str = r#"{"decision":"release","reasons":[{"code":"allowed","rule":"pe-art62b-hours","jurisdiction":"PE","version":"2010-09-02/d7ca648ecd08","citation":"Ley 29571, art. 62(b)","basis":"law","text":"within the allowed hours"}],"window_end":"2026-11-25T20:00:00-05:00","decided_at":"2026-11-25T15:00:00.000Z"}"#;
+/// A body hash of the stored length.
+const RAW_HASH: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+/// `WEEKDAY_MORNING` in Unix milliseconds.
+const RAW_AT: i64 = 1_764_082_800_000;
 
-/// The raw ceiling's own connections to the benchmark's database: plain sqlx
-/// beside the server's store, since the ceiling is what the database does
-/// without Ventana's code; the durability settings are the store's.
-enum RawDb {
-    Sqlite(sqlx::SqlitePool),
-    Postgres(sqlx::PgPool),
-}
-
-impl RawDb {
-    async fn connect(url: &str, connections: usize) -> anyhow::Result<RawDb> {
-        use std::str::FromStr;
-        let connections = u32::try_from(connections)?;
-        Ok(if url.starts_with("sqlite:") {
-            let options = sqlx::sqlite::SqliteConnectOptions::from_str(url)?
-                .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
-                .synchronous(sqlx::sqlite::SqliteSynchronous::Full)
-                .busy_timeout(Duration::from_secs(10))
-                .foreign_keys(true);
-            RawDb::Sqlite(
-                sqlx::sqlite::SqlitePoolOptions::new().max_connections(connections).connect_with(options).await?,
-            )
-        } else {
-            let options =
-                sqlx::postgres::PgConnectOptions::from_str(url)?.options([("plan_cache_mode", "force_custom_plan")]);
-            RawDb::Postgres(
-                sqlx::postgres::PgPoolOptions::new().max_connections(connections).connect_with(options).await?,
-            )
-        })
-    }
-
-    async fn close(&self) {
-        match self {
-            RawDb::Sqlite(pool) => pool.close().await,
-            RawDb::Postgres(pool) => pool.close().await,
-        }
-    }
-}
-
-async fn raw_batch(db: &RawDb, run: &str, b: usize) -> Result<(), sqlx::Error> {
+/// One transaction of the raw ceiling: batch `b`'s intents, each with its own
+/// debtor, in a tenant of its own (so concurrent writers never share a chain).
+async fn raw_batch(store: &Store, run: &str, b: usize) -> StoreResult<()> {
     let tenant = format!("raw-{run}-{b}");
-    let at = 1_764_082_800_000_i64;
-    let hash = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
-    // (intent_id, debtor_id, debt_id, dispatch_id) of each intent in the batch.
-    let rows: Vec<(String, String, String, String)> = (b * BATCH..(b + 1) * BATCH)
-        .map(|n| {
-            (format!("{run}-{n}"), format!("debtor-{run}-{n}"), format!("debt-{n}"), uuid::Uuid::new_v4().to_string())
-        })
-        .collect();
-    macro_rules! insert_all {
-        ($db:ty, $tx:expr) => {{
-            let mut q = sqlx::QueryBuilder::<$db>::new(
-                "INSERT INTO intents (tenant, intent_id, debtor_id, debt_id, channel, jurisdiction, priority, body, \
-                 body_hash, status, next_eval_at, decision, dispatch_id, attempt, outcome, created_at, updated_at) ",
-            );
-            q.push_values(&rows, |mut v, (intent_id, debtor, debt, dispatch)| {
-                v.push_bind(&tenant).push_bind(intent_id).push_bind(debtor).push_bind(debt).push_bind("sms");
-                v.push_bind("PE").push_bind(0_i64).push_bind(RAW_BODY).push_bind(hash).push_bind("released");
-                v.push_bind(None::<i64>).push_bind(RAW_DECISION).push_bind(dispatch).push_bind(0_i64);
-                v.push_bind(None::<String>).push_bind(at).push_bind(at);
+    let mut tx = store.begin().await?;
+    for n in b * BATCH..(b + 1) * BATCH {
+        let (intent_id, debtor_id, debt_id) = (format!("{run}-{n}"), format!("debtor-{run}-{n}"), format!("debt-{n}"));
+        let dispatch_id = uuid::Uuid::new_v4().to_string();
+        tx.insert_intent(&IntentRow {
+            tenant: tenant.clone(),
+            intent_id: intent_id.clone(),
+            debtor_id: debtor_id.clone(),
+            debt_id: Some(debt_id.clone()),
+            channel: "sms".into(),
+            jurisdiction: "PE".into(),
+            priority: 0,
+            body: RAW_BODY.into(),
+            body_hash: RAW_HASH.into(),
+            status: "released".into(),
+            next_eval_at: None,
+            decision: RAW_DECISION.into(),
+            dispatch_id: Some(dispatch_id.clone()),
+            attempt: 0,
+            outcome: None,
+            created_at: RAW_AT,
+            updated_at: RAW_AT,
+        });
+        tx.insert_dispatch(&DispatchRow {
+            dispatch_id: dispatch_id.clone(),
+            tenant: tenant.clone(),
+            intent_id: intent_id.clone(),
+            debtor_id: debtor_id.clone(),
+            channel: "sms".into(),
+            priority: 0,
+            released_at: RAW_AT,
+            not_after: RAW_AT,
+            state: "ready".into(),
+            lease_expires_at: None,
+            attempt: 0,
+        });
+        tx.insert_event(&tenant, &debtor_id, Some(&debt_id), "sms", RAW_AT, "attempted", &dispatch_id);
+        for kind in ["submitted", "released"] {
+            tx.audit(AuditEvent {
+                tenant: tenant.clone(),
+                at: RAW_AT,
+                kind: kind.into(),
+                intent_id: Some(intent_id.clone()),
+                debtor_id: Some(debtor_id.clone()),
+                debt_id: Some(debt_id.clone()),
+                channel: Some("sms".into()),
+                jurisdiction: Some("PE".into()),
+                time_zone: Some("America/Lima".into()),
+                local_time: Some("2026-11-25 10:00:00".into()),
+                rules_version: Some("PE@000000000000".into()),
+                detail: RAW_DECISION.into(),
+                ..AuditEvent::default()
             });
-            q.build().execute(&mut *$tx).await?;
-            let mut q = sqlx::QueryBuilder::<$db>::new(
-                "INSERT INTO dispatches (dispatch_id, tenant, intent_id, debtor_id, channel, priority, released_at, \
-                 not_after, state, lease_expires_at, attempt) ",
-            );
-            q.push_values(&rows, |mut v, (intent_id, debtor, _, dispatch)| {
-                v.push_bind(dispatch).push_bind(&tenant).push_bind(intent_id).push_bind(debtor).push_bind("sms");
-                v.push_bind(0_i64).push_bind(at).push_bind(at).push_bind("ready").push_bind(None::<i64>);
-                v.push_bind(0_i64);
-            });
-            q.build().execute(&mut *$tx).await?;
-            let mut q = sqlx::QueryBuilder::<$db>::new(
-                "INSERT INTO contact_events (tenant, debtor_id, debt_id, channel, at, outcome, dispatch_id) ",
-            );
-            q.push_values(&rows, |mut v, (_, debtor, debt, dispatch)| {
-                v.push_bind(&tenant).push_bind(debtor).push_bind(debt).push_bind("sms").push_bind(at);
-                v.push_bind("attempted").push_bind(dispatch);
-            });
-            q.build().execute(&mut *$tx).await?;
-            let mut q = sqlx::QueryBuilder::<$db>::new(
-                "INSERT INTO audit_log (tenant, seq, at, kind, intent_id, debtor_id, debt_id, channel, jurisdiction, \
-                 time_zone, local_time, decision, reason_codes, rule_ids, citations, rules_version, outcome, detail, \
-                 prev_hash, hash) ",
-            );
-            let audit: Vec<_> = rows.iter().enumerate().flat_map(|(i, r)| [(2 * i + 1, "submitted", r), (2 * i + 2, "released", r)]).collect();
-            q.push_values(&audit, |mut v, (seq, kind, (intent_id, debtor, debt, _))| {
-                v.push_bind(&tenant).push_bind(*seq as i64).push_bind(at).push_bind(*kind).push_bind(intent_id);
-                v.push_bind(debtor).push_bind(debt).push_bind("sms").push_bind("PE").push_bind("America/Lima");
-                v.push_bind("2026-11-25 10:00:00").push_bind(None::<String>).push_bind(None::<String>);
-                v.push_bind(None::<String>).push_bind(None::<String>).push_bind("PE@000000000000");
-                v.push_bind(None::<String>).push_bind(RAW_DECISION).push_bind(hash).push_bind(hash);
-            });
-            q.build().execute(&mut *$tx).await?;
-        }};
-    }
-    match db {
-        RawDb::Sqlite(pool) => {
-            let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-            insert_all!(sqlx::Sqlite, tx);
-            tx.commit().await
-        }
-        RawDb::Postgres(pool) => {
-            let mut tx = pool.begin().await?;
-            insert_all!(sqlx::Postgres, tx);
-            tx.commit().await
         }
     }
+    tx.commit().await
 }

@@ -1,49 +1,61 @@
-//! Large tables to measure against: a history of other debtors' finished
-//! intents and contacts (`submit --prefill`), and a long audit chain (`audit-fill`).
+//! Large tables to measure against, written through the store's `Tx` like
+//! every other row: a history of other debtors' finished intents and contacts
+//! (`submit --prefill`), and a long audit chain (`audit-fill`).
 
 use std::time::Instant;
 
 use ventana::audit::AuditEvent;
-use ventana::store::Store;
+use ventana::store::{IntentRow, Store};
 
 use crate::measure::progress;
-use crate::target::Bench;
 
-/// Fills `intents` and `contact_events` with `rows` finished intents of other
-/// debtors, in bulk statements run behind the service's back.
-pub async fn history(bench: &Bench, rows: usize) -> anyhow::Result<()> {
-    let store = bench.store();
-    let postgres = bench.database_url.starts_with("postgres");
-    let chunk = 1_000_000;
+/// Intents (and as many contact events) per fill transaction.
+const FILL_PER_TX: usize = 10_000;
+/// The newest filled contact: `WEEKDAY_MORNING` in Unix milliseconds; each
+/// further one is a millisecond older.
+const FILL_NEWEST_AT: i64 = 1_764_082_800_000;
+
+/// Stores `rows` finished (delivered) intents of tenant `bench`, each for a
+/// debtor of its own with one contact event, so tables are large but no
+/// benchmark debtor's history grows; then refreshes the planner's statistics.
+pub async fn history(store: &Store, rows: usize) -> anyhow::Result<()> {
     let bar = progress(rows, "prefill");
-    for start in (0..rows).step_by(chunk) {
-        let end = (start + chunk).min(rows);
-        let last = end - 1;
-        let series = if postgres {
-            format!("WITH series(i) AS (SELECT generate_series({start}::bigint, {last}::bigint)) ")
-        } else {
-            format!("WITH RECURSIVE series(i) AS (SELECT {start} UNION ALL SELECT i + 1 FROM series WHERE i < {last}) ")
-        };
-        let intents = "INSERT INTO intents (tenant, intent_id, debtor_id, debt_id, channel, jurisdiction, priority, body, \
-             body_hash, status, next_eval_at, decision, dispatch_id, attempt, outcome, created_at, updated_at) \
-             SELECT 'bench', 'fill-' || i, 'fill-debtor-' || i, NULL, 'sms', 'PE', 0, '{}', 'h', 'done', NULL, '{}', \
-             NULL, 1, 'delivered', 0, 0 FROM series";
-        let events = "INSERT INTO contact_events (tenant, debtor_id, debt_id, channel, at, outcome, dispatch_id) \
-             SELECT 'bench', 'fill-debtor-' || i, NULL, 'sms', 1764082800000 - i, 'delivered', 'fill-' || i FROM series";
-        for sql in [intents, events] {
-            store.execute_unchecked(&format!("{series}{sql}")).await?;
+    for start in (0..rows).step_by(FILL_PER_TX) {
+        let end = (start + FILL_PER_TX).min(rows);
+        let mut tx = store.begin().await?;
+        for i in start..end {
+            let (intent_id, debtor_id) = (format!("fill-{i}"), format!("fill-debtor-{i}"));
+            tx.insert_event("bench", &debtor_id, None, "sms", FILL_NEWEST_AT - i as i64, "delivered", &intent_id);
+            tx.insert_intent(&IntentRow {
+                tenant: "bench".into(),
+                intent_id,
+                debtor_id,
+                debt_id: None,
+                channel: "sms".into(),
+                jurisdiction: "PE".into(),
+                priority: 0,
+                body: "{}".into(),
+                body_hash: "h".into(),
+                status: "done".into(),
+                next_eval_at: None,
+                decision: "{}".into(),
+                dispatch_id: None,
+                attempt: 1,
+                outcome: Some("delivered".into()),
+                created_at: 0,
+                updated_at: 0,
+            });
         }
-        if postgres {
-            store.execute_unchecked("ANALYZE intents; ANALYZE contact_events").await?;
-        }
+        tx.commit().await?;
         bar.set_position(end as u64);
     }
     bar.finish_and_clear();
+    store.analyze().await?;
     Ok(())
 }
 
 /// Appends `events` decision-like audit events in transactions of 10,000.
-pub async fn audit_log(events: usize, database_url: &str) -> anyhow::Result<()> {
+pub async fn audit_chain(events: usize, database_url: &str) -> anyhow::Result<()> {
     let store = Store::connect(database_url).await?;
     let started = Instant::now();
     let start = chrono::DateTime::parse_from_rfc3339("2026-01-01T12:00:00-05:00")?.to_utc();

@@ -2,9 +2,13 @@
 //! server in this process on a loopback port (SQLite file by default, or the
 //! PostgreSQL database given with `--database-url`) and drives it over real
 //! gRPC; `suite` runs them all next to two ceilings measured in the same run:
-//! an echo gRPC service (the cheapest unary call with the same client) and raw
-//! sqlx inserts of the same rows (the cheapest durable write). See
-//! docs/PERFORMANCE.md.
+//! an echo gRPC service (the cheapest unary call with the same client) and the
+//! rows a release writes sent straight through the store's `Tx` (the cheapest
+//! durable write). See docs/PERFORMANCE.md.
+//!
+//! The bench reaches the database only through `ventana::store`: no SQL text,
+//! no table or column names here, so a schema change breaks it at compile
+//! time, not in the middle of a run.
 //!
 //! One file per job: `main.rs` (arguments, which scenario runs, the suite's
 //! table), `measure.rs` (results, percentiles, progress, the table),
@@ -77,7 +81,7 @@ enum Scenario {
         requests: usize,
         #[arg(long, default_value_t = 64)]
         concurrency: usize,
-        /// Fill the intents and contact_events tables with this many rows first (table-size cost).
+        /// Fill the intents and contact events with this many rows first (table-size cost).
         #[arg(long, default_value_t = 0)]
         prefill: usize,
     },
@@ -90,8 +94,8 @@ enum Scenario {
         #[arg(long, default_value_t = 4)]
         concurrency: usize,
     },
-    /// The durable-write ceiling: the rows a released intent writes, inserted with
-    /// plain sqlx statements in transactions of 500 intents, same database settings.
+    /// The durable-write ceiling: the rows a released intent writes, sent through
+    /// the store's transactions of 500 intents; no reads, no decisions, no gRPC.
     Raw {
         #[command(flatten)]
         target: Target,
@@ -158,7 +162,7 @@ async fn main() -> anyhow::Result<()> {
         Scenario::Mixed { target, seconds, concurrency } => {
             print_table(&[mixed::run(&target, seconds, concurrency).await?])
         }
-        Scenario::AuditFill { events, database_url } => fill::audit_log(events, &database_url).await?,
+        Scenario::AuditFill { events, database_url } => fill::audit_chain(events, &database_url).await?,
     }
     Ok(())
 }

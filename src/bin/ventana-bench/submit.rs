@@ -13,7 +13,7 @@ pub async fn run(target: &Target, requests: usize, concurrency: usize, prefill: 
     let bench = Bench::start(target, WEEKDAY_MORNING).await?;
     if prefill > 0 {
         let started = Instant::now();
-        crate::fill::history(&bench, prefill).await?;
+        crate::fill::history(bench.store(), prefill).await?;
         eprintln!("prefilled {prefill} intents and contact events in {:.1} s", started.elapsed().as_secs_f64());
     }
     let run = format!("s{:x}", std::process::id());

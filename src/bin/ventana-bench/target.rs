@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use clap::Args;
+use sqlx::migrate::MigrateDatabase;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::Channel;
 use ventana::api::auth::{Role, create_key};
@@ -34,10 +35,8 @@ pub struct Bench {
     pub channel: Channel,
     pub auth: MetadataValue<Ascii>,
     dir: std::path::PathBuf,
-    /// The database the server runs on.
-    pub database_url: String,
-    /// The PostgreSQL server and the database created on it, dropped at the end.
-    created: Option<(String, String)>,
+    /// The PostgreSQL database created for this run, dropped at the end.
+    created: Option<String>,
 }
 
 impl Bench {
@@ -47,12 +46,11 @@ impl Bench {
         std::fs::create_dir_all(&dir)?;
         let (database_url, created) = match &target.database_url {
             Some(url) if url.starts_with("postgres") => {
-                use sqlx::Connection;
                 let name = format!("ventana_bench_{}", uuid::Uuid::new_v4().simple());
-                let mut admin = sqlx::PgConnection::connect(url).await?;
-                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut admin).await?;
                 let base = url.rsplit_once('/').map_or(url.as_str(), |(base, _)| base);
-                (format!("{base}/{name}"), Some((url.clone(), name)))
+                let fresh = format!("{base}/{name}");
+                sqlx::Postgres::create_database(&fresh).await?;
+                (fresh.clone(), Some(fresh))
             }
             Some(url) => (url.clone(), None),
             None => (format!("sqlite://{}/bench.db", dir.display()), None),
@@ -60,7 +58,7 @@ impl Bench {
         let config = Config {
             listen: "127.0.0.1:0".parse()?,
             metrics_listen: "127.0.0.1:0".parse()?,
-            database_url: database_url.clone(),
+            database_url,
             jurisdictions: concat!(env!("CARGO_MANIFEST_DIR"), "/jurisdictions").into(),
             max_message_bytes: 16 << 20,
             adapters: Vec::new(),
@@ -75,9 +73,10 @@ impl Bench {
         let key = create_key(&running.app.store, "bench", &[Role::Submitter, Role::Adapter], 0).await?;
         let auth = format!("Bearer {key}").parse()?;
         let channel = Channel::from_shared(format!("http://{}", running.addr))?.connect().await?;
-        Ok(Bench { running, clock, channel, auth, dir, database_url, created })
+        Ok(Bench { running, clock, channel, auth, dir, created })
     }
 
+    /// The server's own store: the only way the bench reaches the database.
     pub fn store(&self) -> &Store {
         &self.running.app.store
     }
@@ -93,12 +92,8 @@ impl Bench {
         }
         self.running.shutdown().await;
         let _ = std::fs::remove_dir_all(&self.dir);
-        if let Some((admin, name)) = self.created {
-            use sqlx::Connection;
-            if let Ok(mut admin) = sqlx::PgConnection::connect(&admin).await {
-                let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-                let _ = sqlx::query(sqlx::AssertSqlSafe(drop)).execute(&mut admin).await;
-            }
+        if let Some(url) = self.created {
+            let _ = sqlx::Postgres::force_drop_database(&url).await;
         }
     }
 }
