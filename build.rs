@@ -12,7 +12,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let descriptors = protox::compile(["ventana/v1/ventana.proto"], ["proto"])?;
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
     std::fs::write(out_dir.join("ventana_descriptor.bin"), descriptors.encode_to_vec())?;
-    tonic_prost_build::configure().compile_fds(descriptors)?;
+    // google.rpc.Status (per-item errors) is tonic-types' own type.
+    tonic_prost_build::configure().extern_path(".google.rpc", "::tonic_types").compile_fds(descriptors)?;
     // ventana-bench's echo baseline; it reuses the ventana.v1 messages.
     // The ventana.v1 files stay in the set (prost needs their messages to
     // derive the echo messages' traits); generated into their own folder so
@@ -24,6 +25,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_client(true)
         .build_server(true)
         .extern_path(".ventana.v1", "::ventana::api::pb")
+        .extern_path(".google.rpc", "::tonic_types")
         .out_dir(&echo_dir)
         .compile_fds(echo)?;
     Ok(())

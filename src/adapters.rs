@@ -14,24 +14,26 @@ use sha2::Sha256;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::watch;
 
-use crate::app::{AckOutcome, App, Submission, instant};
+use crate::app::{App, Submission, instant};
 use crate::config::{AdapterConfig, AdapterKind};
+use crate::domain::AckOutcome;
 use crate::store::DispatchRow;
 
 /// Items leased per round and how long a lease lasts.
 const BATCH: i64 = 100;
 const LEASE_SECONDS: i64 = 60;
 
-/// The JSON an adapter hands on for one contact.
-pub fn contact_json(dispatch: &DispatchRow, submission: &Submission) -> Value {
-    json!({
+/// The JSON an adapter hands on for one contact; an unreadable stored
+/// instant is an error (the contact is not handed on).
+pub fn contact_json(dispatch: &DispatchRow, submission: &Submission) -> Result<Value, String> {
+    Ok(json!({
         "dispatch_id": dispatch.dispatch_id,
         "tenant": dispatch.tenant,
         "intent": crate::intent_json::intent_to_json(&submission.intent),
         "payload": submission.payload,
         "attempt": dispatch.attempt,
-        "not_after": instant(dispatch.not_after).to_rfc3339(),
-    })
+        "not_after": instant(dispatch.not_after)?.to_rfc3339(),
+    }))
 }
 
 /// The signature header value for `body`.
@@ -59,7 +61,14 @@ pub async fn run(app: Arc<App>, config: AdapterConfig, mut shutdown: watch::Rece
         };
         let idle = leased.is_empty();
         for (dispatch, submission) in leased {
-            let line = contact_json(&dispatch, &submission);
+            let line = match contact_json(&dispatch, &submission) {
+                Ok(line) => line,
+                Err(why) => {
+                    // Not handed on: the lease expires and the next lease checks it again.
+                    tracing::error!(dispatch_id = %dispatch.dispatch_id, why = %why, "stored dispatch cannot be read");
+                    continue;
+                }
+            };
             let outcome = match &config.kind {
                 AdapterKind::Log { path } => write_line(path, &mut log_file, &line).await,
                 AdapterKind::Webhook { url, secret, timeout_ms, max_attempts } => {

@@ -1,5 +1,6 @@
 //! The vocabulary shared by rules, engine and edges: channels, parties,
-//! stages, outcomes, contact intents and the contact history.
+//! stages, outcomes, contact intents and the contact history, and the states
+//! an intent, a dispatch and an audit event can be in.
 
 use std::fmt;
 use std::str::FromStr;
@@ -100,6 +101,77 @@ impl Outcome {
         matches!(self, Outcome::Delivered | Outcome::Conversation)
     }
 }
+
+vocabulary!(
+    /// What an adapter reports on a leased contact (stored on the intent).
+    AckOutcome, "ack outcome" {
+        Sent => "sent",
+        Delivered => "delivered",
+        Failed => "failed",
+        NoAnswer => "no_answer",
+        Conversation => "conversation",
+        WrongParty => "wrong_party",
+        OptedOut => "opted_out",
+    }
+);
+
+impl AckOutcome {
+    /// What the contact history records (and caps count).
+    pub fn history_outcome(self) -> Outcome {
+        match self {
+            AckOutcome::Sent | AckOutcome::WrongParty | AckOutcome::OptedOut => Outcome::Attempted,
+            AckOutcome::Delivered => Outcome::Delivered,
+            AckOutcome::Failed => Outcome::Failed,
+            AckOutcome::NoAnswer => Outcome::NoAnswer,
+            AckOutcome::Conversation => Outcome::Conversation,
+        }
+    }
+}
+
+vocabulary!(
+    /// Where an intent stands. `Deferred` waits for its next evaluation;
+    /// `Released` and `Leased` are in flight; the rest are final, except
+    /// `Held` (unreadable, waiting for an operator).
+    IntentStatus, "intent status" {
+        Deferred => "deferred",
+        Released => "released",
+        Leased => "leased",
+        Done => "done",
+        Rejected => "rejected",
+        Cancelled => "cancelled",
+        Expired => "expired",
+        Held => "held",
+    }
+);
+
+vocabulary!(
+    /// Where a released contact stands with the adapters.
+    DispatchState, "dispatch state" {
+        Ready => "ready",
+        Leased => "leased",
+        Acked => "acked",
+        Cancelled => "cancelled",
+        Withdrawn => "withdrawn",
+    }
+);
+
+vocabulary!(
+    /// What an audit event records.
+    AuditEventKind, "audit event kind" {
+        Submitted => "submitted",
+        Deferred => "deferred",
+        Released => "released",
+        Rejected => "rejected",
+        Expired => "expired",
+        Leased => "leased",
+        Withdrawn => "withdrawn",
+        Acked => "acked",
+        Cancelled => "cancelled",
+        PreferenceChanged => "preference_changed",
+        RulesReloaded => "rules_reloaded",
+        Held => "held",
+    }
+);
 
 /// A request to contact someone about a debt, as the engine sees it.
 #[derive(Clone, Debug, PartialEq)]

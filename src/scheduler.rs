@@ -78,7 +78,7 @@ pub async fn run(app: Arc<App>, reporter: HealthReporter, mut shutdown: watch::R
                 Err(crate::app::AppError::FailedPrecondition("scheduler round timed out".into()))
             }
         };
-        let oldest_due = app.store.next_due().await.ok().flatten().map(instant);
+        let oldest_due = app.store.next_due().await.ok().flatten().and_then(|ms| instant(ms).ok());
         readiness.report(round.is_ok(), oldest_due, app.clock.now()).await;
         match round {
             // A full batch: more may be due at once.
@@ -97,7 +97,7 @@ pub async fn run(app: Arc<App>, reporter: HealthReporter, mut shutdown: watch::R
         let now = app.clock.now();
         let idle_until = now + Duration::seconds(IDLE_SLEEP_SECONDS);
         let until = match app.store.next_due().await {
-            Ok(Some(due)) => instant(due).min(idle_until),
+            Ok(Some(due)) => instant(due).map_or(idle_until, |due| due.min(idle_until)),
             Ok(None) => idle_until,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read the next due instant");

@@ -10,8 +10,12 @@ use serde_json::Value;
 use tonic::Status;
 
 use super::pb;
-use crate::app::{AckOutcome, AppError, Submission, instant};
-use crate::domain::{Channel, Intent, Party, Stage, check_identifier, check_text};
+use crate::app::audit::ResumeAfter;
+use crate::app::{AppError, Submission, instant};
+use crate::audit::AuditRow;
+use crate::domain::{
+    AckOutcome, AuditEventKind, Channel, Intent, IntentStatus, Party, Stage, check_identifier, check_text,
+};
 use crate::store::{DispatchRow, IntentRow, StoreError};
 
 /// Payload limits: entries, key and value length.
@@ -272,26 +276,42 @@ pub fn decision_to_pb(value: &Value) -> pb::Decision {
     }
 }
 
-/// The stored word of a status filter (`None`: any status).
-pub fn status_filter(field: &str, value: i32) -> Result<Option<&'static str>, Status> {
-    let word = match pb::IntentStatus::try_from(value) {
+/// A status filter (`None`: any status).
+pub fn status_filter(field: &str, value: i32) -> Result<Option<IntentStatus>, Status> {
+    let status = match pb::IntentStatus::try_from(value) {
         Ok(pb::IntentStatus::Unspecified) => return Ok(None),
-        Ok(pb::IntentStatus::Deferred) => "deferred",
-        Ok(pb::IntentStatus::Released) => "released",
-        Ok(pb::IntentStatus::Leased) => "leased",
-        Ok(pb::IntentStatus::Done) => "done",
-        Ok(pb::IntentStatus::Rejected) => "rejected",
-        Ok(pb::IntentStatus::Cancelled) => "cancelled",
-        Ok(pb::IntentStatus::Expired) => "expired",
-        Ok(pb::IntentStatus::Held) => "held",
+        Ok(pb::IntentStatus::Deferred) => IntentStatus::Deferred,
+        Ok(pb::IntentStatus::Released) => IntentStatus::Released,
+        Ok(pb::IntentStatus::Leased) => IntentStatus::Leased,
+        Ok(pb::IntentStatus::Done) => IntentStatus::Done,
+        Ok(pb::IntentStatus::Rejected) => IntentStatus::Rejected,
+        Ok(pb::IntentStatus::Cancelled) => IntentStatus::Cancelled,
+        Ok(pb::IntentStatus::Expired) => IntentStatus::Expired,
+        Ok(pb::IntentStatus::Held) => IntentStatus::Held,
         Err(_) => return Err(invalid(field, format!("{value} is not an IntentStatus"))),
     };
-    Ok(Some(word))
+    Ok(Some(status))
 }
 
 /// A list position as an opaque page token: the last row's creation instant and id.
 pub fn page_token(row: &IntentRow) -> String {
     hex::encode(format!("{}/{}", row.created_at, row.intent_id))
+}
+
+/// Where an export resumes after this event: an opaque token of its sequence and hash.
+pub fn resume_token(row: &AuditRow) -> String {
+    hex::encode(format!("{}/{}", row.seq, row.hash))
+}
+
+/// Reads a resume token back (empty: from the start).
+pub fn parse_resume_token(token: &str) -> Result<Option<ResumeAfter>, Status> {
+    if token.is_empty() {
+        return Ok(None);
+    }
+    let bad = || invalid("resume_token", "is not a token this service returned");
+    let text = String::from_utf8(hex::decode(token).map_err(|_| bad())?).map_err(|_| bad())?;
+    let (seq, hash) = text.split_once('/').ok_or_else(bad)?;
+    Ok(Some(ResumeAfter { seq: seq.parse().map_err(|_| bad())?, hash: hash.to_string() }))
 }
 
 /// Reads a page token back (empty: the start).
@@ -320,50 +340,53 @@ fn reject_code_to_pb(code: Option<&str>) -> pb::RejectCode {
     }
 }
 
-/// A stored ack outcome (`AckOutcome::as_str`) as the API's.
-fn outcome_to_pb(outcome: Option<&str>) -> pb::Outcome {
+/// An intent's ack outcome as the API's (`None`: not acknowledged yet).
+fn outcome_to_pb(outcome: Option<AckOutcome>) -> pb::Outcome {
     match outcome {
-        Some("sent") => pb::Outcome::Sent,
-        Some("delivered") => pb::Outcome::Delivered,
-        Some("failed") => pb::Outcome::Failed,
-        Some("no_answer") => pb::Outcome::NoAnswer,
-        Some("conversation") => pb::Outcome::Conversation,
-        Some("wrong_party") => pb::Outcome::WrongParty,
-        Some("opted_out") => pb::Outcome::OptedOut,
-        _ => pb::Outcome::Unspecified,
+        None => pb::Outcome::Unspecified,
+        Some(AckOutcome::Sent) => pb::Outcome::Sent,
+        Some(AckOutcome::Delivered) => pb::Outcome::Delivered,
+        Some(AckOutcome::Failed) => pb::Outcome::Failed,
+        Some(AckOutcome::NoAnswer) => pb::Outcome::NoAnswer,
+        Some(AckOutcome::Conversation) => pb::Outcome::Conversation,
+        Some(AckOutcome::WrongParty) => pb::Outcome::WrongParty,
+        Some(AckOutcome::OptedOut) => pb::Outcome::OptedOut,
     }
 }
 
-/// A stored audit event kind as the API's.
-pub fn audit_kind_to_pb(kind: &str) -> pb::AuditEventKind {
+/// A stored instant of the row `key` of `table` as a Timestamp; one out of
+/// range is unreadable (FAILED_PRECONDITION naming the row), never 1970.
+pub fn stored_instant(table: &'static str, key: &str, ms: i64) -> Result<prost_types::Timestamp, Status> {
+    instant(ms).map(to_timestamp).map_err(|why| error_to_status(AppError::unreadable(table, key.to_string(), why)))
+}
+
+pub fn audit_kind_to_pb(kind: AuditEventKind) -> pb::AuditEventKind {
     match kind {
-        "submitted" => pb::AuditEventKind::Submitted,
-        "deferred" => pb::AuditEventKind::Deferred,
-        "released" => pb::AuditEventKind::Released,
-        "rejected" => pb::AuditEventKind::Rejected,
-        "expired" => pb::AuditEventKind::Expired,
-        "leased" => pb::AuditEventKind::Leased,
-        "withdrawn" => pb::AuditEventKind::Withdrawn,
-        "acked" => pb::AuditEventKind::Acked,
-        "cancelled" => pb::AuditEventKind::Cancelled,
-        "preference_changed" => pb::AuditEventKind::PreferenceChanged,
-        "rules_reloaded" => pb::AuditEventKind::RulesReloaded,
-        "held" => pb::AuditEventKind::Held,
-        _ => pb::AuditEventKind::Unspecified,
+        AuditEventKind::Submitted => pb::AuditEventKind::Submitted,
+        AuditEventKind::Deferred => pb::AuditEventKind::Deferred,
+        AuditEventKind::Released => pb::AuditEventKind::Released,
+        AuditEventKind::Rejected => pb::AuditEventKind::Rejected,
+        AuditEventKind::Expired => pb::AuditEventKind::Expired,
+        AuditEventKind::Leased => pb::AuditEventKind::Leased,
+        AuditEventKind::Withdrawn => pb::AuditEventKind::Withdrawn,
+        AuditEventKind::Acked => pb::AuditEventKind::Acked,
+        AuditEventKind::Cancelled => pb::AuditEventKind::Cancelled,
+        AuditEventKind::PreferenceChanged => pb::AuditEventKind::PreferenceChanged,
+        AuditEventKind::RulesReloaded => pb::AuditEventKind::RulesReloaded,
+        AuditEventKind::Held => pb::AuditEventKind::Held,
     }
 }
 
-pub fn status_to_pb(status: &str) -> pb::IntentStatus {
+pub fn status_to_pb(status: IntentStatus) -> pb::IntentStatus {
     match status {
-        "deferred" => pb::IntentStatus::Deferred,
-        "released" => pb::IntentStatus::Released,
-        "leased" => pb::IntentStatus::Leased,
-        "done" => pb::IntentStatus::Done,
-        "rejected" => pb::IntentStatus::Rejected,
-        "cancelled" => pb::IntentStatus::Cancelled,
-        "expired" => pb::IntentStatus::Expired,
-        "held" => pb::IntentStatus::Held,
-        _ => pb::IntentStatus::Unspecified,
+        IntentStatus::Deferred => pb::IntentStatus::Deferred,
+        IntentStatus::Released => pb::IntentStatus::Released,
+        IntentStatus::Leased => pb::IntentStatus::Leased,
+        IntentStatus::Done => pb::IntentStatus::Done,
+        IntentStatus::Rejected => pb::IntentStatus::Rejected,
+        IntentStatus::Cancelled => pb::IntentStatus::Cancelled,
+        IntentStatus::Expired => pb::IntentStatus::Expired,
+        IntentStatus::Held => pb::IntentStatus::Held,
     }
 }
 
@@ -385,7 +408,7 @@ fn stored_decision(row: &IntentRow) -> Result<pb::Decision, Status> {
 pub fn submit_response(row: &IntentRow) -> Result<pb::SubmitResponse, Status> {
     Ok(pb::SubmitResponse {
         intent_id: row.intent_id.clone(),
-        status: status_to_pb(&row.status) as i32,
+        status: status_to_pb(row.status) as i32,
         decision: Some(stored_decision(row)?),
     })
 }
@@ -394,28 +417,31 @@ pub fn submit_response(row: &IntentRow) -> Result<pb::SubmitResponse, Status> {
 /// intent) is shown without its `intent`; status and decision say why.
 pub fn intent_view(row: &IntentRow) -> Result<pb::IntentView, Status> {
     let submission = Submission::from_json(&row.body).ok();
+    let key = format!("({}, {})", row.tenant, row.intent_id);
+    let at = |ms| stored_instant("intents", &key, ms);
     Ok(pb::IntentView {
         intent: submission.as_ref().map(intent_to_pb),
-        status: status_to_pb(&row.status) as i32,
+        status: status_to_pb(row.status) as i32,
         decision: Some(stored_decision(row)?),
-        next_eval_at: row.next_eval_at.map(|t| to_timestamp(instant(t))),
+        next_eval_at: row.next_eval_at.map(at).transpose()?,
         dispatch_id: row.dispatch_id.clone().unwrap_or_default(),
         attempt: i32::try_from(row.attempt).unwrap_or(i32::MAX),
-        outcome: outcome_to_pb(row.outcome.as_deref()) as i32,
-        created_at: Some(to_timestamp(instant(row.created_at))),
-        updated_at: Some(to_timestamp(instant(row.updated_at))),
-        cancelled_in_flight: row.status == "cancelled" && row.dispatch_id.is_some(),
+        outcome: outcome_to_pb(row.outcome) as i32,
+        created_at: Some(at(row.created_at)?),
+        updated_at: Some(at(row.updated_at)?),
+        cancelled_in_flight: row.status == IntentStatus::Cancelled && row.dispatch_id.is_some(),
     })
 }
 
-pub fn leased_item(dispatch: &DispatchRow, submission: &Submission) -> pb::LeasedItem {
-    pb::LeasedItem {
+pub fn leased_item(dispatch: &DispatchRow, submission: &Submission) -> Result<pb::LeasedItem, Status> {
+    let at = |ms| stored_instant("dispatches", &dispatch.dispatch_id, ms);
+    Ok(pb::LeasedItem {
         dispatch_id: dispatch.dispatch_id.clone(),
         intent: Some(intent_to_pb(submission)),
         attempt: i32::try_from(dispatch.attempt).unwrap_or(i32::MAX),
-        not_after: Some(to_timestamp(instant(dispatch.not_after))),
-        lease_expires_at: dispatch.lease_expires_at.map(|t| to_timestamp(instant(t))),
-    }
+        not_after: Some(at(dispatch.not_after)?),
+        lease_expires_at: dispatch.lease_expires_at.map(at).transpose()?,
+    })
 }
 
 pub fn ack_outcome(value: i32) -> Result<AckOutcome, Status> {
@@ -434,30 +460,6 @@ pub fn ack_outcome(value: i32) -> Result<AckOutcome, Status> {
     }
 }
 
-/// A gRPC status code's canonical name (`INVALID_ARGUMENT`), as the proto promises.
-pub fn code_name(code: tonic::Code) -> &'static str {
-    use tonic::Code;
-    match code {
-        Code::Ok => "OK",
-        Code::Cancelled => "CANCELLED",
-        Code::Unknown => "UNKNOWN",
-        Code::InvalidArgument => "INVALID_ARGUMENT",
-        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
-        Code::NotFound => "NOT_FOUND",
-        Code::AlreadyExists => "ALREADY_EXISTS",
-        Code::PermissionDenied => "PERMISSION_DENIED",
-        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
-        Code::FailedPrecondition => "FAILED_PRECONDITION",
-        Code::Aborted => "ABORTED",
-        Code::OutOfRange => "OUT_OF_RANGE",
-        Code::Unimplemented => "UNIMPLEMENTED",
-        Code::Internal => "INTERNAL",
-        Code::Unavailable => "UNAVAILABLE",
-        Code::DataLoss => "DATA_LOSS",
-        Code::Unauthenticated => "UNAUTHENTICATED",
-    }
-}
-
 /// The one place use-case errors become gRPC statuses: every variant is
 /// named (no catch-all), so a new kind of error must be mapped on purpose.
 pub fn error_to_status(error: AppError) -> Status {
@@ -466,10 +468,13 @@ pub fn error_to_status(error: AppError) -> Status {
         AppError::NotFound(m) => Status::not_found(m),
         AppError::AlreadyExists(m) => Status::already_exists(m),
         AppError::FailedPrecondition(m) => Status::failed_precondition(m),
+        AppError::DataLoss(m) => Status::data_loss(m),
         // Counted and logged where it was found (`AppError::unreadable`).
-        unreadable @ AppError::Unreadable { .. } => Status::failed_precondition(format!(
-            "{unreadable}: nothing was decided on it; an operator must repair or remove the row"
-        )),
+        unreadable @ (AppError::Unreadable { .. } | AppError::Store(StoreError::Unreadable { .. })) => {
+            Status::failed_precondition(format!(
+                "{unreadable}: nothing was decided on it; an operator must repair or remove the row"
+            ))
+        }
         AppError::Store(StoreError::Unavailable(e)) => {
             metrics::counter!(crate::telemetry::DATABASE_ERRORS).increment(1);
             tracing::warn!(error = %e, "database unavailable");

@@ -10,6 +10,7 @@ use super::convert::{self, error_to_status};
 use super::pb;
 use crate::app::group_commit::GroupQueue;
 use crate::app::{Ack, App, CancelTarget, Submission};
+use crate::domain::IntentStatus;
 use crate::preferences::Statements;
 use crate::rules::RuleBook;
 
@@ -70,14 +71,15 @@ impl pb::contact_scheduler_service_server::ContactSchedulerService for Api {
                     let row = stored.next().ok_or_else(|| Status::internal("missing result"))?;
                     convert::submit_response(&row.map_err(error_to_status)?)
                 });
-                match outcome {
-                    Ok(response) => pb::SubmitBatchResult { response: Some(response), ..Default::default() },
-                    Err(status) => pb::SubmitBatchResult {
-                        response: None,
-                        error_code: convert::code_name(status.code()).to_string(),
-                        error_message: status.message().to_string(),
-                    },
-                }
+                let result = match outcome {
+                    Ok(response) => pb::submit_batch_result::Result::Response(response),
+                    Err(status) => pb::submit_batch_result::Result::Error(tonic_types::Status {
+                        code: status.code() as i32,
+                        message: status.message().to_string(),
+                        details: Vec::new(),
+                    }),
+                };
+                pb::SubmitBatchResult { result: Some(result) }
             })
             .collect();
         Ok(Response::new(pb::SubmitBatchResponse { results }))
@@ -280,7 +282,7 @@ impl pb::dispatch_service_server::DispatchService for Api {
             .lease(Some(&caller.tenant), &channels, i64::from(req.max_items), lease)
             .await
             .map_err(error_to_status)?;
-        let items = leased.iter().map(|(d, s)| convert::leased_item(d, s)).collect();
+        let items = leased.iter().map(|(d, s)| convert::leased_item(d, s)).collect::<Result<_, _>>()?;
         Ok(Response::new(pb::LeaseResponse { items }))
     }
 
@@ -295,8 +297,8 @@ impl pb::dispatch_service_server::DispatchService for Api {
         let ack = Ack { tenant: Some(caller.tenant), dispatch_id, outcome, at, detail };
         let row = self.acks.run(ack).await.map_err(error_to_status)?;
         Ok(Response::new(pb::AckResponse {
-            status: convert::status_to_pb(&row.status) as i32,
-            cancelled: row.status == "cancelled",
+            status: convert::status_to_pb(row.status) as i32,
+            cancelled: row.status == IntentStatus::Cancelled,
         }))
     }
 }
@@ -372,35 +374,31 @@ impl pb::rules_service_server::RulesService for Api {
     }
 }
 
-fn audit_event_to_pb(row: &crate::audit::AuditRow) -> pb::AuditEvent {
+fn audit_event_to_pb(row: &crate::audit::AuditRow) -> Result<pb::AuditEvent, Status> {
     let text = |v: &Option<String>| v.clone().unwrap_or_default();
-    pb::AuditEvent {
+    let key = format!("({}, {})", row.event.tenant, row.seq);
+    Ok(pb::AuditEvent {
         sequence: row.seq,
-        event_time: Some(convert::to_timestamp(crate::app::instant(row.event.at))),
+        event_time: Some(convert::stored_instant("audit_log", &key, row.event.at)?),
         debtor_local_time: text(&row.event.local_time),
         time_zone: text(&row.event.time_zone),
         tenant: row.event.tenant.clone(),
         intent_id: text(&row.event.intent_id),
         debtor_id: text(&row.event.debtor_id),
         debt_id: text(&row.event.debt_id),
-        channel: row
-            .event
-            .channel
-            .as_deref()
-            .and_then(|c| c.parse::<crate::domain::Channel>().ok())
-            .map_or(pb::Channel::Unspecified, convert::channel_to_pb) as i32,
+        channel: row.event.channel.map_or(pb::Channel::Unspecified, convert::channel_to_pb) as i32,
         jurisdiction: text(&row.event.jurisdiction),
-        event: convert::audit_kind_to_pb(&row.event.kind) as i32,
+        event: convert::audit_kind_to_pb(row.event.kind) as i32,
         decision: text(&row.event.decision),
         reason_codes: text(&row.event.reason_codes),
         rule_ids: text(&row.event.rule_ids),
         citations: text(&row.event.citations),
         rules_version: text(&row.event.rules_version),
-        outcome: text(&row.event.outcome),
+        outcome: row.event.outcome.map(|o| o.to_string()).unwrap_or_default(),
         detail: row.event.detail.clone(),
         hash: row.hash.clone(),
         previous_hash: row.prev_hash.clone(),
-    }
+    })
 }
 
 #[tonic::async_trait]
@@ -420,7 +418,7 @@ impl pb::audit_service_server::AuditService for Api {
         }
         let channel = match req.channel {
             0 => None,
-            c => Some(convert::channel("channel", c)?.as_str().to_string()),
+            c => Some(convert::channel("channel", c)?),
         };
         let nonempty = |s: &str| (!s.is_empty()).then(|| s.to_string());
         let filter = crate::app::audit::ExportFilter {
@@ -431,13 +429,14 @@ impl pb::audit_service_server::AuditService for Api {
             jurisdiction: nonempty(&req.jurisdiction),
             channel,
         };
+        let resume = convert::parse_resume_token(&req.resume_token)?;
         let store = self.app.store.clone();
         let (sender, receiver) = tokio::sync::mpsc::channel(256);
         tokio::spawn(async move {
-            let mut cursor = match crate::app::audit::ExportCursor::open(&store, filter).await {
+            let mut cursor = match crate::app::audit::ExportCursor::open(&store, filter, resume).await {
                 Ok(cursor) => cursor,
                 Err(e) => {
-                    let _ = sender.send(Err(error_to_status(e.into()))).await;
+                    let _ = sender.send(Err(error_to_status(e))).await;
                     return;
                 }
             };
@@ -445,12 +444,13 @@ impl pb::audit_service_server::AuditService for Api {
                 match cursor.next_page().await {
                     Ok(Some(rows)) => {
                         for row in &rows {
-                            if sender
-                                .send(Ok(pb::ExportResponse { event: Some(audit_event_to_pb(row)) }))
-                                .await
-                                .is_err()
-                            {
-                                return; // the client went away
+                            let event = audit_event_to_pb(row).map(|e| pb::ExportResponse {
+                                event: Some(e),
+                                resume_token: convert::resume_token(row),
+                            });
+                            let unreadable = event.is_err();
+                            if sender.send(event).await.is_err() || unreadable {
+                                return; // the client went away, or the stream ends on the error
                             }
                         }
                     }

@@ -9,9 +9,9 @@ use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
 
-use super::{Submission, instant};
+use super::{AppError, AppResult, Submission, instant};
 use crate::audit::{AuditRow, ChainBreak, ChainWalker, GENESIS};
-use crate::domain::{ContactEvent, Preferences};
+use crate::domain::{AuditEventKind, Channel, ContactEvent, Preferences};
 use crate::engine::{Verdict, evaluate};
 use crate::preferences::PreferenceRecord;
 use crate::rules::RuleBook;
@@ -96,7 +96,7 @@ pub struct ExportFilter {
     pub to: DateTime<Utc>,
     pub debtor_id: Option<String>,
     pub jurisdiction: Option<String>,
-    pub channel: Option<String>,
+    pub channel: Option<Channel>,
 }
 
 impl ExportFilter {
@@ -106,7 +106,7 @@ impl ExportFilter {
             |want: &Option<String>, have: &Option<String>| want.as_ref().is_none_or(|w| have.as_ref() == Some(w));
         time && same(&self.debtor_id, &row.event.debtor_id)
             && same(&self.jurisdiction, &row.event.jurisdiction)
-            && same(&self.channel, &row.event.channel)
+            && self.channel.is_none_or(|c| row.event.channel == Some(c))
     }
 }
 
@@ -123,28 +123,53 @@ pub struct ExportCursor<'a> {
     pub last_seq: Option<i64>,
 }
 
+/// Where an interrupted export goes on: after the event `seq`, whose hash
+/// was `hash` (what the exporter handed out with that event).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResumeAfter {
+    pub seq: i64,
+    pub hash: String,
+}
+
 impl<'a> ExportCursor<'a> {
-    pub async fn open(store: &'a Store, filter: ExportFilter) -> StoreResult<ExportCursor<'a>> {
+    /// Opens an export of the events `filter` selects, from the start of its
+    /// range or after `resume`. A resume point outside the range, or one
+    /// whose event no longer has the hash it had, is refused.
+    pub async fn open(
+        store: &'a Store,
+        filter: ExportFilter,
+        resume: Option<ResumeAfter>,
+    ) -> AppResult<ExportCursor<'a>> {
         let (min, max) =
             store.audit_seq_range(&filter.tenant, filter.from.timestamp_millis(), filter.to.timestamp_millis()).await?;
         let (first, last) = (min.unwrap_or(1), max.unwrap_or(0));
         let (chain_first, chain_prev, _) = chain_start(store, &filter.tenant, None).await?;
-        let prev = if first <= chain_first {
-            chain_prev
-        } else {
-            store.audit_hash(&filter.tenant, first - 1).await?.unwrap_or_default()
+        let first = first.max(chain_first);
+        let (after, prev) = match resume {
+            None if first == chain_first => (first - 1, chain_prev),
+            None => (first - 1, store.audit_hash(&filter.tenant, first - 1).await?.unwrap_or_default()),
+            Some(resume) => {
+                if resume.seq < first || resume.seq > last.max(first) {
+                    return Err(AppError::InvalidArgument(format!(
+                        "resume_token: event {} is outside this export's range ({first}..={last}); \
+                         resume with the same filter",
+                        resume.seq
+                    )));
+                }
+                match store.audit_hash(&filter.tenant, resume.seq).await? {
+                    Some(hash) if hash == resume.hash => {}
+                    _ => {
+                        return Err(AppError::DataLoss(format!(
+                            "resume_token: event {} no longer has the hash it was exported with: the chain was altered",
+                            resume.seq
+                        )));
+                    }
+                }
+                (resume.seq, resume.hash)
+            }
         };
-        let walker = ChainWalker::new(&filter.tenant, first.max(chain_first), &prev);
-        Ok(ExportCursor {
-            store,
-            filter,
-            after: first.max(chain_first) - 1,
-            last,
-            walker,
-            exported: 0,
-            first_seq: None,
-            last_seq: None,
-        })
+        let walker = ChainWalker::new(&filter.tenant, after + 1, &prev);
+        Ok(ExportCursor { store, filter, after, last, walker, exported: 0, first_seq: None, last_seq: None })
     }
 
     /// The next rows to export; `None` at the end.
@@ -216,40 +241,40 @@ pub const CSV_COLUMNS: [&str; 19] = [
 ];
 
 /// One event as CSV fields, in `CSV_COLUMNS` order.
-pub fn csv_record(row: &AuditRow) -> [String; 19] {
+pub fn csv_record(row: &AuditRow) -> Result<[String; 19], String> {
     let text = |v: &Option<String>| v.clone().unwrap_or_default();
-    [
+    Ok([
         row.seq.to_string(),
-        instant(row.event.at).to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        instant(row.event.at)?.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         text(&row.event.local_time),
         text(&row.event.time_zone),
         row.event.tenant.clone(),
         text(&row.event.intent_id),
         text(&row.event.debtor_id),
         text(&row.event.debt_id),
-        text(&row.event.channel),
+        row.event.channel.map(|c| c.to_string()).unwrap_or_default(),
         text(&row.event.jurisdiction),
-        row.event.kind.clone(),
+        row.event.kind.to_string(),
         text(&row.event.decision),
         text(&row.event.reason_codes),
         text(&row.event.rule_ids),
         text(&row.event.citations),
         text(&row.event.rules_version),
-        text(&row.event.outcome),
+        row.event.outcome.map(|o| o.to_string()).unwrap_or_default(),
         row.hash.clone(),
         row.prev_hash.clone(),
-    ]
+    ])
 }
 
 /// One event as a JSON object (CSV columns plus `detail`).
-pub fn json_record(row: &AuditRow) -> Value {
+pub fn json_record(row: &AuditRow) -> Result<Value, String> {
     let mut object = serde_json::Map::new();
-    for (column, value) in CSV_COLUMNS.iter().zip(csv_record(row)) {
+    for (column, value) in CSV_COLUMNS.iter().zip(csv_record(row)?) {
         object.insert((*column).to_string(), Value::String(value));
     }
     object.insert("sequence".into(), json!(row.seq));
     object.insert("detail".into(), serde_json::from_str(&row.event.detail).unwrap_or(Value::Null));
-    Value::Object(object)
+    Ok(Value::Object(object))
 }
 
 /// A logged decision the engine now takes differently.
@@ -287,13 +312,14 @@ pub async fn replay(
     let mut differences = Vec::new();
     let mut replayed = 0;
     let mut cursor =
-        ExportCursor::open(store, ExportFilter { tenant: tenant.into(), from, to, ..ExportFilter::default() })
+        ExportCursor::open(store, ExportFilter { tenant: tenant.into(), from, to, ..ExportFilter::default() }, None)
             .await
-            .map_err(err)?;
+            .map_err(|e| e.to_string())?;
     while let Some(page) = cursor.next_page().await.map_err(err)? {
-        for row in
-            page.iter().filter(|r| matches!(r.event.kind.as_str(), "released" | "deferred" | "rejected" | "expired"))
-        {
+        for row in page.iter().filter(|r| {
+            use AuditEventKind::*;
+            matches!(r.event.kind, Released | Deferred | Rejected | Expired)
+        }) {
             let (Some(intent_id), Some(debtor_id), Some(versions)) =
                 (&row.event.intent_id, &row.event.debtor_id, &row.event.rules_version)
             else {
@@ -302,7 +328,7 @@ pub async fn replay(
             let recorded: Value = serde_json::from_str(&row.event.detail).map_err(|e| e.to_string())?;
             let recorded = &recorded["decision"];
             let Some(intent_row) = store.get_intent(tenant, intent_id).await.map_err(err)? else { continue };
-            let at = instant(row.event.at);
+            let at = instant(row.event.at)?;
             let book = match candidate {
                 Some(book) => book,
                 None => {

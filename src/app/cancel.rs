@@ -3,11 +3,13 @@
 use serde_json::json;
 
 use super::{App, AppError, AppResult, Submission, millis};
+use crate::domain::{AuditEventKind, DispatchState, IntentStatus};
 use crate::store::IntentRow;
 
 /// Statuses in which an intent can still be cancelled: not handed to anyone
 /// yet (a held one waits for an operator), or in an adapter's hands.
-const CANCELLABLE: [&str; 4] = ["deferred", "released", "held", "leased"];
+const CANCELLABLE: [IntentStatus; 4] =
+    [IntentStatus::Deferred, IntentStatus::Released, IntentStatus::Held, IntentStatus::Leased];
 
 /// What to cancel.
 pub enum CancelTarget<'a> {
@@ -37,8 +39,8 @@ impl App {
                     .await?
                     .ok_or_else(|| AppError::NotFound(format!("intent_id {intent_id:?} not found")))?;
                 tx.lock_debtor(tenant, &row.debtor_id).await?;
-                match row.status.as_str() {
-                    "cancelled" => {
+                match row.status {
+                    IntentStatus::Cancelled => {
                         let in_flight = row.dispatch_id.is_some();
                         return Ok(vec![(row, in_flight)]);
                     }
@@ -59,10 +61,10 @@ impl App {
         for row in rows {
             // Re-read under the lock: it may have moved on.
             let Some(mut row) = tx.get_intent(tenant, &row.intent_id).await? else { continue };
-            if !CANCELLABLE.contains(&row.status.as_str()) {
+            if !CANCELLABLE.contains(&row.status) {
                 continue;
             }
-            let in_flight = row.status == "leased";
+            let in_flight = row.status == IntentStatus::Leased;
             let mut dispatch = match row.dispatch_id.as_deref() {
                 Some(dispatch_id) => tx.get_dispatch(dispatch_id).await?,
                 None => None,
@@ -70,15 +72,15 @@ impl App {
             if let Some(dispatch) = dispatch.as_mut() {
                 if in_flight {
                     // Kept with its contact event: the adapter may have made the contact.
-                    dispatch.state = "cancelled".into();
+                    dispatch.state = DispatchState::Cancelled;
                 } else {
-                    dispatch.state = "withdrawn".into();
+                    dispatch.state = DispatchState::Withdrawn;
                     tx.delete_event(&dispatch.dispatch_id).await?;
                 }
                 tx.update_dispatch(dispatch).await?;
             }
             let withdrawn = if in_flight { None } else { row.dispatch_id.take() };
-            row.status = "cancelled".into();
+            row.status = IntentStatus::Cancelled;
             row.next_eval_at = None;
             row.updated_at = millis(now);
             tx.update_intent(&row).await?;
@@ -89,7 +91,7 @@ impl App {
                 "withdrawn_dispatch_id": withdrawn,
                 "in_flight_dispatch_id": if in_flight { row.dispatch_id.clone() } else { None },
             });
-            tx.audit(self.event("cancelled", &row, submission.as_ref().map(|s| &s.intent), now, detail));
+            tx.audit(self.event(AuditEventKind::Cancelled, &row, submission.as_ref().map(|s| &s.intent), now, detail));
             cancelled.push((row, in_flight));
         }
         tx.commit().await?;

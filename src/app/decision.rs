@@ -5,9 +5,11 @@
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{Value, json};
 
-use super::{App, AppError, AppResult, contact_event, layer_versions, local_reading, millis, not_after};
+use super::{
+    App, AppError, AppResult, HISTORY_LOOKBACK_DAYS, contact_event, layer_versions, local_reading, millis, not_after,
+};
 use crate::audit::{AuditEvent, with_decision};
-use crate::domain::{ContactEvent, Intent, Outcome, Preferences};
+use crate::domain::{AuditEventKind, ContactEvent, DispatchState, Intent, IntentStatus, Outcome, Preferences};
 use crate::engine::{Decision, RejectCode, Verdict, evaluate};
 use crate::intent_json::decision_json;
 use crate::preferences::PreferenceRecord;
@@ -19,7 +21,7 @@ impl App {
     /// names the jurisdiction's own zones.
     pub(super) fn event(
         &self,
-        kind: &str,
+        kind: AuditEventKind,
         row: &IntentRow,
         intent: Option<&Intent>,
         now: DateTime<Utc>,
@@ -38,21 +40,34 @@ impl App {
         };
         let (local_time, time_zone) = local_reading(now, &zones);
         AuditEvent {
-            tenant: row.tenant.clone(),
-            at: millis(now),
-            kind: kind.to_string(),
             intent_id: Some(row.intent_id.clone()),
             debtor_id: Some(row.debtor_id.clone()),
             debt_id: row.debt_id.clone(),
-            channel: Some(row.channel.clone()),
+            channel: Some(row.channel),
             jurisdiction: Some(row.jurisdiction.clone()),
             time_zone,
             local_time,
-            outcome: row.outcome.clone(),
+            outcome: row.outcome,
             rules_version: (!layers.is_empty()).then_some(layers),
-            detail: detail.to_string(),
-            ..AuditEvent::default()
+            ..AuditEvent::new(&row.tenant, millis(now), kind, detail.to_string())
         }
+    }
+
+    /// Reads the debtor's history and preferences in `tx` (under the debtor's
+    /// lock) and decides. A stored input that cannot be read is
+    /// `AppError::Unreadable`: callers hold the intent, never guess.
+    pub(super) async fn decide_in(
+        &self,
+        tx: &mut Tx,
+        intent: &Intent,
+        skip_dispatch: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> AppResult<(Decision, Option<PreferencesRow>)> {
+        let since = millis(now - Duration::days(HISTORY_LOOKBACK_DAYS));
+        let history = tx.history(&intent.tenant, &intent.debtor_id, since).await?;
+        let preferences = tx.preferences(&intent.tenant, &intent.debtor_id).await?;
+        let decision = self.decide(intent, &history, preferences.as_ref(), skip_dispatch, now)?;
+        Ok((decision, preferences))
     }
 
     pub(super) fn decide(
@@ -142,11 +157,11 @@ impl App {
                     tenant: row.tenant.clone(),
                     intent_id: row.intent_id.clone(),
                     debtor_id: row.debtor_id.clone(),
-                    channel: row.channel.clone(),
+                    channel: row.channel,
                     priority: row.priority,
                     released_at: millis(now),
                     not_after: millis(not_after),
-                    state: "ready".into(),
+                    state: DispatchState::Ready,
                     lease_expires_at: None,
                     attempt: 0,
                 };
@@ -155,27 +170,33 @@ impl App {
                     &row.tenant,
                     &row.debtor_id,
                     row.debt_id.as_deref(),
-                    &row.channel,
+                    row.channel,
                     millis(now),
-                    Outcome::Attempted.as_str(),
+                    Outcome::Attempted,
                     &dispatch_id,
                 );
-                row.status = "released".into();
+                row.status = IntentStatus::Released;
                 row.dispatch_id = Some(dispatch_id);
             }
             Verdict::Defer { until } => {
-                row.status = "deferred".into();
+                row.status = IntentStatus::Deferred;
                 row.next_eval_at = Some(millis(until));
                 row.dispatch_id = None;
             }
             Verdict::Reject { code } => {
                 let expired = code == RejectCode::NoCompliantSlot
                     && intent.expires_at.is_some_and(|e| e <= now + Duration::days(crate::engine::SEARCH_HORIZON_DAYS));
-                row.status = if expired { "expired" } else { "rejected" }.into();
+                row.status = if expired { IntentStatus::Expired } else { IntentStatus::Rejected };
                 row.dispatch_id = None;
             }
         }
-        let mut event = with_decision(self.event(&row.status, row, Some(intent), now, Value::Null), &stored);
+        let kind = match row.status {
+            IntentStatus::Released => AuditEventKind::Released,
+            IntentStatus::Deferred => AuditEventKind::Deferred,
+            IntentStatus::Expired => AuditEventKind::Expired,
+            _ => AuditEventKind::Rejected,
+        };
+        let mut event = with_decision(self.event(kind, row, Some(intent), now, Value::Null), &stored);
         // The inputs besides rules and history, so a replay can use them.
         let preferences: Value = preferences.and_then(|p| serde_json::from_str(&p.prefs).ok()).unwrap_or(Value::Null);
         event.detail =
@@ -205,10 +226,10 @@ impl App {
             "decided_at": now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         });
         row.decision = stored.to_string();
-        row.status = "held".into();
+        row.status = IntentStatus::Held;
         row.next_eval_at = None;
         row.dispatch_id = None;
         row.updated_at = millis(now);
-        tx.audit(with_decision(self.event("held", row, intent, now, Value::Null), &stored));
+        tx.audit(with_decision(self.event(AuditEventKind::Held, row, intent, now, Value::Null), &stored));
     }
 }

@@ -5,8 +5,8 @@ use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 
 use super::preferences::preference_event;
-use super::{App, AppError, AppResult, HISTORY_LOOKBACK_DAYS, Submission, instant, millis, not_after};
-use crate::domain::{Channel, Intent, Outcome};
+use super::{App, AppError, AppResult, HISTORY_LOOKBACK_DAYS, Submission, millis, not_after};
+use crate::domain::{AckOutcome, AuditEventKind, Channel, DispatchState, Intent, IntentStatus};
 use crate::engine::Verdict;
 use crate::preferences::{PreferenceRecord, Statements};
 use crate::rate_limit::Held;
@@ -25,43 +25,6 @@ pub struct Ack {
     pub detail: String,
 }
 
-/// An adapter's report on a leased contact.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AckOutcome {
-    Sent,
-    Delivered,
-    Failed,
-    NoAnswer,
-    Conversation,
-    WrongParty,
-    OptedOut,
-}
-
-impl AckOutcome {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AckOutcome::Sent => "sent",
-            AckOutcome::Delivered => "delivered",
-            AckOutcome::Failed => "failed",
-            AckOutcome::NoAnswer => "no_answer",
-            AckOutcome::Conversation => "conversation",
-            AckOutcome::WrongParty => "wrong_party",
-            AckOutcome::OptedOut => "opted_out",
-        }
-    }
-
-    /// What the contact history records (and caps count).
-    pub fn history_outcome(self) -> Outcome {
-        match self {
-            AckOutcome::Sent | AckOutcome::WrongParty | AckOutcome::OptedOut => Outcome::Attempted,
-            AckOutcome::Delivered => Outcome::Delivered,
-            AckOutcome::Failed => Outcome::Failed,
-            AckOutcome::NoAnswer => Outcome::NoAnswer,
-            AckOutcome::Conversation => Outcome::Conversation,
-        }
-    }
-}
-
 impl App {
     /// Takes back a released contact that can no longer be decided on and holds its intent.
     async fn withdraw_and_hold(
@@ -73,11 +36,11 @@ impl App {
         why: &AppError,
         now: DateTime<Utc>,
     ) -> AppResult<()> {
-        dispatch.state = "withdrawn".into();
+        dispatch.state = DispatchState::Withdrawn;
         tx.update_dispatch(dispatch).await?;
         tx.delete_event(&dispatch.dispatch_id).await?;
         let detail = json!({"dispatch_id": dispatch.dispatch_id, "why": why.to_string()});
-        tx.audit(self.event("withdrawn", row, intent, now, detail));
+        tx.audit(self.event(AuditEventKind::Withdrawn, row, intent, now, detail));
         self.hold(tx, row, intent, why, now);
         tx.update_intent(row).await?;
         Ok(())
@@ -94,9 +57,8 @@ impl App {
         lease: Duration,
     ) -> AppResult<Vec<(DispatchRow, Submission)>> {
         let now = self.clock.now();
-        let channel_words: Vec<String> = channels.iter().map(|c| c.as_str().to_string()).collect();
         let mut tx = self.store.begin().await?;
-        let open = tx.open_dispatches(tenant, &channel_words, millis(now), max).await?;
+        let open = tx.open_dispatches(tenant, channels, millis(now), max).await?;
         // The rows are already locked: never wait for a debtor here (a cancel
         // or ack holding the debtor may be waiting for one of these rows). A
         // busy debtor's contact is simply offered at the next lease.
@@ -109,7 +71,12 @@ impl App {
         let mut leased = Vec::with_capacity(ours.len());
         let mut deferred = false;
         for mut dispatch in ours {
-            let Some(mut row) = tx.get_intent(&dispatch.tenant, &dispatch.intent_id).await? else { continue };
+            let mut row = match tx.get_intent(&dispatch.tenant, &dispatch.intent_id).await.map_err(AppError::from) {
+                Ok(Some(row)) => row,
+                // Not offered: counted and logged; the other contacts are still leased.
+                Ok(None) | Err(AppError::Unreadable { .. }) => continue,
+                Err(e) => return Err(e),
+            };
             let submission = match Submission::of_row(&row) {
                 Ok(submission) => submission,
                 Err(unreadable) => {
@@ -117,13 +84,9 @@ impl App {
                     continue;
                 }
             };
-            let history =
-                tx.history(&row.tenant, &row.debtor_id, millis(now - Duration::days(HISTORY_LOOKBACK_DAYS))).await?;
-            let preferences = tx.preferences(&row.tenant, &row.debtor_id).await?;
-            let decision =
-                match self.decide(&submission.intent, &history, preferences.as_ref(), Some(&dispatch.dispatch_id), now)
-                {
-                    Ok(decision) => decision,
+            let (decision, preferences) =
+                match self.decide_in(&mut tx, &submission.intent, Some(&dispatch.dispatch_id), now).await {
+                    Ok(decided) => decided,
                     Err(AppError::Store(e)) => return Err(e.into()),
                     Err(undecidable) => {
                         let intent = Some(&submission.intent);
@@ -145,32 +108,34 @@ impl App {
                     let waited = (now.timestamp_millis() - dispatch.released_at).max(0) as f64 / 1000.0;
                     metrics::histogram!(crate::telemetry::DISPATCH_LATENCY).record(waited);
                 }
-                dispatch.state = "leased".into();
+                dispatch.state = DispatchState::Leased;
                 dispatch.attempt += 1;
-                dispatch.lease_expires_at = Some(millis(now + lease));
-                dispatch.not_after = millis(not_after(&decision, &submission.intent, now + lease));
+                let lease_ends = now + lease;
+                let window_ends = not_after(&decision, &submission.intent, lease_ends);
+                dispatch.lease_expires_at = Some(millis(lease_ends));
+                dispatch.not_after = millis(window_ends);
                 tx.update_dispatch(&dispatch).await?;
-                row.status = "leased".into();
+                row.status = IntentStatus::Leased;
                 row.attempt = dispatch.attempt;
                 row.updated_at = millis(now);
                 tx.update_intent(&row).await?;
                 let detail = json!({
                     "dispatch_id": dispatch.dispatch_id,
                     "attempt": dispatch.attempt,
-                    "not_after": instant(dispatch.not_after).to_rfc3339(),
-                    "lease_expires_at": instant(millis(now + lease)).to_rfc3339(),
+                    "not_after": window_ends.to_rfc3339(),
+                    "lease_expires_at": lease_ends.to_rfc3339(),
                 });
-                tx.audit(self.event("leased", &row, Some(&submission.intent), now, detail));
+                tx.audit(self.event(AuditEventKind::Leased, &row, Some(&submission.intent), now, detail));
                 leased.push((dispatch, submission));
             } else {
-                dispatch.state = "withdrawn".into();
+                dispatch.state = DispatchState::Withdrawn;
                 tx.update_dispatch(&dispatch).await?;
                 tx.delete_event(&dispatch.dispatch_id).await?;
                 let detail = json!({"dispatch_id": dispatch.dispatch_id, "why": "no longer allowed when an adapter asked for it"});
-                tx.audit(self.event("withdrawn", &row, Some(&submission.intent), now, detail));
+                tx.audit(self.event(AuditEventKind::Withdrawn, &row, Some(&submission.intent), now, detail));
                 self.apply(&mut tx, &mut row, &submission.intent, &decision, preferences.as_ref(), now).await?;
                 tx.update_intent(&row).await?;
-                deferred |= row.status == "deferred";
+                deferred |= row.status == IntentStatus::Deferred;
             }
         }
         tx.commit().await?;
@@ -239,32 +204,31 @@ impl App {
         }
         tx.lock_debtor(&dispatch.tenant, &dispatch.debtor_id).await?;
         let mut row = tx.get_intent(&dispatch.tenant, &dispatch.intent_id).await?.ok_or_else(not_found)?;
-        match dispatch.state.as_str() {
-            "acked" if row.outcome.as_deref() == Some(outcome.as_str()) => return Ok(row),
-            "acked" => {
+        match dispatch.state {
+            DispatchState::Acked if row.outcome == Some(outcome) => return Ok(row),
+            DispatchState::Acked => {
+                let earlier = row.outcome.map_or("an unknown outcome", AckOutcome::as_str);
                 return Err(AppError::FailedPrecondition(format!(
-                    "dispatch {dispatch_id} was already acknowledged as {}",
-                    row.outcome.unwrap_or_default()
+                    "dispatch {dispatch_id} was already acknowledged as {earlier}"
                 )));
             }
             // Cancelled while the adapter held it: its report still counts.
-            "leased" | "cancelled" => {}
-            other => {
+            DispatchState::Leased | DispatchState::Cancelled => {}
+            other @ (DispatchState::Ready | DispatchState::Withdrawn) => {
                 return Err(AppError::FailedPrecondition(format!("dispatch {dispatch_id} is {other}, not leased")));
             }
         }
         // The body only names the zones in the audit event: an unreadable one
         // must not lose the adapter's report.
         let submission = Submission::from_json(&row.body).ok();
-        let channel: Channel = row.channel.parse().map_err(AppError::FailedPrecondition)?;
-        let cancelled = dispatch.state == "cancelled";
-        dispatch.state = "acked".into();
+        let cancelled = dispatch.state == DispatchState::Cancelled;
+        dispatch.state = DispatchState::Acked;
         tx.update_dispatch(&dispatch).await?;
-        tx.set_event_outcome(dispatch_id, outcome.history_outcome().as_str()).await?;
+        tx.set_event_outcome(dispatch_id, outcome.history_outcome()).await?;
         if !cancelled {
-            row.status = "done".into();
+            row.status = IntentStatus::Done;
         }
-        row.outcome = Some(outcome.as_str().into());
+        row.outcome = Some(outcome);
         row.updated_at = millis(now);
         tx.update_intent(&row).await?;
         let detail = json!({
@@ -273,7 +237,7 @@ impl App {
             "attempt": dispatch.attempt,
             "adapter_detail": ack.detail,
         });
-        tx.audit(self.event("acked", &row, submission.as_ref().map(|s| &s.intent), now, detail));
+        tx.audit(self.event(AuditEventKind::Acked, &row, submission.as_ref().map(|s| &s.intent), now, detail));
         if matches!(outcome, AckOutcome::OptedOut | AckOutcome::WrongParty) {
             let mut record = match tx.preferences(&row.tenant, &row.debtor_id).await? {
                 Some(p) => PreferenceRecord::parse(&p.prefs, p.updated_at, &p.source).map_err(|e| {
@@ -289,9 +253,9 @@ impl App {
             };
             let source = format!("adapter ack {dispatch_id}");
             if outcome == AckOutcome::OptedOut {
-                record.apply(&Statements { opt_out: vec![channel], ..Statements::default() }, at, &source);
+                record.apply(&Statements { opt_out: vec![row.channel], ..Statements::default() }, at, &source);
             } else {
-                record.found_wrong_party(channel, at);
+                record.found_wrong_party(row.channel, at);
             }
             let text = record.to_json();
             tx.upsert_preferences(&row.tenant, &row.debtor_id, &text, &source, millis(now)).await?;

@@ -17,7 +17,7 @@ mod submit;
 mod wake;
 
 pub use cancel::CancelTarget;
-pub use dispatch::{Ack, AckOutcome};
+pub use dispatch::Ack;
 pub use submission::Submission;
 
 use std::sync::{Arc, RwLock};
@@ -47,12 +47,26 @@ pub enum AppError {
     AlreadyExists(String),
     #[error("{0}")]
     FailedPrecondition(String),
+    /// Stored data is not what it was (an audit chain altered).
+    #[error("{0}")]
+    DataLoss(String),
     /// A stored value that cannot be decoded: the decision that needs it is
     /// not taken (fail closed). Names the table and the row's key.
     #[error("{why} (table {table}, row {key})")]
     Unreadable { table: &'static str, key: String, why: String },
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(StoreError),
+}
+
+impl From<StoreError> for AppError {
+    /// A row the store could not decode is an unreadable row like any other
+    /// (counted and logged); the rest are storage failures.
+    fn from(e: StoreError) -> AppError {
+        match e {
+            StoreError::Unreadable { table, key, why } => AppError::unreadable(table, key, why),
+            other => AppError::Store(other),
+        }
+    }
 }
 
 impl AppError {
@@ -97,9 +111,10 @@ pub(super) fn millis(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
 }
 
-/// An instant from stored milliseconds.
-pub fn instant(ms: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp_millis(ms).unwrap_or_default()
+/// An instant from stored milliseconds: one out of chrono's range is
+/// unreadable, never a default.
+pub fn instant(ms: i64) -> Result<DateTime<Utc>, String> {
+    DateTime::from_timestamp_millis(ms).ok_or_else(|| format!("instant {ms} ms is out of range"))
 }
 
 pub(super) fn hash(text: &str) -> String {
@@ -177,10 +192,5 @@ pub(super) fn not_after(decision: &Decision, intent: &Intent, fallback: DateTime
 
 /// A stored contact event as the engine reads it.
 pub fn contact_event(e: &EventRow) -> Result<ContactEvent, String> {
-    Ok(ContactEvent {
-        channel: e.channel.parse()?,
-        at: DateTime::from_timestamp_millis(e.at).ok_or_else(|| format!("instant {} ms is out of range", e.at))?,
-        outcome: e.outcome.parse()?,
-        debt_id: e.debt_id.clone(),
-    })
+    Ok(ContactEvent { channel: e.channel, at: instant(e.at)?, outcome: e.outcome, debt_id: e.debt_id.clone() })
 }

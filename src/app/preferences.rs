@@ -5,6 +5,7 @@ use serde_json::json;
 
 use super::{App, AppError, AppResult, millis};
 use crate::audit::AuditEvent;
+use crate::domain::AuditEventKind;
 use crate::preferences::{PreferenceRecord, Statements};
 
 impl App {
@@ -56,12 +57,9 @@ pub(super) fn preference_event(
     superseded: &[String],
     now: DateTime<Utc>,
 ) -> AuditEvent {
+    let detail = json!({"preferences": record, "source": source, "superseded": superseded}).to_string();
     AuditEvent {
-        tenant: tenant.to_string(),
-        at: millis(now),
-        kind: "preference_changed".into(),
         debtor_id: Some(debtor_id.to_string()),
-        detail: json!({"preferences": record, "source": source, "superseded": superseded}).to_string(),
-        ..AuditEvent::default()
+        ..AuditEvent::new(tenant, millis(now), AuditEventKind::PreferenceChanged, detail)
     }
 }

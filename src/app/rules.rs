@@ -6,6 +6,7 @@ use serde_json::json;
 
 use super::{App, AppResult, millis};
 use crate::audit::AuditEvent;
+use crate::domain::AuditEventKind;
 use crate::rules::RuleBook;
 
 impl App {
@@ -42,13 +43,10 @@ impl App {
         let mut tx = self.store.begin().await?;
         for audience in &audience {
             let (old, new) = (versions(&old_book, audience), versions(&book, audience));
+            let detail = json!({"old": old, "new": new, "by_key": key_prefix}).to_string();
             tx.audit(AuditEvent {
-                tenant: audience.clone(),
-                at: millis(now),
-                kind: "rules_reloaded".into(),
                 rules_version: Some(new.join(";")),
-                detail: json!({"old": old, "new": new, "by_key": key_prefix}).to_string(),
-                ..AuditEvent::default()
+                ..AuditEvent::new(audience, millis(now), AuditEventKind::RulesReloaded, detail)
             });
         }
         tx.commit().await?;

@@ -1,9 +1,10 @@
 //! Submit: one intent or a batch, decided and stored in one transaction.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-use super::{App, AppError, AppResult, HISTORY_LOOKBACK_DAYS, Submission, hash, lock_and_read_ahead, millis};
+use super::{App, AppError, AppResult, Submission, hash, lock_and_read_ahead, millis};
+use crate::domain::{AuditEventKind, IntentStatus};
 use crate::store::{IntentRow, Tx};
 
 impl App {
@@ -29,21 +30,18 @@ impl App {
                 intent.intent_id
             )));
         }
-        let since = millis(now - Duration::days(HISTORY_LOOKBACK_DAYS));
-        let history = tx.history(&intent.tenant, &intent.debtor_id, since).await?;
-        let preferences = tx.preferences(&intent.tenant, &intent.debtor_id).await?;
-        let decision = self.decide(intent, &history, preferences.as_ref(), None, now)?;
+        let (decision, preferences) = self.decide_in(tx, intent, None, now).await?;
         let mut row = IntentRow {
             tenant: intent.tenant.clone(),
             intent_id: intent.intent_id.clone(),
             debtor_id: intent.debtor_id.clone(),
             debt_id: intent.debt_id.clone(),
-            channel: intent.channel.as_str().into(),
+            channel: intent.channel,
             jurisdiction: intent.jurisdiction.clone(),
             priority: i64::from(submission.priority),
             body,
             body_hash,
-            status: String::new(),
+            status: IntentStatus::Deferred, // what `apply` decides
             next_eval_at: None,
             decision: String::new(),
             dispatch_id: None,
@@ -53,7 +51,7 @@ impl App {
             updated_at: millis(now),
         };
         let body: Value = serde_json::from_str(&row.body).unwrap_or(Value::Null);
-        tx.audit(self.event("submitted", &row, Some(intent), now, json!({"body": body})));
+        tx.audit(self.event(AuditEventKind::Submitted, &row, Some(intent), now, json!({"body": body})));
         self.apply(tx, &mut row, intent, &decision, preferences.as_ref(), now).await?;
         tx.insert_intent(&row);
         Ok((row, false))
@@ -78,10 +76,10 @@ impl App {
             }
         }
         tx.commit().await?;
-        if results.iter().any(|r| r.as_ref().is_ok_and(|row| row.status == "deferred")) {
+        if results.iter().any(|r| r.as_ref().is_ok_and(|row| row.status == IntentStatus::Deferred)) {
             self.wake().await;
         }
-        if results.iter().any(|r| r.as_ref().is_ok_and(|row| row.status == "released")) {
+        if results.iter().any(|r| r.as_ref().is_ok_and(|row| row.status == IntentStatus::Released)) {
             self.released.notify_waiters();
         }
         Ok(results)

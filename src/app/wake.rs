@@ -1,8 +1,9 @@
 //! Wake: re-evaluate the deferred intents that are due.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 
-use super::{App, AppError, AppResult, HISTORY_LOOKBACK_DAYS, Submission, lock_and_read_ahead, millis};
+use super::{App, AppError, AppResult, Submission, lock_and_read_ahead, millis};
+use crate::domain::IntentStatus;
 use crate::store::Tx;
 
 /// Debtors re-evaluated per PostgreSQL transaction when waking due intents.
@@ -37,8 +38,8 @@ impl App {
             let keys: Vec<(&str, &str, &str)> =
                 part.iter().map(|(t, i, d)| (t.as_str(), i.as_str(), d.as_str())).collect();
             lock_and_read_ahead(&mut tx, &keys, now).await?;
-            for (tenant, intent_id, debtor_id) in part {
-                released |= self.wake_one(&mut tx, tenant, intent_id, debtor_id, claim_until, now).await?;
+            for (tenant, intent_id, _) in part {
+                released |= self.wake_one(&mut tx, tenant, intent_id, claim_until, now).await?;
             }
             tx.commit().await?;
         }
@@ -57,13 +58,20 @@ impl App {
         tx: &mut Tx,
         tenant: &str,
         intent_id: &str,
-        debtor_id: &str,
         claim_until: i64,
         now: DateTime<Utc>,
     ) -> AppResult<bool> {
-        let Some(mut row) = tx.get_intent(tenant, intent_id).await? else { return Ok(false) };
+        let mut row = match tx.get_intent(tenant, intent_id).await.map_err(AppError::from) {
+            Ok(Some(row)) => row,
+            Ok(None) => return Ok(false),
+            // A row that does not decode cannot even be held: it stays claimed,
+            // is never released, and is tried again when the claim lapses
+            // (counted, logged; readiness reports it once overdue).
+            Err(AppError::Unreadable { .. }) => return Ok(false),
+            Err(e) => return Err(e),
+        };
         // Changed since the claim (cancelled, or made due again): leave it.
-        if row.status != "deferred" || row.next_eval_at != Some(claim_until) {
+        if row.status != IntentStatus::Deferred || row.next_eval_at != Some(claim_until) {
             return Ok(false);
         }
         let submission = match Submission::of_row(&row) {
@@ -74,10 +82,8 @@ impl App {
                 return Ok(false);
             }
         };
-        let history = tx.history(tenant, debtor_id, millis(now - Duration::days(HISTORY_LOOKBACK_DAYS))).await?;
-        let preferences = tx.preferences(tenant, debtor_id).await?;
-        let decision = match self.decide(&submission.intent, &history, preferences.as_ref(), None, now) {
-            Ok(decision) => decision,
+        let (decision, preferences) = match self.decide_in(tx, &submission.intent, None, now).await {
+            Ok(decided) => decided,
             Err(AppError::Store(e)) => return Err(e.into()),
             Err(undecidable) => {
                 self.hold(tx, &mut row, Some(&submission.intent), &undecidable, now);
@@ -87,6 +93,6 @@ impl App {
         };
         self.apply(tx, &mut row, &submission.intent, &decision, preferences.as_ref(), now).await?;
         tx.update_intent(&row).await?;
-        Ok(row.status == "released")
+        Ok(row.status == IntentStatus::Released)
     }
 }

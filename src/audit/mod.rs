@@ -8,19 +8,21 @@
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use crate::domain::{AckOutcome, AuditEventKind, Channel};
+
 /// The `prev_hash` of a tenant's first event.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// An event about to be appended (sequence and hashes are assigned then).
-#[derive(Clone, Debug, Default, PartialEq, sqlx::FromRow)]
+#[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
 pub struct AuditEvent {
     pub tenant: String,
     pub at: i64,
-    pub kind: String,
+    pub kind: AuditEventKind,
     pub intent_id: Option<String>,
     pub debtor_id: Option<String>,
     pub debt_id: Option<String>,
-    pub channel: Option<String>,
+    pub channel: Option<Channel>,
     pub jurisdiction: Option<String>,
     pub time_zone: Option<String>,
     pub local_time: Option<String>,
@@ -29,8 +31,33 @@ pub struct AuditEvent {
     pub rule_ids: Option<String>,
     pub citations: Option<String>,
     pub rules_version: Option<String>,
-    pub outcome: Option<String>,
+    pub outcome: Option<AckOutcome>,
     pub detail: String,
+}
+
+impl AuditEvent {
+    /// An event of `kind` about a tenant, with no intent, debtor or decision fields.
+    pub fn new(tenant: &str, at: i64, kind: AuditEventKind, detail: String) -> AuditEvent {
+        AuditEvent {
+            tenant: tenant.to_string(),
+            at,
+            kind,
+            intent_id: None,
+            debtor_id: None,
+            debt_id: None,
+            channel: None,
+            jurisdiction: None,
+            time_zone: None,
+            local_time: None,
+            decision: None,
+            reason_codes: None,
+            rule_ids: None,
+            citations: None,
+            rules_version: None,
+            outcome: None,
+            detail,
+        }
+    }
 }
 
 /// A stored event.
@@ -49,11 +76,11 @@ pub fn canonical(event: &AuditEvent, seq: i64) -> String {
         event.tenant,
         seq,
         event.at,
-        event.kind,
+        event.kind.as_str(),
         event.intent_id,
         event.debtor_id,
         event.debt_id,
-        event.channel,
+        event.channel.map(Channel::as_str),
         event.jurisdiction,
         event.time_zone,
         event.local_time,
@@ -62,7 +89,7 @@ pub fn canonical(event: &AuditEvent, seq: i64) -> String {
         event.rule_ids,
         event.citations,
         event.rules_version,
-        event.outcome,
+        event.outcome.map(AckOutcome::as_str),
         event.detail,
     ])
     .to_string()
@@ -230,14 +257,8 @@ impl ChainWalker {
 mod tests {
     use super::*;
 
-    fn row(seq: i64, prev: &str, kind: &str) -> AuditRow {
-        let event = AuditEvent {
-            tenant: "t".into(),
-            at: seq * 1000,
-            kind: kind.into(),
-            detail: "{}".into(),
-            ..AuditEvent::default()
-        };
+    fn row(seq: i64, prev: &str, kind: AuditEventKind) -> AuditRow {
+        let event = AuditEvent::new("t", seq * 1000, kind, "{}".into());
         let hash = chain_hash(prev, &canonical(&event, seq));
         AuditRow { seq, event, prev_hash: prev.into(), hash }
     }
@@ -246,7 +267,7 @@ mod tests {
         let mut rows = Vec::new();
         let mut prev = GENESIS.to_string();
         for seq in 1..=n {
-            let r = row(seq, &prev, "submitted");
+            let r = row(seq, &prev, AuditEventKind::Submitted);
             prev = r.hash.clone();
             rows.push(r);
         }
@@ -261,15 +282,10 @@ mod tests {
 
     #[test]
     fn linked_events_walk_clean_across_appends() {
-        let event = |kind: &str| AuditEvent {
-            tenant: "t".into(),
-            kind: kind.into(),
-            detail: "{}".into(),
-            ..AuditEvent::default()
-        };
+        let event = |kind| AuditEvent::new("t", 0, kind, "{}".into());
         let mut head = ChainHead::genesis();
-        let mut rows = head.link(vec![event("submitted"), event("released")]);
-        rows.extend(head.link(vec![event("acked")]));
+        let mut rows = head.link(vec![event(AuditEventKind::Submitted), event(AuditEventKind::Released)]);
+        rows.extend(head.link(vec![event(AuditEventKind::Acked)]));
         assert_eq!((head.seq, head.hash.as_str()), (3, rows[2].hash.as_str()));
         assert_eq!(walk(&rows), None);
     }
@@ -282,7 +298,7 @@ mod tests {
     #[test]
     fn edits_deletions_insertions_and_swaps_are_caught_at_the_right_sequence() {
         let mut edited = chain(5);
-        edited[2].event.kind = "released".into();
+        edited[2].event.kind = AuditEventKind::Released;
         assert_eq!(walk(&edited).map(|b| b.seq), Some(3));
 
         let mut deleted = chain(5);

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Subcommand, ValueEnum};
 
-use super::{CliError, Settings, day_or_instant, input, open_store, print, runtime, storage};
+use super::{CliError, Settings, day_or_instant, input, open_store, print, runtime, storage, unreadable};
 use crate::app::audit as audit_ops;
 use crate::clock::Clock;
 use crate::domain::Channel;
@@ -114,7 +114,7 @@ pub async fn run(command: AuditCommand) -> Result<ExitCode, CliError> {
                 debtor_id: debtor,
                 jurisdiction,
                 channel: channel
-                    .map(|c| c.parse::<Channel>().map(|c| c.as_str().to_string()))
+                    .map(|c| c.parse::<Channel>())
                     .transpose()
                     .map_err(|e| input(format!("--channel: {e}")))?,
             };
@@ -187,7 +187,7 @@ async fn export(
     out: impl Write,
 ) -> Result<String, CliError> {
     use std::io::IsTerminal;
-    let mut cursor = audit_ops::ExportCursor::open(store, filter).await.map_err(storage)?;
+    let mut cursor = audit_ops::ExportCursor::open(store, filter, None).await.map_err(storage)?;
     let progress = if io::stderr().is_terminal() {
         indicatif::ProgressBar::new(cursor.range_len())
     } else {
@@ -206,10 +206,10 @@ async fn export(
     while let Some(rows) = cursor.next_page().await.map_err(storage)? {
         for row in &rows {
             if let Some(w) = csv_out.as_mut() {
-                w.write_record(audit_ops::csv_record(row)).map_err(storage)?;
+                w.write_record(audit_ops::csv_record(row).map_err(unreadable)?).map_err(storage)?;
             }
             if let Some(w) = json_out.as_mut() {
-                serde_json::to_writer(&mut *w, &audit_ops::json_record(row)).map_err(storage)?;
+                serde_json::to_writer(&mut *w, &audit_ops::json_record(row).map_err(unreadable)?).map_err(storage)?;
                 w.write_all(b"\n").map_err(storage)?;
             }
         }

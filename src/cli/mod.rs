@@ -94,6 +94,11 @@ pub fn storage(e: impl std::fmt::Display) -> CliError {
     runtime(format!("storage: {e}"))
 }
 
+/// A stored row that cannot be read (a runtime error: nothing is guessed).
+pub fn unreadable(e: impl std::fmt::Display) -> CliError {
+    runtime(format!("unreadable stored row: {e}"))
+}
+
 pub fn runtime(message: impl std::fmt::Display) -> CliError {
     CliError::Runtime(message.to_string())
 }

@@ -69,11 +69,11 @@ async fn insert_rows(db: &mut TxDb, rows: &[AuditRow]) -> StoreResult<()> {
                 .push_bind(&e.tenant)
                 .push_bind(row.seq)
                 .push_bind(e.at)
-                .push_bind(&e.kind)
+                .push_bind(e.kind)
                 .push_bind(&e.intent_id)
                 .push_bind(&e.debtor_id)
                 .push_bind(&e.debt_id)
-                .push_bind(&e.channel)
+                .push_bind(e.channel)
                 .push_bind(&e.jurisdiction)
                 .push_bind(&e.time_zone)
                 .push_bind(&e.local_time)
@@ -82,7 +82,7 @@ async fn insert_rows(db: &mut TxDb, rows: &[AuditRow]) -> StoreResult<()> {
                 .push_bind(&e.rule_ids)
                 .push_bind(&e.citations)
                 .push_bind(&e.rules_version)
-                .push_bind(&e.outcome)
+                .push_bind(e.outcome)
                 .push_bind(&e.detail)
                 .push_bind(&row.prev_hash)
                 .push_bind(&row.hash);
@@ -124,7 +124,8 @@ impl Store {
             .bind(last)
             .bind(limit)
             .fetch_all(pool)
-            .await?))
+            .await
+            .map_err(super::in_row("audit_log", || format!("({tenant}, after {after})")))?))
     }
 
     /// The sequence range of a tenant's events with `from <= at < to`.

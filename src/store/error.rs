@@ -26,6 +26,31 @@ pub enum StoreError {
     /// The SQLite file (or its directory, where the WAL lives) cannot be written.
     #[error("cannot write the SQLite database {path}: {cause}")]
     NotWritable { path: String, cause: std::io::Error },
+    /// A stored value that does not decode (say, a word outside its closed
+    /// set): never read as a default. Names the table and the row's key.
+    #[error("a stored value cannot be read: {why} (table {table}, row {key})")]
+    Unreadable { table: &'static str, key: String, why: String },
+}
+
+/// Rows read ahead, or `None` if one of them does not decode: a read-ahead
+/// then caches nothing for those keys, so they are read one at a time and
+/// only the damaged row fails (with its name), not the whole group.
+pub(super) fn unless_undecodable<T>(read: Result<T, sqlx::Error>) -> StoreResult<Option<T>> {
+    match read {
+        Ok(rows) => Ok(Some(rows)),
+        Err(sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_)) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Names the row a decode failure came from; other errors pass through.
+pub(super) fn in_row(table: &'static str, key: impl FnOnce() -> String) -> impl FnOnce(sqlx::Error) -> StoreError {
+    move |e| match e {
+        sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => {
+            StoreError::Unreadable { table, key: key(), why: format!("a stored {table} row cannot be read: {e}") }
+        }
+        other => other.into(),
+    }
 }
 
 /// What a database error means for the caller.

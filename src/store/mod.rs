@@ -92,7 +92,9 @@ use sqlx::{PgPool, Postgres, Sqlite, SqlitePool, Transaction};
 use tokio::sync::{Notify, watch};
 
 use crate::audit::AuditEvent;
+use crate::domain::{Channel, IntentStatus, Outcome};
 
+use error::in_row;
 pub use error::{StoreError, StoreResult};
 pub use keys::{KeyInfo, KeyRow, NewKeyRow};
 pub use rows::{DispatchRow, EventRow, IntentRow, PreferencesRow};
@@ -306,7 +308,8 @@ impl Store {
             .bind(tenant)
             .bind(intent_id)
             .fetch_optional(pool)
-            .await?))
+            .await
+            .map_err(in_row("intents", || format!("({tenant}, {intent_id})")))?))
     }
 
     /// A page of `tenant`'s intents in creation order, after the (created
@@ -315,7 +318,7 @@ impl Store {
         &self,
         tenant: &str,
         debtor_id: Option<&str>,
-        status: Option<&str>,
+        status: Option<IntentStatus>,
         after: (i64, &str),
         limit: i64,
     ) -> StoreResult<Vec<IntentRow>> {
@@ -334,7 +337,8 @@ impl Store {
             .bind(after.1)
             .bind(limit)
             .fetch_all(pool)
-            .await?))
+            .await
+            .map_err(in_row("intents", || format!("a page of {tenant}'s")))?))
     }
 
     /// A debtor's newest contact events since `since` (at most 10,000), oldest first.
@@ -345,7 +349,8 @@ impl Store {
             .bind(debtor_id)
             .bind(since)
             .fetch_all(pool)
-            .await?))
+            .await
+            .map_err(in_row("contact_events", || format!("({tenant}, {debtor_id})")))?))
     }
 
     pub async fn preferences(&self, tenant: &str, debtor_id: &str) -> StoreResult<Option<PreferencesRow>> {
@@ -479,7 +484,8 @@ impl Tx {
             .bind(tenant)
             .bind(intent_id)
             .fetch_optional(&mut **tx)
-            .await?))
+            .await
+            .map_err(in_row("intents", || format!("({tenant}, {intent_id})")))?))
     }
 
     /// Inserts an intent (sent with the next flush).
@@ -548,7 +554,8 @@ impl Tx {
                     .bind(debtor_id)
                     .bind(since)
                     .fetch_all(&mut **tx)
-                    .await?)
+                    .await
+                    .map_err(in_row("contact_events", || format!("({tenant}, {debtor_id})")))?)
             }
         };
         let mut recorded_here = self.pending.events(tenant, debtor_id, since).cloned().peekable();
@@ -567,22 +574,22 @@ impl Tx {
         tenant: &str,
         debtor_id: &str,
         debt_id: Option<&str>,
-        channel: &str,
+        channel: Channel,
         at: i64,
-        outcome: &str,
+        outcome: Outcome,
         dispatch_id: &str,
     ) {
         let event = EventRow {
             debt_id: debt_id.map(str::to_string),
-            channel: channel.to_string(),
+            channel,
             at,
-            outcome: outcome.to_string(),
+            outcome,
             dispatch_id: Some(dispatch_id.to_string()),
         };
         self.pending.insert_event(tenant, debtor_id, event);
     }
 
-    pub async fn set_event_outcome(&mut self, dispatch_id: &str, outcome: &str) -> StoreResult<()> {
+    pub async fn set_event_outcome(&mut self, dispatch_id: &str, outcome: Outcome) -> StoreResult<()> {
         if let Some(read) = self.read_ahead.as_mut() {
             read.forget_histories();
         }
@@ -674,7 +681,11 @@ impl Tx {
             self.flush().await?;
         }
         let sql = concat!("SELECT ", dispatch_columns!(), " FROM dispatches WHERE dispatch_id = $1");
-        Ok(either!(&mut self.db, TxDb, |tx| sqlx::query_as(sql).bind(dispatch_id).fetch_optional(&mut **tx).await?))
+        Ok(either!(&mut self.db, TxDb, |tx| sqlx::query_as(sql)
+            .bind(dispatch_id)
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(in_row("dispatches", || dispatch_id.to_string()))?))
     }
 
     /// Dispatches an adapter may lease now on `channels`: leases that expired
@@ -684,16 +695,16 @@ impl Tx {
     pub async fn open_dispatches(
         &mut self,
         tenant: Option<&str>,
-        channels: &[String],
+        channels: &[Channel],
         now: i64,
         limit: i64,
     ) -> StoreResult<Vec<DispatchRow>> {
+        let Some(&first) = channels.first() else { return Ok(Vec::new()) };
         if self.pending.touches_dispatches() {
             self.flush().await?;
         }
         // Seven slots, one per channel; unused ones repeat the first channel.
-        let first = channels.first().cloned().unwrap_or_default();
-        let slot = |i: usize| channels.get(i).cloned().unwrap_or_else(|| first.clone());
+        let slot = |i: usize| channels.get(i).copied().unwrap_or(first);
         macro_rules! run {
             ($tx:expr, $sql:expr, $limit:expr) => {
                 sqlx::query_as($sql)
@@ -708,7 +719,8 @@ impl Tx {
                     .bind(now)
                     .bind($limit)
                     .fetch_all(&mut **$tx)
-                    .await?
+                    .await
+                    .map_err(in_row("dispatches", || format!("open on {channels:?}")))?
             };
         }
         let dialect = self.db.dialect();

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 
 use sqlx::QueryBuilder;
 
+use super::error::unless_undecodable;
 use super::rows::{DispatchRow, EventRow, IntentRow, PreferencesRow};
 use super::{StoreResult, TxDb};
 
@@ -79,7 +80,7 @@ impl ReadAhead {
         ids.sort_unstable();
         ids.dedup();
         for chunk in ids.chunks(KEYS_PER_READ) {
-            let rows: Vec<DispatchRow> = either!(&mut *db, TxDb, |tx| {
+            let rows: Option<Vec<DispatchRow>> = either!(&mut *db, TxDb, |tx| {
                 let mut query = QueryBuilder::new(concat!(
                     "SELECT ",
                     dispatch_columns!(),
@@ -90,8 +91,9 @@ impl ReadAhead {
                     list.push_bind(*id);
                 }
                 list.push_unseparated(")");
-                query.build_query_as().fetch_all(&mut **tx).await?
+                unless_undecodable(query.build_query_as().fetch_all(&mut **tx).await)?
             });
+            let Some(rows) = rows else { continue };
             for id in chunk {
                 read.dispatches.insert(id.to_string(), None);
             }
@@ -113,7 +115,7 @@ impl ReadAhead {
     /// Reads a tenant's intents by id (sorted, without duplicates).
     async fn read_intents(&mut self, db: &mut TxDb, tenant: &str, ids: &[&str]) -> StoreResult<()> {
         for chunk in ids.chunks(KEYS_PER_READ) {
-            let rows: Vec<IntentRow> = either!(&mut *db, TxDb, |tx| {
+            let rows: Option<Vec<IntentRow>> = either!(&mut *db, TxDb, |tx| {
                 let mut query =
                     QueryBuilder::new(concat!("SELECT ", intent_columns!(), " FROM intents WHERE tenant = "));
                 query.push_bind(tenant).push(" AND intent_id IN (");
@@ -122,8 +124,9 @@ impl ReadAhead {
                     list.push_bind(*id);
                 }
                 list.push_unseparated(")");
-                query.build_query_as().fetch_all(&mut **tx).await?
+                unless_undecodable(query.build_query_as().fetch_all(&mut **tx).await)?
             });
+            let Some(rows) = rows else { continue };
             for id in chunk {
                 self.intents.insert((tenant.to_string(), id.to_string()), None);
             }
@@ -139,7 +142,7 @@ impl ReadAhead {
     async fn read_debtors(&mut self, db: &mut TxDb, tenant: &str, debtors: &[&str]) -> StoreResult<()> {
         let since = self.since;
         for chunk in debtors.chunks(KEYS_PER_READ) {
-            let events: Vec<DebtorEventRow> = either!(&mut *db, TxDb, |tx| {
+            let events: Option<Vec<DebtorEventRow>> = either!(&mut *db, TxDb, |tx| {
                 let mut query = QueryBuilder::new(
                     "SELECT debtor_id, debt_id, channel, at, outcome, dispatch_id FROM \
                      (SELECT debtor_id, debt_id, channel, at, outcome, dispatch_id, \
@@ -152,7 +155,7 @@ impl ReadAhead {
                     list.push_bind(*debtor);
                 }
                 list.push_unseparated(")) AS recent WHERE newness <= 10000 ORDER BY at");
-                query.build_query_as().fetch_all(&mut **tx).await?
+                unless_undecodable(query.build_query_as().fetch_all(&mut **tx).await)?
             });
             let preferences: Vec<DebtorPreferencesRow> = either!(&mut *db, TxDb, |tx| {
                 let mut query =
@@ -167,10 +170,12 @@ impl ReadAhead {
             });
             for debtor in chunk {
                 let key = (tenant.to_string(), debtor.to_string());
-                self.histories.insert(key.clone(), Vec::new());
+                if events.is_some() {
+                    self.histories.insert(key.clone(), Vec::new());
+                }
                 self.preferences.insert(key, None);
             }
-            for e in events {
+            for e in events.into_iter().flatten() {
                 if let Some(history) = self.histories.get_mut(&(tenant.to_string(), e.debtor_id)) {
                     history.push(e.event);
                 }

@@ -1,5 +1,51 @@
 //! The rows of intents, dispatches, contact events and preferences, and the
 //! column lists their statements spell (in field order, as `FromRow` reads them).
+//! Closed sets (statuses, states, channels, outcomes, audit kinds) are typed
+//! from the row on: a stored word outside the set fails to decode (and the
+//! schema's CHECK constraints refuse to store one).
+
+use crate::domain::{AckOutcome, AuditEventKind, Channel, DispatchState, IntentStatus, Outcome};
+
+/// Stores a `domain` vocabulary as its word (a TEXT column) on both backends;
+/// decoding an unknown word is an error, never a default.
+macro_rules! stored_as_word {
+    ($($vocabulary:ty),+) => {$(
+        impl<DB: sqlx::Database> sqlx::Type<DB> for $vocabulary
+        where
+            str: sqlx::Type<DB>,
+        {
+            fn type_info() -> DB::TypeInfo {
+                <str as sqlx::Type<DB>>::type_info()
+            }
+            fn compatible(ty: &DB::TypeInfo) -> bool {
+                <str as sqlx::Type<DB>>::compatible(ty)
+            }
+        }
+
+        impl<'r, DB: sqlx::Database> sqlx::Decode<'r, DB> for $vocabulary
+        where
+            &'r str: sqlx::Decode<'r, DB>,
+        {
+            fn decode(value: DB::ValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
+                Ok(<&str as sqlx::Decode<DB>>::decode(value)?.parse()?)
+            }
+        }
+
+        impl<'q, DB: sqlx::Database> sqlx::Encode<'q, DB> for $vocabulary
+        where
+            &'static str: sqlx::Encode<'q, DB>,
+        {
+            fn encode_by_ref(
+                &self,
+                buf: &mut DB::ArgumentBuffer,
+            ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+                <&'static str as sqlx::Encode<DB>>::encode(self.as_str(), buf)
+            }
+        }
+    )+};
+}
+
+stored_as_word!(IntentStatus, DispatchState, Channel, Outcome, AckOutcome, AuditEventKind);
 
 /// A stored intent.
 #[derive(Clone, Debug, sqlx::FromRow)]
@@ -8,17 +54,17 @@ pub struct IntentRow {
     pub intent_id: String,
     pub debtor_id: String,
     pub debt_id: Option<String>,
-    pub channel: String,
+    pub channel: Channel,
     pub jurisdiction: String,
     pub priority: i64,
     pub body: String,
     pub body_hash: String,
-    pub status: String,
+    pub status: IntentStatus,
     pub next_eval_at: Option<i64>,
     pub decision: String,
     pub dispatch_id: Option<String>,
     pub attempt: i64,
-    pub outcome: Option<String>,
+    pub outcome: Option<AckOutcome>,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -30,11 +76,11 @@ pub struct DispatchRow {
     pub tenant: String,
     pub intent_id: String,
     pub debtor_id: String,
-    pub channel: String,
+    pub channel: Channel,
     pub priority: i64,
     pub released_at: i64,
     pub not_after: i64,
-    pub state: String,
+    pub state: DispatchState,
     pub lease_expires_at: Option<i64>,
     pub attempt: i64,
 }
@@ -43,9 +89,9 @@ pub struct DispatchRow {
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct EventRow {
     pub debt_id: Option<String>,
-    pub channel: String,
+    pub channel: Channel,
     pub at: i64,
-    pub outcome: String,
+    pub outcome: Outcome,
     pub dispatch_id: Option<String>,
 }
 

@@ -107,17 +107,17 @@ impl Pending {
                         .push_bind(&row.intent_id)
                         .push_bind(&row.debtor_id)
                         .push_bind(&row.debt_id)
-                        .push_bind(&row.channel)
+                        .push_bind(row.channel)
                         .push_bind(&row.jurisdiction)
                         .push_bind(row.priority)
                         .push_bind(&row.body)
                         .push_bind(&row.body_hash)
-                        .push_bind(&row.status)
+                        .push_bind(row.status)
                         .push_bind(row.next_eval_at)
                         .push_bind(&row.decision)
                         .push_bind(&row.dispatch_id)
                         .push_bind(row.attempt)
-                        .push_bind(&row.outcome)
+                        .push_bind(row.outcome)
                         .push_bind(row.created_at)
                         .push_bind(row.updated_at);
                 });
@@ -133,11 +133,11 @@ impl Pending {
                         .push_bind(&row.tenant)
                         .push_bind(&row.intent_id)
                         .push_bind(&row.debtor_id)
-                        .push_bind(&row.channel)
+                        .push_bind(row.channel)
                         .push_bind(row.priority)
                         .push_bind(row.released_at)
                         .push_bind(row.not_after)
-                        .push_bind(&row.state)
+                        .push_bind(row.state)
                         .push_bind(row.lease_expires_at)
                         .push_bind(row.attempt);
                 });
@@ -155,12 +155,12 @@ impl Pending {
                     values
                         .push_bind(&row.tenant)
                         .push_bind(&row.intent_id)
-                        .push_bind(&row.status)
+                        .push_bind(row.status)
                         .push_bind(row.next_eval_at)
                         .push_bind(&row.decision)
                         .push_bind(&row.dispatch_id)
                         .push_bind(row.attempt)
-                        .push_bind(&row.outcome)
+                        .push_bind(row.outcome)
                         .push_bind(row.updated_at);
                 });
                 update.push(") AS v WHERE intents.tenant = v.column1 AND intents.intent_id = v.column2");
@@ -178,7 +178,7 @@ impl Pending {
                     values
                         .push_bind(&row.dispatch_id)
                         .push_bind(row.not_after)
-                        .push_bind(&row.state)
+                        .push_bind(row.state)
                         .push_bind(row.lease_expires_at)
                         .push_bind(row.attempt);
                 });
@@ -196,9 +196,9 @@ impl Pending {
                         .push_bind(tenant)
                         .push_bind(debtor_id)
                         .push_bind(&event.debt_id)
-                        .push_bind(&event.channel)
+                        .push_bind(event.channel)
                         .push_bind(event.at)
-                        .push_bind(&event.outcome)
+                        .push_bind(event.outcome)
                         .push_bind(&event.dispatch_id);
                 });
                 insert.build().execute(&mut **tx).await?

@@ -240,7 +240,7 @@ async fn another_tenant_never_sees_or_changes_ours(backend: Backend) {
     let mut audit =
         pb::audit_service_client::AuditServiceClient::with_interceptor(server.channel.clone(), globex.clone());
     let mut stream = audit.export(pb::ExportRequest::default()).await.expect("export").into_inner();
-    while let Some(pb::ExportResponse { event: Some(event) }) = stream.message().await.expect("event") {
+    while let Some(pb::ExportResponse { event: Some(event), .. }) = stream.message().await.expect("event") {
         assert_ne!(event.intent_id, "leased-1", "an audit event of acme reached globex");
         assert_ne!(event.intent_id, "waiting-1", "an audit event of acme reached globex");
     }

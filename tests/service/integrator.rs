@@ -437,7 +437,7 @@ async fn cancels_reach_leased_intents(backend: Backend) {
     let mut audit = pb::audit_service_client::AuditServiceClient::with_interceptor(server.channel.clone(), auditor);
     let mut stream = audit.export(pb::ExportRequest::default()).await.expect("export").into_inner();
     let mut acked = Vec::new();
-    while let Some(pb::ExportResponse { event: Some(event) }) = stream.message().await.expect("event") {
+    while let Some(pb::ExportResponse { event: Some(event), .. }) = stream.message().await.expect("event") {
         if event.event == pb::AuditEventKind::Acked as i32 {
             acked.push(event.detail);
         }
@@ -509,12 +509,10 @@ async fn every_kind_of_damaged_row_fails_closed(backend: Backend) {
     submit(&mut client, intent("damaged-history", "d-1", pb::Channel::Call, "PE")).await;
     submit(&mut client, intent("healthy", "d-2", pb::Channel::Call, "PE")).await;
     // A contact event whose channel no longer parses: skipping it would under-count a cap.
-    behind_its_back(
-        &server,
-        "INSERT INTO contact_events (tenant, debtor_id, debt_id, channel, at, outcome, dispatch_id) \
-         VALUES ('acme', 'd-1', NULL, 'fax', 1764339000000, 'attempted', NULL)",
-    )
-    .await;
+    // The schema refuses it; it gets in only past the constraints (a restore from elsewhere, a repair gone wrong).
+    let fax = "INSERT INTO contact_events (tenant, debtor_id, debt_id, channel, at, outcome, dispatch_id) \
+               VALUES ('acme', 'd-1', NULL, 'fax', 1764339000000, 'attempted', NULL)";
+    past_the_constraints(&server, "contact_events", "contact_events_channel_known", fax).await;
     let refused = client
         .submit(pb::SubmitRequest { intent: Some(intent("new", "d-1", pb::Channel::Call, "PE")) })
         .await
@@ -526,7 +524,7 @@ async fn every_kind_of_damaged_row_fails_closed(backend: Backend) {
     server.wait_for_status(&mut client, "healthy", pb::IntentStatus::Released).await;
     let held = server.wait_for_status(&mut client, "damaged-history", pb::IntentStatus::Held).await;
     let reason = &held.decision.as_ref().expect("decision").reasons[0].message;
-    assert!(reason.contains("contact event cannot be read"), "{reason}");
+    assert!(reason.contains("contact_events row cannot be read") && reason.contains("fax"), "{reason}");
     assert!(
         ventana::telemetry::prometheus().render().contains("ventana_unreadable_rows_total{table=\"contact_events\"}"),
         "counted by table"
@@ -537,6 +535,58 @@ async fn every_kind_of_damaged_row_fails_closed(backend: Backend) {
     let unreadable = client.get(pb::GetRequest { intent_id: "healthy".into() }).await.expect_err("unreadable decision");
     assert_eq!(unreadable.code(), Code::FailedPrecondition);
     assert!(unreadable.message().contains("stored decision cannot be read"), "{}", unreadable.message());
+
+    // A stored instant out of range is an error naming the row, not 1970.
+    submit(&mut client, intent("late", "d-3", pb::Channel::Call, "PE")).await;
+    behind_its_back(&server, "UPDATE intents SET updated_at = 9223372036854775807 WHERE intent_id = 'late'").await;
+    let unreadable = client.get(pb::GetRequest { intent_id: "late".into() }).await.expect_err("unreadable instant");
+    assert_eq!(unreadable.code(), Code::FailedPrecondition);
+    assert!(unreadable.message().contains("table intents, row (acme, late)"), "{}", unreadable.message());
     server.stop().await;
 }
 on_both_backends!(every_kind_of_damaged_row_fails_closed);
+
+/// Runs `sql`, which the schema's CHECK `constraint` on `table` refuses,
+/// past it: SQLite ignores CHECK constraints for the statement, PostgreSQL
+/// drops the constraint. Asserts first that the schema does refuse it.
+async fn past_the_constraints(server: &TestServer, table: &str, constraint: &str, sql: &str) {
+    let refused = server.store().execute_unchecked(sql).await.expect_err("the schema refuses the word");
+    assert!(refused.to_string().contains(constraint) || refused.to_string().contains("CHECK"), "{refused}");
+    let bypass = match server.store().backend() {
+        "sqlite" => format!("PRAGMA ignore_check_constraints = ON; {sql}; PRAGMA ignore_check_constraints = OFF"),
+        _ => format!("ALTER TABLE {table} DROP CONSTRAINT {constraint}; {sql}"),
+    };
+    behind_its_back(server, &bypass).await;
+}
+
+async fn the_schema_refuses_words_outside_each_closed_set(backend: Backend) {
+    use ventana::domain::{AckOutcome, AuditEventKind, Channel, DispatchState, IntentStatus, Outcome};
+    let server = TestServer::start(backend, "2026-11-30T10:00:00-05:00").await;
+    let mut client = server.scheduler("acme").await;
+    submit(&mut client, intent("i-1", "d-1", pb::Channel::Call, "PE")).await; // released: one row in each table
+    let columns: [(&str, &str, Vec<&str>); 10] = [
+        ("intents", "status", IntentStatus::ALL.iter().map(|s| s.as_str()).collect()),
+        ("intents", "channel", Channel::ALL.iter().map(|c| c.as_str()).collect()),
+        ("intents", "outcome", AckOutcome::ALL.iter().map(|o| o.as_str()).collect()),
+        ("dispatches", "state", DispatchState::ALL.iter().map(|s| s.as_str()).collect()),
+        ("dispatches", "channel", Channel::ALL.iter().map(|c| c.as_str()).collect()),
+        ("contact_events", "channel", Channel::ALL.iter().map(|c| c.as_str()).collect()),
+        ("contact_events", "outcome", Outcome::ALL.iter().map(|o| o.as_str()).collect()),
+        ("audit_log", "kind", AuditEventKind::ALL.iter().map(|k| k.as_str()).collect()),
+        ("audit_log", "channel", Channel::ALL.iter().map(|c| c.as_str()).collect()),
+        ("audit_log", "outcome", AckOutcome::ALL.iter().map(|o| o.as_str()).collect()),
+    ];
+    for (table, column, accepted) in columns {
+        for word in accepted {
+            let sql = format!("UPDATE {table} SET {column} = '{word}'");
+            let changed = server.store().execute_unchecked(&sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+            assert!(changed > 0, "{sql} changed no row: the test checks nothing");
+        }
+        for word in ["fax", "", "Deferred"] {
+            let sql = format!("UPDATE {table} SET {column} = '{word}'");
+            assert!(server.store().execute_unchecked(&sql).await.is_err(), "{sql} must be refused");
+        }
+    }
+    server.stop().await;
+}
+on_both_backends!(the_schema_refuses_words_outside_each_closed_set);

@@ -448,11 +448,22 @@ async fn submit_batch_one_result_per_intent(backend: Backend) {
     ];
     let results = client.submit_batch(pb::SubmitBatchRequest { intents }).await.expect("batch").into_inner().results;
     assert_eq!(results.len(), 3);
-    assert_eq!(results[0].response.as_ref().map(|r| r.status), Some(pb::IntentStatus::Released as i32));
-    assert!(results[1].response.is_none());
-    assert_eq!(results[1].error_code, "INVALID_ARGUMENT", "the gRPC code name the proto promises");
-    assert!(results[1].error_message.contains("jurisdiction"));
-    assert!(results[2].response.is_some());
+    use pb::submit_batch_result::Result::{Error, Response};
+    let Some(Response(released)) = &results[0].result else { panic!("accepted: {:?}", results[0]) };
+    assert_eq!(released.status, pb::IntentStatus::Released as i32);
+    let Some(Error(refused)) = &results[1].result else { panic!("refused: {:?}", results[1]) };
+    assert_eq!(refused.code, Code::InvalidArgument as i32, "a google.rpc.Status with the gRPC code");
+    assert!(refused.message.contains("jurisdiction"), "{}", refused.message);
+    assert!(matches!(results[2].result, Some(Response(_))));
+    // The same intent again with another body: its own ALREADY_EXISTS, the others unaffected.
+    let mut changed = intent("b-1", "d-1", pb::Channel::Call, "PE");
+    changed.priority = 7;
+    let again = vec![changed, intent("b-4", "d-4", pb::Channel::Sms, "PE")];
+    let results =
+        client.submit_batch(pb::SubmitBatchRequest { intents: again }).await.expect("batch").into_inner().results;
+    let Some(Error(exists)) = &results[0].result else { panic!("refused: {:?}", results[0]) };
+    assert_eq!(exists.code, Code::AlreadyExists as i32, "{}", exists.message);
+    assert!(matches!(results[1].result, Some(Response(_))));
     let too_many: Vec<_> = (0..1001).map(|n| intent(&format!("m-{n}"), "d", pb::Channel::Sms, "PE")).collect();
     let status = client.submit_batch(pb::SubmitBatchRequest { intents: too_many }).await.expect_err("over 1000");
     assert_eq!(status.code(), Code::InvalidArgument);
@@ -954,7 +965,10 @@ async fn a_history_past_the_read_bound_is_judged_by_its_newest_events(backend: B
         .await
         .expect("batch")
         .into_inner();
-    let first = batch.results.first().and_then(|r| r.response.as_ref()?.decision.as_ref()).expect("a decision");
+    let first = match batch.results.first().and_then(|r| r.result.as_ref()) {
+        Some(pb::submit_batch_result::Result::Response(response)) => response.decision.as_ref().expect("a decision"),
+        other => panic!("accepted: {other:?}"),
+    };
     assert_eq!(first.kind, pb::DecisionKind::Defer as i32, "{batch:?}");
     assert_eq!(first.at, Some(ts("2026-11-25T10:59:00Z")), "{batch:?}");
     server.stop().await;

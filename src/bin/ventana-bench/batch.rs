@@ -22,7 +22,11 @@ pub async fn run(target: &Target, intents: usize, concurrency: usize) -> anyhow:
         async move {
             let intents = (b * BATCH..(b + 1) * BATCH).map(|n| intent(&run, n)).collect();
             match client.submit_batch(with_auth(pb::SubmitBatchRequest { intents }, &auth)).await {
-                Ok(response) => response.into_inner().results.iter().all(|r| r.response.is_some()),
+                Ok(response) => response
+                    .into_inner()
+                    .results
+                    .iter()
+                    .all(|r| matches!(r.result, Some(pb::submit_batch_result::Result::Response(_)))),
                 Err(_) => false,
             }
         }

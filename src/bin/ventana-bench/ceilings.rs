@@ -5,6 +5,7 @@
 
 use ventana::api::pb;
 use ventana::audit::AuditEvent;
+use ventana::domain::{AuditEventKind, Channel, DispatchState, IntentStatus, Outcome};
 use ventana::store::{DispatchRow, IntentRow, Store, StoreResult};
 
 use crate::batch::BATCH;
@@ -112,12 +113,12 @@ async fn raw_batch(store: &Store, run: &str, b: usize) -> StoreResult<()> {
             intent_id: intent_id.clone(),
             debtor_id: debtor_id.clone(),
             debt_id: Some(debt_id.clone()),
-            channel: "sms".into(),
+            channel: Channel::Sms,
             jurisdiction: "PE".into(),
             priority: 0,
             body: RAW_BODY.into(),
             body_hash: RAW_HASH.into(),
-            status: "released".into(),
+            status: IntentStatus::Released,
             next_eval_at: None,
             decision: RAW_DECISION.into(),
             dispatch_id: Some(dispatch_id.clone()),
@@ -131,30 +132,26 @@ async fn raw_batch(store: &Store, run: &str, b: usize) -> StoreResult<()> {
             tenant: tenant.clone(),
             intent_id: intent_id.clone(),
             debtor_id: debtor_id.clone(),
-            channel: "sms".into(),
+            channel: Channel::Sms,
             priority: 0,
             released_at: RAW_AT,
             not_after: RAW_AT,
-            state: "ready".into(),
+            state: DispatchState::Ready,
             lease_expires_at: None,
             attempt: 0,
         });
-        tx.insert_event(&tenant, &debtor_id, Some(&debt_id), "sms", RAW_AT, "attempted", &dispatch_id);
-        for kind in ["submitted", "released"] {
+        tx.insert_event(&tenant, &debtor_id, Some(&debt_id), Channel::Sms, RAW_AT, Outcome::Attempted, &dispatch_id);
+        for kind in [AuditEventKind::Submitted, AuditEventKind::Released] {
             tx.audit(AuditEvent {
-                tenant: tenant.clone(),
-                at: RAW_AT,
-                kind: kind.into(),
                 intent_id: Some(intent_id.clone()),
                 debtor_id: Some(debtor_id.clone()),
                 debt_id: Some(debt_id.clone()),
-                channel: Some("sms".into()),
+                channel: Some(Channel::Sms),
                 jurisdiction: Some("PE".into()),
                 time_zone: Some("America/Lima".into()),
                 local_time: Some("2026-11-25 10:00:00".into()),
                 rules_version: Some("PE@000000000000".into()),
-                detail: RAW_DECISION.into(),
-                ..AuditEvent::default()
+                ..AuditEvent::new(&tenant, RAW_AT, kind, RAW_DECISION.into())
             });
         }
     }

@@ -5,6 +5,7 @@
 use std::time::Instant;
 
 use ventana::audit::AuditEvent;
+use ventana::domain::{AckOutcome, AuditEventKind, Channel, IntentStatus, Outcome};
 use ventana::store::{IntentRow, Store};
 
 use crate::measure::progress;
@@ -25,23 +26,24 @@ pub async fn history(store: &Store, rows: usize) -> anyhow::Result<()> {
         let mut tx = store.begin().await?;
         for i in start..end {
             let (intent_id, debtor_id) = (format!("fill-{i}"), format!("fill-debtor-{i}"));
-            tx.insert_event("bench", &debtor_id, None, "sms", FILL_NEWEST_AT - i as i64, "delivered", &intent_id);
+            let at = FILL_NEWEST_AT - i as i64;
+            tx.insert_event("bench", &debtor_id, None, Channel::Sms, at, Outcome::Delivered, &intent_id);
             tx.insert_intent(&IntentRow {
                 tenant: "bench".into(),
                 intent_id,
                 debtor_id,
                 debt_id: None,
-                channel: "sms".into(),
+                channel: Channel::Sms,
                 jurisdiction: "PE".into(),
                 priority: 0,
                 body: "{}".into(),
                 body_hash: "h".into(),
-                status: "done".into(),
+                status: IntentStatus::Done,
                 next_eval_at: None,
                 decision: "{}".into(),
                 dispatch_id: None,
                 attempt: 1,
-                outcome: Some("delivered".into()),
+                outcome: Some(AckOutcome::Delivered),
                 created_at: 0,
                 updated_at: 0,
             });
@@ -64,14 +66,13 @@ pub async fn audit_chain(events: usize, database_url: &str) -> anyhow::Result<()
         let mut tx = store.begin().await?;
         for n in written..(written + 10_000).min(events) {
             let at = start + chrono::Duration::seconds(n as i64 * 10);
+            let kind = if n % 2 == 0 { AuditEventKind::Submitted } else { AuditEventKind::Released };
+            let detail = r#"{"decision":{"decision":"release","reasons":[{"rule":"pe-art62b-hours"}]}}"#;
             tx.audit(AuditEvent {
-                tenant: "bench".into(),
-                at: at.timestamp_millis(),
-                kind: if n % 2 == 0 { "submitted" } else { "released" }.into(),
                 intent_id: Some(format!("intent-{}", n / 2)),
                 debtor_id: Some(format!("debtor-{}", n % 5_000)),
                 debt_id: Some(format!("debt-{}", n % 7_000)),
-                channel: Some("call".into()),
+                channel: Some(Channel::Call),
                 jurisdiction: Some("PE".into()),
                 time_zone: Some("America/Lima".into()),
                 local_time: Some(at.with_timezone(&chrono_tz::America::Lima).format("%Y-%m-%d %H:%M:%S").to_string()),
@@ -79,8 +80,7 @@ pub async fn audit_chain(events: usize, database_url: &str) -> anyhow::Result<()
                 rule_ids: (n % 2 == 1).then(|| "pe-art62b-hours".to_string()),
                 citations: (n % 2 == 1).then(|| "Ley 29571, art. 62(b)".to_string()),
                 rules_version: Some("PE@d7ca648ecd08".into()),
-                detail: r#"{"decision":{"decision":"release","reasons":[{"rule":"pe-art62b-hours"}]}}"#.into(),
-                ..Default::default()
+                ..AuditEvent::new("bench", at.timestamp_millis(), kind, detail.into())
             });
         }
         tx.commit().await?;

@@ -108,7 +108,7 @@ pub async fn run(target: &Target, seconds: u64, concurrency: usize) -> anyhow::R
     let unique: HashSet<&String> = accepted.iter().collect();
     for intent_id in &unique {
         match bench.store().get_intent("bench", intent_id).await? {
-            Some(row) => *by_status.entry(row.status).or_default() += 1,
+            Some(row) => *by_status.entry(row.status.to_string()).or_default() += 1,
             None => missing += 1,
         }
     }
