@@ -1,7 +1,7 @@
 //! Architecture checks on the source tree (ARCHITECTURE.md names them):
 //! layers point one way, the engine and rules stay free of I/O, generated
-//! protobuf types stay in `api`, and both backends' migrations define the
-//! same tables and columns.
+//! protobuf types stay in `api`, both backends' migrations define the
+//! same tables and columns, and the bench writes through the store.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -200,4 +200,33 @@ fn both_backends_define_the_same_tables_and_columns() {
         names
     };
     assert_eq!(folder("sqlite"), folder("postgres"), "every migration exists for both backends, same version and name");
+}
+
+/// The load generator reaches the database only through the store's public
+/// API, so a schema change breaks it at compile time, not in the middle of a run.
+#[test]
+fn the_bench_goes_through_the_store() {
+    let forbidden = [
+        "execute_unchecked",
+        "sqlx::query",
+        "raw_sql",
+        "QueryBuilder",
+        "Pool",
+        "Connection",
+        "INSERT INTO",
+        "SELECT ",
+        "UPDATE ",
+        "DELETE FROM",
+        "contact_events",
+        "audit_log",
+        "audit_heads",
+    ];
+    let files = rust_files(&root().join("src/bin/ventana-bench"));
+    assert!(files.len() > 1, "the bench is a folder of files: {files:?}");
+    for path in files {
+        let text = std::fs::read_to_string(&path).expect("readable source file");
+        for word in forbidden {
+            assert!(!text.contains(word), "{} uses {word}: the bench goes through ventana::store", path.display());
+        }
+    }
 }

@@ -253,6 +253,17 @@ impl Store {
         Ok(either!(&self.pool, Pool, |pool| sqlx::raw_sql(sql).execute(pool).await?.rows_affected()))
     }
 
+    /// Refreshes the query planner's statistics, as autovacuum would in time:
+    /// for tools that load many rows at once and measure right after.
+    /// PostgreSQL: `ANALYZE` of every table. SQLite: nothing; it gathers no
+    /// statistics here and plans from the schema's indexes alone.
+    pub async fn analyze(&self) -> StoreResult<()> {
+        if let Pool::Postgres(pool) = &self.pool {
+            sqlx::raw_sql("ANALYZE").execute(pool).await?;
+        }
+        Ok(())
+    }
+
     /// Closes the pool: waits for the connections in use to come back, then
     /// closes every one. Later calls fail as `StoreError::Unavailable`.
     pub async fn close(&self) {
