@@ -11,4 +11,5 @@ mod flows;
 mod harness;
 mod integrator;
 mod keys;
+mod store_conformance;
 mod tls;
