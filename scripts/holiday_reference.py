@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Regenerate the public-holiday reference fixtures used by `tests/holidays.rs`.
+"""Regenerate the public-holiday reference fixtures used by `tests/core/holidays.rs`.
 
 How to run (from the crate root, /work/main):
 
@@ -9,7 +9,7 @@ How to run (from the crate root, /work/main):
 
 python-holidays is ONLY needed to regenerate these fixtures. CI and `cargo test`
 never run Python: the generated JSON files are checked in and read by the Rust
-integration test `tests/holidays.rs`, which compares them with the holidays that
+integration test `tests/core/holidays.rs`, which compares them with the holidays that
 Ventana computes from `jurisdictions/*.toml` (known, justified differences are
 listed in `tests/fixtures/holidays/differences.toml`).
 

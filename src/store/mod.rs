@@ -404,9 +404,20 @@ impl Tx {
         Ok(())
     }
 
-    /// Sends the pending inserts and updates.
+    /// Sends the pending inserts and updates. Rows read ahead learn what is
+    /// sent first: once sent, it is no longer answered from the queue, and a
+    /// row read ahead as absent (or a history read before its new events)
+    /// would otherwise hide the transaction's own writes.
     async fn flush(&mut self) -> StoreResult<()> {
-        std::mem::take(&mut self.pending).flush(&mut self.db).await
+        let pending = std::mem::take(&mut self.pending);
+        if let Some(read) = self.read_ahead.as_mut() {
+            pending.intent_rows().for_each(|row| read.remember_intent(row));
+            pending.dispatch_rows().for_each(|row| read.remember_dispatch(row));
+            if pending.has_events() {
+                read.forget_histories();
+            }
+        }
+        pending.flush(&mut self.db).await
     }
 
     /// Claims up to `limit` deferred intents due at `now`, earliest and

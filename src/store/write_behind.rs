@@ -40,6 +40,16 @@ impl Pending {
         !self.events.is_empty()
     }
 
+    /// Every intent inserted or changed here, as last written.
+    pub(super) fn intent_rows(&self) -> impl Iterator<Item = &IntentRow> {
+        self.intents.iter().chain(self.intent_updates.values())
+    }
+
+    /// Every dispatch inserted or changed here, as last written.
+    pub(super) fn dispatch_rows(&self) -> impl Iterator<Item = &DispatchRow> {
+        self.dispatches.iter().chain(self.dispatch_updates.values())
+    }
+
     pub(super) fn insert_intent(&mut self, row: &IntentRow) {
         self.intents.push(row.clone());
     }

@@ -8,7 +8,7 @@ use tonic::transport::Channel;
 use ventana::api::auth::Role;
 use ventana::api::pb;
 
-use crate::harness::*;
+use crate::support::server::*;
 
 /// Adds the key when there is one.
 #[derive(Clone)]
@@ -323,8 +323,7 @@ async fn rules_are_listed_per_tenant_and_reloaded_by_an_operator_for_all(backend
     std::fs::create_dir(dir.path().join("tenants")).expect("tenants dir");
     let policy = dir.path().join("tenants/example-bank-PE.toml");
     std::fs::copy(jurisdictions_dir().join("tenants/example-bank-PE.toml"), &policy).expect("copy policy");
-    let server =
-        TestServer::start_with(backend, "2026-11-25T10:00:00-05:00", Vec::new(), dir.path().to_path_buf()).await;
+    let server = TestServer::start_with(backend, "2026-11-25T10:00:00-05:00", |c| c.jurisdictions(dir.path())).await;
 
     let mut bank = server.rules("example-bank", Role::Auditor).await;
     let mut acme = server.rules("acme", Role::Auditor).await;

@@ -9,70 +9,8 @@ use ventana::api::auth::Role;
 use ventana::api::pb;
 use ventana::app::audit as ops;
 
-use crate::harness::*;
 use crate::on_both_backends;
-
-/// Runs a mixed workload for tenant `acme` touching every kind of event.
-async fn mixed_workload(server: &TestServer) {
-    let mut client = server.scheduler("acme").await;
-    let mut adapter = server.dispatcher("acme").await;
-    // Wednesday 10:00 Lima: PE releases; Colombia's daily cap defers the second contact.
-    for (id, debtor, channel, jurisdiction) in [
-        ("w-1", "d-1", pb::Channel::Sms, "PE"),
-        ("w-2", "d-2", pb::Channel::Call, "CO"),
-        ("w-3", "d-2", pb::Channel::Sms, "CO"),
-        ("w-4", "d-3", pb::Channel::Email, "PE"),
-        ("w-5", "d-4", pb::Channel::Whatsapp, "PE"),
-    ] {
-        submit(&mut client, intent(id, debtor, channel, jurisdiction)).await;
-    }
-    let mut third = intent("w-6", "d-5", pb::Channel::Call, "PE");
-    third.party = pb::Party::ThirdParty as i32;
-    submit(&mut client, third).await;
-    let mut short = intent("w-7", "d-6", pb::Channel::Call, "PE");
-    short.not_before = Some(ts("2026-11-25T21:00:00-05:00"));
-    short.expires_at = Some(ts("2026-11-25T22:00:00-05:00"));
-    submit(&mut client, short).await;
-    client.cancel(pb::CancelRequest { intent_id: "w-3".into(), reason: "paid".into() }).await.expect("cancel");
-    client
-        .set_preferences(pb::SetPreferencesRequest {
-            debtor_id: "d-4".into(),
-            opt_out_all: Some(true),
-            source: "letter".into(),
-            ..Default::default()
-        })
-        .await
-        .expect("preferences");
-    let leased = adapter
-        .lease(pb::LeaseRequest {
-            channels: vec![
-                pb::Channel::Sms as i32,
-                pb::Channel::Call as i32,
-                pb::Channel::Email as i32,
-                pb::Channel::Whatsapp as i32,
-            ],
-            max_items: 10,
-            lease_duration: None,
-        })
-        .await
-        .expect("lease")
-        .into_inner();
-    // d-4 opted out: its released WhatsApp was withdrawn (and rejected) at lease time.
-    assert!(leased.items.iter().all(|i| i.intent.as_ref().is_some_and(|i| i.intent_id != "w-5")));
-    for item in &leased.items {
-        adapter
-            .ack(pb::AckRequest {
-                dispatch_id: item.dispatch_id.clone(),
-                outcome: pb::Outcome::Delivered as i32,
-                at: None,
-                detail: String::new(),
-            })
-            .await
-            .expect("ack");
-    }
-    let mut operator = server.rules("acme", Role::Operator).await;
-    operator.reload(pb::ReloadRequest {}).await.expect("reload");
-}
+use crate::support::server::*;
 
 /// The intent status an event leaves behind, if it sets one.
 fn status_after(kind: &str) -> Option<pb::IntentStatus> {
@@ -335,48 +273,3 @@ async fn purge_keeps_the_chain_verifiable(backend: Backend) {
     server.stop().await;
 }
 on_both_backends!(purge_keeps_the_chain_verifiable);
-
-async fn cli_export_writes_stable_csv_and_a_summary(backend: Backend) {
-    let server = TestServer::start(backend, "2026-11-25T10:00:00-05:00").await;
-    mixed_workload(&server).await;
-    let dir = tempfile::tempdir().expect("dir");
-    let out = dir.path().join("audit.csv");
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_ventana"))
-        .args([
-            "audit",
-            "export",
-            "--tenant",
-            "acme",
-            "--from",
-            "2026-11-25",
-            "--to",
-            "2026-11-25",
-            "--format",
-            "csv",
-            "--out",
-        ])
-        .arg(&out)
-        .args(["--database-url", &server.config.database_url])
-        .output()
-        .expect("ventana runs");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let summary = String::from_utf8_lossy(&output.stderr);
-    assert!(summary.contains("chain verified: yes"), "{summary}");
-    let mut reader = csv::Reader::from_path(&out).expect("csv");
-    let header: Vec<String> = reader.headers().expect("header").iter().map(str::to_string).collect();
-    assert_eq!(header, ops::CSV_COLUMNS.to_vec());
-    let rows = reader.records().count();
-    assert!(summary.contains(&format!("exported {rows} rows")), "{summary}");
-    // The PostgreSQL migration notices are not printed; an unknown tenant is an error, not "verified".
-    assert!(!summary.contains("already exists"), "{summary}");
-    let unknown = std::process::Command::new(env!("CARGO_BIN_EXE_ventana"))
-        .args(["audit", "export", "--tenant", "nobody", "--from", "2026-11-25", "--to", "2026-11-25"])
-        .args(["--database-url", &server.config.database_url])
-        .output()
-        .expect("ventana runs");
-    let text = String::from_utf8_lossy(&unknown.stderr);
-    assert_eq!(unknown.status.code(), Some(2), "{text}");
-    assert!(text.contains("has no audit chain") && !text.contains("chain verified: yes"), "{text}");
-    server.stop().await;
-}
-on_both_backends!(cli_export_writes_stable_csv_and_a_summary);

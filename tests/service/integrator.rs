@@ -9,8 +9,8 @@ use std::time::Duration;
 use tonic::Code;
 use ventana::api::pb;
 
-use crate::harness::*;
 use crate::on_both_backends;
+use crate::support::server::*;
 
 /// Runs `sql` on the server's database behind its back (damage, faults).
 async fn behind_its_back(server: &TestServer, sql: &str) {

@@ -8,7 +8,7 @@ use tonic::Code;
 use ventana::api::auth::{KEY_CACHE_TTL, KEY_PREFIX_LEN, KeySpec, Role, mint_key, revoke_key};
 use ventana::api::pb;
 
-use crate::harness::*;
+use crate::support::server::*;
 
 async fn list(server: &TestServer, key: &str) -> Result<(), tonic::Status> {
     let auth = Auth(format!("Bearer {key}").parse().expect("ascii"));

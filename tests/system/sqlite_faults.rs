@@ -7,18 +7,18 @@
 //! the cause. Either way the database stays intact: `PRAGMA integrity_check`,
 //! every acknowledged submission stored, `ventana audit verify` passes.
 
-#[allow(dead_code)] // this test uses the process helpers, not the replica rules
-mod processes;
-
 use std::collections::HashSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use processes::*;
 use sqlx::Connection;
 use tonic::metadata::{Ascii, MetadataValue};
 use ventana::api::pb;
+
+use crate::support::config::TestConfig;
+use crate::support::processes::*;
+use crate::support::rules;
 
 /// A tmpfs of a fixed size, unmounted when dropped.
 struct Tmpfs {
@@ -85,7 +85,7 @@ fn stop(mut server: Replica) {
 }
 
 /// The database file is intact, holds every intent in `acknowledged`, and its audit chain verifies.
-async fn assert_intact(database: &Path, acknowledged: &HashSet<String>, setup: &Path) {
+async fn assert_intact(database: &Path, acknowledged: &HashSet<String>, setup: &Setup) {
     let url = format!("sqlite://{}", database.display());
     let mut conn = sqlx::SqliteConnection::connect(&url).await.expect("open the database");
     let check: String = sqlx::query_scalar("PRAGMA integrity_check").fetch_one(&mut conn).await.expect("check");
@@ -99,7 +99,7 @@ async fn assert_intact(database: &Path, acknowledged: &HashSet<String>, setup: &
     let lost: Vec<&String> = acknowledged.difference(&stored).collect();
     assert!(lost.is_empty(), "acknowledged submissions lost: {lost:?}");
     conn.close().await.expect("close");
-    let verify = ventana(&["audit", "verify"], &url, setup).output().expect("audit verify");
+    let verify = setup.command(&["audit", "verify"]).output().expect("audit verify");
     assert!(verify.status.success(), "audit verify: {}", String::from_utf8_lossy(&verify.stderr));
 }
 
@@ -119,13 +119,12 @@ fn fill(path: &Path) -> PathBuf {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_disk_refuses_writes_clearly_keeps_reads_and_recovers() {
-    let setup = tempfile::tempdir().expect("setup dir");
-    write_setup(setup.path(), "");
     let disk = Tmpfs::mount(8 * 1024);
     let database = disk.path().join("ventana.db");
     let url = format!("sqlite://{}", database.display());
-    let key = create_key(&url, setup.path(), &["submitter", "adapter"]);
-    let server = start_replica(&url, setup.path()).await;
+    let setup = Setup::new(TestConfig::new(&url).jurisdictions(rules::fixture("ten-a-day")));
+    let key = setup.create_key(&["submitter", "adapter"]);
+    let server = setup.start_replica().await;
     let channel = channel(server.addr).await;
     let mut scheduler = pb::contact_scheduler_service_client::ContactSchedulerServiceClient::new(channel.clone());
     let mut dispatch = pb::dispatch_service_client::DispatchServiceClient::new(channel);
@@ -174,18 +173,17 @@ async fn full_disk_refuses_writes_clearly_keeps_reads_and_recovers() {
     acknowledged.insert(format!("i-{n}"));
     eprintln!("{} submissions acknowledged, {refused} refused while the disk was full", acknowledged.len());
     stop(server);
-    assert_intact(&database, &acknowledged, setup.path()).await;
+    assert_intact(&database, &acknowledged, &setup).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn read_only_file_system_refuses_to_start_and_changes_nothing() {
-    let setup = tempfile::tempdir().expect("setup dir");
-    write_setup(setup.path(), "");
     let disk = Tmpfs::mount(8 * 1024);
     let database = disk.path().join("ventana.db");
     let url = format!("sqlite://{}", database.display());
-    let key = create_key(&url, setup.path(), &["submitter"]);
-    let server = start_replica(&url, setup.path()).await;
+    let setup = Setup::new(TestConfig::new(&url).jurisdictions(rules::fixture("ten-a-day")));
+    let key = setup.create_key(&["submitter"]);
+    let server = setup.start_replica().await;
     let mut scheduler =
         pb::contact_scheduler_service_client::ContactSchedulerServiceClient::new(channel(server.addr).await);
     let mut acknowledged = HashSet::new();
@@ -197,7 +195,8 @@ async fn read_only_file_system_refuses_to_start_and_changes_nothing() {
     let before = std::fs::read(&database).expect("read the database");
 
     disk.remount("ro");
-    let output = ventana(&["serve", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"], &url, setup.path())
+    let output = setup
+        .command(&["serve", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
         .output()
         .expect("serve");
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -209,11 +208,11 @@ async fn read_only_file_system_refuses_to_start_and_changes_nothing() {
     assert_eq!(std::fs::read(&database).expect("read again"), before, "the file is unchanged");
 
     disk.remount("rw");
-    let server = start_replica(&url, setup.path()).await;
+    let server = setup.start_replica().await;
     let mut scheduler =
         pb::contact_scheduler_service_client::ContactSchedulerServiceClient::new(channel(server.addr).await);
     scheduler.submit(submit_request(10, &key)).await.expect("submit once writable again");
     acknowledged.insert("i-10".into());
     stop(server);
-    assert_intact(&database, &acknowledged, setup.path()).await;
+    assert_intact(&database, &acknowledged, &setup).await;
 }

@@ -10,6 +10,9 @@ use tokio::io::AsyncBufReadExt;
 use tokio::sync::mpsc;
 use ventana::api::pb;
 
+use crate::support::processes::free_port;
+use crate::support::rules;
+
 /// Forwards every received span as (name, attributes as text).
 struct Collector(mpsc::UnboundedSender<(String, String)>);
 
@@ -43,13 +46,13 @@ async fn evaluation_spans_reach_an_otlp_receiver() {
     );
 
     let dir = tempfile::tempdir().expect("dir");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("port");
+    let port = free_port();
     let mut child = tokio::process::Command::from({
         let mut command = Command::new(env!("CARGO_BIN_EXE_ventana"));
         command
             .args(["serve", "--dev", "--listen", &format!("127.0.0.1:{port}"), "--metrics-listen", "127.0.0.1:0"])
             .current_dir(dir.path())
-            .env("VENTANA_JURISDICTIONS", concat!(env!("CARGO_MANIFEST_DIR"), "/jurisdictions"))
+            .env("VENTANA_JURISDICTIONS", rules::shipped())
             .env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{collector_addr}"))
             .env("OTEL_BSP_SCHEDULE_DELAY", "100")
             .env("RUST_LOG", "info")

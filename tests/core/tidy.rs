@@ -1,7 +1,8 @@
 //! Architecture checks on the source tree (ARCHITECTURE.md names them):
 //! layers point one way, the engine and rules stay free of I/O, generated
 //! protobuf types stay in `api`, both backends' migrations define the
-//! same tables and columns, and the bench writes through the store.
+//! same tables and columns, the bench writes through the store, and the
+//! tests are three binaries on one harness.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -228,5 +229,32 @@ fn the_bench_goes_through_the_store() {
         for word in forbidden {
             assert!(!text.contains(word), "{} uses {word}: the bench goes through ventana::store", path.display());
         }
+    }
+}
+
+/// The tests build as three binaries sharing one harness (ARCHITECTURE.md,
+/// "Testing"): `core`, `service` and `system`, each `tests/<name>/main.rs`,
+/// and `tests/support/` included by all three. A new top-level test file
+/// would be a fourth binary, linked separately.
+#[test]
+fn tests_are_three_binaries_and_one_harness() {
+    let tests = root().join("tests");
+    let mut binaries = Vec::new();
+    for entry in std::fs::read_dir(&tests).expect("tests/") {
+        let path = entry.expect("entry").path();
+        let name = path.file_name().expect("a name").to_string_lossy().into_owned();
+        assert!(path.extension().is_none_or(|e| e != "rs"), "tests/{name} would be a test binary of its own");
+        if path.join("main.rs").exists() {
+            binaries.push(name);
+        }
+    }
+    binaries.sort();
+    assert_eq!(binaries, ["core", "service", "system"]);
+    for binary in &binaries {
+        let main = std::fs::read_to_string(tests.join(binary).join("main.rs")).expect("main.rs");
+        assert!(
+            main.contains("#[path = \"../support/mod.rs\"]\nmod support;"),
+            "tests/{binary}/main.rs does not include the shared harness"
+        );
     }
 }

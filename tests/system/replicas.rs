@@ -12,12 +12,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
-mod processes;
-
-use processes::*;
 use sqlx::Connection;
 use tonic::metadata::{Ascii, MetadataValue};
 use ventana::api::pb;
+
+use crate::support::config::TestConfig;
+use crate::support::database::TestDatabase;
+use crate::support::processes::*;
+use crate::support::rules;
 
 const DEBTORS: usize = 500;
 const INTENTS: usize = 10_000;
@@ -31,16 +33,14 @@ enum Stop {
     Kill,
 }
 
-/// One replica test at a time: they are separate processes on 2 cores.
-static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
 struct Cluster {
-    database_url: String,
-    /// Holds `rules/` and `ventana.toml`.
-    dir: tempfile::TempDir,
+    /// `ventana.toml` for the replicas.
+    setup: Setup,
     key: MetadataValue<Ascii>,
     survivors: Vec<Replica>,
     channels: Vec<tonic::transport::Channel>,
+    /// Dropped after the replicas are stopped (fields drop after `Drop::drop`).
+    _database: TestDatabase,
 }
 
 impl Drop for Cluster {
@@ -62,18 +62,17 @@ fn timestamp(t: SystemTime) -> prost_types::Timestamp {
 /// until every due intent has been re-evaluated, then leases and acks all
 /// released contacts through the survivors and checks the totals.
 async fn replicas_share_the_work(count: usize, stop: Stop) -> Cluster {
-    let database_url = fresh_database().await;
-    let dir = tempfile::tempdir().expect("dir");
-    write_setup(dir.path(), "claim_seconds = 3\n");
-    let key = create_key(&database_url, dir.path(), &["submitter", "adapter"]);
+    let database = TestDatabase::postgres().await;
+    let setup = Setup::new(TestConfig::new(database.url()).jurisdictions(rules::fixture("ten-a-day")).claim_seconds(3));
+    let key = setup.create_key(&["submitter", "adapter"]);
 
     let mut survivors = Vec::new();
     for _ in 0..count {
-        survivors.push(start_replica(&database_url, dir.path()).await);
+        survivors.push(setup.start_replica().await);
     }
     let channels = futures_channels(&survivors).await;
     let mut victim = survivors.pop().expect("a victim");
-    let cluster = Cluster { database_url, dir, key, survivors, channels };
+    let cluster = Cluster { setup, key, survivors, channels, _database: database };
 
     // Submit through every replica; stop the last one halfway. A failed call is retried
     // on another replica with the same intent_id (Submit is idempotent).
@@ -141,7 +140,7 @@ async fn replicas_share_the_work(count: usize, stop: Stop) -> Cluster {
 
     // Every intent becomes due 2 s after its submission; wait until the survivors have
     // re-evaluated all of them (a killed replica's claims come back after 3 s).
-    let mut db = sqlx::PgConnection::connect(&cluster.database_url).await.expect("connect");
+    let mut db = sqlx::PgConnection::connect(cluster.setup.database_url()).await.expect("connect");
     let waiting = Instant::now();
     loop {
         let now_ms = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).expect("now").as_millis() as i64;
@@ -227,18 +226,18 @@ async fn replicas_share_the_work(count: usize, stop: Stop) -> Cluster {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_one_stopped_with_sigterm_nothing_lost_or_doubled() {
-    let _serial = SERIAL.lock().await;
+    let _heavy = HEAVY.lock().await;
     replicas_share_the_work(2, Stop::Term).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_replicas_one_killed_nothing_lost_or_doubled() {
-    let _serial = SERIAL.lock().await;
+    let _heavy = HEAVY.lock().await;
     let cluster = replicas_share_the_work(3, Stop::Kill).await;
 
     // A replica that dies holding leases: its items come back, same dispatch_id, through another.
-    let (database_url, key) = (&cluster.database_url, &cluster.key);
-    let mut dying = start_replica(database_url, cluster.dir.path()).await;
+    let key = &cluster.key;
+    let mut dying = cluster.setup.start_replica().await;
     let mut client =
         pb::contact_scheduler_service_client::ContactSchedulerServiceClient::new(channel(dying.addr).await);
     for n in 0..5 {

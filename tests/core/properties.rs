@@ -3,16 +3,15 @@
 //! interval search: releases are always allowed, defers are allowed and the
 //! earliest such instant, and caps are never exceeded.
 
-mod common;
-
 use chrono::{DateTime, Datelike, Duration, Months, NaiveDate, Timelike, Utc};
 use chrono_tz::Tz;
-use common::*;
 use proptest::prelude::*;
 use ventana::domain::{Channel, ContactEvent, Intent, Outcome, Preferences, Stage};
 use ventana::engine::{Verdict, evaluate};
 use ventana::rules::file::{CalendarPeriod, Counts, Scope};
 use ventana::rules::{HOLIDAY, Period, Resolved, RuleVersion, allowed_ranges};
+
+use crate::decide::*;
 
 /// Jurisdiction codes exercised: every file plus subdivisions known by zone.
 fn codes() -> Vec<(String, String)> {

@@ -6,15 +6,17 @@
 //! its dispatch_id: at-least-once delivery of one contact, never two
 //! contacts), no debtor went over its cap, and `ventana audit verify` passes.
 
-mod processes;
-
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use processes::*;
 use tonic::metadata::{Ascii, MetadataValue};
 use ventana::api::pb;
+
+use crate::support::config::TestConfig;
+use crate::support::database::TestDatabase;
+use crate::support::processes::*;
+use crate::support::rules;
 
 const KILLS: usize = 20;
 const DEBTORS: usize = 150;
@@ -100,14 +102,15 @@ async fn workload(addr: std::net::SocketAddr, key: MetadataValue<Ascii>, round: 
     }
 }
 
-async fn killed_twenty_times_nothing_lost(database_url: String) {
-    let dir = tempfile::tempdir().expect("dir");
-    write_setup(dir.path(), "claim_seconds = 2\n");
-    let key = create_key(&database_url, dir.path(), &["submitter", "adapter"]);
+async fn killed_twenty_times_nothing_lost(database: TestDatabase) {
+    let _heavy = HEAVY.lock().await;
+    let setup = Setup::new(TestConfig::new(database.url()).jurisdictions(rules::fixture("ten-a-day")).claim_seconds(2));
+    let database_url = setup.database_url();
+    let key = setup.create_key(&["submitter", "adapter"]);
     let seen = Arc::new(Mutex::new(Observed::default()));
     let mut random = 0x9e37_79b9_7f4a_7c15_u64;
     for round in 0..KILLS {
-        let mut server = start_replica(&database_url, dir.path()).await;
+        let mut server = setup.start_replica().await;
         let load = tokio::spawn(workload(server.addr, key.clone(), round, seen.clone()));
         tokio::time::sleep(Duration::from_millis(150 + next_random(&mut random) % 600)).await;
         server.child.kill().expect("SIGKILL");
@@ -116,7 +119,7 @@ async fn killed_twenty_times_nothing_lost(database_url: String) {
     }
 
     // A last run drains what is left (leases of the dead are re-offered after 1 s).
-    let mut server = start_replica(&database_url, dir.path()).await;
+    let mut server = setup.start_replica().await;
     let mut adapter = pb::dispatch_service_client::DispatchServiceClient::new(channel(server.addr).await);
     tokio::time::sleep(Duration::from_millis(1100)).await;
     while lease_and_ack(&mut adapter, &key, &seen, 500, None).await.expect("lease and ack") > 0 {}
@@ -126,7 +129,7 @@ async fn killed_twenty_times_nothing_lost(database_url: String) {
     let seen = std::mem::take(&mut *seen.lock().expect("lock"));
     assert!(seen.accepted.len() > 100, "the workload ran: {} submits accepted", seen.accepted.len());
     eprintln!("{KILLS} kills: {} submits acknowledged, {} contacts leased", seen.accepted.len(), seen.leased.len());
-    let store = ventana::store::Store::connect(&database_url).await.expect("open");
+    let store = ventana::store::Store::connect(database_url).await.expect("open");
     for id in &seen.accepted {
         assert!(store.get_intent("acme", id).await.expect("read").is_some(), "acknowledged submit {id} lost");
     }
@@ -138,10 +141,10 @@ async fn killed_twenty_times_nothing_lost(database_url: String) {
     }
     assert!(dispatches_per_intent.values().all(|d| d.len() == 1), "an intent was released twice");
     drop(store);
-    let events = contacts_per_debtor(&database_url).await;
+    let events = contacts_per_debtor(database_url).await;
     assert!(events.iter().all(|(_, n)| *n <= 10), "a debtor went over its cap of 10: {events:?}");
 
-    let verify = ventana(&["audit", "verify"], &database_url, dir.path()).output().expect("audit verify");
+    let verify = setup.command(&["audit", "verify"]).output().expect("audit verify");
     assert!(verify.status.success(), "audit verify: {}", String::from_utf8_lossy(&verify.stderr));
 }
 
@@ -160,11 +163,10 @@ async fn contacts_per_debtor(database_url: &str) -> Vec<(String, i64)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_killed_twenty_times_nothing_lost() {
-    let dir = tempfile::tempdir().expect("dir");
-    killed_twenty_times_nothing_lost(format!("sqlite://{}", dir.path().join("crash.db").display())).await;
+    killed_twenty_times_nothing_lost(TestDatabase::sqlite()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_killed_twenty_times_nothing_lost() {
-    killed_twenty_times_nothing_lost(fresh_database().await).await;
+    killed_twenty_times_nothing_lost(TestDatabase::postgres().await).await;
 }

@@ -1,5 +1,5 @@
 //! Hostile input, fuzzed with proptest inside the normal test run (bounded
-//! case counts; `PROPTEST_CASES=100000 cargo test --release --test hostile`
+//! case counts; `PROPTEST_CASES=100000 cargo test --release --test core hostile`
 //! for a long run): jurisdiction files mangled at random and arbitrary gRPC
 //! intents must never panic, and every refusal must say where and why. A
 //! corpus of malformed files is kept as regression tests.
@@ -146,7 +146,7 @@ proptest! {
                 prop_assert!(!status.message().is_empty());
             }
             Ok(submission) => {
-                let book = rules();
+                let book = crate::support::rules::shipped_book();
                 if let Ok(resolved) = book.resolve("acme", &submission.intent.jurisdiction) {
                     let now = chrono::DateTime::from_timestamp(at, 0).expect("in range");
                     let _ = ventana::engine::evaluate(&submission.intent, &resolved, &[], &Preferences::default(), now);
@@ -154,13 +154,6 @@ proptest! {
             }
         }
     }
-}
-
-fn rules() -> &'static RuleBook {
-    static BOOK: std::sync::OnceLock<RuleBook> = std::sync::OnceLock::new();
-    BOOK.get_or_init(|| {
-        RuleBook::load_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/jurisdictions").as_ref()).expect("rules")
-    })
 }
 
 /// Malformed files kept as regression tests: each is refused with this line and reason.

@@ -1,12 +1,12 @@
 //! Worked cases of the decision engine against the real jurisdiction files,
 //! and DST edge cases against small synthetic ones.
 
-mod common;
-
-use common::*;
 use ventana::domain::{Channel, Outcome, Party, Stage};
 use ventana::engine::{RejectCode, Verdict};
 use ventana::rules::RuleBook;
+
+use crate::decide::*;
+use crate::support::rules::fixture_source;
 
 // ---------------------------------------------------------------- Peru
 
@@ -184,24 +184,10 @@ fn paraguay_window_follows_the_2024_change_to_permanent_utc_minus_3() {
 
 // ---------------------------------------------------------------- DST, synthetic windows on transition hours
 
-const NEW_YORK_EDGES: &str = r#"
-jurisdiction = "ZZ"
-name = "Test land on New York time"
-time_zones = ["America/New_York"]
-
-[[versions]]
-effective_from = 2020-01-01
-
-[[versions.windows]]
-id = "zz-sunday"
-citation = "test"
-description = "test window on DST transition hours"
-basis = "recommended"
-channels = ["all"]
-sun = ["01:30-05:00"]
-sat = ["00:00-01:30"]
-mon = ["02:30-04:00"]
-"#;
+/// `tests/fixtures/rules/new-york-edges/ZZ.toml`: windows on DST transition hours.
+fn new_york_edges() -> String {
+    fixture_source("new-york-edges/ZZ.toml")
+}
 
 fn synthetic(source: &str) -> RuleBook {
     RuleBook::from_sources(&[("ZZ.toml", source)]).expect("synthetic rules load")
@@ -211,7 +197,7 @@ fn synthetic(source: &str) -> RuleBook {
 fn window_starting_inside_a_dst_gap_starts_at_the_gap_end() {
     // 2026-03-08 02:00 EST jumps to 03:00 EDT. The Sunday window 01:30–05:00
     // starts before the gap, so 01:45 EST is inside.
-    let book = synthetic(NEW_YORK_EDGES);
+    let book = synthetic(&new_york_edges());
     assert_release(&decide(&book, &intent("ZZ", Channel::Call), &[], at("2026-03-08T01:45:00-05:00")));
     // A boundary inside the gap (02:30) maps to the gap's end.
     let start = ventana::engine::windows::local_to_utc(
@@ -227,7 +213,7 @@ fn window_starting_inside_a_dst_gap_starts_at_the_gap_end() {
 fn ambiguous_window_start_takes_the_later_reading() {
     // 2026-11-01 01:00–02:00 happens twice (EDT, then EST). A window opening at
     // 01:30 opens at the second 01:30, so both readings agree it is open.
-    let book = synthetic(NEW_YORK_EDGES);
+    let book = synthetic(&new_york_edges());
     let decision = decide(&book, &intent("ZZ", Channel::Call), &[], at("2026-11-01T00:30:00-04:00"));
     assert_defer(&decision, "2026-11-01T01:30:00-05:00");
 }
@@ -248,44 +234,30 @@ fn ambiguous_window_end_takes_the_earlier_reading() {
 
 #[test]
 fn invalid_files_are_reported_with_file_line_and_reason() {
-    let bad = NEW_YORK_EDGES.replace("sun = [\"01:30-05:00\"]", "sun = [\"01:30-25:00\"]");
+    let bad = new_york_edges().replace("sun = [\"01:30-05:00\"]", "sun = [\"01:30-25:00\"]");
     let problems = RuleBook::from_sources(&[("ZZ.toml", &bad)]).expect_err("25:00 is refused");
     assert_eq!(problems.len(), 1);
     assert_eq!(problems[0].file, "ZZ.toml");
     assert_eq!(problems[0].line, 15);
     assert!(problems[0].message.contains("25:00"), "{}", problems[0].message);
 
-    let unknown_channel = NEW_YORK_EDGES.replace("channels = [\"all\"]", "channels = [\"fax\"]");
+    let unknown_channel = new_york_edges().replace("channels = [\"all\"]", "channels = [\"fax\"]");
     let problems = RuleBook::from_sources(&[("ZZ.toml", &unknown_channel)]).expect_err("fax is refused");
     assert!(problems.iter().any(|p| p.line == 14 && p.message.contains("fax")), "{problems:?}");
 }
 
 #[test]
 fn an_overlay_that_loosens_its_parent_is_refused() {
-    let overlay = r#"
-jurisdiction = "ZZ-A"
-name = "Looser subdivision"
-
-[[versions]]
-effective_from = 2020-01-01
-
-[[versions.windows]]
-id = "zz-a-wider"
-citation = "test"
-description = "tries to allow Tuesdays"
-basis = "recommended"
-channels = ["call"]
-tue = ["09:00-17:00"]
-"#;
+    let (parent, overlay) = (new_york_edges(), fixture_source("overlays/ZZ-A-looser.toml"));
     let problems =
-        RuleBook::from_sources(&[("ZZ.toml", NEW_YORK_EDGES), ("ZZ-A.toml", overlay)]).expect_err("looser overlay");
+        RuleBook::from_sources(&[("ZZ.toml", &parent), ("ZZ-A.toml", &overlay)]).expect_err("looser overlay");
     assert!(
         problems.iter().any(|p| p.file == "ZZ-A.toml" && p.line == 9 && p.message.contains("Tuesday")),
         "{problems:?}"
     );
     let narrower = overlay.replace("tue = [\"09:00-17:00\"]", "sun = [\"02:00-04:00\"]");
-    let book = RuleBook::from_sources(&[("ZZ.toml", NEW_YORK_EDGES), ("ZZ-A.toml", &narrower)])
-        .expect("narrower overlay loads");
+    let book =
+        RuleBook::from_sources(&[("ZZ.toml", &parent), ("ZZ-A.toml", &narrower)]).expect("narrower overlay loads");
     // Sunday 01:45 is allowed by ZZ but not by ZZ-A (02:00–04:00).
     let mut call = intent("ZZ-A", Channel::Call);
     call.stage = Stage::Preventive;
@@ -295,35 +267,8 @@ tue = ["09:00-17:00"]
 #[test]
 fn santiago_calendar_day_starting_inside_the_spring_gap() {
     // 2026-09-06 00:00 does not exist in Santiago (clocks jump to 01:00, UTC-4 → UTC-3).
-    let source = r#"
-jurisdiction = "ZS"
-name = "Test land on Santiago time"
-time_zones = ["America/Santiago"]
-
-[[versions]]
-effective_from = 2020-01-01
-
-[[versions.windows]]
-id = "zs-any-hour"
-citation = "test"
-description = "any hour"
-basis = "recommended"
-channels = ["all"]
-mon_fri = ["00:00-24:00"]
-sat = ["00:00-24:00"]
-sun = ["00:00-24:00"]
-
-[[versions.caps]]
-id = "zs-one-a-day"
-citation = "test"
-description = "one contact per local day"
-basis = "recommended"
-channels = ["all"]
-scope = "debtor"
-limit = 1
-calendar = "day"
-"#;
-    let book = RuleBook::from_sources(&[("ZS.toml", source)]).expect("loads");
+    let source = fixture_source("santiago-one-a-day/ZS.toml");
+    let book = RuleBook::from_sources(&[("ZS.toml", &source)]).expect("loads");
     let history = [event(Channel::Sms, "2026-09-05T23:30:00-04:00", Outcome::Delivered)];
     let decision = decide(&book, &intent("ZS", Channel::Sms), &history, at("2026-09-05T23:45:00-04:00"));
     // The next local day starts when the clocks jump: 01:00 UTC-3, the same instant as 00:00 UTC-4.

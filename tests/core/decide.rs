@@ -1,32 +1,13 @@
-//! Helpers shared by the integration tests.
-#![allow(dead_code)]
-
-use std::path::Path;
-use std::sync::OnceLock;
+//! One intent decided against a rule book, and assertions on the verdict:
+//! what the engine and property tests share.
 
 use chrono::{DateTime, Utc};
 use ventana::domain::{Channel, ContactEvent, Intent, Outcome, Party, Preferences, Stage};
 use ventana::engine::{Decision, Verdict, evaluate};
 use ventana::rules::RuleBook;
 
-/// The real `jurisdictions/` directory, loaded once.
-pub fn book() -> &'static RuleBook {
-    static BOOK: OnceLock<RuleBook> = OnceLock::new();
-    BOOK.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("jurisdictions");
-        RuleBook::load_dir(&dir).unwrap_or_else(|problems| {
-            panic!(
-                "jurisdictions/ does not load:\n{}",
-                problems.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("\n")
-            )
-        })
-    })
-}
-
-/// An RFC 3339 instant.
-pub fn at(text: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(text).expect("test instant").with_timezone(&Utc)
-}
+pub use crate::support::at;
+pub use crate::support::rules::shipped_book as book;
 
 /// A debtor intent at the extrajudicial stage.
 pub fn intent(jurisdiction: &str, channel: Channel) -> Intent {

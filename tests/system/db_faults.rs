@@ -5,12 +5,7 @@
 //! restart does to open sessions (terminated with SQLSTATE 57P01) under load:
 //! UNAVAILABLE again, never INTERNAL.
 
-#[allow(dead_code)] // this test needs only `fresh_database`
-mod processes;
-
 use std::time::{Duration, Instant};
-
-use processes::fresh_database;
 
 use sqlx::Connection;
 use tokio::net::{TcpListener, TcpStream};
@@ -18,7 +13,11 @@ use tokio::sync::watch;
 use ventana::api::auth::{Role, create_key};
 use ventana::api::pb;
 use ventana::clock::{Clock, ManualClock};
-use ventana::config::Config;
+
+use crate::support::at;
+use crate::support::config::TestConfig;
+use crate::support::database::TestDatabase;
+use crate::support::processes::HEAVY;
 
 /// Forwards to PostgreSQL while `up`; when it goes down, open connections are cut and new ones dropped.
 async fn proxy(listener: TcpListener, up: watch::Receiver<bool>) {
@@ -55,30 +54,19 @@ fn submit_request(n: usize, key: &str) -> tonic::Request<pb::SubmitRequest> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_unreachable_for_30_seconds_fails_fast_and_recovers() {
+    let _heavy = HEAVY.lock().await;
     // The database is created directly; Ventana reaches it only through the proxy.
-    let direct = fresh_database().await;
-    let name = direct.rsplit_once('/').map(|(_, name)| name.to_string()).expect("a database name");
+    let database = TestDatabase::postgres().await;
+    let direct = database.url();
+    let name = database.name().expect("a database name");
 
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("proxy port");
     let port = listener.local_addr().expect("addr").port();
     let (set_up, up) = watch::channel(true);
     tokio::spawn(proxy(listener, up));
 
-    let config = Config {
-        listen: "127.0.0.1:0".parse().expect("addr"),
-        metrics_listen: "127.0.0.1:0".parse().expect("addr"),
-        database_url: format!("postgres://postgres@127.0.0.1:{port}/{name}"),
-        jurisdictions: concat!(env!("CARGO_MANIFEST_DIR"), "/jurisdictions").into(),
-        max_message_bytes: 1 << 20,
-        adapters: Vec::new(),
-        audit: Default::default(),
-        rate_limits: Default::default(),
-        claim_seconds: ventana::config::DEFAULT_CLAIM_SECONDS,
-        tls: None,
-        plaintext: false,
-    };
-    let clock =
-        ManualClock::new(chrono::DateTime::parse_from_rfc3339("2026-11-25T10:00:00-05:00").expect("t").to_utc());
+    let config = TestConfig::new(&format!("postgres://postgres@127.0.0.1:{port}/{name}")).build();
+    let clock = ManualClock::new(at("2026-11-25T10:00:00-05:00"));
     let running = ventana::server::start(&config, Clock::Manual(clock)).await.expect("server starts");
     let key = format!("Bearer {}", create_key(&running.app.store, "acme", &[Role::Submitter], 0).await.expect("key"));
     let channel = tonic::transport::Channel::from_shared(format!("http://{}", running.addr))
@@ -157,7 +145,7 @@ async fn postgres_unreachable_for_30_seconds_fails_fast_and_recovers() {
             })
         })
         .collect();
-    let mut admin = sqlx::PgConnection::connect(&direct).await.expect("admin connection");
+    let mut admin = sqlx::PgConnection::connect(direct).await.expect("admin connection");
     for _ in 0..20 {
         sqlx::query(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()",

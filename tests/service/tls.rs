@@ -2,7 +2,8 @@
 //! plaintext client or one trusting another CA does not; SIGHUP-style reload
 //! swaps the certificate for new connections and a bad file keeps the old
 //! one; mutual TLS refuses clients without a certificate from the CA; and
-//! plaintext on a non-loopback address is refused unless asked for.
+//! plaintext on a non-loopback address is refused unless asked for. On both
+//! backends, like every service test.
 
 use std::path::{Path, PathBuf};
 
@@ -10,9 +11,11 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 use ventana::api::auth::{Role, create_key};
 use ventana::api::pb;
 use ventana::clock::{Clock, ManualClock};
-use ventana::config::Config;
 use ventana::server::Running;
 use ventana::tls::TlsFiles;
+
+use crate::on_both_backends;
+use crate::support::server::{Backend, TestConfig, TestDatabase, at};
 
 /// A CA, a server and a client certificate made by the repository's script.
 fn make_ca(dir: &Path, name: &str) -> PathBuf {
@@ -27,26 +30,9 @@ fn make_ca(dir: &Path, name: &str) -> PathBuf {
     out
 }
 
-fn config(dir: &Path, tls: Option<TlsFiles>) -> Config {
-    Config {
-        listen: "127.0.0.1:0".parse().expect("addr"),
-        metrics_listen: "127.0.0.1:0".parse().expect("addr"),
-        database_url: format!("sqlite://{}", dir.join("ventana.db").display()),
-        jurisdictions: concat!(env!("CARGO_MANIFEST_DIR"), "/jurisdictions").into(),
-        max_message_bytes: 1 << 20,
-        adapters: Vec::new(),
-        audit: Default::default(),
-        rate_limits: Default::default(),
-        claim_seconds: ventana::config::DEFAULT_CLAIM_SECONDS,
-        tls,
-        plaintext: false,
-    }
-}
-
-async fn start(config: &Config) -> (Running, String) {
-    let clock =
-        ManualClock::new(chrono::DateTime::parse_from_rfc3339("2026-11-25T10:00:00-05:00").expect("t").to_utc());
-    let running = ventana::server::start(config, Clock::Manual(clock)).await.expect("server starts");
+async fn start(config: TestConfig) -> (Running, String) {
+    let clock = ManualClock::new(at("2026-11-25T10:00:00-05:00"));
+    let running = ventana::server::start(&config.build(), Clock::Manual(clock)).await.expect("server starts");
     let key = create_key(&running.app.store, "acme", &[Role::Submitter], 0).await.expect("key");
     (running, format!("Bearer {key}"))
 }
@@ -79,8 +65,8 @@ async fn list(running: &Running, key: &str, trust: Option<&Path>, identity: Opti
     client.list_jurisdictions(request).await.map(|_| ()).map_err(|e| format!("call: {e}"))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tls_serves_trusting_clients_and_reloads_its_certificate() {
+async fn tls_serves_trusting_clients_and_reloads_its_certificate(backend: Backend) {
+    let database = TestDatabase::new(backend).await;
     let dir = tempfile::tempdir().expect("dir");
     let (a, b) = (make_ca(dir.path(), "ca-a"), make_ca(dir.path(), "ca-b"));
     let live = dir.path().join("live");
@@ -89,7 +75,7 @@ async fn tls_serves_trusting_clients_and_reloads_its_certificate() {
         std::fs::copy(a.join(file), live.join(file)).expect("copy");
     }
     let files = TlsFiles { cert: live.join("server.pem"), key: live.join("server.key"), client_ca: None };
-    let (running, key) = start(&config(dir.path(), Some(files))).await;
+    let (running, key) = start(TestConfig::new(database.url()).tls(files)).await;
     let tls = running.tls.clone().expect("TLS in force");
 
     list(&running, &key, Some(&a.join("ca-a-ca.pem")), None).await.expect("a client trusting CA A gets through");
@@ -111,29 +97,30 @@ async fn tls_serves_trusting_clients_and_reloads_its_certificate() {
     list(&running, &key, Some(&b.join("ca-b-ca.pem")), None).await.expect("the certificate in force stays");
     running.shutdown().await;
 }
+on_both_backends!(tls_serves_trusting_clients_and_reloads_its_certificate);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn mutual_tls_requires_a_client_certificate_from_the_ca() {
+async fn mutual_tls_requires_a_client_certificate_from_the_ca(backend: Backend) {
+    let database = TestDatabase::new(backend).await;
     let dir = tempfile::tempdir().expect("dir");
     let (a, b) = (make_ca(dir.path(), "ca-a"), make_ca(dir.path(), "ca-b"));
     let files =
         TlsFiles { cert: a.join("server.pem"), key: a.join("server.key"), client_ca: Some(a.join("ca-a-ca.pem")) };
-    let (running, key) = start(&config(dir.path(), Some(files))).await;
+    let (running, key) = start(TestConfig::new(database.url()).tls(files)).await;
     let trust = a.join("ca-a-ca.pem");
     assert!(list(&running, &key, Some(&trust), None).await.is_err(), "no client certificate");
     assert!(list(&running, &key, Some(&trust), Some(&b)).await.is_err(), "a client certificate from another CA");
     list(&running, &key, Some(&trust), Some(&a)).await.expect("a client certificate from the CA");
     running.shutdown().await;
 }
+on_both_backends!(mutual_tls_requires_a_client_certificate_from_the_ca);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn plaintext_beyond_loopback_only_when_asked() {
-    let dir = tempfile::tempdir().expect("dir");
-    let mut open = config(dir.path(), None);
-    open.listen = "0.0.0.0:0".parse().expect("addr");
-    let error = ventana::server::start(&open, Clock::System).await.err().expect("refused");
+async fn plaintext_beyond_loopback_only_when_asked(backend: Backend) {
+    let database = TestDatabase::new(backend).await;
+    let open = TestConfig::new(database.url()).listen("0.0.0.0:0".parse().expect("addr"));
+    let error = ventana::server::start(&open.build(), Clock::System).await.err().expect("refused");
     assert!(format!("{error:#}").contains("refusing plaintext"), "{error:#}");
-    open.plaintext = true;
-    let running = ventana::server::start(&open, Clock::System).await.expect("plaintext = true allows it");
+    let running =
+        ventana::server::start(&open.plaintext().build(), Clock::System).await.expect("plaintext = true allows it");
     running.shutdown().await;
 }
+on_both_backends!(plaintext_beyond_loopback_only_when_asked);
