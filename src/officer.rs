@@ -108,13 +108,21 @@ fn describe(expectation: &Expectation) -> String {
     }
 }
 
-/// The holidays of `code` in `year` as JSON values `{date, name, rule}`.
+/// The holidays of `code` in `year` as JSON values `{date, name, rule}`;
+/// for a region-less code also every regional file's (`"regional": true`):
+/// they close the day too, since the debtor may live in that region.
 pub fn calendar_holidays(book: &RuleBook, code: &str, year: i32) -> Result<Vec<Value>, CliError> {
-    let layers = book.resolve("", code).map_err(|e| CliError::Input(e.to_string()))?;
+    let rules = book.resolve("", code).map_err(|e| CliError::Input(e.to_string()))?;
+    let own = rules.layers.iter().map(|l| (&l.holidays, false));
+    let regional = rules.regional_holidays.iter().map(|c| (*c, true));
     let mut days: Vec<Value> = Vec::new();
-    for layer in &layers.layers {
-        for (date, rule) in layer.holidays.year(year) {
-            days.push(json!({"date": date.to_string(), "name": rule.name.as_ref(), "rule": rule.id.as_ref()}));
+    for (calendar, is_regional) in own.chain(regional) {
+        for (date, rule) in calendar.year(year) {
+            let mut day = json!({"date": date.to_string(), "name": rule.name.as_ref(), "rule": rule.id.as_ref()});
+            if is_regional {
+                day["regional"] = json!(true);
+            }
+            days.push(day);
         }
     }
     days.sort_by(|a, b| a["date"].as_str().cmp(&b["date"].as_str()));
@@ -130,7 +138,7 @@ pub fn calendar_windows(
     days: u32,
 ) -> Result<Vec<Value>, CliError> {
     let rules = book.resolve("", code).map_err(|e| CliError::Input(e.to_string()))?;
-    let calendars: Vec<_> = rules.layers.iter().map(|l| &l.holidays).collect();
+    let calendars = rules.calendars();
     let mut out = Vec::new();
     for offset in 0..days {
         let date = from

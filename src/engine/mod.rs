@@ -222,7 +222,7 @@ fn decide(
         return rejection;
     }
 
-    let calendars: Vec<&HolidayCalendar> = rules.layers.iter().map(|l| &l.holidays).collect();
+    let calendars = rules.calendars();
     let constraints: Vec<WindowConstraint<'_>> = versions
         .iter()
         .flat_map(|v| v.windows.iter().filter(|w| w.channels.contains(intent.channel)))

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use chrono_tz::Tz;
+use holidays::HolidayCalendar;
 
 pub use model::*;
 pub use overlay::allowed_ranges;
@@ -69,6 +70,18 @@ pub struct Resolved<'a> {
     /// Every zone the country's files name: an intent's zone outside this
     /// list cannot stand in for the jurisdiction's own.
     pub own_zones: &'a [Tz],
+    /// For a code that names only the country: the holidays of its regional
+    /// files (the debtor may live in any region, so every regional holiday
+    /// closes, as every zone binds). Empty when the code names a region.
+    pub regional_holidays: Vec<&'a HolidayCalendar>,
+}
+
+impl<'a> Resolved<'a> {
+    /// Every holiday calendar that closes a day: the layers' own and, for a
+    /// region-less code, every regional file's.
+    pub fn calendars(&self) -> Vec<&'a HolidayCalendar> {
+        self.layers.iter().map(|l| &l.holidays).chain(self.regional_holidays.iter().copied()).collect()
+    }
 }
 
 fn toml_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
@@ -190,6 +203,17 @@ impl RuleBook {
             layers.extend(codes.into_iter().flatten().filter_map(|c| policies.get(c)).map(Arc::as_ref));
         }
         let own_zones = self.own_zones.get(country_code).map_or(&[][..], Vec::as_slice);
-        Ok(Resolved { layers, default_zones, subdivision: code.contains('-'), own_zones })
+        let mut regional_holidays: Vec<&HolidayCalendar> = Vec::new();
+        if code == country_code {
+            let mut regions: Vec<&Arc<Jurisdiction>> = self
+                .jurisdictions
+                .iter()
+                .filter(|(other, _)| other.as_str() != country_code && country_of(other) == country_code)
+                .map(|(_, region)| region)
+                .collect();
+            regions.sort_by(|a, b| a.code.cmp(&b.code));
+            regional_holidays.extend(regions.into_iter().map(|r| &r.holidays));
+        }
+        Ok(Resolved { layers, default_zones, subdivision: code.contains('-'), own_zones, regional_holidays })
     }
 }

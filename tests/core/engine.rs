@@ -25,6 +25,21 @@ fn peru_friday_1959_released_2000_deferred_to_monday_0700() {
     assert!(reason.message().contains("Friday 2026-11-27 20:00"), "message: {}", reason.message());
 }
 
+/// A debtor whose region is unknown may live in any region: every regional
+/// holiday closes, as every zone binds; naming the region gives only its own.
+#[test]
+fn regional_holidays_close_a_region_less_intent_and_only_their_region() {
+    let monday = at("2027-06-07T10:00:00-04:00"); // Arica y Parinacota's feriado (Ley 20.663)
+    let deferred = decide(book(), &intent("CL", Channel::Call), &[], monday);
+    assert_defer(&deferred, "2027-06-08T10:00:00-04:00"); // 08:00 on Easter Island, the latest zone
+    assert!(deferred.reasons.iter().any(|r| r.message().contains("Morro de Arica")), "{:#?}", deferred.reasons);
+    assert_defer(&decide(book(), &intent("CL-AP", Channel::Call), &[], monday), "2027-06-08T08:00:00-04:00");
+    assert_release(&decide(book(), &intent("CL-RM", Channel::Call), &[], monday));
+    let galapagos_day = at("2027-02-12T10:00:00-05:00"); // a Friday
+    assert_defer(&decide(book(), &intent("EC", Channel::Call), &[], galapagos_day), "2027-02-15T08:00:00-05:00");
+    assert_release(&decide(book(), &intent("EC-P", Channel::Call), &[], galapagos_day));
+}
+
 #[test]
 fn peru_fiestas_patrias_defers_past_both_holidays() {
     let decision = decide(book(), &intent("PE", Channel::Call), &[], at("2026-07-28T10:00:00-05:00"));

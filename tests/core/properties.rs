@@ -44,7 +44,9 @@ fn window_ok(intent: &Intent, rules: &Resolved<'_>, versions: &[&RuleVersion], t
     zones(intent, rules).iter().all(|zone| {
         let local = t.with_timezone(zone);
         let date = local.date_naive();
-        let holiday = rules.layers.iter().any(|l| l.holidays.on(date).is_some());
+        // Every layer's holidays and, for a region-less code, every region's.
+        let mut calendars = rules.layers.iter().map(|l| &l.holidays).chain(rules.regional_holidays.iter().copied());
+        let holiday = calendars.any(|c| c.on(date).is_some());
         let day = if holiday { HOLIDAY } else { date.weekday().num_days_from_monday() as usize };
         let second = local.num_seconds_from_midnight();
         allowed_ranges(versions, intent.channel, day)
