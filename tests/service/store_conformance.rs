@@ -73,23 +73,11 @@ fn dispatch(id: &str, state: &str, priority: i64, released_at: i64, lease_expire
 
 fn audit_event(kind: &str, intent_id: &str) -> AuditEvent {
     AuditEvent {
-        tenant: "acme".into(),
-        at: 1,
-        kind: kind.parse().expect("an audit event kind"),
         intent_id: Some(intent_id.into()),
         debtor_id: Some("d-1".into()),
-        debt_id: None,
         channel: Some(Channel::Sms),
         jurisdiction: Some("PE".into()),
-        time_zone: None,
-        local_time: None,
-        decision: None,
-        reason_codes: None,
-        rule_ids: None,
-        citations: None,
-        rules_version: None,
-        outcome: None,
-        detail: String::new(),
+        ..AuditEvent::new("acme", 1, kind.parse().expect("an audit event kind"), String::new())
     }
 }
 
