@@ -397,6 +397,8 @@ impl Tx {
 
     /// Sends what is pending, appends the queued audit events, then commits.
     pub async fn commit(mut self) -> StoreResult<()> {
+        // Nothing reads after the commit: the read-ahead need not learn what the last flush sends.
+        self.read_ahead = None;
         self.flush().await?;
         let events = std::mem::take(&mut self.audit);
         audit::append(&mut self.db, events).await?;

@@ -360,6 +360,16 @@ async fn try_lock_reports_a_debtor_held_elsewhere(backend: Backend) {
 }
 on_both_backends!(try_lock_reports_a_debtor_held_elsewhere);
 
+/// A transaction on another task that locks `debtors` in that order, then commits.
+fn lock_in_the_background(store: &Store, debtors: &[(&'static str, &'static str)]) -> tokio::task::JoinHandle<()> {
+    let (store, debtors) = (store.clone(), debtors.to_vec());
+    tokio::spawn(async move {
+        let mut tx = store.begin().await.expect("begin");
+        tx.lock_debtors(&debtors).await.expect("lock");
+        tx.commit().await.expect("commit");
+    })
+}
+
 async fn debtors_are_locked_in_the_order_given(backend: Backend) {
     let (store, database) = open(backend).await;
     if store.single_writer() {
@@ -374,14 +384,7 @@ async fn debtors_are_locked_in_the_order_given(backend: Backend) {
     // [c, a] while a is held: c is taken, then the locker waits for a.
     let mut holder = store.begin().await.expect("begin");
     holder.lock_debtors(&[("acme", "d-a")]).await.expect("lock");
-    let waiter = tokio::spawn({
-        let store = store.clone();
-        async move {
-            let mut tx = store.begin().await.expect("begin");
-            tx.lock_debtors(&[("acme", "d-c"), ("acme", "d-a")]).await.expect("lock");
-            tx.commit().await.expect("commit");
-        }
-    });
+    let waiter = lock_in_the_background(&store, &[("acme", "d-c"), ("acme", "d-a")]);
     wait_for_blocked_lockers(&database, 1).await;
     let mut probe = store.begin().await.expect("begin");
     let held = probe.try_lock_debtors(&[("acme", "d-c"), ("acme", "d-b")]).await.expect("try");
@@ -393,14 +396,7 @@ async fn debtors_are_locked_in_the_order_given(backend: Backend) {
     // [a, c] while a is held: nothing is taken before a.
     let mut holder = store.begin().await.expect("begin");
     holder.lock_debtors(&[("acme", "d-a")]).await.expect("lock");
-    let waiter = tokio::spawn({
-        let store = store.clone();
-        async move {
-            let mut tx = store.begin().await.expect("begin");
-            tx.lock_debtors(&[("acme", "d-a"), ("acme", "d-c")]).await.expect("lock");
-            tx.commit().await.expect("commit");
-        }
-    });
+    let waiter = lock_in_the_background(&store, &[("acme", "d-a"), ("acme", "d-c")]);
     wait_for_blocked_lockers(&database, 1).await;
     let mut probe = store.begin().await.expect("begin");
     assert_eq!(probe.try_lock_debtors(&[("acme", "d-c")]).await.expect("try"), [true], "d-c waits behind d-a");
