@@ -86,14 +86,27 @@ pub fn run(command: RulesCommand) -> Result<ExitCode, CliError> {
 /// One calendar entry as a line of text.
 fn text_line(entry: &serde_json::Value) -> String {
     let text = |key: &str| entry.get(key).and_then(|v| v.as_str()).unwrap_or_default().to_string();
+    let flag = |key: &str| entry.get(key).and_then(|v| v.as_bool()).unwrap_or(false);
     match entry.get("windows").and_then(|w| w.as_array()) {
         Some(windows) => {
             let hours: Vec<&str> = windows.iter().filter_map(|w| w.as_str()).collect();
-            let holiday =
-                entry.get("holiday").and_then(|h| h.as_str()).map(|h| format!(" (holiday: {h})")).unwrap_or_default();
+            let holiday = entry
+                .get("holiday")
+                .and_then(|h| h.as_str())
+                .map(|h| format!(" (holiday: {h}{})", if flag("provisional") { ", provisional" } else { "" }))
+                .unwrap_or_default();
             let hours = if hours.is_empty() { "no contact".to_string() } else { hours.join(", ") };
             format!("{} {:<9}{holiday} {hours}", text("date"), text("day"))
         }
-        None => format!("{}  {}  [{}]", text("date"), text("name"), text("rule")),
+        None => {
+            let mut line = format!("{}  {}  [{}]", text("date"), text("name"), text("rule"));
+            if flag("regional") {
+                line.push_str("  regional");
+            }
+            if flag("provisional") {
+                line.push_str(&format!("  PROVISIONAL until decided ({})", text("pending_under")));
+            }
+            line
+        }
     }
 }

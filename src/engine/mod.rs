@@ -381,7 +381,7 @@ fn window_reasons(
                     at: t,
                     zone: c.zone,
                     day,
-                    holiday: holiday.map(|h| h.name.clone()),
+                    holiday: holiday.map(|h| h.label().into()),
                     hours: c.rule.days[day].clone(),
                 },
             }

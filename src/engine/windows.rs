@@ -7,7 +7,7 @@ use chrono::{DateTime, Datelike, Days, Duration, LocalResult, NaiveDate, TimeZon
 use chrono_tz::Tz;
 
 use crate::rules::file::{Minute, TimeRange};
-use crate::rules::holidays::{HolidayCalendar, HolidayRule};
+use crate::rules::holidays::{HolidayCalendar, Observed};
 use crate::rules::{HOLIDAY, WindowRule};
 
 /// Which end of a window a local time is.
@@ -35,13 +35,15 @@ pub fn local_to_utc(zone: Tz, date: NaiveDate, minute: Minute, edge: Edge) -> Op
     }
 }
 
-/// The first holiday observed on `date` in any of the layers' calendars.
-pub fn holiday_on<'a>(calendars: &[&'a HolidayCalendar], date: NaiveDate) -> Option<&'a HolidayRule> {
-    calendars.iter().find_map(|c| c.on(date))
+/// The holiday observed on `date` in the layers' calendars: the first
+/// confirmed one, or else the first provisional one.
+pub fn holiday_on<'a>(calendars: &[&'a HolidayCalendar], date: NaiveDate) -> Option<Observed<'a>> {
+    let found = || calendars.iter().filter_map(|c| c.on(date));
+    found().find(|h| !h.provisional).or_else(|| found().next())
 }
 
 /// Day type index of `date` (0..=6 weekday, 7 holiday) and the holiday.
-pub fn day_type<'a>(calendars: &[&'a HolidayCalendar], date: NaiveDate) -> (usize, Option<&'a HolidayRule>) {
+pub fn day_type<'a>(calendars: &[&'a HolidayCalendar], date: NaiveDate) -> (usize, Option<Observed<'a>>) {
     match holiday_on(calendars, date) {
         Some(h) => (HOLIDAY, Some(h)),
         None => (date.weekday().num_days_from_monday() as usize, None),

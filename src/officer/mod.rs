@@ -117,10 +117,15 @@ pub fn calendar_holidays(book: &RuleBook, code: &str, year: i32) -> Result<Vec<V
     let regional = rules.regional_holidays.iter().map(|c| (*c, true));
     let mut days: Vec<Value> = Vec::new();
     for (calendar, is_regional) in own.chain(regional) {
-        for (date, rule) in calendar.year(year) {
+        for (date, holiday) in calendar.year(year) {
+            let rule = holiday.rule;
             let mut day = json!({"date": date.to_string(), "name": rule.name.as_ref(), "rule": rule.id.as_ref()});
             if is_regional {
                 day["regional"] = json!(true);
+            }
+            if let (true, Some(provisional)) = (holiday.provisional, &rule.provisional) {
+                day["provisional"] = json!(true);
+                day["pending_under"] = json!(provisional.citation.as_ref());
             }
             days.push(day);
         }
@@ -150,7 +155,8 @@ pub fn calendar_windows(
         out.push(json!({
             "date": date.to_string(),
             "day": DAY_NAMES[date.weekday().num_days_from_monday() as usize].to_string(),
-            "holiday": holiday.map(|h| h.name.to_string()),
+            "holiday": holiday.map(|h| h.rule.name.to_string()),
+            "provisional": holiday.is_some_and(|h| h.provisional),
             "windows": ranges.iter().map(|r| format!("{}-{}", crate::rules::file::clock(r.start), crate::rules::file::clock(r.end))).collect::<Vec<_>>(),
             "time_zones": rules.default_zones.iter().map(|z| z.name()).collect::<Vec<_>>(),
         }));

@@ -11,10 +11,10 @@ use toml::Spanned;
 
 use super::Problem;
 use super::file::{
-    MonthDay, RawCap, RawCooldown, RawExample, RawFile, RawHoliday, RawMeta, RawMove, RawParties, RawStageChannels,
-    RawVersion, RawWindow, TimeRange,
+    MonthDay, RawCap, RawCooldown, RawExample, RawFile, RawHoliday, RawMeta, RawMove, RawParties, RawProvisional,
+    RawStageChannels, RawVersion, RawWindow, TimeRange,
 };
-use super::holidays::{HolidayBase, HolidayCalendar, HolidayRule, MOVE_PRESETS, move_preset};
+use super::holidays::{Decision, HolidayBase, HolidayCalendar, HolidayRule, MOVE_PRESETS, Provisional, move_preset};
 use super::model::*;
 use crate::domain::Channel;
 
@@ -94,7 +94,14 @@ impl Compiler<'_> {
             })
             .collect();
         let groups = self.groups(&raw.channel_groups);
-        let holidays = raw.holidays.iter().filter_map(|h| self.holiday(h)).collect();
+        let holidays: Vec<HolidayRule> = raw.holidays.iter().filter_map(|h| self.holiday(h)).collect();
+        let confirmed_through = raw.confirmed_through.as_ref().and_then(|d| self.date(d, "`confirmed_through`"));
+        if !holidays.is_empty() && raw.confirmed_through.is_none() {
+            self.problem(
+                code_line,
+                "a file with `[[holidays]]` needs `confirmed_through`: the last day its dated lists and decrees are confirmed",
+            );
+        }
         let code: Arc<str> = code.into();
         let mut versions: Vec<RuleVersion> =
             raw.versions.iter().filter_map(|v| self.version(v, &code, &hash, &groups, is_overlay)).collect();
@@ -118,6 +125,7 @@ impl Compiler<'_> {
             time_zones,
             subdivisions,
             holidays: HolidayCalendar::new(holidays),
+            confirmed_through,
             versions,
             examples,
         }
@@ -274,7 +282,26 @@ impl Compiler<'_> {
         {
             self.problem(line, "`from_year` is after `until_year`");
         }
-        Some(HolidayRule {
+        let provisional = raw.provisional.as_ref().and_then(|p| self.provisional(p, line));
+        if provisional.is_none() && !raw.decided.is_empty() {
+            self.problem(line, "`decided` picks among `provisional` candidates: this holiday has none");
+        }
+        let decided: Vec<Decision> = raw
+            .decided
+            .iter()
+            .filter_map(|d| {
+                if d.citation.trim().is_empty() {
+                    let line = self.line(&d.date);
+                    self.problem(line, "a decision needs a `citation`: the decree or resolution that published it");
+                }
+                Some(Decision {
+                    date: self.date(&d.date, "a decision's `date`")?,
+                    citation: d.citation.as_str().into(),
+                })
+            })
+            .collect();
+        let confirmed_through = raw.confirmed_through.as_ref().and_then(|d| self.date(d, "`confirmed_through`"));
+        let rule = HolidayRule {
             id: raw.id.get_ref().as_str().into(),
             name: raw.name.as_str().into(),
             citation: raw.citation.as_deref().map(Into::into),
@@ -284,7 +311,46 @@ impl Compiler<'_> {
             from_year: raw.from_year,
             until_year: raw.until_year,
             every_years: raw.every_years,
-        })
+            provisional,
+            decided,
+            confirmed_through,
+        };
+        for stray in rule.stray_decisions() {
+            let at =
+                raw.decided.iter().find(|d| d.date.get_ref().to_string() == stray.date.to_string()).map(|d| &d.date);
+            let line = at.map_or(line, |d| self.line(d));
+            self.problem(
+                line,
+                format!(
+                    "decision {} is none of the candidate days of any occurrence of {:?} (is the date or the holiday wrong?)",
+                    stray.date,
+                    rule.id
+                ),
+            );
+        }
+        Some(rule)
+    }
+
+    /// Checks a `provisional` table: offsets within a week, a citation, and
+    /// at least one weekday with candidates.
+    fn provisional(&mut self, raw: &RawProvisional, line: usize) -> Option<Provisional> {
+        if raw.citation.trim().is_empty() {
+            self.problem(line, "`provisional` needs a `citation`: the norm that lets the authority move the holiday");
+        }
+        let since = match &raw.since {
+            Some(date) => Some(self.date(date, "`provisional.since`")?),
+            None => None,
+        };
+        let candidates = [&raw.mon, &raw.tue, &raw.wed, &raw.thu, &raw.fri, &raw.sat, &raw.sun].map(Clone::clone);
+        if candidates.iter().all(Vec::is_empty) {
+            self.problem(line, "`provisional` names no candidate day: give offsets per weekday, e.g. sat = [-1, 2]");
+            return None;
+        }
+        if candidates.iter().flatten().any(|offset| *offset == 0 || !(-7..=7).contains(offset)) {
+            self.problem(line, "a candidate day is 1 to 7 days before or after the holiday (offset -7..-1 or 1..7)");
+            return None;
+        }
+        Some(Provisional { since, citation: raw.citation.as_str().into(), candidates })
     }
 
     fn meta(&mut self, raw: RawMeta<'_>, code: &Arc<str>, label: &Arc<str>) -> Arc<RuleMeta> {

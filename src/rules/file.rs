@@ -34,6 +34,9 @@ pub struct RawFile {
     pub channel_groups: BTreeMap<String, Vec<Spanned<String>>>,
     #[serde(default)]
     pub holidays: Vec<RawHoliday>,
+    /// How far the holidays' dated lists and decisions are confirmed.
+    #[serde(default)]
+    pub confirmed_through: Option<Spanned<toml::value::Datetime>>,
     #[serde(default)]
     pub versions: Vec<RawVersion>,
     #[serde(default)]
@@ -130,6 +133,47 @@ pub struct RawHoliday {
     /// Observed every N years counting from `from_year`.
     #[serde(default)]
     pub every_years: Option<u32>,
+    /// Candidate days an authority may still move the holiday to.
+    #[serde(default)]
+    pub provisional: Option<RawProvisional>,
+    /// Published decisions: the day each occurrence is observed on.
+    #[serde(default)]
+    pub decided: Vec<RawDecision>,
+    /// How far this rule's dates and decisions are confirmed (narrows the file's).
+    #[serde(default)]
+    pub confirmed_through: Option<Spanned<toml::value::Datetime>>,
+}
+
+/// `provisional = { since, citation, sat = [-1, 2], ... }`: per weekday the
+/// base day may fall on, the day offsets of the candidates.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProvisional {
+    #[serde(default)]
+    pub since: Option<Spanned<toml::value::Datetime>>,
+    pub citation: String,
+    #[serde(default)]
+    pub mon: Vec<i64>,
+    #[serde(default)]
+    pub tue: Vec<i64>,
+    #[serde(default)]
+    pub wed: Vec<i64>,
+    #[serde(default)]
+    pub thu: Vec<i64>,
+    #[serde(default)]
+    pub fri: Vec<i64>,
+    #[serde(default)]
+    pub sat: Vec<i64>,
+    #[serde(default)]
+    pub sun: Vec<i64>,
+}
+
+/// `decided = [{ date, citation }]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDecision {
+    pub date: Spanned<toml::value::Datetime>,
+    pub citation: String,
 }
 
 #[derive(Debug, Deserialize)]

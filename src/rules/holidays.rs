@@ -1,5 +1,7 @@
 //! Public holiday rules and the calendars they produce: fixed dates,
-//! Easter-relative days, nth weekdays, dated decrees and move rules.
+//! Easter-relative days, nth weekdays, dated decrees and move rules, and
+//! provisional days: the candidates an authority may still move a holiday
+//! to, all closed until a decision picks one.
 
 use std::sync::Arc;
 
@@ -28,6 +30,43 @@ pub struct HolidayRule {
     pub from_year: Option<i32>,
     pub until_year: Option<i32>,
     pub every_years: Option<u32>,
+    /// Days an authority may still move the holiday to, decided case by case.
+    pub provisional: Option<Provisional>,
+    /// The decisions published so far, one day per occurrence.
+    pub decided: Vec<Decision>,
+    /// How far this rule's dated lists and decisions are confirmed, when it
+    /// says so itself (otherwise its file's horizon applies).
+    pub confirmed_through: Option<NaiveDate>,
+}
+
+/// An authority's power to move a holiday case by case: until it decides,
+/// the day the holiday would otherwise be observed and every candidate are
+/// closed (the debtor's day off is not known yet).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Provisional {
+    /// First base date the power applies to (the norm's entry into force).
+    pub since: Option<NaiveDate>,
+    /// The norm that gives the power.
+    pub citation: Arc<str>,
+    /// Candidate days as offsets from the base date, by its weekday (Mon..Sun).
+    pub candidates: [Vec<i64>; 7],
+}
+
+/// A published decision: the day one occurrence is observed on.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Decision {
+    pub date: NaiveDate,
+    pub citation: Arc<str>,
+}
+
+/// One year's occurrence of a holiday rule: the day it falls on before any
+/// move, and the days it closes; `pending` when they are the candidates of a
+/// decision not yet published.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Occurrence {
+    pub base: NaiveDate,
+    pub days: Vec<NaiveDate>,
+    pub pending: bool,
 }
 
 /// Named move rules accepted in `moves = "..."`.
@@ -108,20 +147,100 @@ impl HolidayRule {
         }
     }
 
-    /// Observed dates that the occurrence of `year` gives, after moves
-    /// (a moved day may land in the neighbouring year).
-    pub fn observed_for_year(&self, year: i32, out: &mut Vec<NaiveDate>) {
+    /// The occurrences of `year`, after moves and decisions (a moved day
+    /// may land in the neighbouring year).
+    pub fn occurrences(&self, year: i32) -> Vec<Occurrence> {
         if !self.applies_to_year(year) {
-            return;
+            return Vec::new();
         }
         let mut bases = Vec::new();
         self.base_dates(year, &mut bases);
-        for base in bases {
-            let weekday = base.weekday().num_days_from_monday() as usize;
-            if self.only_on.is_some_and(|days| !days[weekday]) {
-                continue;
+        bases
+            .into_iter()
+            .filter(|base| self.only_on.is_none_or(|days| days[weekday_index(*base)]))
+            .filter_map(|base| self.occurrence(base))
+            .collect()
+    }
+
+    fn occurrence(&self, base: NaiveDate) -> Option<Occurrence> {
+        let weekday = weekday_index(base);
+        let observed = shift(base, self.moves[weekday])?;
+        let candidates = self.candidates(base);
+        if candidates.is_empty() {
+            return Some(Occurrence { base, days: vec![observed], pending: false });
+        }
+        let mut days: Vec<NaiveDate> = std::iter::once(observed).chain(candidates).collect();
+        days.sort();
+        days.dedup();
+        match self.decided.iter().find(|d| days.contains(&d.date)) {
+            Some(decision) => Some(Occurrence { base, days: vec![decision.date], pending: false }),
+            None => Some(Occurrence { base, days, pending: true }),
+        }
+    }
+
+    /// The candidate days of the occurrence falling on `base`, when the
+    /// provisional power applies to it.
+    fn candidates(&self, base: NaiveDate) -> Vec<NaiveDate> {
+        match &self.provisional {
+            Some(p) if p.since.is_none_or(|since| base >= since) => {
+                p.candidates[weekday_index(base)].iter().filter_map(|offset| shift(base, *offset)).collect()
             }
-            out.extend(shift(base, self.moves[weekday]));
+            _ => Vec::new(),
+        }
+    }
+
+    /// Observed days of `year`'s occurrences, each with whether it is
+    /// provisional.
+    pub fn observed_for_year(&self, year: i32, out: &mut Vec<(NaiveDate, bool)>) {
+        for occurrence in self.occurrences(year) {
+            out.extend(occurrence.days.iter().map(|d| (*d, occurrence.pending)));
+        }
+    }
+
+    /// The decisions that pick none of their occurrence's days (a typo in a
+    /// date, or a decision filed under the wrong holiday).
+    pub fn stray_decisions(&self) -> Vec<&Decision> {
+        self.decided
+            .iter()
+            .filter(|decision| {
+                let year = decision.date.year();
+                !(year - 1..=year + 1).filter(|y| self.applies_to_year(*y)).any(|y| {
+                    let mut bases = Vec::new();
+                    self.base_dates(y, &mut bases);
+                    bases.into_iter().any(|base| {
+                        let mut choices = self.candidates(base);
+                        choices.extend(shift(base, self.moves[weekday_index(base)]));
+                        choices.len() > 1 && choices.contains(&decision.date)
+                    })
+                })
+            })
+            .collect()
+    }
+}
+
+fn weekday_index(date: NaiveDate) -> usize {
+    date.weekday().num_days_from_monday() as usize
+}
+
+/// A holiday found on a date: its rule, and whether the day is only a
+/// candidate of a decision not yet published.
+#[derive(Clone, Copy, Debug)]
+pub struct Observed<'a> {
+    pub rule: &'a HolidayRule,
+    pub provisional: bool,
+}
+
+impl Observed<'_> {
+    /// The holiday's name as a reason shows it.
+    pub fn label(&self) -> String {
+        match (&self.rule.provisional, self.provisional) {
+            (Some(p), true) => {
+                format!(
+                    "{}, provisional: a candidate day until the authority decides under {}",
+                    self.rule.name, p.citation
+                )
+            }
+            _ => self.rule.name.to_string(),
         }
     }
 }
@@ -131,8 +250,9 @@ impl HolidayRule {
 #[derive(Clone, Debug, Default)]
 pub struct HolidayCalendar {
     rules: Vec<HolidayRule>,
-    /// Sorted (date, rule index) for the precomputed years.
-    table: Vec<(NaiveDate, usize)>,
+    /// Sorted (date, provisional, rule index) for the precomputed years: on a
+    /// date with several holidays a confirmed one comes first.
+    table: Vec<(NaiveDate, bool, usize)>,
 }
 
 /// Years kept in the look-up table; other years are computed on demand.
@@ -141,12 +261,12 @@ const TABLE_YEARS: std::ops::RangeInclusive<i32> = 1990..=2100;
 impl HolidayCalendar {
     pub fn new(rules: Vec<HolidayRule>) -> Self {
         let mut table = Vec::new();
-        let mut dates = Vec::new();
+        let mut days = Vec::new();
         for (index, rule) in rules.iter().enumerate() {
             for year in TABLE_YEARS {
-                dates.clear();
-                rule.observed_for_year(year, &mut dates);
-                table.extend(dates.iter().map(|d| (*d, index)));
+                days.clear();
+                rule.observed_for_year(year, &mut days);
+                table.extend(days.iter().map(|(d, provisional)| (*d, *provisional, index)));
             }
         }
         table.sort();
@@ -158,33 +278,38 @@ impl HolidayCalendar {
     }
 
     /// The holiday observed on `date`, if any.
-    pub fn on(&self, date: NaiveDate) -> Option<&HolidayRule> {
+    pub fn on(&self, date: NaiveDate) -> Option<Observed<'_>> {
         if TABLE_YEARS.contains(&date.year()) {
-            let at = self.table.partition_point(|(d, _)| *d < date);
-            return self.table.get(at).filter(|(d, _)| *d == date).map(|(_, i)| &self.rules[*i]);
+            let at = self.table.partition_point(|(d, _, _)| *d < date);
+            return self
+                .table
+                .get(at)
+                .filter(|(d, _, _)| *d == date)
+                .map(|(_, provisional, i)| Observed { rule: &self.rules[*i], provisional: *provisional });
         }
-        let mut dates = Vec::new();
-        self.rules.iter().find(|rule| {
-            dates.clear();
-            for year in date.year() - 1..=date.year() + 1 {
-                rule.observed_for_year(year, &mut dates);
-            }
-            dates.contains(&date)
-        })
+        self.year(date.year()).into_iter().find(|(d, _)| *d == date).map(|(_, observed)| observed)
     }
 
     /// All holidays observed in `year`, sorted by date.
-    pub fn year(&self, year: i32) -> Vec<(NaiveDate, &HolidayRule)> {
+    pub fn year(&self, year: i32) -> Vec<(NaiveDate, Observed<'_>)> {
         let mut found = Vec::new();
-        let mut dates = Vec::new();
+        let mut days = Vec::new();
         for rule in &self.rules {
-            dates.clear();
+            days.clear();
             for y in year - 1..=year + 1 {
-                rule.observed_for_year(y, &mut dates);
+                rule.observed_for_year(y, &mut days);
             }
-            found.extend(dates.iter().filter(|d| d.year() == year).map(|d| (*d, rule)));
+            found.extend(
+                days.iter()
+                    .filter(|(d, _)| d.year() == year)
+                    .map(|(d, provisional)| (*d, Observed { rule, provisional: *provisional })),
+            );
         }
-        found.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.id.cmp(&b.1.id)));
+        found.sort_by(|a, b| {
+            a.0.cmp(&b.0)
+                .then_with(|| a.1.provisional.cmp(&b.1.provisional))
+                .then_with(|| a.1.rule.id.cmp(&b.1.rule.id))
+        });
         found
     }
 }
@@ -225,11 +350,83 @@ mod tests {
             from_year: None,
             until_year: None,
             every_years: None,
+            provisional: None,
+            decided: Vec::new(),
+            confirmed_through: None,
         };
         let calendar = HolidayCalendar::new(vec![rule]);
         // 2026-12-31 is a Thursday: observed on Monday 2027-01-04.
         assert!(calendar.on(d(2027, 1, 4)).is_some());
         assert!(calendar.on(d(2026, 12, 31)).is_none());
         assert_eq!(calendar.year(2027).first().map(|h| h.0), Some(d(2027, 1, 4)));
+    }
+
+    /// Argentina's Soberanía (Nov 20) under Ley 27.399 art. 6 and Decreto
+    /// 614/2025: on a weekend, the Friday before or the Monday after.
+    fn sovereignty(decided: Vec<NaiveDate>) -> HolidayRule {
+        let mut candidates: [Vec<i64>; 7] = Default::default();
+        candidates[5] = vec![-1, 2];
+        candidates[6] = vec![-2, 1];
+        HolidayRule {
+            id: "ar-sovereignty".into(),
+            name: "Soberanía".into(),
+            citation: None,
+            base: HolidayBase::Fixed { month: 11, day: 20 },
+            moves: [-1, -1, -2, 4, 3, 0, 0],
+            only_on: None,
+            from_year: None,
+            until_year: None,
+            every_years: None,
+            provisional: Some(Provisional {
+                since: Some(d(2025, 8, 28)),
+                citation: "Decreto 614/2025".into(),
+                candidates,
+            }),
+            decided: decided.into_iter().map(|date| Decision { date, citation: "decision".into() }).collect(),
+            confirmed_through: None,
+        }
+    }
+
+    #[test]
+    fn an_undecided_weekend_holiday_closes_its_day_and_every_candidate() {
+        let calendar = HolidayCalendar::new(vec![sovereignty(Vec::new())]);
+        // Saturday 2027-11-20: Friday 19, Saturday 20 and Monday 22, all provisional.
+        for day in [19, 20, 22] {
+            let found = calendar.on(d(2027, 11, day)).expect("closed");
+            assert!(found.provisional, "2027-11-{day} is only a candidate");
+        }
+        assert!(calendar.on(d(2027, 11, 21)).is_none(), "Sunday 21 is no candidate");
+        // Friday 2026-11-20 moves by law to Monday 23: confirmed, nothing pending.
+        let moved = calendar.on(d(2026, 11, 23)).expect("moved by law");
+        assert!(!moved.provisional);
+        assert!(calendar.on(d(2026, 11, 20)).is_none());
+        // Before the decree (Sunday 2022-11-20) the day stays where it falls.
+        assert!(!calendar.on(d(2022, 11, 20)).expect("stays").provisional);
+        assert!(calendar.on(d(2022, 11, 18)).is_none());
+        assert!(calendar.on(d(2022, 11, 21)).is_none());
+    }
+
+    #[test]
+    fn a_decision_closes_only_the_day_it_picks() {
+        let rule = sovereignty(vec![d(2027, 11, 22)]);
+        assert!(rule.stray_decisions().is_empty());
+        let calendar = HolidayCalendar::new(vec![rule]);
+        assert!(!calendar.on(d(2027, 11, 22)).expect("decided").provisional);
+        assert!(calendar.on(d(2027, 11, 19)).is_none());
+        assert!(calendar.on(d(2027, 11, 20)).is_none());
+        // Outside the precomputed years (Sunday 2101-11-20): computed on demand.
+        let far = HolidayCalendar::new(vec![sovereignty(Vec::new())]);
+        for day in [18, 20, 21] {
+            assert!(far.on(d(2101, 11, day)).is_some_and(|h| h.provisional), "2101-11-{day}");
+        }
+        assert!(far.on(d(2101, 11, 19)).is_none());
+    }
+
+    #[test]
+    fn a_decision_on_no_candidate_day_is_stray() {
+        // 2026-11-20 is a Friday: the law moves it, nobody decides anything.
+        let rule = sovereignty(vec![d(2026, 11, 20), d(2027, 11, 23)]);
+        let stray: Vec<_> = rule.stray_decisions().iter().map(|s| s.date).collect();
+        assert_eq!(stray, vec![d(2026, 11, 20), d(2027, 11, 23)]);
     }
 }

@@ -193,6 +193,8 @@ pub struct Jurisdiction {
     pub time_zones: Vec<Tz>,
     pub subdivisions: BTreeMap<String, Subdivision>,
     pub holidays: HolidayCalendar,
+    /// The last day the holidays' dated lists and decisions are confirmed.
+    pub confirmed_through: Option<NaiveDate>,
     /// Sorted by `effective_from`.
     pub versions: Vec<RuleVersion>,
     pub examples: Vec<Example>,

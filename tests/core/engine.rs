@@ -40,6 +40,35 @@ fn regional_holidays_close_a_region_less_intent_and_only_their_region() {
     assert_release(&decide(book(), &intent("EC-P", Channel::Call), &[], galapagos_day));
 }
 
+/// A holiday an authority may still move closes every candidate day, shown
+/// as provisional, until a published decision picks one (Argentina's Decreto
+/// 614/2025; Paraguay's Ley 1.723/2001).
+#[test]
+fn undecided_holidays_close_every_candidate_until_a_decision_picks_one() {
+    let from = chrono::NaiveDate::from_ymd_opt(2027, 11, 18).expect("date");
+    let week = ventana::officer::calendar_windows(book(), "AR", Channel::Call, from, 6).expect("AR calendar");
+    let day = |date: &str| week.iter().find(|d| d["date"] == date).unwrap_or_else(|| panic!("{date} listed"));
+    for closed in ["2027-11-19", "2027-11-20", "2027-11-22"] {
+        assert_eq!(day(closed)["windows"], serde_json::json!([]), "{closed} is closed");
+        assert_eq!(day(closed)["provisional"], true, "{closed} is only a candidate");
+    }
+    for open in ["2027-11-18", "2027-11-23"] {
+        assert_eq!(day(open)["windows"], serde_json::json!(["08:00-19:00"]), "{open} is ordinary");
+        assert_eq!(day(open)["provisional"], false);
+    }
+    let friday = decide(book(), &intent("AR-C", Channel::Call), &[], at("2027-11-19T10:00:00-03:00"));
+    assert_defer(&friday, "2027-11-23T08:00:00-03:00");
+    assert!(friday.reasons.iter().any(|r| r.message().contains("provisional")), "{:#?}", friday.reasons);
+    let chaco_monday = decide(book(), &intent("PY", Channel::Call), &[], at("2027-06-14T10:00:00-03:00"));
+    assert_defer(&chaco_monday, "2027-06-15T08:00:00-03:00");
+    // Decided: 2025's Diversidad Cultural went to Friday 10 Oct, so Saturday 11 is ordinary.
+    assert_defer(
+        &decide(book(), &intent("AR", Channel::Call), &[], at("2025-10-10T10:00:00-03:00")),
+        "2025-10-11T08:00:00-03:00",
+    );
+    assert_release(&decide(book(), &intent("AR", Channel::Call), &[], at("2025-10-11T10:00:00-03:00")));
+}
+
 #[test]
 fn peru_fiestas_patrias_defers_past_both_holidays() {
     let decision = decide(book(), &intent("PE", Channel::Call), &[], at("2026-07-28T10:00:00-05:00"));

@@ -335,8 +335,14 @@ fn holidays_match_the_python_holidays_reference() {
         };
         let mut ventana: BTreeMap<NaiveDate, Vec<(String, String)>> = BTreeMap::new();
         for year in FIRST_YEAR..=LAST_YEAR {
-            for (date, rule) in jurisdiction.holidays.year(year) {
-                ventana.entry(date).or_default().push((rule.id.to_string(), rule.name.to_string()));
+            for (date, holiday) in jurisdiction.holidays.year(year) {
+                // A provisional day is one candidate of an undecided move: named so, so
+                // that the allow-list can account for candidates the reference lacks.
+                let name = match holiday.provisional {
+                    true => format!("{} (provisional)", holiday.rule.name),
+                    false => holiday.rule.name.to_string(),
+                };
+                ventana.entry(date).or_default().push((holiday.rule.id.to_string(), name));
             }
         }
         let before: usize = used.iter().sum();
