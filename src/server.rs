@@ -54,6 +54,7 @@ pub async fn start(config: &Config, clock: Clock) -> anyhow::Result<Running> {
     let rules = load_rules(config)?;
     let app = Arc::new(App::new(store, rules, clock, &config.rate_limits, config.claim_seconds));
     app.save_rules_snapshots(&app.rules()).await.context("storing the rules snapshot")?;
+    app.warn_of_short_horizons(&app.rules());
     let listener =
         tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
     let addr = listener.local_addr()?;
@@ -108,6 +109,10 @@ pub async fn start(config: &Config, clock: Clock) -> anyhow::Result<Running> {
         metrics_listener,
         app.store.clone(),
         app.clock.clone(),
+        {
+            let app = app.clone();
+            Arc::new(move || app.rules())
+        },
         signal.clone(),
     )));
     tasks.push(tokio::spawn(crate::scheduler::listen_for_wakeups(app.clone(), signal.clone())));

@@ -13,6 +13,7 @@
 //! | `ventana_unreadable_rows_total` | counter | `table` — stored rows that could not be decoded (nothing was decided on them) |
 //! | `ventana_intents_held` | gauge | — intents held now, waiting for an operator |
 //! | `ventana_due_backlog_seconds` | gauge | — how overdue the oldest due intent is, after each scheduler round |
+//! | `ventana_rules_confirmed_days` | gauge | `jurisdiction` — days until the file's holidays stop being confirmed (negative: passed) |
 
 use std::convert::Infallible;
 use std::sync::{Arc, OnceLock};
@@ -23,6 +24,7 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::sync::watch;
 
 use crate::clock::Clock;
+use crate::rules::RuleBook;
 use crate::store::Store;
 
 pub const DECISIONS: &str = "ventana_decisions_total";
@@ -38,6 +40,11 @@ pub const HELD: &str = "ventana_intents_held";
 /// Stored rows that could not be decoded, by table.
 pub const UNREADABLE_ROWS: &str = "ventana_unreadable_rows_total";
 pub const DUE_BACKLOG: &str = "ventana_due_backlog_seconds";
+/// Days from today to each jurisdiction file's holiday horizon (read at each scrape).
+pub const RULES_CONFIRMED_DAYS: &str = "ventana_rules_confirmed_days";
+
+/// The rule book in force at the moment of a scrape (it changes on reload).
+pub type RulesInForce = Arc<dyn Fn() -> Arc<RuleBook> + Send + Sync>;
 
 /// The process-wide Prometheus recorder (installed on first use).
 pub fn prometheus() -> &'static PrometheusHandle {
@@ -59,8 +66,16 @@ pub fn decided(decision: &'static str, jurisdiction: &str) {
     metrics::counter!(DECISIONS, "decision" => decision, "jurisdiction" => jurisdiction.to_string()).increment(1);
 }
 
-/// The text a scrape returns, with the queue gauges read from the database.
-pub async fn render(store: &Store, clock: &Clock) -> String {
+/// The text a scrape returns, with the queue gauges read from the database
+/// and the rules' horizons counted from today.
+pub async fn render(store: &Store, clock: &Clock, rules: &RuleBook) -> String {
+    let today = clock.now().date_naive();
+    for jurisdiction in rules.jurisdictions() {
+        if let Some(horizon) = crate::rules::coverage::horizon(jurisdiction) {
+            metrics::gauge!(RULES_CONFIRMED_DAYS, "jurisdiction" => jurisdiction.code.to_string())
+                .set(horizon.days_ahead(today) as f64);
+        }
+    }
     let now = clock.now().timestamp_millis();
     match store.queue_depth(now).await {
         Ok((due, deferred, held)) => {
@@ -81,9 +96,10 @@ pub async fn serve_metrics(
     listener: tokio::net::TcpListener,
     store: Store,
     clock: Clock,
+    rules: RulesInForce,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let source = Arc::new((store, clock));
+    let source = Arc::new((store, clock, rules));
     prometheus();
     loop {
         let stream = tokio::select! {
@@ -104,7 +120,7 @@ pub async fn serve_metrics(
                     let response = if request.uri().path() == "/metrics" {
                         hyper::Response::builder()
                             .header("content-type", "text/plain; version=0.0.4")
-                            .body(Full::new(Bytes::from(render(&source.0, &source.1).await)))
+                            .body(Full::new(Bytes::from(render(&source.0, &source.1, &(source.2)()).await)))
                     } else {
                         hyper::Response::builder().status(404).body(Full::new(Bytes::from("try /metrics\n")))
                     };

@@ -14,6 +14,7 @@ use crate::app::{Ack, App, AppError, CancelTarget, Submission};
 use crate::domain::IntentStatus;
 use crate::preferences::Statements;
 use crate::rules::RuleBook;
+use crate::rules::coverage::{DEFAULT_LOOKAHEAD_DAYS, coverage};
 
 /// Most intents in one `SubmitBatch`.
 pub const MAX_BATCH: usize = 1_000;
@@ -355,18 +356,35 @@ impl pb::dispatch_service_server::DispatchService for Api {
 
 /// The files `tenant` may see: the law (no tenant) and its own policies,
 /// never another tenant's (their names and paths are that tenant's business).
-fn jurisdiction_infos(book: &RuleBook, tenant: &str) -> pb::ListJurisdictionsResponse {
+/// Each file says how far its holidays are confirmed and what is pending in
+/// the year from `today`.
+fn jurisdiction_infos(book: &RuleBook, tenant: &str, today: chrono::NaiveDate) -> pb::ListJurisdictionsResponse {
     let jurisdictions = book
         .jurisdictions()
         .iter()
         .filter(|j| j.tenant.as_deref().is_none_or(|t| t == tenant))
-        .map(|j| pb::JurisdictionInfo {
-            code: j.code.to_string(),
-            name: j.name.clone(),
-            tenant: j.tenant.clone().unwrap_or_default(),
-            file: j.file.to_string(),
-            version_hash: j.hash.clone(),
-            versions: j.versions.iter().map(|v| v.effective_from.to_string()).collect(),
+        .map(|j| {
+            let coverage = coverage(j, today, DEFAULT_LOOKAHEAD_DAYS);
+            pb::JurisdictionInfo {
+                code: j.code.to_string(),
+                name: j.name.clone(),
+                tenant: j.tenant.clone().unwrap_or_default(),
+                file: j.file.to_string(),
+                version_hash: j.hash.clone(),
+                versions: j.versions.iter().map(|v| v.effective_from.to_string()).collect(),
+                confirmed_through: coverage.horizon.map(|h| h.through.to_string()).unwrap_or_default(),
+                pending_decisions: coverage
+                    .pending
+                    .into_iter()
+                    .map(|p| pb::PendingDecision {
+                        rule: p.rule.to_string(),
+                        name: p.name.to_string(),
+                        date: p.base.to_string(),
+                        closed_days: p.days.iter().map(ToString::to_string).collect(),
+                        under: p.under.to_string(),
+                    })
+                    .collect(),
+            }
         })
         .collect();
     pb::ListJurisdictionsResponse { jurisdictions }
@@ -381,7 +399,7 @@ impl pb::rules_service_server::RulesService for Api {
         answer(
             async move {
                 let caller = authenticate(&self.app, &self.keys, &request, RULE_READERS).await?;
-                Ok(jurisdiction_infos(&self.app.rules(), &caller.tenant))
+                Ok(jurisdiction_infos(&self.app.rules(), &caller.tenant, self.app.clock.now().date_naive()))
             }
             .await,
         )
@@ -401,7 +419,12 @@ impl pb::rules_service_server::RulesService for Api {
                 let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_string();
                 let holidays = days
                     .iter()
-                    .map(|d| pb::Holiday { date: text(&d["date"]), name: text(&d["name"]), rule: text(&d["rule"]) })
+                    .map(|d| pb::Holiday {
+                        date: text(&d["date"]),
+                        name: text(&d["name"]),
+                        rule: text(&d["rule"]),
+                        provisional: d["provisional"].as_bool().unwrap_or(false),
+                    })
                     .collect();
                 Ok(pb::CalendarResponse { holidays })
             }
@@ -420,7 +443,7 @@ impl pb::rules_service_server::RulesService for Api {
                 match loaded {
                     Ok(book) => {
                         let files = book.jurisdictions().len();
-                        let infos = jurisdiction_infos(&book, &caller.tenant);
+                        let infos = jurisdiction_infos(&book, &caller.tenant, self.app.clock.now().date_naive());
                         self.app.replace_rules(book, &caller.tenant, &caller.key_prefix).await?;
                         tracing::info!(files, by_key = %caller.key_prefix, "rules reloaded");
                         Ok(pb::ReloadResponse { jurisdictions: infos.jurisdictions })

@@ -8,8 +8,31 @@ use super::{App, AppResult, millis};
 use crate::audit::AuditEvent;
 use crate::domain::AuditEventKind;
 use crate::rules::RuleBook;
+use crate::rules::coverage::{DEFAULT_LOOKAHEAD_DAYS, DEFAULT_MIN_HORIZON_DAYS, coverage};
 
 impl App {
+    /// Logs a warning for each file whose holidays are confirmed fewer than
+    /// [`DEFAULT_MIN_HORIZON_DAYS`] ahead (at start and at each reload): the
+    /// rules keep working, but a decree may be missing.
+    pub fn warn_of_short_horizons(&self, book: &RuleBook) {
+        let today = self.clock.now().date_naive();
+        for jurisdiction in book.jurisdictions() {
+            let coverage = coverage(jurisdiction, today, DEFAULT_LOOKAHEAD_DAYS);
+            if let Some(horizon) =
+                coverage.horizon.as_ref().filter(|_| coverage.is_short(today, DEFAULT_MIN_HORIZON_DAYS))
+            {
+                tracing::warn!(
+                    jurisdiction = %jurisdiction.code,
+                    file = %jurisdiction.file,
+                    confirmed_through = %horizon.through,
+                    pending_decisions = coverage.pending.len(),
+                    "holidays {}: confirm the next decrees (`ventana rules coverage`)",
+                    horizon.describe(today)
+                );
+            }
+        }
+    }
+
     /// Stores the text of every loaded rules file, so replays can rebuild them.
     pub async fn save_rules_snapshots(&self, book: &RuleBook) -> AppResult<()> {
         let now = millis(self.clock.now());
@@ -50,6 +73,7 @@ impl App {
             });
         }
         tx.commit().await?;
+        self.warn_of_short_horizons(&book);
         *self.rules.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(book);
         self.wake().await;
         Ok(())

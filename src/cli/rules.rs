@@ -9,14 +9,33 @@ use clap::Subcommand;
 use super::{CliError, Format, input, print};
 use crate::domain::Channel;
 use crate::officer as cli;
+use crate::rules::coverage::{Coverage, DEFAULT_LOOKAHEAD_DAYS, DEFAULT_MIN_HORIZON_DAYS, describe_pending};
 
 #[derive(Subcommand)]
 pub enum RulesCommand {
     /// Parse and validate every file, run every [[examples]]; exit 0 only when all is well.
+    /// Warns when a file's holidays are confirmed less than --horizon-days ahead, and lists
+    /// every pending decision and every dated list ending within a year.
     Check {
         /// Jurisdiction files directory.
         #[arg(env = "VENTANA_JURISDICTIONS", default_value = "jurisdictions")]
         dir: PathBuf,
+        #[command(flatten)]
+        currency: CurrencyArgs,
+        /// A horizon nearer than --horizon-days is an error (exit 1), not a warning.
+        #[arg(long)]
+        strict: bool,
+    },
+    /// Per jurisdiction file: how far its holidays are confirmed, the decisions still
+    /// pending (with the days closed meanwhile) and the dated lists that end soon.
+    Coverage {
+        /// Jurisdiction files directory.
+        #[arg(env = "VENTANA_JURISDICTIONS", default_value = "jurisdictions")]
+        dir: PathBuf,
+        #[command(flatten)]
+        currency: CurrencyArgs,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
     },
     /// Show the public holidays of a year, or the allowed windows per day for one channel.
     Calendar {
@@ -45,21 +64,68 @@ pub enum RulesCommand {
     },
 }
 
+/// The day a check is made and how far ahead it looks.
+#[derive(clap::Args)]
+pub struct CurrencyArgs {
+    /// The day to check from (YYYY-MM-DD; default: today, UTC).
+    #[arg(long)]
+    today: Option<NaiveDate>,
+    /// Warn when a file's holidays are confirmed fewer days ahead than this.
+    #[arg(long, default_value_t = DEFAULT_MIN_HORIZON_DAYS)]
+    horizon_days: u32,
+    /// Report pending decisions and ending lists this many days ahead.
+    #[arg(long, default_value_t = DEFAULT_LOOKAHEAD_DAYS, value_parser = clap::value_parser!(u32).range(1..=3660))]
+    lookahead_days: u32,
+}
+
+impl CurrencyArgs {
+    fn currency(&self) -> cli::Currency {
+        cli::Currency {
+            today: self.today.unwrap_or_else(|| crate::clock::Clock::System.now().date_naive()),
+            min_days: self.horizon_days,
+            lookahead_days: self.lookahead_days,
+        }
+    }
+}
+
 /// Runs one rules command.
 pub fn run(command: RulesCommand) -> Result<ExitCode, CliError> {
     match command {
-        RulesCommand::Check { dir } => {
-            let report = cli::rules_check(&dir);
+        RulesCommand::Check { dir, currency, strict } => {
+            let currency = currency.currency();
+            let report = cli::rules_check(&dir, &currency);
             for problem in &report.problems {
                 print(problem)?;
             }
-            if report.problems.is_empty() {
-                print(&format!("ok: {} files, {} examples passed", report.files, report.examples))?;
-                Ok(ExitCode::SUCCESS)
-            } else {
+            for warning in cli::currency_warnings(&report.coverage, &currency) {
+                print(&format!("warning: {warning}"))?;
+            }
+            let short = report.coverage.iter().filter(|c| c.is_short(currency.today, currency.min_days)).count();
+            if !report.problems.is_empty() {
                 eprintln!("{} problem(s) found", report.problems.len());
                 Ok(ExitCode::from(1))
+            } else if strict && short > 0 {
+                eprintln!("--strict: {short} file(s) confirmed less than {} days ahead", currency.min_days);
+                Ok(ExitCode::from(1))
+            } else {
+                print(&format!("ok: {} files, {} examples passed", report.files, report.examples))?;
+                Ok(ExitCode::SUCCESS)
             }
+        }
+        RulesCommand::Coverage { dir, currency, format } => {
+            let currency = currency.currency();
+            let coverages = cli::coverages(&cli::load(&dir)?, &currency);
+            match format {
+                Format::Json => print(&serde_json::Value::Array(
+                    coverages.iter().map(|c| cli::coverage_json(c, &currency)).collect(),
+                ))?,
+                Format::Text => {
+                    for c in &coverages {
+                        print(&coverage_text(c, &currency))?;
+                    }
+                }
+            }
+            Ok(ExitCode::SUCCESS)
         }
         RulesCommand::Calendar { code, year, windows, from, days, channel, format, rules } => {
             let book = cli::load(&rules)?;
@@ -81,6 +147,27 @@ pub fn run(command: RulesCommand) -> Result<ExitCode, CliError> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// One file's coverage as a few lines of text.
+fn coverage_text(c: &Coverage, currency: &cli::Currency) -> String {
+    let mut text = match &c.horizon {
+        Some(h) => format!(
+            "{} ({}): {}{}",
+            c.code,
+            c.file,
+            h.describe(currency.today),
+            if c.is_short(currency.today, currency.min_days) { "  SHORT" } else { "" }
+        ),
+        None => format!("{} ({}): no holidays of its own", c.code, c.file),
+    };
+    for pending in &c.pending {
+        text.push_str(&format!("\n  pending: {}", describe_pending(pending)));
+    }
+    for list in &c.ending {
+        text.push_str(&format!("\n  list ends: {} ({}) on {}", list.rule, list.name, list.last));
+    }
+    text
 }
 
 /// One calendar entry as a line of text.

@@ -11,6 +11,7 @@ use serde_json::{Map, Value, json};
 use crate::domain::{Channel, Preferences};
 use crate::engine::{Verdict, evaluate};
 use crate::intent_json::{FieldError, decision_json, parse_intent};
+use crate::rules::coverage::{Coverage, coverage, describe_pending};
 use crate::rules::{DAY_NAMES, Expectation, Jurisdiction, Problem, RuleBook, allowed_ranges};
 
 /// Why a CLI command could not run: bad input (exit 2), bad rules (exit 1),
@@ -41,14 +42,27 @@ pub struct CheckReport {
     pub problems: Vec<Problem>,
     pub files: usize,
     pub examples: usize,
+    /// Each file's holiday coverage (empty when the files did not load).
+    pub coverage: Vec<Coverage>,
 }
 
-/// Parses every file and runs every `[[examples]]`.
-pub fn rules_check(dir: &Path) -> CheckReport {
+/// What "current" means for a check or a coverage report: the day it is
+/// made, how far ahead a horizon must reach, and how far ahead to look for
+/// pending decisions and ending lists.
+#[derive(Clone, Copy, Debug)]
+pub struct Currency {
+    pub today: NaiveDate,
+    pub min_days: u32,
+    pub lookahead_days: u32,
+}
+
+/// Parses every file, runs every `[[examples]]` and reports each file's
+/// coverage as of `currency.today`.
+pub fn rules_check(dir: &Path, currency: &Currency) -> CheckReport {
     let book = match RuleBook::load_dir(dir) {
         Ok(book) => book,
         Err(problems) => {
-            return CheckReport { problems, files: 0, examples: 0 };
+            return CheckReport { problems, files: 0, examples: 0, coverage: Vec::new() };
         }
     };
     let mut problems = Vec::new();
@@ -65,7 +79,60 @@ pub fn rules_check(dir: &Path) -> CheckReport {
             }
         }
     }
-    CheckReport { problems, files: book.jurisdictions().len(), examples }
+    CheckReport { problems, files: book.jurisdictions().len(), examples, coverage: coverages(&book, currency) }
+}
+
+/// The coverage of every file.
+pub fn coverages(book: &RuleBook, currency: &Currency) -> Vec<Coverage> {
+    book.jurisdictions().iter().map(|j| coverage(j, currency.today, currency.lookahead_days)).collect()
+}
+
+/// The warnings of a check: each horizon nearer than `currency.min_days`,
+/// each pending decision, each list that ends within the look-ahead.
+pub fn currency_warnings(coverages: &[Coverage], currency: &Currency) -> Vec<String> {
+    let mut warnings = Vec::new();
+    for c in coverages {
+        if let Some(h) = c.horizon.as_ref().filter(|_| c.is_short(currency.today, currency.min_days)) {
+            warnings.push(format!(
+                "{}: holidays {}, less than {} days: confirm the next decrees and move `confirmed_through`",
+                c.file,
+                h.describe(currency.today),
+                currency.min_days,
+            ));
+        }
+        for pending in &c.pending {
+            warnings.push(format!("{}: pending decision: {}", c.file, describe_pending(pending)));
+        }
+        for list in &c.ending {
+            warnings.push(format!(
+                "{}: list {} ({}) ends on {}: add the next dates when published",
+                c.file, list.rule, list.name, list.last
+            ));
+        }
+    }
+    warnings
+}
+
+/// One file's coverage as JSON (for `rules coverage --format json`).
+pub fn coverage_json(c: &Coverage, currency: &Currency) -> Value {
+    json!({
+        "jurisdiction": c.code.as_ref(),
+        "file": c.file.as_ref(),
+        "confirmed_through": c.horizon.as_ref().map(|h| h.through.to_string()),
+        "days_ahead": c.horizon.as_ref().map(|h| h.days_ahead(currency.today)),
+        "set_by": c.horizon.as_ref().map(|h| h.set_by.as_ref()),
+        "short": c.is_short(currency.today, currency.min_days),
+        "pending": c.pending.iter().map(|p| json!({
+            "rule": p.rule.as_ref(),
+            "name": p.name.as_ref(),
+            "base": p.base.to_string(),
+            "days": p.days.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "under": p.under.as_ref(),
+        })).collect::<Vec<_>>(),
+        "ending_lists": c.ending.iter().map(|l| json!({
+            "rule": l.rule.as_ref(), "name": l.name.as_ref(), "last": l.last.to_string(),
+        })).collect::<Vec<_>>(),
+    })
 }
 
 fn run_example(book: &RuleBook, jurisdiction: &Jurisdiction, example: &crate::rules::Example) -> Result<(), String> {

@@ -3,6 +3,7 @@
 //! apply to one intent.
 
 pub mod compile;
+pub mod coverage;
 pub mod file;
 pub mod holidays;
 pub mod model;

@@ -484,9 +484,22 @@ async fn rules_list_calendar_and_atomic_reload(backend: Backend) {
     let listed = reader.list_jurisdictions(pb::ListJurisdictionsRequest {}).await.expect("list").into_inner();
     let pe = listed.jurisdictions.iter().find(|j| j.code == "PE").expect("PE listed");
     assert_eq!(pe.version_hash.len(), 12);
+    assert_eq!(pe.confirmed_through, "2027-12-31");
+    assert!(pe.pending_decisions.is_empty());
+    // Argentina: the bridge days are confirmed through 2026; Soberanía 2027 is undecided.
+    let ar = listed.jurisdictions.iter().find(|j| j.code == "AR").expect("AR listed");
+    assert_eq!(ar.confirmed_through, "2026-12-31");
+    let sovereignty = ar.pending_decisions.iter().find(|p| p.rule == "ar-sovereignty").expect("pending decision");
+    assert_eq!(sovereignty.date, "2027-11-20");
+    assert_eq!(sovereignty.closed_days, ["2027-11-19", "2027-11-20", "2027-11-22"]);
+    assert!(sovereignty.under.contains("Decreto 614/2025"), "{}", sovereignty.under);
     let calendar =
         reader.calendar(pb::CalendarRequest { code: "PE".into(), year: 2026 }).await.expect("calendar").into_inner();
-    assert!(calendar.holidays.iter().any(|h| h.date == "2026-07-28"));
+    assert!(calendar.holidays.iter().any(|h| h.date == "2026-07-28" && !h.provisional));
+    let ar_2027 =
+        reader.calendar(pb::CalendarRequest { code: "AR".into(), year: 2027 }).await.expect("calendar").into_inner();
+    let friday = ar_2027.holidays.iter().find(|h| h.date == "2027-11-19").expect("candidate Friday listed");
+    assert!(friday.provisional && friday.rule == "ar-sovereignty", "{friday:?}");
     let unknown = reader.calendar(pb::CalendarRequest { code: "XX".into(), year: 2026 }).await.expect_err("unknown");
     assert_eq!(unknown.code(), Code::InvalidArgument, "as Submit answers an unknown jurisdiction");
     assert_eq!(
@@ -636,6 +649,9 @@ async fn metrics_endpoint_serves_the_documented_series(backend: Backend) {
         "ventana_intents_deferred",
         "ventana_intents_due",
         "ventana_dispatch_latency_seconds_bucket",
+        // AR's bridge-day list is confirmed through 2026-12-31: 33 days after the 28th.
+        "ventana_rules_confirmed_days{jurisdiction=\"AR\"} 33\n",
+        "ventana_rules_confirmed_days{jurisdiction=\"PE\"} 398\n",
     ] {
         assert!(text.contains(series), "{series} missing from:\n{text}");
     }

@@ -40,7 +40,7 @@ fn stderr(output: &Output) -> String {
 fn rules_check_passes_on_the_shipped_jurisdictions() {
     let output = ventana(&["rules", "check", "jurisdictions"], None);
     assert!(output.status.success(), "stdout: {}\nstderr: {}", stdout(&output), stderr(&output));
-    assert!(stdout(&output).starts_with("ok: "), "{}", stdout(&output));
+    assert!(stdout(&output).lines().last().is_some_and(|l| l.starts_with("ok: ")), "{}", stdout(&output));
 }
 
 #[test]
@@ -74,6 +74,54 @@ fn rules_check_fails_when_an_example_disagrees() {
         "{}",
         stdout(&output)
     );
+}
+
+/// The shipped files as of 2026-11-30: Argentina's and CABA's bridge days and
+/// Ecuador's decreed days are not confirmed 120 days ahead; every pending
+/// decision of the coming year is listed; `--strict` turns the horizon into
+/// an error.
+#[test]
+fn rules_check_warns_of_short_horizons_and_lists_pending_decisions() {
+    let output = ventana(&["rules", "check", "jurisdictions", "--today", "2026-11-30"], None);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    let short: Vec<&str> = text.lines().filter(|l| l.contains("less than 120 days")).collect();
+    assert_eq!(short.len(), 3, "{text}");
+    for file in ["AR.toml: holidays confirmed through 2026-12-31", "AR-C.toml", "EC.toml"] {
+        assert!(short.iter().any(|l| l.contains(file)), "{file} not warned:\n{text}");
+    }
+    assert!(text.contains("AR.toml: pending decision: 2027-11-20 Día de la Soberanía Nacional [ar-sovereignty]: closed on 2027-11-19 (Fri), 2027-11-20 (Sat), 2027-11-22 (Mon)"), "{text}");
+    assert_eq!(text.lines().filter(|l| l.contains("pending decision")).count(), 7, "{text}");
+    let strict = ventana(&["rules", "check", "jurisdictions", "--today", "2026-11-30", "--strict"], None);
+    assert_eq!(strict.status.code(), Some(1), "{}", stdout(&strict));
+    assert!(stderr(&strict).contains("3 file(s) confirmed less than 120 days ahead"), "{}", stderr(&strict));
+    // Thirty days of warning are enough for whoever says so.
+    let relaxed = ventana(
+        &["rules", "check", "jurisdictions", "--today", "2026-11-30", "--strict", "--horizon-days", "30"],
+        None,
+    );
+    assert_eq!(relaxed.status.code(), Some(1), "EC's list is past its horizon:\n{}", stdout(&relaxed));
+    assert!(stderr(&relaxed).contains("1 file(s)"), "{}", stderr(&relaxed));
+}
+
+#[test]
+fn rules_coverage_reports_horizons_and_pending_days_as_json() {
+    let output = ventana(&["rules", "coverage", "jurisdictions", "--today", "2026-11-30", "--format", "json"], None);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let files: Value = serde_json::from_str(&stdout(&output)).expect("json");
+    let file = |code: &str| files.as_array().and_then(|f| f.iter().find(|f| f["jurisdiction"] == code)).cloned();
+    let ar = file("AR").expect("AR");
+    assert_eq!(ar["confirmed_through"], "2026-12-31");
+    assert_eq!(ar["days_ahead"], 31);
+    assert_eq!(ar["set_by"], "ar-tourist-bridges");
+    assert_eq!(ar["short"], true);
+    assert_eq!(ar["ending_lists"][0]["last"], "2026-12-07");
+    let py = file("PY").expect("PY");
+    assert_eq!(py["short"], false);
+    let chaco = py["pending"].as_array().and_then(|p| p.iter().find(|p| p["rule"] == "py-chaco-peace")).expect("Chaco");
+    assert_eq!(chaco["days"], serde_json::json!(["2027-06-12", "2027-06-14"]));
+    let us = file("US").expect("US");
+    assert_eq!(us["confirmed_through"], Value::Null, "no holidays of its own");
 }
 
 #[test]
