@@ -50,7 +50,7 @@ pub fn load_rules(config: &Config) -> anyhow::Result<RuleBook> {
 pub async fn start(config: &Config, clock: Clock) -> anyhow::Result<Running> {
     let store = Store::connect(&config.database_url)
         .await
-        .with_context(|| format!("opening {}", redact(&config.database_url)))?;
+        .with_context(|| format!("opening {}", crate::store::redact_url(&config.database_url)))?;
     let rules = load_rules(config)?;
     let app = Arc::new(App::new(store, rules, clock, &config.rate_limits, config.claim_seconds));
     app.save_rules_snapshots(&app.rules()).await.context("storing the rules snapshot")?;
@@ -121,20 +121,6 @@ pub async fn start(config: &Config, clock: Clock) -> anyhow::Result<Running> {
     }
     tracing::info!(%addr, %metrics_addr, backend = app.store.backend(), adapters = config.adapters.len(), tls = tls.is_some(), "ventana serving");
     Ok(Running { addr, metrics_addr, app, tls, shutdown, tasks })
-}
-
-/// A database URL without its password, for messages.
-pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let credentials = &url[scheme + 3..at];
-            match credentials.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
-                None => url.to_string(),
-            }
-        }
-        _ => url.to_string(),
-    }
 }
 
 /// gRPC's status table answers a request over the size limit with

@@ -104,6 +104,7 @@ fn app_status(error: AppError) -> Status {
             e @ (StoreError::Database(_)
             | StoreError::Migration(_)
             | StoreError::UnsupportedUrl(_)
+            | StoreError::BadUrl(_)
             | StoreError::NotWritable { .. }),
         ) => {
             metrics::counter!(crate::telemetry::DATABASE_ERRORS).increment(1);

@@ -18,7 +18,6 @@ use clap::ValueEnum;
 use crate::config::{Config, Overrides};
 pub use crate::officer::CliError;
 use crate::rules::compile::parse_instant;
-use crate::server;
 use crate::store::Store;
 
 /// Where the service listens, its database and its rules.
@@ -86,7 +85,7 @@ pub async fn open_store(settings: Settings) -> Result<(Config, Store), CliError>
     let config = settings.load()?;
     let store = Store::connect(&config.database_url)
         .await
-        .map_err(|e| runtime(format!("{}: {e}", server::redact(&config.database_url))))?;
+        .map_err(|e| runtime(format!("{}: {e}", crate::store::redact_url(&config.database_url))))?;
     Ok((config, store))
 }
 

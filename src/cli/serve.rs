@@ -68,8 +68,8 @@ pub async fn migrate(settings: Settings) -> Result<ExitCode, CliError> {
     let config = settings.load()?;
     Store::connect(&config.database_url)
         .await
-        .map_err(|e| runtime(format!("{}: {e}", server::redact(&config.database_url))))?;
-    eprintln!("migrations applied to {}", server::redact(&config.database_url));
+        .map_err(|e| runtime(format!("{}: {e}", crate::store::redact_url(&config.database_url))))?;
+    eprintln!("migrations applied to {}", crate::store::redact_url(&config.database_url));
     Ok(ExitCode::SUCCESS)
 }
 

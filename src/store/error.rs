@@ -14,6 +14,9 @@ pub enum StoreError {
     Migration(#[from] sqlx::migrate::MigrateError),
     #[error("unsupported database url {0:?}: use sqlite://FILE or postgres://…")]
     UnsupportedUrl(String),
+    /// A database URL that cannot be used as written (the reason says why).
+    #[error("invalid database url {0}")]
+    BadUrl(String),
     /// The process is stopping and takes no more writes.
     #[error("shutting down")]
     ShuttingDown,

@@ -88,6 +88,8 @@ mod sqlite;
 mod tests;
 mod write_behind;
 
+use std::sync::Arc;
+
 use sqlx::{PgPool, Postgres, Sqlite, SqlitePool, Transaction};
 use tokio::sync::{Notify, watch};
 
@@ -102,10 +104,23 @@ pub use rows::{DispatchRow, EventRow, IntentRow, PreferencesRow};
 use read_ahead::ReadAhead;
 use write_behind::Pending;
 
+/// A database URL with its password hidden, for logs and error messages.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => match url[scheme + 3..at].split_once(':') {
+            Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+            None => url.to_string(),
+        },
+        _ => url.to_string(),
+    }
+}
+
 /// A connection pool to the database, SQLite or PostgreSQL.
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: Pool,
+    /// Follows the primary of a multi-host PostgreSQL URL while any clone lives.
+    _primary: Option<Arc<postgres::PrimaryFollower>>,
 }
 
 /// The backend's pool.
@@ -186,14 +201,15 @@ fn keep_newest(history: &mut Vec<EventRow>) {
 impl Store {
     /// Connects to `url` (`sqlite://FILE` or `postgres://…`) and applies migrations.
     pub async fn connect(url: &str) -> StoreResult<Store> {
-        let pool = if url.starts_with("sqlite:") {
-            Pool::Sqlite(sqlite::connect(url).await?, sqlite::WriteQueue::default())
+        let (pool, primary) = if url.starts_with("sqlite:") {
+            (Pool::Sqlite(sqlite::connect(url).await?, sqlite::WriteQueue::default()), None)
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            Pool::Postgres(postgres::connect(url).await?)
+            let (pool, follower) = postgres::connect(url).await?;
+            (Pool::Postgres(pool), follower.map(Arc::new))
         } else {
             return Err(StoreError::UnsupportedUrl(url.to_string()));
         };
-        let store = Store { pool };
+        let store = Store { pool, _primary: primary };
         store.migrate().await?;
         Ok(store)
     }

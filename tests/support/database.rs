@@ -10,9 +10,17 @@ pub enum Backend {
     Postgres,
 }
 
-/// The PostgreSQL server tests create their databases on.
+/// The PostgreSQL server tests create their databases on: the one
+/// `VENTANA_TEST_POSTGRES_URL` names, or this run's own throwaway cluster.
 pub fn postgres_admin_url() -> String {
-    std::env::var("VENTANA_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+    crate::support::postgres::shared_admin_url().to_string()
+}
+
+/// `host:port` of that server (for a test that stands between it and Ventana).
+pub fn postgres_address() -> String {
+    let url = postgres_admin_url();
+    let after_at = url.rsplit_once('@').map_or(url.as_str(), |(_, rest)| rest);
+    after_at.split(['/', '?']).next().unwrap_or(after_at).to_string()
 }
 
 /// A fresh, empty database: a SQLite file in a temporary directory, or a

@@ -1,6 +1,7 @@
 //! The harness all three test binaries share; each includes it with
 //! `#[path = "../support/mod.rs"] mod support;`. One job per file: fresh
-//! databases on either backend, dropped when the test ends (`database`);
+//! databases on either backend, dropped when the test ends (`database`),
+//! on a throwaway PostgreSQL cluster unless told of a server (`postgres`);
 //! one test configuration for in-process servers and `ventana` processes
 //! alike (`config`); the rule sets tests run on (`rules`); the in-process
 //! server and its gRPC clients (`server`); `ventana` child processes
@@ -11,6 +12,7 @@
 
 pub mod config;
 pub mod database;
+pub mod postgres;
 pub mod processes;
 pub mod rules;
 pub mod server;

@@ -16,19 +16,21 @@ use ventana::clock::{Clock, ManualClock};
 
 use crate::support::at;
 use crate::support::config::TestConfig;
-use crate::support::database::TestDatabase;
+use crate::support::database::{TestDatabase, postgres_address};
 use crate::support::processes::HEAVY;
 
 /// Forwards to PostgreSQL while `up`; when it goes down, open connections are cut and new ones dropped.
 async fn proxy(listener: TcpListener, up: watch::Receiver<bool>) {
+    let postgres = postgres_address();
     loop {
         let Ok((mut client, _)) = listener.accept().await else { continue };
         if !*up.borrow() {
             continue; // dropped at once
         }
         let mut up = up.clone();
+        let postgres = postgres.clone();
         tokio::spawn(async move {
-            let Ok(mut server) = TcpStream::connect("127.0.0.1:5432").await else { return };
+            let Ok(mut server) = TcpStream::connect(&postgres).await else { return };
             tokio::select! {
                 _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
                 _ = up.wait_for(|up| !*up) => {}

@@ -1,6 +1,7 @@
 //! Ventana as processes: the `ventana` binary's commands, `ventana serve`
 //! replicas on one database, SIGKILL under load, the database cut off, a
-//! full and a read-only disk, spans exported to an OTLP collector.
+//! PostgreSQL failover, a full and a read-only disk, spans exported to an
+//! OTLP collector.
 
 #[path = "../support/mod.rs"]
 mod support;
@@ -8,6 +9,7 @@ mod support;
 mod cli;
 mod crash;
 mod db_faults;
+mod failover;
 mod otlp;
 mod replicas;
 mod sqlite_faults;

@@ -1,6 +1,8 @@
 //! SQLite on a full disk and on a read-only file system, with a real
-//! `ventana serve` process on a size-limited tmpfs (mounting it needs root or
-//! CAP_SYS_ADMIN, as CI has; without it these tests fail, they do not skip).
+//! `ventana serve` process on a size-limited tmpfs. Mounting one needs root:
+//! an unprivileged run re-runs each test inside a user and mount namespace of
+//! its own (`unshare --user --map-root-user --mount`), where it is root of its
+//! own mounts; a machine that allows neither fails these tests, never skips them.
 //! A full disk refuses writes with RESOURCE_EXHAUSTED and a message, keeps
 //! serving reads and recovers by itself once space is freed; a read-only file
 //! system stops the service from starting with a message naming the file and
@@ -20,6 +22,31 @@ use crate::support::config::TestConfig;
 use crate::support::processes::*;
 use crate::support::rules;
 
+/// Set in the environment of a test re-run inside its own mount namespace.
+const IN_NAMESPACE: &str = "VENTANA_TEST_IN_MOUNT_NAMESPACE";
+
+/// Whether this process may mount a tmpfs: as root, or inside the namespace.
+fn can_mount() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::env::var_os(IN_NAMESPACE).is_some() || std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+}
+
+/// Re-runs the test `name` (this file's) alone inside a new user and mount
+/// namespace and fails with its output if it fails there.
+fn rerun_in_mount_namespace(name: &str) {
+    let test = format!("sqlite_faults::{name}");
+    let output = Command::new("unshare")
+        .args(["--user", "--map-root-user", "--mount", "--"])
+        .arg(std::env::current_exe().expect("this test binary"))
+        .args(["--exact", &test, "--nocapture", "--test-threads=1"])
+        .env(IN_NAMESPACE, "1")
+        .output()
+        .expect("run unshare (util-linux)");
+    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "{test} in its own mount namespace failed:\n{text}");
+    assert!(text.contains("1 passed"), "{test} did not run in its namespace:\n{text}");
+}
+
 /// A tmpfs of a fixed size, unmounted when dropped.
 struct Tmpfs {
     dir: tempfile::TempDir,
@@ -36,7 +63,7 @@ impl Tmpfs {
             .expect("run mount");
         assert!(
             output.status.success(),
-            "mounting a {kib} KiB tmpfs needs root or CAP_SYS_ADMIN: {}",
+            "mounting a {kib} KiB tmpfs (as root, or inside a user and mount namespace): {}",
             String::from_utf8_lossy(&output.stderr)
         );
         Tmpfs { dir }
@@ -48,8 +75,9 @@ impl Tmpfs {
 
     /// Remounts read-only (`ro`) or read-write (`rw`); no file may be open for writing.
     fn remount(&self, mode: &str) {
+        // Naming the type and source makes the remount work inside a user namespace too.
         let output = Command::new("mount")
-            .args(["-o", &format!("remount,{mode}")])
+            .args(["-t", "tmpfs", "-o", &format!("remount,{mode}"), "tmpfs"])
             .arg(self.path())
             .output()
             .expect("run mount");
@@ -119,6 +147,9 @@ fn fill(path: &Path) -> PathBuf {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_disk_refuses_writes_clearly_keeps_reads_and_recovers() {
+    if !can_mount() {
+        return rerun_in_mount_namespace("full_disk_refuses_writes_clearly_keeps_reads_and_recovers");
+    }
     let disk = Tmpfs::mount(8 * 1024);
     let database = disk.path().join("ventana.db");
     let url = format!("sqlite://{}", database.display());
@@ -178,6 +209,9 @@ async fn full_disk_refuses_writes_clearly_keeps_reads_and_recovers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn read_only_file_system_refuses_to_start_and_changes_nothing() {
+    if !can_mount() {
+        return rerun_in_mount_namespace("read_only_file_system_refuses_to_start_and_changes_nothing");
+    }
     let disk = Tmpfs::mount(8 * 1024);
     let database = disk.path().join("ventana.db");
     let url = format!("sqlite://{}", database.display());
