@@ -60,6 +60,15 @@ pub enum Format {
     Json,
 }
 
+/// Text for people, JSON for programs, or one self-contained HTML page
+/// (`rules calendar --windows`).
+#[derive(Clone, Copy, ValueEnum)]
+pub enum PageFormat {
+    Text,
+    Json,
+    Html,
+}
+
 /// A usage error (exit 2).
 pub fn input(message: impl std::fmt::Display) -> CliError {
     CliError::Input(message.to_string())

@@ -6,9 +6,10 @@ use std::process::ExitCode;
 use chrono::NaiveDate;
 use clap::Subcommand;
 
-use super::{CliError, Format, input, print};
+use super::{CliError, Format, PageFormat, input, print};
 use crate::domain::Channel;
 use crate::officer as cli;
+use crate::officer::picture;
 
 #[derive(Subcommand)]
 pub enum RulesCommand {
@@ -18,7 +19,8 @@ pub enum RulesCommand {
         #[arg(env = "VENTANA_JURISDICTIONS", default_value = "jurisdictions")]
         dir: PathBuf,
     },
-    /// Show the public holidays of a year, or the allowed windows per day for one channel.
+    /// Show the public holidays of a year, or the allowed windows per day for one channel
+    /// (with --format html: a page picturing the week for every channel, or --channel's).
     Calendar {
         /// Jurisdiction code, e.g. PE or MX-BCN.
         code: String,
@@ -26,7 +28,7 @@ pub enum RulesCommand {
         #[arg(long, required_unless_present = "windows")]
         year: Option<i32>,
         /// Show allowed windows per day instead of holidays.
-        #[arg(long, requires_all = ["from", "channel"])]
+        #[arg(long, requires = "from")]
         windows: bool,
         /// First day for --windows (YYYY-MM-DD).
         #[arg(long)]
@@ -34,11 +36,11 @@ pub enum RulesCommand {
         /// Number of days for --windows.
         #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..=3660))]
         days: u32,
-        /// Channel for --windows.
+        /// Channel for --windows (required, except with --format html: every channel).
         #[arg(long)]
         channel: Option<String>,
-        #[arg(long, value_enum, default_value_t = Format::Text)]
-        format: Format,
+        #[arg(long, value_enum, default_value_t = PageFormat::Text)]
+        format: PageFormat,
         /// Jurisdiction files directory.
         #[arg(long, env = "VENTANA_JURISDICTIONS", default_value = "jurisdictions")]
         rules: PathBuf,
@@ -63,11 +65,22 @@ pub fn run(command: RulesCommand) -> Result<ExitCode, CliError> {
         }
         RulesCommand::Calendar { code, year, windows, from, days, channel, format, rules } => {
             let book = cli::load(&rules)?;
-            let entries = match (windows, from, channel) {
-                (true, Some(from), Some(channel)) => {
-                    let channel: Channel = channel.parse().map_err(|e: String| input(format!("--channel: {e}")))?;
-                    cli::calendar_windows(&book, &code, channel, from, days)?
+            let channel = channel
+                .map(|c| c.parse::<Channel>().map_err(|e: String| input(format!("--channel: {e}"))))
+                .transpose()?;
+            let format = match (format, windows, from) {
+                (PageFormat::Html, true, Some(from)) => {
+                    let week = picture::Week::build(&book, "", &code, from, days, channel)?;
+                    print(&picture::page(&week).trim_end())?;
+                    return Ok(ExitCode::SUCCESS);
                 }
+                (PageFormat::Html, _, _) => return Err(input("--format html pictures a week: add --windows --from")),
+                (PageFormat::Json, _, _) => Format::Json,
+                (PageFormat::Text, _, _) => Format::Text,
+            };
+            let entries = match (windows, from, channel) {
+                (true, Some(from), Some(channel)) => cli::calendar_windows(&book, &code, channel, from, days)?,
+                (true, _, None) => return Err(input("--windows needs --channel (or --format html for every channel)")),
                 _ => cli::calendar_holidays(&book, &code, year.ok_or_else(|| input("--year is required"))?)?,
             };
             match format {

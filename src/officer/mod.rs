@@ -1,6 +1,10 @@
 //! The compliance officers' tools behind `ventana rules` and `ventana explain`
 //! (and the gRPC Calendar): checking jurisdiction files, calendars, windows
-//! and decisions. Each returns what to print; `cli` prints it.
+//! and decisions. Each returns what to print; `cli` prints it. `picture`
+//! draws a week as an HTML page and `summary` says what each rule says.
+
+pub mod picture;
+pub mod summary;
 
 use std::io::{BufRead, Write};
 use std::path::Path;

@@ -1,7 +1,7 @@
 //! The pure core, no database and no server: the engine's worked cases and
 //! properties, holidays against an independent reference, hostile rule files
-//! and requests, the source tree's architecture checks, and the harness's
-//! own promises.
+//! and requests, the week picture's HTML, the source
+//! tree's architecture checks, and the harness's own promises.
 
 #[path = "../support/mod.rs"]
 mod support;
@@ -11,5 +11,6 @@ mod engine;
 mod harness;
 mod holidays;
 mod hostile;
+mod picture;
 mod properties;
 mod tidy;
