@@ -45,6 +45,9 @@ pub enum RulesCommand {
         #[arg(long, env = "VENTANA_JURISDICTIONS", default_value = "jurisdictions")]
         rules: PathBuf,
     },
+    /// Compare two rule sets day by day: hours, holidays and rules that differ, with ids and
+    /// citations. OLD and NEW are directories or REV:DIR (git). Exit 1 when anything differs.
+    Diff(super::rules_diff::DiffArgs),
 }
 
 /// Runs one rules command.
@@ -93,6 +96,7 @@ pub fn run(command: RulesCommand) -> Result<ExitCode, CliError> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        RulesCommand::Diff(args) => super::rules_diff::run(args),
     }
 }
 

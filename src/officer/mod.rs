@@ -1,8 +1,10 @@
 //! The compliance officers' tools behind `ventana rules` and `ventana explain`
 //! (and the gRPC Calendar): checking jurisdiction files, calendars, windows
-//! and decisions. Each returns what to print; `cli` prints it. `picture`
-//! draws a week as an HTML page and `summary` says what each rule says.
+//! and decisions. Each returns what to print; `cli` prints it. `diff`
+//! compares two rule books, `picture` draws a week as an HTML page and
+//! `summary` says what each rule says, for both.
 
+pub mod diff;
 pub mod picture;
 pub mod summary;
 

@@ -376,7 +376,7 @@ pub fn page(week: &Week) -> String {
         body.push_str(&grid_figure(&channels_caption(&channels), &week.days, ranges, None));
     }
     body.push_str(&months_section(week));
-    body.push_str(&rules_section(&week.rules));
+    body.push_str(&rules_section(&week.rules, &BTreeMap::new()));
     document(&title, &body)
 }
 
@@ -685,8 +685,26 @@ fn month_table(month: &Month, in_week: &BTreeSet<NaiveDate>) -> String {
     out
 }
 
-/// The rules that shape the week, each with its citation.
-pub(crate) fn rules_section(rules: &[RuleLine]) -> String {
+/// How a rule differs, for the diff's rules lists.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Mark {
+    Added,
+    Removed,
+    Changed,
+}
+
+impl Mark {
+    fn class(self) -> &'static str {
+        match self {
+            Mark::Added => "added",
+            Mark::Removed => "removed",
+            Mark::Changed => "changed",
+        }
+    }
+}
+
+/// The rules that shape the week, each with its citation; `marks` (by rule id) flags a diff's changes.
+pub(crate) fn rules_section(rules: &[RuleLine], marks: &BTreeMap<String, Mark>) -> String {
     let mut out = String::from("<h2>Rules that shape these days</h2>\n");
     if rules.is_empty() {
         out.push_str("<p>No rules in force.</p>\n");
@@ -696,9 +714,12 @@ pub(crate) fn rules_section(rules: &[RuleLine]) -> String {
         "<table class=\"rules\"><thead><tr><th>rule</th><th>what it says</th><th>citation</th><th>basis</th></tr></thead>\n<tbody>\n",
     );
     for rule in rules {
+        let mark = marks.get(&rule.id);
+        let class = mark.map(|m| format!(" class=\"{}\"", m.class())).unwrap_or_default();
+        let tag = mark.map(|m| format!("<span class=\"tag {0}\">{0}</span>", m.class())).unwrap_or_default();
         let _ = writeln!(
             out,
-            "<tr><td><code>{}</code><br><span class=\"desc\">{} · {}</span></td><td class=\"says\">{}<br><span class=\"desc\">{}</span></td><td>{}</td><td>{}</td></tr>",
+            "<tr{class}><td><code>{}</code>{tag}<br><span class=\"desc\">{} · {}</span></td><td class=\"says\">{}<br><span class=\"desc\">{}</span></td><td>{}</td><td>{}</td></tr>",
             esc(&rule.id),
             esc(rule.kind.as_str()),
             esc(&rule.jurisdiction),

@@ -1,6 +1,7 @@
 //! Ventana as processes: the `ventana` binary's commands, `ventana serve`
 //! replicas on one database, SIGKILL under load, the database cut off, a
-//! full and a read-only disk, spans exported to an OTLP collector.
+//! full and a read-only disk, spans exported to an OTLP collector, the
+//! rules diff as a gate.
 
 #[path = "../support/mod.rs"]
 mod support;
@@ -10,4 +11,5 @@ mod crash;
 mod db_faults;
 mod otlp;
 mod replicas;
+mod rules_diff;
 mod sqlite_faults;
