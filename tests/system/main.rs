@@ -1,7 +1,7 @@
 //! Ventana as processes: the `ventana` binary's commands, `ventana serve`
 //! replicas on one database, SIGKILL under load, the database cut off, a
 //! full and a read-only disk, spans exported to an OTLP collector, the
-//! rules diff as a gate.
+//! rules diff as a gate, and the HTML pages rendered by headless Chromium.
 
 #[path = "../support/mod.rs"]
 mod support;
@@ -10,6 +10,7 @@ mod cli;
 mod crash;
 mod db_faults;
 mod otlp;
+mod pictures;
 mod replicas;
 mod rules_diff;
 mod sqlite_faults;
