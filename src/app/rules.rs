@@ -18,16 +18,16 @@ impl App {
         let today = self.clock.now().date_naive();
         for jurisdiction in book.jurisdictions() {
             let coverage = coverage(jurisdiction, today, DEFAULT_LOOKAHEAD_DAYS);
-            if let Some(horizon) =
-                coverage.horizon.as_ref().filter(|_| coverage.is_short(today, DEFAULT_MIN_HORIZON_DAYS))
-            {
+            if coverage.is_short(today, DEFAULT_MIN_HORIZON_DAYS) {
+                let horizon = coverage
+                    .horizon
+                    .as_ref()
+                    .map_or_else(|| "not stated (no `confirmed_through`)".to_string(), |h| h.describe(today));
                 tracing::warn!(
                     jurisdiction = %jurisdiction.code,
                     file = %jurisdiction.file,
-                    confirmed_through = %horizon.through,
                     pending_decisions = coverage.pending.len(),
-                    "holidays {}: confirm the next decrees (`ventana rules coverage`)",
-                    horizon.describe(today)
+                    "holidays {horizon}: confirm the next decrees (`ventana rules coverage`)",
                 );
             }
         }

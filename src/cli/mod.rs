@@ -7,6 +7,7 @@ pub mod audit;
 pub mod explain;
 pub mod keys;
 pub mod rules;
+pub mod rules_diff;
 pub mod serve;
 
 use std::io::{self, Write};
@@ -57,6 +58,15 @@ impl Settings {
 pub enum Format {
     Text,
     Json,
+}
+
+/// Text for people, JSON for programs, or one self-contained HTML page
+/// (`rules calendar --windows`, `rules diff`).
+#[derive(Clone, Copy, ValueEnum)]
+pub enum PageFormat {
+    Text,
+    Json,
+    Html,
 }
 
 /// A usage error (exit 2).

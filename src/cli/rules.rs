@@ -6,9 +6,10 @@ use std::process::ExitCode;
 use chrono::NaiveDate;
 use clap::Subcommand;
 
-use super::{CliError, Format, input, print};
+use super::{CliError, Format, PageFormat, input, print};
 use crate::domain::Channel;
 use crate::officer as cli;
+use crate::officer::picture;
 use crate::rules::coverage::{Coverage, DEFAULT_LOOKAHEAD_DAYS, DEFAULT_MIN_HORIZON_DAYS, describe_pending};
 
 #[derive(Subcommand)]
@@ -37,7 +38,8 @@ pub enum RulesCommand {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
-    /// Show the public holidays of a year, or the allowed windows per day for one channel.
+    /// Show the public holidays of a year, or the allowed windows per day for one channel
+    /// (with --format html: a page picturing the week for every channel, or --channel's).
     Calendar {
         /// Jurisdiction code, e.g. PE or MX-BCN.
         code: String,
@@ -45,7 +47,7 @@ pub enum RulesCommand {
         #[arg(long, required_unless_present = "windows")]
         year: Option<i32>,
         /// Show allowed windows per day instead of holidays.
-        #[arg(long, requires_all = ["from", "channel"])]
+        #[arg(long, requires = "from")]
         windows: bool,
         /// First day for --windows (YYYY-MM-DD).
         #[arg(long)]
@@ -53,15 +55,18 @@ pub enum RulesCommand {
         /// Number of days for --windows.
         #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..=3660))]
         days: u32,
-        /// Channel for --windows.
+        /// Channel for --windows (required, except with --format html: every channel).
         #[arg(long)]
         channel: Option<String>,
-        #[arg(long, value_enum, default_value_t = Format::Text)]
-        format: Format,
+        #[arg(long, value_enum, default_value_t = PageFormat::Text)]
+        format: PageFormat,
         /// Jurisdiction files directory.
         #[arg(long, env = "VENTANA_JURISDICTIONS", default_value = "jurisdictions")]
         rules: PathBuf,
     },
+    /// Compare two rule sets day by day: hours, holidays and rules that differ, with ids and
+    /// citations. OLD and NEW are directories or REV:DIR (git). Exit 1 when anything differs.
+    Diff(super::rules_diff::DiffArgs),
 }
 
 /// The day a check is made and how far ahead it looks.
@@ -129,11 +134,22 @@ pub fn run(command: RulesCommand) -> Result<ExitCode, CliError> {
         }
         RulesCommand::Calendar { code, year, windows, from, days, channel, format, rules } => {
             let book = cli::load(&rules)?;
-            let entries = match (windows, from, channel) {
-                (true, Some(from), Some(channel)) => {
-                    let channel: Channel = channel.parse().map_err(|e: String| input(format!("--channel: {e}")))?;
-                    cli::calendar_windows(&book, &code, channel, from, days)?
+            let channel = channel
+                .map(|c| c.parse::<Channel>().map_err(|e: String| input(format!("--channel: {e}"))))
+                .transpose()?;
+            let format = match (format, windows, from) {
+                (PageFormat::Html, true, Some(from)) => {
+                    let week = picture::Week::build(&book, "", &code, from, days, channel)?;
+                    print(&picture::page(&week).trim_end())?;
+                    return Ok(ExitCode::SUCCESS);
                 }
+                (PageFormat::Html, _, _) => return Err(input("--format html pictures a week: add --windows --from")),
+                (PageFormat::Json, _, _) => Format::Json,
+                (PageFormat::Text, _, _) => Format::Text,
+            };
+            let entries = match (windows, from, channel) {
+                (true, Some(from), Some(channel)) => cli::calendar_windows(&book, &code, channel, from, days)?,
+                (true, _, None) => return Err(input("--windows needs --channel (or --format html for every channel)")),
                 _ => cli::calendar_holidays(&book, &code, year.ok_or_else(|| input("--year is required"))?)?,
             };
             match format {
@@ -146,6 +162,7 @@ pub fn run(command: RulesCommand) -> Result<ExitCode, CliError> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        RulesCommand::Diff(args) => super::rules_diff::run(args),
     }
 }
 
@@ -159,6 +176,7 @@ fn coverage_text(c: &Coverage, currency: &cli::Currency) -> String {
             h.describe(currency.today),
             if c.is_short(currency.today, currency.min_days) { "  SHORT" } else { "" }
         ),
+        None if c.has_holidays => format!("{} ({}): states no `confirmed_through`  SHORT", c.code, c.file),
         None => format!("{} ({}): no holidays of its own", c.code, c.file),
     };
     for pending in &c.pending {

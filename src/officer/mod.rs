@@ -1,6 +1,12 @@
 //! The compliance officers' tools behind `ventana rules` and `ventana explain`
 //! (and the gRPC Calendar): checking jurisdiction files, calendars, windows
-//! and decisions. Each returns what to print; `cli` prints it.
+//! and decisions. Each returns what to print; `cli` prints it. `diff`
+//! compares two rule books, `picture` draws a week as an HTML page and
+//! `summary` says what each rule says, for both.
+
+pub mod diff;
+pub mod picture;
+pub mod summary;
 
 use std::io::{BufRead, Write};
 use std::path::Path;
@@ -92,13 +98,19 @@ pub fn coverages(book: &RuleBook, currency: &Currency) -> Vec<Coverage> {
 pub fn currency_warnings(coverages: &[Coverage], currency: &Currency) -> Vec<String> {
     let mut warnings = Vec::new();
     for c in coverages {
-        if let Some(h) = c.horizon.as_ref().filter(|_| c.is_short(currency.today, currency.min_days)) {
-            warnings.push(format!(
-                "{}: holidays {}, less than {} days: confirm the next decrees and move `confirmed_through`",
-                c.file,
-                h.describe(currency.today),
-                currency.min_days,
-            ));
+        if c.is_short(currency.today, currency.min_days) {
+            warnings.push(match &c.horizon {
+                Some(h) => format!(
+                    "{}: holidays {}, less than {} days: confirm the next decrees and move `confirmed_through`",
+                    c.file,
+                    h.describe(currency.today),
+                    currency.min_days,
+                ),
+                None => format!(
+                    "{}: states no `confirmed_through`, so how far its holidays are confirmed is unknown: add it",
+                    c.file
+                ),
+            });
         }
         for pending in &c.pending {
             warnings.push(format!("{}: pending decision: {}", c.file, describe_pending(pending)));

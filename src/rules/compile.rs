@@ -96,12 +96,6 @@ impl Compiler<'_> {
         let groups = self.groups(&raw.channel_groups);
         let holidays: Vec<HolidayRule> = raw.holidays.iter().filter_map(|h| self.holiday(h)).collect();
         let confirmed_through = raw.confirmed_through.as_ref().and_then(|d| self.date(d, "`confirmed_through`"));
-        if !holidays.is_empty() && raw.confirmed_through.is_none() {
-            self.problem(
-                code_line,
-                "a file with `[[holidays]]` needs `confirmed_through`: the last day its dated lists and decrees are confirmed",
-            );
-        }
         let code: Arc<str> = code.into();
         let mut versions: Vec<RuleVersion> =
             raw.versions.iter().filter_map(|v| self.version(v, &code, &hash, &groups, is_overlay)).collect();

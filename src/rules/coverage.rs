@@ -66,7 +66,9 @@ pub struct EndingList {
 pub struct Coverage {
     pub code: Arc<str>,
     pub file: Arc<str>,
-    /// `None` for a file without holidays of its own (nothing to confirm).
+    /// Whether the file has holidays of its own (something to confirm).
+    pub has_holidays: bool,
+    /// `None` for a file without holidays, or one that states no `confirmed_through`.
     pub horizon: Option<Horizon>,
     /// Pending decisions with a day in `[today, today + lookahead]`.
     pub pending: Vec<PendingDecision>,
@@ -75,9 +77,13 @@ pub struct Coverage {
 }
 
 impl Coverage {
-    /// Whether the horizon is nearer than `min_days` (or has passed).
+    /// Whether the horizon is nearer than `min_days`, has passed, or is not
+    /// stated by a file that has holidays (unknown is not confirmed).
     pub fn is_short(&self, today: NaiveDate, min_days: u32) -> bool {
-        self.horizon.as_ref().is_some_and(|h| h.days_ahead(today) < i64::from(min_days))
+        match &self.horizon {
+            Some(h) => h.days_ahead(today) < i64::from(min_days),
+            None => self.has_holidays,
+        }
     }
 }
 
@@ -124,6 +130,7 @@ pub fn coverage(jurisdiction: &Jurisdiction, today: NaiveDate, lookahead_days: u
     Coverage {
         code: jurisdiction.code.clone(),
         file: jurisdiction.file.clone(),
+        has_holidays: !jurisdiction.holidays.rules().is_empty(),
         horizon: horizon(jurisdiction),
         pending,
         ending,

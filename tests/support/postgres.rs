@@ -232,7 +232,10 @@ impl Cluster {
     /// Leaves the cluster running past this process: a watchdog stops and
     /// removes it once the process has exited (a test binary's statics are
     /// never dropped).
-    #[expect(clippy::zombie_processes, reason = "the watchdog outlives this process by design: it cannot be waited for")]
+    #[expect(
+        clippy::zombie_processes,
+        reason = "the watchdog outlives this process by design: it cannot be waited for"
+    )]
     fn outlive_with_watchdog(mut self) {
         let dir = self.dir.take().expect("a data directory").keep();
         let script = format!(

@@ -104,6 +104,25 @@ fn rules_check_warns_of_short_horizons_and_lists_pending_decisions() {
     assert!(stderr(&relaxed).contains("1 file(s)"), "{}", stderr(&relaxed));
 }
 
+/// A file with holidays that states no horizon still loads (older officers'
+/// repositories, older revisions in `rules diff`), but is reported as
+/// unconfirmed, and `--strict` refuses it.
+#[test]
+fn a_file_without_a_horizon_loads_but_is_reported_unconfirmed() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let pe = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("jurisdictions/PE.toml")).expect("PE");
+    let without: String =
+        pe.lines().filter(|l| !l.starts_with("confirmed_through")).map(|l| format!("{l}\n")).collect();
+    assert_ne!(without, pe, "PE.toml states its horizon");
+    std::fs::write(dir.path().join("PE.toml"), without).expect("write");
+    let path = dir.path().to_string_lossy().into_owned();
+    let output = ventana(&["rules", "check", &path, "--today", "2026-11-30"], None);
+    assert!(output.status.success(), "{}{}", stdout(&output), stderr(&output));
+    assert!(stdout(&output).contains("PE.toml: states no `confirmed_through`"), "{}", stdout(&output));
+    let strict = ventana(&["rules", "check", &path, "--today", "2026-11-30", "--strict"], None);
+    assert_eq!(strict.status.code(), Some(1), "{}", stdout(&strict));
+}
+
 #[test]
 fn rules_coverage_reports_horizons_and_pending_days_as_json() {
     let output = ventana(&["rules", "coverage", "jurisdictions", "--today", "2026-11-30", "--format", "json"], None);
