@@ -47,6 +47,8 @@ enum Command {
         #[command(subcommand)]
         command: cli::audit::AuditCommand,
     },
+    /// Copy the SQLite database while the service runs (consistent), with its rows per table.
+    Backup(cli::backup::BackupArgs),
     /// Manage API keys.
     Keys {
         #[command(subcommand)]
@@ -64,21 +66,23 @@ enum Command {
 fn main() -> ExitCode {
     let args = Args::parse();
     let result = match args.command {
-        Command::Serve(_) | Command::Migrate { .. } | Command::Keys { .. } | Command::Audit { .. } => {
-            match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-                Ok(runtime) => runtime.block_on(async {
-                    let traces = ventana::telemetry::init_tracing();
-                    let result = run_service(args.command).await;
-                    if let Some(provider) = traces
-                        && let Err(e) = provider.shutdown()
-                    {
-                        eprintln!("flushing traces failed: {e}");
-                    }
-                    result
-                }),
-                Err(e) => Err(CliError::Runtime(format!("cannot start the runtime: {e}"))),
-            }
-        }
+        Command::Serve(_)
+        | Command::Migrate { .. }
+        | Command::Keys { .. }
+        | Command::Audit { .. }
+        | Command::Backup(_) => match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+            Ok(runtime) => runtime.block_on(async {
+                let traces = ventana::telemetry::init_tracing();
+                let result = run_service(args.command).await;
+                if let Some(provider) = traces
+                    && let Err(e) = provider.shutdown()
+                {
+                    eprintln!("flushing traces failed: {e}");
+                }
+                result
+            }),
+            Err(e) => Err(CliError::Runtime(format!("cannot start the runtime: {e}"))),
+        },
         Command::Rules { command } => cli::rules::run(command),
         Command::Explain(args) => cli::explain::run(args),
     };
@@ -106,6 +110,7 @@ async fn run_service(command: Command) -> Result<ExitCode, CliError> {
         Command::Migrate { settings } => cli::serve::migrate(settings).await,
         Command::Keys { command } => cli::keys::run(command).await,
         Command::Audit { command } => cli::audit::run(command).await,
+        Command::Backup(args) => cli::backup::run(args).await,
         Command::Rules { .. } | Command::Explain(_) => Err(cli::input("not a service command")),
     }
 }

@@ -1,9 +1,10 @@
 //! The `ventana` commands, one file per group: `serve` (and `migrate`),
-//! `keys`, `audit`, `rules`, `explain`. `main.rs` parses the arguments and
+//! `keys`, `audit`, `backup`, `rules`, `explain`. `main.rs` parses the arguments and
 //! turns the result into an exit code: 0 done, 1 a finding, 2 a usage
 //! error, 3 a runtime failure (see [`CliError`]).
 
 pub mod audit;
+pub mod backup;
 pub mod explain;
 pub mod keys;
 pub mod rules;

@@ -104,6 +104,19 @@ pub use rows::{DispatchRow, EventRow, IntentRow, PreferencesRow};
 use read_ahead::ReadAhead;
 use write_behind::Pending;
 
+/// Every table, in the order a backup reports their rows.
+const BACKED_UP_TABLES: [&str; 9] = [
+    "intents",
+    "dispatches",
+    "contact_events",
+    "preferences",
+    "audit_log",
+    "audit_heads",
+    "audit_checkpoints",
+    "rules_snapshots",
+    "api_keys",
+];
+
 /// A database URL with its password hidden, for logs and error messages.
 pub fn redact_url(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
@@ -278,6 +291,42 @@ impl Store {
             sqlx::raw_sql("ANALYZE").execute(pool).await?;
         }
         Ok(())
+    }
+
+    /// Copies the whole SQLite database into `out` while the service runs
+    /// (`VACUUM INTO`: one read transaction, so the copy is one consistent
+    /// state), then counts the copy's rows per table, read from the copy
+    /// itself. `out` must not exist. PostgreSQL is backed up with its own
+    /// tools (`pg_dump`, `pg_basebackup`): see the README's Operations.
+    pub async fn backup_to(&self, out: &std::path::Path) -> StoreResult<Vec<(&'static str, i64)>> {
+        let Pool::Sqlite(pool, _) = &self.pool else {
+            return Err(StoreError::NotForThisBackend(
+                "`ventana backup` copies SQLite; back up PostgreSQL with pg_dump or pg_basebackup (README, Operations)",
+            ));
+        };
+        let target = out.to_str().ok_or(StoreError::NotForThisBackend("the backup path must be UTF-8"))?;
+        sqlx::query("VACUUM INTO ?1").bind(target).execute(pool).await?;
+        use sqlx::Connection;
+        let options = sqlx::sqlite::SqliteConnectOptions::new().filename(out).read_only(true);
+        let mut copy = sqlx::SqliteConnection::connect_with(&options).await?;
+        let mut counts = Vec::new();
+        for table in BACKED_UP_TABLES {
+            let sql = format!("SELECT COUNT(*) FROM {table}");
+            counts.push((table, sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).fetch_one(&mut copy).await?));
+        }
+        copy.close().await?;
+        Ok(counts)
+    }
+
+    /// Rows per table, as [`Store::backup_to`] reports them, for comparing a
+    /// restored database with its backup.
+    pub async fn table_counts(&self) -> StoreResult<Vec<(&'static str, i64)>> {
+        let mut counts = Vec::new();
+        for table in BACKED_UP_TABLES {
+            let sql = sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}"));
+            counts.push((table, either!(&self.pool, Pool, |pool| sqlx::query_scalar(sql).fetch_one(pool).await?)));
+        }
+        Ok(counts)
     }
 
     /// Closes the pool: waits for the connections in use to come back, then

@@ -1,5 +1,5 @@
 //! Ventana as processes: the `ventana` binary's commands, `ventana serve`
-//! replicas on one database, SIGKILL under load, the database cut off, a
+//! replicas on one database, backups restored whole, SIGKILL under load, the database cut off, a
 //! PostgreSQL failover, a full and a read-only disk, spans exported to an
 //! OTLP collector, the rules diff as a gate, and the HTML pages rendered by
 //! headless Chromium.
@@ -7,6 +7,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod backup;
 mod cli;
 mod crash;
 mod db_faults;
