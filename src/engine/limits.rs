@@ -9,7 +9,7 @@ use chrono_tz::Tz;
 use super::windows::{Edge, local_to_utc};
 use crate::domain::{ContactEvent, Intent};
 use crate::rules::file::{CalendarPeriod, Counts, Scope};
-use crate::rules::{CapRule, CooldownRule, Period, RuleMeta};
+use crate::rules::{CapRule, CooldownLength, CooldownRule, Period, RuleMeta};
 
 /// A rule that holds the contact back until `until`, and why.
 pub struct Block<'a> {
@@ -83,6 +83,50 @@ fn calendar_period(period: CalendarPeriod, zone: Tz, t: DateTime<Utc>) -> Option
     Some((local_date_start(zone, first)?, local_date_start(zone, next)?))
 }
 
+/// The local date `days` after `date` (or before, when negative).
+fn days_after(date: NaiveDate, days: i64) -> Option<NaiveDate> {
+    match u64::try_from(days) {
+        Ok(after) => date.checked_add_days(Days::new(after)),
+        Err(_) => date.checked_sub_days(Days::new(days.unsigned_abs())),
+    }
+}
+
+/// Local days `[first, last]` counted at `t` by a period of `n`
+/// consecutive days: `t`'s own day and the `n - 1` before it.
+fn local_days_at(zone: Tz, t: DateTime<Utc>, n: u32) -> Option<(NaiveDate, NaiveDate)> {
+    let today = t.with_timezone(&zone).date_naive();
+    Some((days_after(today, 1 - i64::from(n))?, today))
+}
+
+/// A contact under a cap of `n` consecutive local days in `zone` at `t`:
+/// the events counted, and if there is no room, the start of the first
+/// local day whose period has room (a day's period drops the events more
+/// than `n - 1` days before it).
+fn local_days_block<'h>(
+    cap: &CapRule,
+    intent: &Intent,
+    events: &[&'h ContactEvent],
+    zone: Tz,
+    t: DateTime<Utc>,
+    n: u32,
+) -> Option<(DateTime<Utc>, Vec<&'h ContactEvent>)> {
+    let inside = |first: NaiveDate, last: NaiveDate| -> Vec<&'h ContactEvent> {
+        events.iter().copied().filter(|e| (first..=last).contains(&e.at.with_timezone(&zone).date_naive())).collect()
+    };
+    let (first, today) = local_days_at(zone, t, n)?;
+    let counted = inside(first, today);
+    if room(cap, intent, &counted) {
+        return None;
+    }
+    // Within n days every event counted today has left the period.
+    let free = (1..=i64::from(n)).find_map(|ahead| {
+        let day = days_after(today, ahead)?;
+        room(cap, intent, &inside(days_after(day, 1 - i64::from(n))?, day)).then_some(day)
+    });
+    let free = free.or_else(|| days_after(today, i64::from(n)))?;
+    Some((local_date_start(zone, free)?, counted))
+}
+
 fn period_name(period: CalendarPeriod) -> &'static str {
     match period {
         CalendarPeriod::Day => "day",
@@ -142,6 +186,20 @@ pub fn cap_block<'a>(
                 );
             }
         }
+        Some(Period::LocalDays(n)) => {
+            for zone in zones {
+                if let Some((free, counted)) = local_days_block(cap, intent, &events, *zone, t, n) {
+                    until = Some(until.map_or(free, |u| u.max(free)));
+                    message = format!(
+                        "allows {} in any {n} consecutive days in {zone} (the day of a contact is day 1); {} already counted from {} ({})",
+                        what(cap),
+                        counted.len(),
+                        local_days_at(*zone, t, n).map(|(first, _)| first.to_string()).unwrap_or_default(),
+                        latest(&counted)
+                    );
+                }
+            }
+        }
         Some(Period::Calendar(period)) => {
             for zone in zones {
                 let Some((start, end)) = calendar_period(period, *zone, t) else {
@@ -178,37 +236,60 @@ fn cap_period_text(cap: &CapRule) -> String {
     match cap.period {
         Some(Period::Rolling(d)) => d.to_string(),
         Some(Period::Calendar(p)) => period_name(p).to_string(),
+        Some(Period::LocalDays(n)) => format!("{n} consecutive local days"),
         None => String::new(),
     }
 }
 
-/// When `cooldown` stops blocking a contact at `t`, if it blocks it.
+/// When `cooldown` stops blocking a contact at `t`, if it blocks it: a
+/// rolling length from the outcome, or the local midnight that starts day
+/// N + 1 in each of the debtor's zones (the latest of them).
 pub fn cooldown_block<'a>(
     cooldown: &'a CooldownRule,
     intent: &Intent,
     history: &[ContactEvent],
+    zones: &[Tz],
     t: DateTime<Utc>,
 ) -> Option<Block<'a>> {
     if !cooldown.channels.contains(intent.channel) {
         return None;
     }
-    let length = cooldown.duration.to_chrono();
-    let last = history
+    let ends = |e: &ContactEvent| -> Option<DateTime<Utc>> {
+        match cooldown.length {
+            CooldownLength::Rolling(length) => Some(e.at + length.to_chrono()),
+            CooldownLength::LocalDays(n) => zones
+                .iter()
+                .map(|zone| {
+                    let day = days_after(e.at.with_timezone(zone).date_naive(), i64::from(n))?;
+                    local_date_start(*zone, day)
+                })
+                .collect::<Option<Vec<_>>>()?
+                .into_iter()
+                .max(),
+        }
+    };
+    let (last, until) = history
         .iter()
         .filter(|e| {
             cooldown.after.contains(&e.outcome)
                 && cooldown.after_channels.contains(e.channel)
                 && in_scope(cooldown.scope, intent, e)
+                && e.at <= t
         })
-        .filter(|e| e.at <= t && e.at + length > t)
-        .max_by_key(|e| e.at)?;
+        // An end that cannot be computed (a date out of range) blocks: fail closed.
+        .map(|e| (e, ends(e).unwrap_or(DateTime::<Utc>::MAX_UTC)))
+        .filter(|(_, until)| *until > t)
+        .max_by_key(|(_, until)| *until)?;
+    let length = match cooldown.length {
+        CooldownLength::Rolling(length) => length.to_string(),
+        CooldownLength::LocalDays(n) => format!("{n} local days (the day of the outcome is day 1)"),
+    };
     Some(Block {
-        until: last.at + length,
+        until,
         rule: &cooldown.meta,
         message: format!(
-            "no {} for {} after a {} {} outcome ({})",
+            "no {} for {length} after a {} {} outcome ({})",
             cooldown.channels,
-            cooldown.duration,
             last.channel,
             last.outcome,
             last.at.to_rfc3339()

@@ -244,7 +244,8 @@ fn decide(
             .iter()
             .flat_map(|v| {
                 let caps = v.caps.iter().filter_map(|c| limits::cap_block(c, intent, history, zones, slot));
-                let cooldowns = v.cooldowns.iter().filter_map(|c| limits::cooldown_block(c, intent, history, slot));
+                let cooldowns =
+                    v.cooldowns.iter().filter_map(|c| limits::cooldown_block(c, intent, history, zones, slot));
                 caps.chain(cooldowns).collect::<Vec<_>>()
             })
             .collect();

@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::domain::{Outcome, Party, Stage};
 use crate::rules::file::{CalendarPeriod, Counts, Duration, Scope, TimeRange};
 use crate::rules::{
-    CapRule, ChannelSet, CooldownRule, DAY_NAMES, HOLIDAY, Jurisdiction, Period, RuleMeta, RuleVersion,
+    CapRule, ChannelSet, CooldownLength, CooldownRule, DAY_NAMES, HOLIDAY, Jurisdiction, Period, RuleMeta, RuleVersion,
     StageChannelRule, WindowRule,
 };
 
@@ -161,6 +161,9 @@ fn cap(rule: &CapRule) -> String {
         Some(Period::Calendar(CalendarPeriod::Day)) => text.push_str(" per local calendar day"),
         Some(Period::Calendar(CalendarPeriod::Week)) => text.push_str(" per calendar week (Monday to Sunday)"),
         Some(Period::Calendar(CalendarPeriod::Month)) => text.push_str(" per calendar month"),
+        Some(Period::LocalDays(n)) => {
+            text.push_str(&format!(" in any {n} consecutive local days (the day of a contact is day 1)"))
+        }
         None => {}
     }
     if let Some(gap) = rule.min_gap {
@@ -182,7 +185,10 @@ fn cooldown(rule: &CooldownRule) -> String {
     format!(
         "{}: none for {} after {} on {}, {}",
         rule.channels,
-        duration(rule.duration),
+        match rule.length {
+            CooldownLength::Rolling(d) => duration(d),
+            CooldownLength::LocalDays(n) => format!("{n} local days (the day of the outcome is day 1)"),
+        },
         after.join(" or "),
         channels_or_any(rule.after_channels),
         scope(rule.scope)

@@ -445,15 +445,16 @@ impl Compiler<'_> {
     ) -> CapRule {
         let meta = self.meta(raw.meta(), code, label);
         let channels = self.channels(&raw.channels, groups);
-        let period = match (raw.rolling, raw.calendar) {
-            (Some(d), None) => Some(Period::Rolling(d)),
-            (None, Some(c)) => Some(Period::Calendar(c)),
-            (None, None) => None,
-            (Some(_), Some(_)) => {
+        let period = match (raw.rolling, raw.calendar, raw.consecutive_days) {
+            (Some(d), None, None) => Some(Period::Rolling(d)),
+            (None, Some(c), None) => Some(Period::Calendar(c)),
+            (None, None, Some(n)) => Some(Period::LocalDays(self.day_count(n, &meta))),
+            (None, None, None) => None,
+            _ => {
                 self.problem(
                     meta.line,
                     format!(
-                        "cap {:?}: set `rolling` or `calendar`, not both (write two caps to enforce both)",
+                        "cap {:?}: set one of `rolling`, `calendar` or `consecutive_days` (write two caps to enforce two)",
                         meta.id
                     ),
                 );
@@ -465,7 +466,7 @@ impl Compiler<'_> {
             self.problem(
                 meta.line,
                 format!(
-                    "cap {:?}: `limit`/`max_channels` need a period (`rolling = \"7d\"` or `calendar = \"week\"`)",
+                    "cap {:?}: `limit`/`max_channels` need a period (`rolling = \"7d\"`, `calendar = \"week\"` or `consecutive_days = 7`)",
                     meta.id
                 ),
             );
@@ -509,14 +510,33 @@ impl Compiler<'_> {
         if raw.after.is_empty() {
             self.problem(meta.line, format!("cooldown {:?}: `after` lists no outcome", meta.id));
         }
+        let length = match (raw.duration, raw.consecutive_days) {
+            (Some(d), None) => CooldownLength::Rolling(d),
+            (None, Some(n)) => CooldownLength::LocalDays(self.day_count(n, &meta)),
+            _ => {
+                self.problem(
+                    meta.line,
+                    format!("cooldown {:?}: set exactly one of `duration` or `consecutive_days`", meta.id),
+                );
+                CooldownLength::LocalDays(1)
+            }
+        };
         CooldownRule {
             after: raw.after.clone(),
             after_channels,
             channels: self.channels(&raw.channels, groups),
-            duration: raw.duration,
+            length,
             scope: raw.scope,
             meta,
         }
+    }
+
+    /// A number of consecutive local days: 1 to 366.
+    fn day_count(&mut self, days: u32, meta: &RuleMeta) -> u32 {
+        if !(1..=366).contains(&days) {
+            self.problem(meta.line, format!("rule {:?}: `consecutive_days` must be 1 to 366", meta.id));
+        }
+        days.clamp(1, 366)
     }
 
     fn parties(&mut self, raw: &RawParties, code: &Arc<str>, label: &Arc<str>) -> PartyRule {

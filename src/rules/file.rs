@@ -307,6 +307,9 @@ rule_struct!(
         rolling: Option<Duration>,
         #[serde(default)]
         calendar: Option<CalendarPeriod>,
+        /// N consecutive local days, the day of a counted event being day 1.
+        #[serde(default)]
+        consecutive_days: Option<u32>,
         /// At least this long between two counted events.
         #[serde(default)]
         min_gap: Option<Duration>,
@@ -326,7 +329,12 @@ rule_struct!(
         after_channels: Option<Vec<Spanned<String>>>,
         /// Channels the cooldown blocks.
         channels: Vec<Spanned<String>>,
-        duration: Duration,
+        /// A span of time; or, instead, `consecutive_days`.
+        #[serde(default)]
+        duration: Option<Duration>,
+        /// N local days, the day of the outcome being day 1.
+        #[serde(default)]
+        consecutive_days: Option<u32>,
         #[serde(default = "default_scope")]
         scope: Scope,
     }

@@ -100,6 +100,37 @@ pub struct WindowRule {
 pub enum Period {
     Rolling(Duration),
     Calendar(CalendarPeriod),
+    /// N consecutive days of the debtor's local calendar, the day of a
+    /// contact counting as day 1 (Regulation F's "seven consecutive days").
+    LocalDays(u32),
+}
+
+/// How long a cooldown lasts: a span of time, or N days of the debtor's
+/// local calendar, the day of the outcome counting as day 1 (so it ends at
+/// the local midnight that starts day N + 1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CooldownLength {
+    Rolling(Duration),
+    LocalDays(u32),
+}
+
+impl CooldownLength {
+    /// Whether this length can end a cooldown earlier than `other` does. N
+    /// local days end between N − 1 and N days after the outcome (N days
+    /// when it came at midnight), DST hours aside.
+    pub fn can_end_before(self, other: CooldownLength) -> bool {
+        const DAY: i64 = 24 * 60;
+        match (self, other) {
+            (CooldownLength::Rolling(ours), CooldownLength::Rolling(theirs)) => ours.minutes < theirs.minutes,
+            (CooldownLength::LocalDays(ours), CooldownLength::LocalDays(theirs)) => ours < theirs,
+            (CooldownLength::Rolling(ours), CooldownLength::LocalDays(theirs)) => {
+                ours.minutes < i64::from(theirs) * DAY
+            }
+            (CooldownLength::LocalDays(ours), CooldownLength::Rolling(theirs)) => {
+                (i64::from(ours) - 1) * DAY < theirs.minutes
+            }
+        }
+    }
 }
 
 /// A frequency cap.
@@ -122,7 +153,7 @@ pub struct CooldownRule {
     pub after: Vec<Outcome>,
     pub after_channels: ChannelSet,
     pub channels: ChannelSet,
-    pub duration: Duration,
+    pub length: CooldownLength,
     pub scope: Scope,
 }
 

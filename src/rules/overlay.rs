@@ -171,7 +171,7 @@ fn check_version(overlay: &RuleVersion, parent: &RuleVersion, parent_code: &str,
         for p in &parent.cooldowns {
             let same_kind = (&cooldown.after, cooldown.after_channels, cooldown.channels, cooldown.scope)
                 == (&p.after, p.after_channels, p.channels, p.scope);
-            if same_kind && cooldown.duration < p.duration {
+            if same_kind && cooldown.length.can_end_before(p.length) {
                 problems.push(problem(
                     &cooldown.meta,
                     loosens(format!("cooldown {:?} is shorter than {:?}", cooldown.meta.id, p.meta.id)),

@@ -194,8 +194,9 @@ fn regulation_f_seven_calls_in_seven_days() {
     let history: Vec<_> =
         days.iter().map(|d| event(Channel::Call, &format!("2026-11-{d}T15:00:00Z"), Outcome::NoAnswer)).collect();
     let call = intent("US-NY", Channel::Call);
-    // The eighth call within seven days waits until the first one is seven days old.
-    assert_defer(&decide(book(), &call, &history, at("2026-11-22T18:00:00Z")), "2026-11-23T15:00:00Z");
+    // Days, not hours (comment 14(b)(2)(i)-1): on Monday 23 the period (17 to 23) holds six
+    // calls, so the eighth goes at 08:00 New York time, not at the hour of the first call.
+    assert_defer(&decide(book(), &call, &history, at("2026-11-22T18:00:00Z")), "2026-11-23T13:00:00Z");
     // Emails are not capped.
     assert_release(&decide(book(), &intent("US-NY", Channel::Email), &history, at("2026-11-22T18:00:00Z")));
 }
@@ -204,8 +205,31 @@ fn regulation_f_seven_calls_in_seven_days() {
 fn regulation_f_seven_day_wait_after_a_conversation() {
     let history = [event(Channel::Call, "2026-11-20T16:00:00Z", Outcome::Conversation)];
     let decision = decide(book(), &intent("US-NY", Channel::Call), &history, at("2026-11-23T16:00:00Z"));
-    assert_defer(&decision, "2026-11-27T16:00:00Z");
+    // Friday 20 is day 1; day 8 is Friday 27, from 08:00 New York time.
+    assert_defer(&decision, "2026-11-27T13:00:00Z");
     assert!(decision.reasons.iter().any(|r| { r.rule.as_ref().is_some_and(|m| m.citation.contains("1006.14")) }));
+}
+
+/// The days are the debtor's local days even when a 25-hour or a 23-hour
+/// day falls inside the period.
+#[test]
+fn regulation_f_counts_local_days_across_dst() {
+    let call = intent("US-NY", Channel::Call);
+    // Saturday 31 October 2026 at 19:00 (day 1); Sunday 1 November has 25 hours.
+    let fall = [event(Channel::Call, "2026-10-31T23:00:00Z", Outcome::Conversation)];
+    assert_defer(&decide(book(), &call, &fall, at("2026-11-02T15:00:00Z")), "2026-11-07T08:00:00-05:00");
+    // Saturday 13 March 2027 at 10:00 (day 1); Sunday 14 March has 23 hours.
+    let spring = [event(Channel::Call, "2027-03-13T15:00:00Z", Outcome::Conversation)];
+    let deferred = decide(book(), &call, &spring, at("2027-03-20T00:00:00Z"));
+    assert_defer(&deferred, "2027-03-20T08:00:00-04:00");
+    assert!(deferred.reasons.iter().any(|r| r.message().contains("7 local days")), "{:#?}", deferred.reasons);
+    // Seven calls from Wednesday 10 to Tuesday 16 March at 17:00 local: the eighth goes at
+    // 08:00 on Wednesday 17, when the first has left the period.
+    let calls: Vec<_> = ["10T22", "11T22", "12T22", "13T22", "14T21", "15T21", "16T21"]
+        .iter()
+        .map(|d| event(Channel::Call, &format!("2027-03-{d}:00:00Z"), Outcome::NoAnswer))
+        .collect();
+    assert_defer(&decide(book(), &call, &calls, at("2027-03-16T22:00:00Z")), "2027-03-17T08:00:00-04:00");
 }
 
 // ---------------------------------------------------------------- DST, on the real files

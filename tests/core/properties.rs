@@ -9,7 +9,7 @@ use proptest::prelude::*;
 use ventana::domain::{Channel, ContactEvent, Intent, Outcome, Preferences, Stage};
 use ventana::engine::{Verdict, evaluate};
 use ventana::rules::file::{CalendarPeriod, Counts, Scope};
-use ventana::rules::{HOLIDAY, Period, Resolved, RuleVersion, allowed_ranges};
+use ventana::rules::{CooldownLength, HOLIDAY, Period, Resolved, RuleVersion, allowed_ranges};
 
 use crate::decide::*;
 
@@ -117,6 +117,17 @@ fn limits_ok(
                         counted.iter().copied().filter(|e| e.at >= start && e.at < end).collect();
                     fits(&inside)
                 }),
+                // `t`'s local day and the n − 1 before it, by date.
+                Some(Period::LocalDays(n)) => zones.iter().all(|zone| {
+                    let today = t.with_timezone(zone).date_naive();
+                    let first = today - Duration::days(i64::from(n) - 1);
+                    let inside: Vec<&ContactEvent> = counted
+                        .iter()
+                        .copied()
+                        .filter(|e| (first..=today).contains(&e.at.with_timezone(zone).date_naive()))
+                        .collect();
+                    fits(&inside)
+                }),
             };
             gap_ok && period_ok
         });
@@ -125,7 +136,19 @@ fn limits_ok(
                 .iter()
                 .filter(|e| c.after.contains(&e.outcome) && c.after_channels.contains(e.channel))
                 .filter(|e| c.scope != Scope::DebtorChannel || e.channel == intent.channel)
-                .all(|e| !(e.at <= t && t < e.at + c.duration.to_chrono()))
+                .all(|e| match c.length {
+                    CooldownLength::Rolling(d) => !(e.at <= t && t < e.at + d.to_chrono()),
+                    // Blocked until the local midnight that starts day n + 1 in every zone.
+                    CooldownLength::LocalDays(n) => {
+                        !(e.at <= t
+                            && zones.iter().any(|zone| {
+                                t < local_midnight(
+                                    zone,
+                                    e.at.with_timezone(zone).date_naive() + Duration::days(i64::from(n)),
+                                )
+                            }))
+                    }
+                })
         });
         caps_ok && cooldowns_ok
     })
@@ -240,6 +263,39 @@ proptest! {
                 prop_assert!(until > now);
                 prop_assert!(ok(until), "deferred to {until} for {code} {channel} but the reference forbids that instant");
                 for minutes in 1..=180 {
+                    let earlier = until - Duration::minutes(minutes);
+                    if earlier < now { break; }
+                    prop_assert!(!ok(earlier), "deferred to {until} for {code} {channel} but {earlier} was already allowed");
+                }
+            }
+            Verdict::Reject { .. } => {}
+        }
+    }
+
+    /// Regulation F's and Massachusetts' periods in local days across the
+    /// DST changes of New York: a 23-hour or a 25-hour day inside the
+    /// period, history of calls and conversations over the two weeks before.
+    #[test]
+    fn local_day_periods_across_dst_are_allowed_and_earliest(
+        code in prop::sample::select(vec!["US-NY", "US-MA"]),
+        dst_change in prop::sample::select(vec!["2026-03-08T12:00:00-04:00", "2026-11-01T12:00:00-05:00", "2027-03-14T12:00:00-04:00", "2027-11-07T12:00:00-05:00"]),
+        minutes_after in -3i64 * 1440..10 * 1440,
+        events in prop::collection::vec((prop::sample::select(vec![Channel::Call, Channel::Sms, Channel::Visit]), 0i64..14 * 1440, prop::sample::select(vec![Outcome::NoAnswer, Outcome::Conversation])), 0..9),
+        channel in prop::sample::select(vec![Channel::Call, Channel::Sms, Channel::Visit]),
+    ) {
+        let now = at(dst_change) + Duration::minutes(minutes_after);
+        let intent = intent(code, channel);
+        let history = history(now, events);
+        let rules = book().resolve(&intent.tenant, code).expect("resolves");
+        let decision = evaluate(&intent, &rules, &history, &Preferences::default(), now);
+        let versions = versions(&intent, &rules, now);
+        let zones = zones(&intent, &rules);
+        let ok = |t: DateTime<Utc>| window_ok(&intent, &rules, &versions, t) && limits_ok(&intent, &zones, &versions, &history, t);
+        match decision.verdict {
+            Verdict::Release => prop_assert!(ok(now), "released at {now} for {code} {channel} but the reference forbids it"),
+            Verdict::Defer { until } => {
+                prop_assert!(ok(until), "deferred to {until} for {code} {channel} but the reference forbids that instant");
+                for minutes in 1..=(26 * 60) {
                     let earlier = until - Duration::minutes(minutes);
                     if earlier < now { break; }
                     prop_assert!(!ok(earlier), "deferred to {until} for {code} {channel} but {earlier} was already allowed");
