@@ -105,7 +105,6 @@ fn app_status(error: AppError) -> Status {
             | StoreError::Migration(_)
             | StoreError::UnsupportedUrl(_)
             | StoreError::BadUrl(_)
-            | StoreError::NotForThisBackend(_)
             | StoreError::NotWritable { .. }),
         ) => {
             metrics::counter!(crate::telemetry::DATABASE_ERRORS).increment(1);

@@ -1,5 +1,6 @@
 //! `ventana backup`: a consistent copy of the SQLite database while the
-//! service runs, with the rows of each table counted in the copy; and
+//! service runs, with the rows of each table counted in the copy (the
+//! database is read, never created or migrated); and
 //! `--count-only`, the same counts for any database, to compare a restored
 //! database (SQLite or PostgreSQL) with its backup.
 
@@ -9,7 +10,8 @@ use std::time::Instant;
 
 use serde_json::json;
 
-use super::{CliError, Format, Settings, input, open_store, print, storage};
+use super::{CliError, Format, Settings, input, print, storage};
+use crate::store::{backup_sqlite, count_rows};
 
 #[derive(clap::Args)]
 pub struct BackupArgs {
@@ -28,17 +30,21 @@ pub struct BackupArgs {
 /// Writes the copy and reports its size, the time it took and its rows per
 /// table (or, with `--count-only`, only the database's rows per table).
 pub async fn run(args: BackupArgs) -> Result<ExitCode, CliError> {
+    let url = args.settings.load()?.database_url;
     let Some(out) = args.out else {
-        let (_, store) = open_store(args.settings).await?;
-        let counts = store.table_counts().await.map_err(storage)?;
+        let counts = count_rows(&url).await.map_err(storage)?;
         return report(args.format, json!({}), "rows:".into(), &counts);
     };
+    if !url.starts_with("sqlite:") {
+        return Err(input(
+            "`ventana backup --out` copies SQLite; back up PostgreSQL with pg_dump or pg_basebackup (README, Operations)",
+        ));
+    }
     if out.exists() {
         return Err(input(format!("{} exists: a backup never overwrites a file", out.display())));
     }
-    let (_, store) = open_store(args.settings).await?;
     let started = Instant::now();
-    let counts = store.backup_to(&out).await.map_err(storage)?;
+    let counts = backup_sqlite(&url, &out).await.map_err(storage)?;
     let seconds = started.elapsed().as_secs_f64();
     let bytes = std::fs::metadata(&out).map(|m| m.len()).map_err(|e| storage(format!("{}: {e}", out.display())))?;
     let about = json!({"file": out.display().to_string(), "bytes": bytes, "seconds": seconds});

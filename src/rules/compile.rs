@@ -309,18 +309,10 @@ impl Compiler<'_> {
             decided,
             confirmed_through,
         };
-        for stray in rule.stray_decisions() {
-            let at =
-                raw.decided.iter().find(|d| d.date.get_ref().to_string() == stray.date.to_string()).map(|d| &d.date);
+        for (date, problem) in rule.decision_problems() {
+            let at = raw.decided.iter().find(|d| d.date.get_ref().to_string() == date.to_string()).map(|d| &d.date);
             let line = at.map_or(line, |d| self.line(d));
-            self.problem(
-                line,
-                format!(
-                    "decision {} is none of the candidate days of any occurrence of {:?} (is the date or the holiday wrong?)",
-                    stray.date,
-                    rule.id
-                ),
-            );
+            self.problem(line, problem);
         }
         Some(rule)
     }

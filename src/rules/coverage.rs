@@ -106,7 +106,8 @@ pub fn coverage(jurisdiction: &Jurisdiction, today: NaiveDate, lookahead_days: u
     let mut ending = Vec::new();
     for rule in jurisdiction.holidays.rules() {
         if let Some(provisional) = &rule.provisional {
-            for year in today.year() - 1..=end.year() {
+            // A moved day may fall in the year before its occurrence's (1 January on a Tuesday).
+            for year in today.year() - 1..=end.year() + 1 {
                 for occurrence in rule.occurrences(year) {
                     if occurrence.pending && occurrence.days.iter().any(ahead) {
                         pending.push(PendingDecision {

@@ -197,24 +197,48 @@ impl HolidayRule {
         }
     }
 
-    /// The decisions that pick none of their occurrence's days (a typo in a
-    /// date, or a decision filed under the wrong holiday).
-    pub fn stray_decisions(&self) -> Vec<&Decision> {
-        self.decided
-            .iter()
-            .filter(|decision| {
-                let year = decision.date.year();
-                !(year - 1..=year + 1).filter(|y| self.applies_to_year(*y)).any(|y| {
-                    let mut bases = Vec::new();
-                    self.base_dates(y, &mut bases);
-                    bases.into_iter().any(|base| {
-                        let mut choices = self.candidates(base);
-                        choices.extend(shift(base, self.moves[weekday_index(base)]));
+    /// What is wrong with the decisions: one that picks none of an
+    /// occurrence's days (a typo in a date, or a decision filed under the
+    /// wrong holiday), or two that decide the same occurrence (the first
+    /// would win and the day the second picks would stay open). Each with
+    /// the decision's date.
+    pub fn decision_problems(&self) -> Vec<(NaiveDate, String)> {
+        let mut problems = Vec::new();
+        let mut decided: Vec<(NaiveDate, NaiveDate)> = Vec::new();
+        for decision in &self.decided {
+            let year = decision.date.year();
+            let occurrence = (year - 1..=year + 1).filter(|y| self.applies_to_year(*y)).find_map(|y| {
+                let mut bases = Vec::new();
+                self.base_dates(y, &mut bases);
+                bases.into_iter().filter(|base| self.only_on.is_none_or(|days| days[weekday_index(*base)])).find(
+                    |base| {
+                        let mut choices = self.candidates(*base);
+                        choices.extend(shift(*base, self.moves[weekday_index(*base)]));
                         choices.len() > 1 && choices.contains(&decision.date)
-                    })
-                })
-            })
-            .collect()
+                    },
+                )
+            });
+            match occurrence {
+                None => problems.push((
+                    decision.date,
+                    format!(
+                        "decision {} is none of the candidate days of any occurrence of {:?} (is the date or the holiday wrong?)",
+                        decision.date, self.id
+                    ),
+                )),
+                Some(base) => match decided.iter().find(|(b, _)| *b == base) {
+                    Some((_, first)) => problems.push((
+                        decision.date,
+                        format!(
+                            "decisions {first} and {} both decide the occurrence of {:?} falling on {base}: keep only the one in force",
+                            decision.date, self.id
+                        ),
+                    )),
+                    None => decided.push((base, decision.date)),
+                },
+            }
+        }
+        problems
     }
 }
 
@@ -263,10 +287,12 @@ impl HolidayCalendar {
         let mut table = Vec::new();
         let mut days = Vec::new();
         for (index, rule) in rules.iter().enumerate() {
-            for year in TABLE_YEARS {
+            // The years around the table too: a moved day may cross a year end.
+            for year in TABLE_YEARS.start() - 1..=TABLE_YEARS.end() + 1 {
                 days.clear();
                 rule.observed_for_year(year, &mut days);
-                table.extend(days.iter().map(|(d, provisional)| (*d, *provisional, index)));
+                let inside = days.iter().filter(|(d, _)| TABLE_YEARS.contains(&d.year()));
+                table.extend(inside.map(|(d, provisional)| (*d, *provisional, index)));
             }
         }
         table.sort();
@@ -409,7 +435,7 @@ mod tests {
     #[test]
     fn a_decision_closes_only_the_day_it_picks() {
         let rule = sovereignty(vec![d(2027, 11, 22)]);
-        assert!(rule.stray_decisions().is_empty());
+        assert!(rule.decision_problems().is_empty());
         let calendar = HolidayCalendar::new(vec![rule]);
         assert!(!calendar.on(d(2027, 11, 22)).expect("decided").provisional);
         assert!(calendar.on(d(2027, 11, 19)).is_none());
@@ -426,7 +452,18 @@ mod tests {
     fn a_decision_on_no_candidate_day_is_stray() {
         // 2026-11-20 is a Friday: the law moves it, nobody decides anything.
         let rule = sovereignty(vec![d(2026, 11, 20), d(2027, 11, 23)]);
-        let stray: Vec<_> = rule.stray_decisions().iter().map(|s| s.date).collect();
+        let stray: Vec<_> = rule.decision_problems().into_iter().map(|(date, _)| date).collect();
         assert_eq!(stray, vec![d(2026, 11, 20), d(2027, 11, 23)]);
+    }
+
+    #[test]
+    fn two_decisions_for_one_occurrence_are_refused() {
+        // A decision for Friday 19 and a "rectification" for Monday 22: the first would
+        // win and Monday, the real holiday, would stay open.
+        let rule = sovereignty(vec![d(2027, 11, 19), d(2027, 11, 22)]);
+        let problems = rule.decision_problems();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].0, d(2027, 11, 22));
+        assert!(problems[0].1.contains("both decide"), "{}", problems[0].1);
     }
 }

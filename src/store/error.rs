@@ -14,9 +14,6 @@ pub enum StoreError {
     Migration(#[from] sqlx::migrate::MigrateError),
     #[error("unsupported database url {0:?}: use sqlite://FILE or postgres://…")]
     UnsupportedUrl(String),
-    /// An operation this backend does not offer (the message says what to use).
-    #[error("{0}")]
-    NotForThisBackend(&'static str),
     /// A database URL that cannot be used as written (the reason says why).
     #[error("invalid database url {0}")]
     BadUrl(String),

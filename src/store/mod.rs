@@ -88,6 +88,7 @@ mod sqlite;
 mod tests;
 mod write_behind;
 
+use std::str::FromStr;
 use std::sync::Arc;
 
 use sqlx::{PgPool, Postgres, Sqlite, SqlitePool, Transaction};
@@ -116,6 +117,58 @@ const BACKED_UP_TABLES: [&str; 9] = [
     "rules_snapshots",
     "api_keys",
 ];
+
+/// Copies the SQLite database at `url` into `out` while the service runs
+/// (`VACUUM INTO`: one read transaction, so the copy is one consistent
+/// state), then counts the copy's rows per table, read from the copy
+/// itself. The source is opened read-only: never created, never migrated.
+/// `out` must not exist; it is created readable by its owner only and
+/// synced to disk (with its directory) before this returns.
+pub async fn backup_sqlite(url: &str, out: &std::path::Path) -> StoreResult<Vec<(&'static str, i64)>> {
+    use sqlx::{ConnectOptions, Connection};
+    use std::os::unix::fs::OpenOptionsExt;
+    let source = sqlx::sqlite::SqliteConnectOptions::from_str(url)?.read_only(true);
+    let mut conn = source.connect().await?;
+    let target = out.to_str().ok_or_else(|| StoreError::BadUrl(format!("{}: the path is not UTF-8", out.display())))?;
+    // SQLite writes into an empty file, and refuses a file that has content.
+    let not_written = |e: std::io::Error| StoreError::NotWritable { path: out.display().to_string(), cause: e };
+    std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(out).map_err(not_written)?;
+    if let Err(e) = sqlx::query("VACUUM INTO ?1").bind(target).execute(&mut conn).await {
+        let _ = std::fs::remove_file(out);
+        return Err(e.into());
+    }
+    let _ = conn.close().await;
+    std::fs::File::open(out).and_then(|f| f.sync_all()).map_err(not_written)?;
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(not_written)?;
+    }
+    count_rows(&format!("sqlite://{target}")).await
+}
+
+/// Rows per table of the database at `url` (SQLite or PostgreSQL), read
+/// without creating or migrating it: to compare a restore with its backup.
+pub async fn count_rows(url: &str) -> StoreResult<Vec<(&'static str, i64)>> {
+    use sqlx::{ConnectOptions, Connection};
+    let mut counts = Vec::new();
+    if url.starts_with("sqlite:") {
+        let mut conn = sqlx::sqlite::SqliteConnectOptions::from_str(url)?.read_only(true).connect().await?;
+        for table in BACKED_UP_TABLES {
+            let sql = sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}"));
+            counts.push((table, sqlx::query_scalar(sql).fetch_one(&mut conn).await?));
+        }
+        let _ = conn.close().await;
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        let mut conn = postgres::connect_any(url).await?;
+        for table in BACKED_UP_TABLES {
+            let sql = sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}"));
+            counts.push((table, sqlx::query_scalar(sql).fetch_one(&mut conn).await?));
+        }
+        let _ = conn.close().await;
+    } else {
+        return Err(StoreError::UnsupportedUrl(url.to_string()));
+    }
+    Ok(counts)
+}
 
 /// A database URL with its password hidden, for logs and error messages.
 pub fn redact_url(url: &str) -> String {
@@ -293,45 +346,12 @@ impl Store {
         Ok(())
     }
 
-    /// Copies the whole SQLite database into `out` while the service runs
-    /// (`VACUUM INTO`: one read transaction, so the copy is one consistent
-    /// state), then counts the copy's rows per table, read from the copy
-    /// itself. `out` must not exist. PostgreSQL is backed up with its own
-    /// tools (`pg_dump`, `pg_basebackup`): see the README's Operations.
-    pub async fn backup_to(&self, out: &std::path::Path) -> StoreResult<Vec<(&'static str, i64)>> {
-        let Pool::Sqlite(pool, _) = &self.pool else {
-            return Err(StoreError::NotForThisBackend(
-                "`ventana backup` copies SQLite; back up PostgreSQL with pg_dump or pg_basebackup (README, Operations)",
-            ));
-        };
-        let target = out.to_str().ok_or(StoreError::NotForThisBackend("the backup path must be UTF-8"))?;
-        sqlx::query("VACUUM INTO ?1").bind(target).execute(pool).await?;
-        use sqlx::Connection;
-        let options = sqlx::sqlite::SqliteConnectOptions::new().filename(out).read_only(true);
-        let mut copy = sqlx::SqliteConnection::connect_with(&options).await?;
-        let mut counts = Vec::new();
-        for table in BACKED_UP_TABLES {
-            let sql = format!("SELECT COUNT(*) FROM {table}");
-            counts.push((table, sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).fetch_one(&mut copy).await?));
-        }
-        copy.close().await?;
-        Ok(counts)
-    }
-
-    /// Rows per table, as [`Store::backup_to`] reports them, for comparing a
-    /// restored database with its backup.
-    pub async fn table_counts(&self) -> StoreResult<Vec<(&'static str, i64)>> {
-        let mut counts = Vec::new();
-        for table in BACKED_UP_TABLES {
-            let sql = sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}"));
-            counts.push((table, either!(&self.pool, Pool, |pool| sqlx::query_scalar(sql).fetch_one(pool).await?)));
-        }
-        Ok(counts)
-    }
-
     /// Closes the pool: waits for the connections in use to come back, then
     /// closes every one. Later calls fail as `StoreError::Unavailable`.
     pub async fn close(&self) {
+        if let Some(follower) = &self._primary {
+            follower.stop();
+        }
         either_run!(&self.pool, Pool, |pool| pool.close().await);
     }
 

@@ -198,10 +198,18 @@ impl Cluster {
     pub fn kill(&self) {
         let pid = std::fs::read_to_string(self.data.join("postmaster.pid")).expect("postmaster.pid");
         let pid = pid.lines().next().expect("pid line").trim().to_string();
-        let children = Command::new("pgrep").args(["-P", &pid]).output().expect("pgrep (procps)");
-        let children =
-            String::from_utf8_lossy(&children.stdout).split_whitespace().map(String::from).collect::<Vec<_>>();
-        run(Command::new("kill").arg("-KILL").arg(&pid).args(&children), "kill the cluster");
+        // The postmaster's children, from /proc (field 4 of `stat` is the parent's pid).
+        let children: Vec<String> = std::fs::read_dir("/proc")
+            .expect("/proc")
+            .flatten()
+            .filter_map(|entry| {
+                let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+                let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+                (fields.get(1) == Some(&pid.as_str())).then(|| entry.file_name().to_string_lossy().into_owned())
+            })
+            .collect();
+        // The shell's own `kill`: procps may not be installed.
+        run(Command::new("sh").args(["-c", "kill -KILL \"$@\"", "sh"]).arg(&pid).args(&children), "kill the cluster");
     }
 
     /// Runs one SQL statement with `psql` as `postgres`.
@@ -238,22 +246,19 @@ impl Cluster {
     )]
     fn outlive_with_watchdog(mut self) {
         let dir = self.dir.take().expect("a data directory").keep();
-        let script = format!(
-            "while [ -d /proc/{pid} ]; do sleep 1; done; {pg_ctl} -D {data} -m immediate stop >/dev/null 2>&1; rm -rf {dir}",
-            pid = std::process::id(),
-            pg_ctl = server_binaries().join("pg_ctl").display(),
-            data = self.data.display(),
-            dir = dir.display(),
-        );
+        // Paths go in as arguments, never into the script's text.
+        let script =
+            r#"while [ -d "/proc/$1" ]; do sleep 1; done; "$2" -D "$3" -m immediate stop >/dev/null 2>&1; rm -rf "$4""#;
         let mut command = if running_as_root() {
             let mut command = Command::new("runuser");
-            command.args(["-u", "postgres", "--", "sh", "-c", &script]);
+            command.args(["-u", "postgres", "--", "sh", "-c", script, "watchdog"]);
             command
         } else {
             let mut command = Command::new("sh");
-            command.args(["-c", &script]);
+            command.args(["-c", script, "watchdog"]);
             command
         };
+        command.arg(std::process::id().to_string()).arg(server_binaries().join("pg_ctl")).arg(&self.data).arg(&dir);
         std::os::unix::process::CommandExt::process_group(&mut command, 0);
         command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("start the watchdog");
         std::mem::forget(self);

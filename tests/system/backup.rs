@@ -100,6 +100,12 @@ async fn a_sqlite_backup_under_load_restores_whole() {
     );
     let again = setup.command(&["backup", "--out", &file.to_string_lossy()]).output().expect("ventana backup");
     assert_eq!(again.status.code(), Some(2), "a backup never overwrites a file");
+    // A mistyped database is an error, never an empty database created and "backed up".
+    let missing = dir.path().join("mistyped.db");
+    let typo = Setup::new(TestConfig::new(&format!("sqlite://{}", missing.display())));
+    let refused = typo.command(&["backup", "--out", &dir.path().join("x.db").to_string_lossy()]).output().expect("run");
+    assert_eq!(refused.status.code(), Some(3), "{}", String::from_utf8_lossy(&refused.stderr));
+    assert!(!missing.exists() && !dir.path().join("x.db").exists(), "nothing created");
 
     // Restore: the copy becomes a database of its own.
     let restored_path = dir.path().join("restored.db");

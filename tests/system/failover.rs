@@ -62,8 +62,11 @@ async fn lease_and_ack(channel: tonic::transport::Channel, key: &MetadataValue<A
     let count = items.len();
     for item in items {
         *seen.lock().expect("seen").leased.entry(item.dispatch_id.clone()).or_default() += 1;
-        // An ack that fails in the switch is retried until it is taken (it is idempotent).
+        // An ack that fails in the switch is retried until it is taken (it is idempotent),
+        // for at most two minutes: a replica that never serves again fails the test.
+        let retrying = Instant::now();
         loop {
+            assert!(retrying.elapsed() < Duration::from_secs(120), "an ack was refused for two minutes");
             let ack = pb::AckRequest {
                 dispatch_id: item.dispatch_id.clone(),
                 outcome: pb::Outcome::Delivered as i32,
@@ -160,6 +163,7 @@ async fn postgres_failover_under_load_loses_nothing_acknowledged() {
     let started = Instant::now();
     // Load before the failure.
     while seen.lock().expect("seen").acked.len() < 200 {
+        assert!(started.elapsed() < Duration::from_secs(120), "the replicas never took the load");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let before = seen.lock().expect("seen").submitted.len();
