@@ -34,6 +34,9 @@ pub struct Config {
     pub tls: Option<TlsFiles>,
     /// Plaintext gRPC on a non-loopback address, explicitly asked for.
     pub plaintext: bool,
+    /// The read-only web console's address; off when `None` (`serve --dev`
+    /// turns it on at [`DEV_CONSOLE_LISTEN`]). It speaks TLS when `tls` is set.
+    pub console_listen: Option<SocketAddr>,
 }
 
 /// `[tls]` in the TOML file.
@@ -109,6 +112,7 @@ pub struct FileConfig {
     pub claim_seconds: Option<u32>,
     pub tls: Option<FileTls>,
     pub plaintext: Option<bool>,
+    pub console_listen: Option<SocketAddr>,
 }
 
 /// `[rate_limits]` in the TOML file.
@@ -159,6 +163,8 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://ventana.db";
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
 pub const DEFAULT_RETENTION_DAYS: u32 = 1095;
 pub const DEFAULT_CLAIM_SECONDS: u32 = 30;
+/// Where `serve --dev` opens the console unless the configuration says otherwise.
+pub const DEV_CONSOLE_LISTEN: &str = "127.0.0.1:8080";
 
 /// Values given on the command line or in the environment (they win over the file).
 #[derive(Debug, Default)]
@@ -167,6 +173,7 @@ pub struct Overrides {
     pub metrics_listen: Option<SocketAddr>,
     pub database_url: Option<String>,
     pub jurisdictions: Option<PathBuf>,
+    pub console_listen: Option<SocketAddr>,
 }
 
 impl Config {
@@ -225,6 +232,7 @@ impl Config {
             },
             tls: from_file.tls.map(|t| TlsFiles { cert: t.cert, key: t.key, client_ca: t.client_ca }),
             plaintext: from_file.plaintext.unwrap_or(false),
+            console_listen: overrides.console_listen.or(from_file.console_listen),
         })
     }
 }

@@ -23,7 +23,12 @@ pub struct ServeArgs {
 /// Runs the service until a signal says stop.
 pub async fn serve(args: ServeArgs) -> Result<ExitCode, CliError> {
     let ServeArgs { settings, dev } = args;
-    let config = settings.load()?;
+    let mut config = settings.load()?;
+    if dev && config.console_listen.is_none() {
+        config.console_listen = Some(
+            crate::config::DEV_CONSOLE_LISTEN.parse().map_err(|e| input(format!("{e}")))?,
+        );
+    }
     let running = server::start(&config, Clock::System).await.map_err(|e| input(format!("{e:#}")))?;
     if dev {
         // Each start mints a key; the ones earlier starts minted are revoked
@@ -49,6 +54,10 @@ pub async fn serve(args: ServeArgs) -> Result<ExitCode, CliError> {
             );
         }
         eprintln!("try: grpcurl -plaintext -H 'authorization: Bearer {key}' {} list", running.addr);
+    }
+    if let Some(console) = running.console_addr {
+        let scheme = if running.tls.is_some() { "https" } else { "http" };
+        eprintln!("console: {scheme}://{console}/ (sign in with an auditor or admin key)");
     }
     if let Some(tls) = running.tls.clone() {
         tokio::spawn(reload_tls_on_sighup(tls));

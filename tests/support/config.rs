@@ -46,6 +46,7 @@ impl TestConfig {
                 claim_seconds: ventana::config::DEFAULT_CLAIM_SECONDS,
                 tls: None,
                 plaintext: false,
+                console_listen: None,
             },
         }
     }
@@ -104,6 +105,12 @@ impl TestConfig {
         self
     }
 
+    /// The web console on a free loopback port.
+    pub fn console(mut self) -> TestConfig {
+        self.config.console_listen = Some("127.0.0.1:0".parse().expect("addr"));
+        self
+    }
+
     pub fn database_url(&self) -> &str {
         &self.config.database_url
     }
@@ -137,6 +144,9 @@ impl TestConfig {
         file.insert("max_message_bytes".into(), int(c.max_message_bytes as u64));
         file.insert("claim_seconds".into(), int(c.claim_seconds.into()));
         file.insert("plaintext".into(), Value::Boolean(c.plaintext));
+        if let Some(console) = c.console_listen {
+            file.insert("console_listen".into(), text(&console.to_string()));
+        }
         let mut adapters = Table::new();
         for adapter in &c.adapters {
             let mut t = Table::new();

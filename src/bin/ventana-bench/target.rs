@@ -67,6 +67,7 @@ impl Bench {
             claim_seconds: ventana::config::DEFAULT_CLAIM_SECONDS,
             tls: None,
             plaintext: false,
+            console_listen: None,
         };
         let clock = ManualClock::new(chrono::DateTime::parse_from_rfc3339(now)?.to_utc());
         let running = ventana::server::start(&config, Clock::Manual(clock.clone())).await?;

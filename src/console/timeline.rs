@@ -1,0 +1,118 @@
+//! One debtor's timeline: the tenant's intents for that debtor as they
+//! stand, then every audit event that names the debtor in chain order
+//! (submitted, deferred with why and until when, released, leased,
+//! acknowledged, cancelled, preference changes), each with the debtor's
+//! local time and the rule versions used. Only the session's tenant is read.
+
+use std::sync::Arc;
+
+use axum::extract::{Query, State};
+use chrono::DateTime;
+use maud::{Markup, html};
+use serde::Deserialize;
+
+use super::pages::{layout, utc_ms};
+use super::session::Session;
+use super::{Console, ConsoleError, ConsoleResult};
+use crate::app::audit::{ExportCursor, ExportFilter};
+
+/// The most intents and events one page shows.
+pub const MAX_ROWS: usize = 2_000;
+
+#[derive(Deserialize)]
+pub struct TimelineQuery {
+    #[serde(default)]
+    debtor: String,
+}
+
+pub async fn page(
+    State(console): State<Arc<Console>>,
+    session: Session,
+    Query(query): Query<TimelineQuery>,
+) -> ConsoleResult<Markup> {
+    let debtor = query.debtor.trim().to_string();
+    let search = html! {
+        form method="get" action="/timeline" {
+            label { "Debtor id " input name="debtor" value=(debtor) required; }
+            button type="submit" { "Show" }
+        }
+    };
+    if debtor.is_empty() {
+        return Ok(layout(&session, "Debtor timeline", search));
+    }
+    crate::domain::check_identifier(&debtor).map_err(|e| ConsoleError::BadRequest(format!("debtor: {e}")))?;
+    let store = &console.app.store;
+    let intents = store.list_intents(&session.tenant, Some(&debtor), None, (i64::MIN, ""), MAX_ROWS as i64).await?;
+    let filter = ExportFilter {
+        tenant: session.tenant.clone(),
+        from: DateTime::UNIX_EPOCH,
+        to: DateTime::<chrono::Utc>::MAX_UTC,
+        debtor_id: Some(debtor.clone()),
+        jurisdiction: None,
+        channel: None,
+    };
+    let mut events = Vec::new();
+    let mut cursor = ExportCursor::open(store, filter, None).await?;
+    while let Some(rows) = cursor.next_page().await? {
+        events.extend(rows);
+        if events.len() >= MAX_ROWS {
+            events.truncate(MAX_ROWS);
+            break;
+        }
+    }
+    let broken = cursor.broken().map(|b| format!("sequence {}: {}", b.seq, b.reason));
+    let body = html! {
+        (search)
+        h2 { "Debtor " span #debtor { (debtor) } }
+        @if let Some(broken) = &broken { p .bad { "The audit chain is broken at " (broken) } }
+        h3 { "Intents" }
+        @if intents.is_empty() { p { "No intent of this tenant names this debtor." } }
+        @else {
+            table #intents {
+                tr { th { "Created (UTC)" } th { "Intent" } th { "Channel" } th { "Jurisdiction" } th { "Status" } th { "Next evaluation (UTC)" } th { "Outcome" } }
+                @for i in &intents {
+                    tr {
+                        td { (utc_ms(i.created_at)) }
+                        td { code { (i.intent_id) } }
+                        td { (i.channel.as_str()) }
+                        td { (i.jurisdiction) }
+                        td { (i.status.as_str()) }
+                        td { @if let Some(at) = i.next_eval_at { (utc_ms(at)) } }
+                        td { @if let Some(o) = i.outcome { (o.as_str()) } }
+                    }
+                }
+            }
+        }
+        h3 { "Audit events" }
+        @if events.is_empty() { p { "No audit event names this debtor." } }
+        @else {
+            table #events {
+                tr {
+                    th { "Seq" } th { "At (UTC)" } th { "Debtor's local time" } th { "Event" } th { "Intent" } th { "Channel" }
+                    th { "Jurisdiction" } th { "Decision" } th { "Reasons" } th { "Rules" } th { "Citations" } th { "Rule versions" } th { "Outcome" } th { "Detail" }
+                }
+                @for row in &events {
+                    @let e = &row.event;
+                    tr {
+                        td { (row.seq) }
+                        td { (utc_ms(e.at)) }
+                        td { (e.local_time.as_deref().unwrap_or_default()) " " (e.time_zone.as_deref().unwrap_or_default()) }
+                        td { (e.kind.as_str()) }
+                        td { code { (e.intent_id.as_deref().unwrap_or_default()) } }
+                        td { @if let Some(c) = e.channel { (c.as_str()) } }
+                        td { (e.jurisdiction.as_deref().unwrap_or_default()) }
+                        td { (e.decision.as_deref().unwrap_or_default()) }
+                        td { (e.reason_codes.as_deref().unwrap_or_default()) }
+                        td { (e.rule_ids.as_deref().unwrap_or_default()) }
+                        td { (e.citations.as_deref().unwrap_or_default()) }
+                        td { code { (e.rules_version.as_deref().unwrap_or_default()) } }
+                        td { @if let Some(o) = e.outcome { (o.as_str()) } }
+                        td { code { (e.detail) } }
+                    }
+                }
+            }
+            @if events.len() >= MAX_ROWS { p { "Only the first " (MAX_ROWS) " events are shown: the export has them all." } }
+        }
+    };
+    Ok(layout(&session, "Debtor timeline", body))
+}
