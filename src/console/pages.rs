@@ -159,11 +159,9 @@ pub async fn signin(
             tracing::info!(tenant = %row.tenant, key = %row.key_prefix, "console: signed in");
             let session = set_cookie(SESSION_COOKIE, &value, "/", SESSION_SECONDS, console.secure);
             let used = set_cookie(SIGNIN_COOKIE, "", "/signin", 0, console.secure);
-            Ok((
-                [(header::SET_COOKIE, session), (header::SET_COOKIE, used)],
-                Redirect::to("/"),
-            )
-                .into_response())
+            // Two cookies: `append`, where an array of headers would keep only the last.
+            let cookies = axum::response::AppendHeaders([(header::SET_COOKIE, session), (header::SET_COOKIE, used)]);
+            Ok((cookies, Redirect::to("/")).into_response())
         }
         Err(KeyRefused::Refused) => Ok(signin_response(
             &console,
