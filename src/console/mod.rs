@@ -109,6 +109,8 @@ pub fn router(console: Arc<Console>) -> Router {
         .route("/audit", get(audit::status))
         .route("/audit/export", get(audit::export))
         .route("/queue", get(pages::queue))
+        // Browsers ask for an icon; an empty answer keeps a 404 out of their consoles.
+        .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
         .fallback(|| async { ConsoleError::NotFound("no such page".into()) })
         .layer(tower::util::MapResponseLayer::new(security_headers))
         .with_state(console)
