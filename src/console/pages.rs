@@ -20,9 +20,9 @@ use crate::domain::{Channel, Party, Stage};
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:0;color:#222}\
     header{background:#1d3557;color:#fff;padding:.5rem 1rem;display:flex;gap:1rem;align-items:center;flex-wrap:wrap}\
-    header a{color:#fff}header form{margin-left:auto}main{padding:1rem}\
+    header a{color:#fff}header code{color:#222}header form{margin-left:auto}main{padding:1rem}\
     table{border-collapse:collapse;margin:.5rem 0}td,th{border:1px solid #ccc;padding:.2rem .4rem;text-align:left;vertical-align:top}\
-    .ok{color:#1b8a3a}.bad{color:#b00020}label{display:block;margin:.3rem 0}code{background:#f3f3f3}";
+    .ok{color:#1b8a3a}.bad{color:#b00020}label{display:block;margin:.3rem 0}code{background:#f3f3f3;word-break:break-all}td{max-width:36rem}";
 
 /// A page of the console: the navigation, the tenant, sign-out, then `body`.
 pub fn layout(session: &Session, title: &str, body: Markup) -> Markup {

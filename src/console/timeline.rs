@@ -89,10 +89,11 @@ pub async fn page(
             table #events {
                 tr {
                     th { "Seq" } th { "At (UTC)" } th { "Debtor's local time" } th { "Event" } th { "Intent" } th { "Channel" }
-                    th { "Jurisdiction" } th { "Decision" } th { "Reasons" } th { "Rules" } th { "Citations" } th { "Rule versions" } th { "Outcome" } th { "Detail" }
+                    th { "Jurisdiction" } th { "Decision" } th { "Why (rule, citation)" } th { "Rule versions" } th { "Outcome" }
                 }
                 @for row in &events {
                     @let e = &row.event;
+                    @let detail = Detail::read(&e.detail);
                     tr {
                         td { (row.seq) }
                         td { (utc_ms(e.at)) }
@@ -101,13 +102,17 @@ pub async fn page(
                         td { code { (e.intent_id.as_deref().unwrap_or_default()) } }
                         td { @if let Some(c) = e.channel { (c.as_str()) } }
                         td { (e.jurisdiction.as_deref().unwrap_or_default()) }
-                        td { (e.decision.as_deref().unwrap_or_default()) }
-                        td { (e.reason_codes.as_deref().unwrap_or_default()) }
-                        td { (e.rule_ids.as_deref().unwrap_or_default()) }
-                        td { (e.citations.as_deref().unwrap_or_default()) }
+                        td {
+                            (e.decision.as_deref().unwrap_or_default())
+                            @if let Some(code) = &e.reason_codes { " " code { (code) } }
+                            @if let Some(until) = &detail.until { " until " strong { (until) } }
+                        }
+                        td {
+                            @if detail.reasons.is_empty() { code { (detail.other) } }
+                            @else { ul { @for reason in &detail.reasons { li { (reason) } } } }
+                        }
                         td { code { (e.rules_version.as_deref().unwrap_or_default()) } }
                         td { @if let Some(o) = e.outcome { (o.as_str()) } }
-                        td { code { (e.detail) } }
                     }
                 }
             }
@@ -115,4 +120,37 @@ pub async fn page(
         }
     };
     Ok(layout(&session, "Debtor timeline", body))
+}
+
+/// An event's detail as the timeline shows it: for a decision, until when
+/// and each reason with its rule and citation; anything else as it is.
+struct Detail {
+    until: Option<String>,
+    reasons: Vec<String>,
+    other: String,
+}
+
+impl Detail {
+    fn read(detail: &str) -> Detail {
+        let value: serde_json::Value = serde_json::from_str(detail).unwrap_or(serde_json::Value::Null);
+        let decision = &value["decision"];
+        if !decision.is_object() {
+            return Detail { until: None, reasons: Vec::new(), other: detail.to_string() };
+        }
+        let until = (decision["decision"] == "defer").then(|| decision["at"].as_str().map(str::to_string)).flatten();
+        let reasons = decision["reasons"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|r| {
+                let message = r["message"].as_str().unwrap_or_default();
+                match (r["rule"].as_str(), r["citation"].as_str()) {
+                    (Some(rule), Some(citation)) => format!("{message} ({rule}, {citation})"),
+                    (Some(rule), None) => format!("{message} ({rule})"),
+                    _ => message.to_string(),
+                }
+            })
+            .collect();
+        Detail { until, reasons, other: String::new() }
+    }
 }
