@@ -25,9 +25,7 @@ pub async fn serve(args: ServeArgs) -> Result<ExitCode, CliError> {
     let ServeArgs { settings, dev } = args;
     let mut config = settings.load()?;
     if dev && config.console_listen.is_none() {
-        config.console_listen = Some(
-            crate::config::DEV_CONSOLE_LISTEN.parse().map_err(|e| input(format!("{e}")))?,
-        );
+        config.console_listen = Some(crate::config::DEV_CONSOLE_LISTEN.parse().map_err(|e| input(format!("{e}")))?);
     }
     let running = server::start(&config, Clock::System).await.map_err(|e| input(format!("{e:#}")))?;
     if dev {

@@ -147,7 +147,8 @@ async fn stream_export(
                 Format::Csv => {
                     let mut w = csv::Writer::from_writer(&mut chunk);
                     for row in &rows {
-                        w.write_record(audit_ops::csv_record(row).map_err(failed)?).map_err(|e| failed(e.to_string()))?;
+                        w.write_record(audit_ops::csv_record(row).map_err(failed)?)
+                            .map_err(|e| failed(e.to_string()))?;
                     }
                     w.flush()?;
                 }

@@ -164,9 +164,8 @@ pub async fn start(
 
 /// The connections that completed a TLS handshake (`tls::incoming`), as axum takes them.
 struct TlsListener {
-    incoming: tokio_stream::wrappers::ReceiverStream<
-        std::io::Result<tokio_rustls::server::TlsStream<tokio::net::TcpStream>>,
-    >,
+    incoming:
+        tokio_stream::wrappers::ReceiverStream<std::io::Result<tokio_rustls::server::TlsStream<tokio::net::TcpStream>>>,
     addr: SocketAddr,
 }
 

@@ -27,12 +27,8 @@ fn visible(file: &Jurisdiction, tenant: &str) -> bool {
 
 /// The codes an intent of `tenant` may name, sorted.
 pub fn visible_codes(book: &RuleBook, tenant: &str) -> Vec<String> {
-    let mut codes: Vec<String> = book
-        .jurisdictions()
-        .iter()
-        .filter(|j| j.tenant.is_none())
-        .map(|j| j.code.to_string())
-        .collect();
+    let mut codes: Vec<String> =
+        book.jurisdictions().iter().filter(|j| j.tenant.is_none()).map(|j| j.code.to_string()).collect();
     codes.sort();
     codes.dedup();
     codes.retain(|code| book.resolve(tenant, code).is_ok());

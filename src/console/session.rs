@@ -64,12 +64,7 @@ impl Signer {
         let mut parts = text.split('\n');
         let (tenant, hash, expires, _nonce) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
         let csrf = hex::encode(self.mac("csrf", text.as_bytes()).finalize().into_bytes());
-        Some(Sealed {
-            tenant: tenant.to_string(),
-            key_hash: hash.to_string(),
-            expires_ms: expires.parse().ok()?,
-            csrf,
-        })
+        Some(Sealed { tenant: tenant.to_string(), key_hash: hash.to_string(), expires_ms: expires.parse().ok()?, csrf })
     }
 }
 

@@ -89,7 +89,17 @@ async fn every_answer_carries_the_security_headers(backend: Backend) {
     let mut browser = signed_in(&server, "acme", &[Role::Auditor]).await;
     let mut anonymous = Browser::new(console_addr(&server));
     let mut pages = Vec::new();
-    for path in ["/", "/jurisdictions", "/jurisdictions/PE", "/jurisdictions/PE/week", "/explain", "/timeline", "/audit", "/queue", "/nowhere"] {
+    for path in [
+        "/",
+        "/jurisdictions",
+        "/jurisdictions/PE",
+        "/jurisdictions/PE/week",
+        "/explain",
+        "/timeline",
+        "/audit",
+        "/queue",
+        "/nowhere",
+    ] {
         pages.push((path, browser.get(path).await));
     }
     pages.push(("/signin", anonymous.get("/signin").await));

@@ -80,8 +80,8 @@ impl Browser {
 
     pub async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
         let body: Vec<String> = fields.iter().map(|(k, v)| format!("{}={}", encode(k), encode(v))).collect();
-        let request = Request::post(format!("{}{path}", self.base))
-            .header("content-type", "application/x-www-form-urlencoded");
+        let request =
+            Request::post(format!("{}{path}", self.base)).header("content-type", "application/x-www-form-urlencoded");
         self.send(request, body.join("&")).await
     }
 

@@ -58,11 +58,7 @@ impl Chromium {
                 // Copies above 10 first, so that moving one onto 3 or 4 cannot close the other.
                 let (read_copy, write_copy) =
                     (libc::fcntl(read_fd, libc::F_DUPFD, 10), libc::fcntl(write_fd, libc::F_DUPFD, 10));
-                if read_copy < 0
-                    || write_copy < 0
-                    || libc::dup2(read_copy, 3) < 0
-                    || libc::dup2(write_copy, 4) < 0
-                {
+                if read_copy < 0 || write_copy < 0 || libc::dup2(read_copy, 3) < 0 || libc::dup2(write_copy, 4) < 0 {
                     return Err(std::io::Error::last_os_error());
                 }
                 libc::close(read_copy);
@@ -113,8 +109,10 @@ impl Chromium {
         for domain in ["Page.enable", "Runtime.enable", "Log.enable"] {
             chromium.call(domain, json!({}));
         }
-        chromium
-            .call("Emulation.setDeviceMetricsOverride", json!({"width": 1280, "height": 1000, "deviceScaleFactor": 1, "mobile": false}));
+        chromium.call(
+            "Emulation.setDeviceMetricsOverride",
+            json!({"width": 1280, "height": 1000, "deviceScaleFactor": 1, "mobile": false}),
+        );
         chromium
     }
 
@@ -278,7 +276,18 @@ async fn an_auditor_with_only_a_browser_uses_every_page() {
     // Chromium is driven synchronously, off the runtime that serves the console.
     let errors = tokio::task::spawn_blocking(move || browse(&base, &key, &shots)).await.expect("the browser run");
     assert!(errors.is_empty(), "console errors: {errors:#?}");
-    for page in ["signin", "home", "jurisdictions", "jurisdiction-PE", "week-PE", "explain", "timeline", "audit", "queue", "signed-out"] {
+    for page in [
+        "signin",
+        "home",
+        "jurisdictions",
+        "jurisdiction-PE",
+        "week-PE",
+        "explain",
+        "timeline",
+        "audit",
+        "queue",
+        "signed-out",
+    ] {
         assert!(dir.path().join(format!("{page}.png")).is_file(), "no screenshot of {page}");
     }
     if let Ok(keep) = std::env::var("VENTANA_CONSOLE_SCREENSHOTS") {
