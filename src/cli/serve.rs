@@ -28,6 +28,10 @@ pub async fn serve(args: ServeArgs) -> Result<ExitCode, CliError> {
         config.console_listen = Some(crate::config::DEV_CONSOLE_LISTEN.parse().map_err(|e| input(format!("{e}")))?);
     }
     let running = server::start(&config, Clock::System).await.map_err(|e| input(format!("{e:#}")))?;
+    if let Some(console) = running.console_addr {
+        let scheme = if running.tls.is_some() { "https" } else { "http" };
+        eprintln!("console: {scheme}://{console}/ (sign in with an auditor or admin key)");
+    }
     if dev {
         // Each start mints a key; the ones earlier starts minted are revoked
         // first, so trial keys do not pile up and stay valid forever.
@@ -52,10 +56,6 @@ pub async fn serve(args: ServeArgs) -> Result<ExitCode, CliError> {
             );
         }
         eprintln!("try: grpcurl -plaintext -H 'authorization: Bearer {key}' {} list", running.addr);
-    }
-    if let Some(console) = running.console_addr {
-        let scheme = if running.tls.is_some() { "https" } else { "http" };
-        eprintln!("console: {scheme}://{console}/ (sign in with an auditor or admin key)");
     }
     if let Some(tls) = running.tls.clone() {
         tokio::spawn(reload_tls_on_sighup(tls));
