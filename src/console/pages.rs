@@ -12,8 +12,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::session::{
-    KeyRefused, SESSION_COOKIE, SESSION_SECONDS, SIGNIN_COOKIE, Session, admit, constant_time_eq, cookie, hash_of,
-    set_cookie,
+    KeyRefused, SESSION_COOKIE, SESSION_SECONDS, SIGNIN_COOKIE, Session, admit, constant_time_eq, cookie, set_cookie,
 };
 use super::{Console, ConsoleError, ConsoleResult};
 use crate::domain::{Channel, Party, Stage};
@@ -150,7 +149,7 @@ pub async fn signin(
             Some("the sign-in form expired or did not come from this console: try again"),
         ));
     }
-    let hash = hash_of(form.key.trim());
+    let hash = crate::api::auth::key_hash(form.key.trim());
     let row = console.keys.find(&console.app.store, hash.clone()).await?;
     match admit(&console, row) {
         Ok(row) => {

@@ -14,7 +14,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use super::{Console, ConsoleError};
-use crate::api::auth::{Role, key_hash};
+use crate::api::auth::Role;
 use crate::store::KeyRow;
 
 /// The session cookie's name.
@@ -39,8 +39,7 @@ impl Signer {
     }
 
     fn mac(&self, purpose: &str, payload: &[u8]) -> Hmac<Sha256> {
-        // HMAC takes a key of any length: this cannot fail.
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.secret).unwrap_or_else(|_| unreachable!());
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.secret).expect("HMAC takes a key of any length");
         mac.update(purpose.as_bytes());
         mac.update(b"\n");
         mac.update(payload);
@@ -135,11 +134,6 @@ pub fn admit(console: &Console, row: Option<KeyRow>) -> Result<KeyRow, KeyRefuse
         return Err(KeyRefused::RateLimited(row.key_prefix));
     }
     Ok(row)
-}
-
-/// The hash the database knows a key by.
-pub fn hash_of(key: &str) -> String {
-    key_hash(key)
 }
 
 /// A `Set-Cookie` value: HttpOnly, SameSite=Strict, Secure over TLS.
