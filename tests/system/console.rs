@@ -327,9 +327,11 @@ fn browse(base: &str, key: &str, shots: &Path) -> Vec<String> {
     // Peru's week from Monday 23 November 2026: Monday 07:00–20:00 for calls.
     chromium.open(&format!("{base}/jurisdictions/PE/week?from=2026-11-23"));
     let week = chromium.text();
-    let monday = week.lines().find(|l| l.contains("Mon") && l.contains("23")).unwrap_or_default().to_string();
-    assert!(week.contains("07:00–20:00"), "{week}");
-    assert!(!monday.is_empty(), "no Monday row: {week}");
+    assert!(week.contains("Mon 23 Nov"), "no Monday row: {week}");
+    // Each day row of each grid is titled with its date and allowed hours, as drawn.
+    let rows = chromium.eval("[...document.querySelectorAll('svg title')].map(t => t.textContent)");
+    let rows: Vec<&str> = rows.as_array().expect("titles").iter().filter_map(Value::as_str).collect();
+    assert!(rows.contains(&"Monday 2026-11-23: 07:00–20:00"), "Peru's Monday for calls: {rows:#?}");
     chromium.screenshot("week-PE");
 
     // Explain a what-if: a call on Wednesday at 21:00 Lima waits for Thursday 07:00.
