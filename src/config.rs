@@ -37,7 +37,14 @@ pub struct Config {
     /// The read-only web console's address; off when `None` (`serve --dev`
     /// turns it on at [`DEV_CONSOLE_LISTEN`]). It speaks TLS when `tls` is set.
     pub console_listen: Option<SocketAddr>,
+    /// What signs the console's sessions, so every replica honours the
+    /// others' (from the environment variable `console_secret_env` names);
+    /// without it each process signs with a random key of its own.
+    pub console_secret: Option<String>,
 }
+
+/// The shortest console session secret accepted.
+pub const MIN_CONSOLE_SECRET_CHARS: usize = 32;
 
 /// `[tls]` in the TOML file.
 #[derive(Debug, Deserialize)]
@@ -113,6 +120,8 @@ pub struct FileConfig {
     pub tls: Option<FileTls>,
     pub plaintext: Option<bool>,
     pub console_listen: Option<SocketAddr>,
+    /// The environment variable that holds the console's session secret.
+    pub console_secret_env: Option<String>,
 }
 
 /// `[rate_limits]` in the TOML file.
@@ -233,6 +242,19 @@ impl Config {
             tls: from_file.tls.map(|t| TlsFiles { cert: t.cert, key: t.key, client_ca: t.client_ca }),
             plaintext: from_file.plaintext.unwrap_or(false),
             console_listen: overrides.console_listen.or(from_file.console_listen),
+            console_secret: match &from_file.console_secret_env {
+                None => None,
+                Some(var) => {
+                    let secret = std::env::var(var)
+                        .map_err(|_| format!("console_secret_env: environment variable {var} is not set"))?;
+                    if secret.chars().count() < MIN_CONSOLE_SECRET_CHARS {
+                        return Err(format!(
+                            "console_secret_env: {var} holds fewer than {MIN_CONSOLE_SECRET_CHARS} characters"
+                        ));
+                    }
+                    Some(secret)
+                }
+            },
         })
     }
 }

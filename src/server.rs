@@ -120,7 +120,8 @@ pub async fn start(config: &Config, clock: Clock) -> anyhow::Result<Running> {
     tasks.push(tokio::spawn(crate::scheduler::listen_for_wakeups(app.clone(), signal.clone())));
     let console_addr = match config.console_listen {
         Some(addr) => {
-            let (bound, task) = crate::console::start(addr, app.clone(), keys, tls.clone(), signal.clone())
+            let listen = crate::console::Listen { addr, tls: tls.clone(), secret: config.console_secret.clone() };
+            let (bound, task) = crate::console::start(listen, app.clone(), keys, signal.clone())
                 .await
                 .with_context(|| format!("binding the console {addr}"))?;
             tasks.push(task);

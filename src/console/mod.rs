@@ -127,19 +127,28 @@ fn security_headers(mut response: Response) -> Response {
     response
 }
 
-/// Binds `addr` and serves the console until `shutdown` turns true; over
-/// TLS (the gRPC port's certificate) when `tls` is set. Returns the bound
-/// address and the server's task.
+/// Where and how the console listens.
+pub struct Listen {
+    pub addr: SocketAddr,
+    /// The gRPC port's TLS, which the console then speaks too.
+    pub tls: Option<Arc<Tls>>,
+    /// The configured session secret (else a random one).
+    pub secret: Option<String>,
+}
+
+/// Binds and serves the console until `shutdown` turns true. Returns the
+/// bound address and the server's task.
 pub async fn start(
-    addr: SocketAddr,
+    listen: Listen,
     app: Arc<App>,
     keys: Arc<KeyCache>,
-    tls: Option<Arc<Tls>>,
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let Listen { addr, tls, secret } = listen;
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
-    let console = Arc::new(Console { app, keys, signer: session::Signer::random(), secure: tls.is_some() });
+    let signer = secret.as_deref().map_or_else(session::Signer::random, session::Signer::from_secret);
+    let console = Arc::new(Console { app, keys, signer, secure: tls.is_some() });
     let routes = router(console);
     let stopped = async move {
         let _ = shutdown.wait_for(|stop| *stop).await;

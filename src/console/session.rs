@@ -24,13 +24,19 @@ pub const SIGNIN_COOKIE: &str = "ventana_signin";
 /// How long a session lasts.
 pub const SESSION_SECONDS: i64 = 8 * 3600;
 
-/// The key that signs sessions: random per process, so a restart signs
-/// everyone out (and replicas do not share sessions).
+/// The key that signs sessions: from the configured secret (shared by the
+/// replicas), or random per process, so a restart signs everyone out.
 pub struct Signer {
     secret: [u8; 32],
 }
 
 impl Signer {
+    /// A signer every process given the same `secret` shares.
+    pub fn from_secret(secret: &str) -> Signer {
+        use sha2::Digest as _;
+        Signer { secret: Sha256::digest(secret.as_bytes()).into() }
+    }
+
     pub fn random() -> Signer {
         let mut secret = [0u8; 32];
         secret[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());

@@ -305,3 +305,23 @@ async fn the_per_key_rate_limit_applies(backend: Backend) {
     assert!(statuses.contains(&StatusCode::TOO_MANY_REQUESTS), "{statuses:?}");
 }
 on_both_backends!(the_per_key_rate_limit_applies);
+
+async fn replicas_sharing_a_secret_honour_each_others_sessions(backend: Backend) {
+    let secret = "a console secret of at least thirty-two characters";
+    let server = TestServer::start_with(backend, NOW, |config| config.console().console_secret(secret)).await;
+    let replica = server.replica().await;
+    let mut browser = signed_in(&server, "acme", &[Role::Auditor]).await;
+    let mut elsewhere = Browser::new(console_addr(&replica));
+    elsewhere.cookies = browser.cookies.clone();
+    assert_eq!(elsewhere.get("/queue").await.status, StatusCode::OK, "the replica honours the session");
+    assert_eq!(browser.get("/queue").await.status, StatusCode::OK);
+    // Without a shared secret each process signs with its own key: same database, no session.
+    let alone = TestServer::start_with(backend, NOW, |config| config.console()).await;
+    let other = alone.replica().await;
+    let mut here = signed_in(&alone, "acme", &[Role::Auditor]).await;
+    assert_eq!(here.get("/queue").await.status, StatusCode::OK);
+    let mut there = Browser::new(console_addr(&other));
+    there.cookies = here.cookies.clone();
+    assert_eq!(there.get("/queue").await.location(), "/signin");
+}
+on_both_backends!(replicas_sharing_a_secret_honour_each_others_sessions);

@@ -47,6 +47,7 @@ impl TestConfig {
                 tls: None,
                 plaintext: false,
                 console_listen: None,
+                console_secret: None,
             },
         }
     }
@@ -111,6 +112,13 @@ impl TestConfig {
         self
     }
 
+    /// The console's session secret, shared by every replica started from this configuration.
+    /// (In-process servers only: a process reads it from the environment.)
+    pub fn console_secret(mut self, secret: &str) -> TestConfig {
+        self.config.console_secret = Some(secret.to_string());
+        self
+    }
+
     pub fn database_url(&self) -> &str {
         &self.config.database_url
     }
@@ -127,6 +135,7 @@ impl TestConfig {
     /// The same configuration as `ventana.toml`.
     pub fn toml(&self) -> String {
         let c = &self.config;
+        assert!(c.console_secret.is_none(), "a process reads the console's secret from the environment");
         let text = |s: &str| Value::String(s.to_string());
         let path = |p: &Path| Value::String(p.display().to_string());
         let int = |n: u64| Value::Integer(i64::try_from(n).expect("fits TOML"));
