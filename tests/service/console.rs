@@ -325,3 +325,32 @@ async fn replicas_sharing_a_secret_honour_each_others_sessions(backend: Backend)
     assert_eq!(there.get("/queue").await.location(), "/signin");
 }
 on_both_backends!(replicas_sharing_a_secret_honour_each_others_sessions);
+
+async fn the_queue_counts_by_jurisdiction_and_channel_and_shows_the_next_wakeups(backend: Backend) {
+    let server = console_server(backend).await;
+    let mut client = server.scheduler("acme").await;
+    submit(&mut client, intent("q-1", "d-1", pb::Channel::Sms, "PE")).await;
+    // After hours in Lima: both calls wait for Thursday 07:00 (12:00 UTC).
+    server.set_clock("2026-11-25T21:00:00-05:00");
+    submit(&mut client, intent("q-2", "d-2", pb::Channel::Call, "PE")).await;
+    submit(&mut client, intent("q-3", "d-3", pb::Channel::Call, "PE")).await;
+    let mut browser = signed_in(&server, "acme", &[Role::Auditor]).await;
+    let page = browser.get("/queue").await;
+    let rows: Vec<String> = page
+        .body
+        .split("<tr>")
+        .skip(1)
+        .map(|row| {
+            let cells: Vec<&str> = row.split("<td>").skip(1).map(|c| c.split('<').next().unwrap_or_default()).collect();
+            cells.join(" ")
+        })
+        .filter(|row| !row.is_empty())
+        .collect();
+    assert_eq!(
+        rows,
+        ["PE call 2 0 0 0", "PE sms 0 0 1 0", "2026-11-26T12:00:00Z PE call 2"],
+        "jurisdiction, channel, deferred, due, released, leased; then the wake-ups: {}",
+        page.body
+    );
+}
+on_both_backends!(the_queue_counts_by_jurisdiction_and_channel_and_shows_the_next_wakeups);
