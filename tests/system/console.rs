@@ -393,6 +393,20 @@ fn browse(base: &str, key: &str, shots: &Path) -> Vec<String> {
     assert!(queue.contains("Next wake-ups"), "{queue}");
     chromium.screenshot("queue");
 
+    // The browser enforces the policy: a script slipped into a page does not run, and the
+    // refusal is a console error this test sees (so it would see any other).
+    let ran = chromium.eval(
+        "(() => { window.ran = false; const s = document.createElement('script'); \
+         s.textContent = 'window.ran = true'; document.body.appendChild(s); return window.ran; })()",
+    );
+    assert_eq!(ran, json!(false), "an inline script ran despite the Content-Security-Policy");
+    let refusals: Vec<String> = std::mem::take(&mut chromium.errors);
+    assert!(
+        refusals.iter().any(|e| e.contains("Content Security Policy")),
+        "the refused script was not reported: {refusals:#?}"
+    );
+    assert_eq!(refusals.len(), 1, "only the planted script is an error: {refusals:#?}");
+
     chromium.click_and_wait("header form button[type=submit]");
     assert_eq!(chromium.path(), "/signin");
     chromium.screenshot("signed-out");
