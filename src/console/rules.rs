@@ -25,6 +25,12 @@ fn visible(file: &Jurisdiction, tenant: &str) -> bool {
     file.tenant.as_deref().is_none_or(|owner| owner == tenant)
 }
 
+/// A rules file's name without the server's directories (which are no
+/// business of the console's readers).
+fn file_name(path: &str) -> &str {
+    std::path::Path::new(path).file_name().and_then(|name| name.to_str()).unwrap_or(path)
+}
+
 /// The codes an intent of `tenant` may name, sorted.
 pub fn visible_codes(book: &RuleBook, tenant: &str) -> Vec<String> {
     let mut codes: Vec<String> =
@@ -52,7 +58,7 @@ pub async fn list(State(console): State<Arc<Console>>, session: Session) -> Mark
                     tr {
                         td { a href={ "/jurisdictions/" (file.code) } { (file.code) } @if let Some(t) = &file.tenant { " (policy of " (t) ")" } }
                         td { (file.name) }
-                        td { code { (file.file) } }
+                        td { code { (file_name(&file.file)) } }
                         td { code { (file.hash) } }
                         td { @for v in &file.versions { (v.label) " (" (v.effective_from) ") " } }
                         td { @match &cover.horizon { Some(h) => (h.describe(today)), None => "not stated" } }
@@ -88,7 +94,7 @@ pub async fn detail(
         @for layer in &resolved.layers {
             @let cover = coverage(layer, today, DEFAULT_LOOKAHEAD_DAYS);
             section {
-                h2 { (layer.name) " — " code { (layer.file) } " @" code { (layer.hash) } }
+                h2 { (layer.name) " — " code { (file_name(&layer.file)) } " @" code { (layer.hash) } }
                 p {
                     "Holidays: "
                     @match &cover.horizon { Some(h) => (h.describe(today)), None => "no confirmed horizon stated" }

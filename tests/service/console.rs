@@ -354,3 +354,15 @@ async fn the_queue_counts_by_jurisdiction_and_channel_and_shows_the_next_wakeups
     );
 }
 on_both_backends!(the_queue_counts_by_jurisdiction_and_channel_and_shows_the_next_wakeups);
+
+async fn the_jurisdiction_pages_name_files_not_server_paths(backend: Backend) {
+    let server = console_server(backend).await;
+    let mut browser = signed_in(&server, "acme", &[Role::Auditor]).await;
+    let root = env!("CARGO_MANIFEST_DIR");
+    for path in ["/jurisdictions", "/jurisdictions/PE"] {
+        let page = browser.get(path).await;
+        assert!(page.body.contains("PE.toml"), "{path}: {}", page.body);
+        assert!(!page.body.contains(root), "{path} shows the server's directories");
+    }
+}
+on_both_backends!(the_jurisdiction_pages_name_files_not_server_paths);
