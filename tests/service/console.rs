@@ -366,3 +366,15 @@ async fn the_jurisdiction_pages_name_files_not_server_paths(backend: Backend) {
     }
 }
 on_both_backends!(the_jurisdiction_pages_name_files_not_server_paths);
+
+async fn the_week_picture_names_a_tenants_policy_only_when_it_has_one(backend: Backend) {
+    let server = console_server(backend).await;
+    let mut acme = signed_in(&server, "acme", &[Role::Auditor]).await;
+    let page = acme.get("/jurisdictions/PE/week?from=2026-11-23").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("07:00–20:00") && !page.body.contains("own policy"), "{}", page.body);
+    let mut bank = signed_in(&server, "example-bank", &[Role::Auditor]).await;
+    let page = bank.get("/jurisdictions/PE/week?from=2026-11-23").await;
+    assert!(page.body.contains("With tenant example-bank's own policy"), "{}", page.body);
+}
+on_both_backends!(the_week_picture_names_a_tenants_policy_only_when_it_has_one);
