@@ -34,7 +34,17 @@ pub struct Config {
     pub tls: Option<TlsFiles>,
     /// Plaintext gRPC on a non-loopback address, explicitly asked for.
     pub plaintext: bool,
+    /// The read-only web console's address; off when `None` (`serve --dev`
+    /// turns it on at [`DEV_CONSOLE_LISTEN`]). It speaks TLS when `tls` is set.
+    pub console_listen: Option<SocketAddr>,
+    /// What signs the console's sessions, so every replica honours the
+    /// others' (from the environment variable `console_secret_env` names);
+    /// without it each process signs with a random key of its own.
+    pub console_secret: Option<String>,
 }
+
+/// The shortest console session secret accepted.
+pub const MIN_CONSOLE_SECRET_CHARS: usize = 32;
 
 /// `[tls]` in the TOML file.
 #[derive(Debug, Deserialize)]
@@ -109,6 +119,9 @@ pub struct FileConfig {
     pub claim_seconds: Option<u32>,
     pub tls: Option<FileTls>,
     pub plaintext: Option<bool>,
+    pub console_listen: Option<SocketAddr>,
+    /// The environment variable that holds the console's session secret.
+    pub console_secret_env: Option<String>,
 }
 
 /// `[rate_limits]` in the TOML file.
@@ -159,6 +172,8 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://ventana.db";
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
 pub const DEFAULT_RETENTION_DAYS: u32 = 1095;
 pub const DEFAULT_CLAIM_SECONDS: u32 = 30;
+/// Where `serve --dev` opens the console unless the configuration says otherwise.
+pub const DEV_CONSOLE_LISTEN: &str = "127.0.0.1:8080";
 
 /// Values given on the command line or in the environment (they win over the file).
 #[derive(Debug, Default)]
@@ -167,6 +182,7 @@ pub struct Overrides {
     pub metrics_listen: Option<SocketAddr>,
     pub database_url: Option<String>,
     pub jurisdictions: Option<PathBuf>,
+    pub console_listen: Option<SocketAddr>,
 }
 
 impl Config {
@@ -225,6 +241,20 @@ impl Config {
             },
             tls: from_file.tls.map(|t| TlsFiles { cert: t.cert, key: t.key, client_ca: t.client_ca }),
             plaintext: from_file.plaintext.unwrap_or(false),
+            console_listen: overrides.console_listen.or(from_file.console_listen),
+            console_secret: match &from_file.console_secret_env {
+                None => None,
+                Some(var) => {
+                    let secret = std::env::var(var)
+                        .map_err(|_| format!("console_secret_env: environment variable {var} is not set"))?;
+                    if secret.chars().count() < MIN_CONSOLE_SECRET_CHARS {
+                        return Err(format!(
+                            "console_secret_env: {var} holds fewer than {MIN_CONSOLE_SECRET_CHARS} characters"
+                        ));
+                    }
+                    Some(secret)
+                }
+            },
         })
     }
 }

@@ -21,6 +21,8 @@ use crate::tls::Tls;
 pub struct Running {
     pub addr: SocketAddr,
     pub metrics_addr: SocketAddr,
+    /// The web console's address, when it is on.
+    pub console_addr: Option<SocketAddr>,
     pub app: Arc<App>,
     /// The TLS configuration, when the port speaks TLS.
     pub tls: Option<Arc<Tls>>,
@@ -67,7 +69,7 @@ pub async fn start(config: &Config, clock: Clock) -> anyhow::Result<Running> {
     let submits = crate::app::group_commit::GroupQueue::start(app.clone());
     let acks = crate::app::group_commit::GroupQueue::start(app.clone());
     let keys = Arc::new(crate::api::auth::KeyCache::new(crate::api::auth::KEY_CACHE_TTL));
-    let api = Api { app: app.clone(), rules_dir: config.jurisdictions.clone(), submits, acks, keys };
+    let api = Api { app: app.clone(), rules_dir: config.jurisdictions.clone(), submits, acks, keys: keys.clone() };
     let (health_reporter, health) = tonic_health::server::health_reporter();
     let routes = crate::api::routes(api, config.max_message_bytes, &health_reporter, health).await?;
 
@@ -116,11 +118,22 @@ pub async fn start(config: &Config, clock: Clock) -> anyhow::Result<Running> {
         signal.clone(),
     )));
     tasks.push(tokio::spawn(crate::scheduler::listen_for_wakeups(app.clone(), signal.clone())));
+    let console_addr = match config.console_listen {
+        Some(addr) => {
+            let listen = crate::console::Listen { addr, tls: tls.clone(), secret: config.console_secret.clone() };
+            let (bound, task) = crate::console::start(listen, app.clone(), keys, signal.clone())
+                .await
+                .with_context(|| format!("binding the console {addr}"))?;
+            tasks.push(task);
+            Some(bound)
+        }
+        None => None,
+    };
     for adapter in &config.adapters {
         tasks.push(tokio::spawn(crate::adapters::run(app.clone(), adapter.clone(), signal.clone())));
     }
-    tracing::info!(%addr, %metrics_addr, backend = app.store.backend(), adapters = config.adapters.len(), tls = tls.is_some(), "ventana serving");
-    Ok(Running { addr, metrics_addr, app, tls, shutdown, tasks })
+    tracing::info!(%addr, %metrics_addr, backend = app.store.backend(), adapters = config.adapters.len(), tls = tls.is_some(), console = ?console_addr, "ventana serving");
+    Ok(Running { addr, metrics_addr, console_addr, app, tls, shutdown, tasks })
 }
 
 /// gRPC's status table answers a request over the size limit with

@@ -88,6 +88,17 @@ pub async fn verify(store: &Store, tenant: Option<&str>, key: Option<&str>) -> S
     Ok(reports)
 }
 
+/// A day (`YYYY-MM-DD`, UTC: its start, or with `end` the next day's start,
+/// so a last day is inclusive) or an RFC 3339 instant: an export's bounds as
+/// the CLI and the console both take them.
+pub fn day_or_instant(text: &str, end: bool) -> Result<DateTime<Utc>, String> {
+    if let Ok(day) = text.parse::<chrono::NaiveDate>() {
+        let day = if end { day.succ_opt().unwrap_or(day) } else { day };
+        return Ok(day.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc());
+    }
+    crate::rules::compile::parse_instant(text).map_err(|e| format!("{e} (or a day YYYY-MM-DD)"))
+}
+
 /// Which events to export.
 #[derive(Clone, Debug, Default)]
 pub struct ExportFilter {

@@ -14,12 +14,10 @@ pub mod serve;
 use std::io::{self, Write};
 use std::path::PathBuf;
 
-use chrono::NaiveDate;
 use clap::ValueEnum;
 
 use crate::config::{Config, Overrides};
 pub use crate::officer::CliError;
-use crate::rules::compile::parse_instant;
 use crate::store::Store;
 
 /// Where the service listens, its database and its rules.
@@ -40,6 +38,9 @@ pub struct Settings {
     /// Jurisdiction files directory [default: jurisdictions].
     #[arg(long, env = "VENTANA_JURISDICTIONS")]
     jurisdictions: Option<PathBuf>,
+    /// Address for the read-only web console [default: off; 127.0.0.1:8080 with `serve --dev`].
+    #[arg(long, env = "VENTANA_CONSOLE_LISTEN")]
+    console_listen: Option<std::net::SocketAddr>,
 }
 
 impl Settings {
@@ -49,6 +50,7 @@ impl Settings {
             metrics_listen: self.metrics_listen,
             database_url: self.database_url,
             jurisdictions: self.jurisdictions,
+            console_listen: self.console_listen,
         };
         Config::load(self.config.as_deref(), overrides).map_err(input)
     }
@@ -85,11 +87,7 @@ pub fn print(value: &impl std::fmt::Display) -> Result<(), CliError> {
 
 /// A day (UTC midnight; `end` moves to the next day) or an RFC 3339 instant.
 pub fn day_or_instant(flag: &str, text: &str, end: bool) -> Result<chrono::DateTime<chrono::Utc>, CliError> {
-    if let Ok(day) = text.parse::<NaiveDate>() {
-        let day = if end { day.succ_opt().unwrap_or(day) } else { day };
-        return Ok(day.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc());
-    }
-    parse_instant(text).map_err(|e| input(format!("{flag}: {e} (or a day YYYY-MM-DD)")))
+    crate::app::audit::day_or_instant(text, end).map_err(|e| input(format!("{flag}: {e}")))
 }
 
 pub async fn open_store(settings: Settings) -> Result<(Config, Store), CliError> {

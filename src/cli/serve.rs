@@ -23,8 +23,15 @@ pub struct ServeArgs {
 /// Runs the service until a signal says stop.
 pub async fn serve(args: ServeArgs) -> Result<ExitCode, CliError> {
     let ServeArgs { settings, dev } = args;
-    let config = settings.load()?;
+    let mut config = settings.load()?;
+    if dev && config.console_listen.is_none() {
+        config.console_listen = Some(crate::config::DEV_CONSOLE_LISTEN.parse().map_err(|e| input(format!("{e}")))?);
+    }
     let running = server::start(&config, Clock::System).await.map_err(|e| input(format!("{e:#}")))?;
+    if let Some(console) = running.console_addr {
+        let scheme = if running.tls.is_some() { "https" } else { "http" };
+        eprintln!("console: {scheme}://{console}/ (sign in with an auditor or admin key)");
+    }
     if dev {
         // Each start mints a key; the ones earlier starts minted are revoked
         // first, so trial keys do not pile up and stay valid forever.

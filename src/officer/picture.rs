@@ -164,7 +164,8 @@ impl Week {
         };
         let mut week = Week {
             code: code.to_string(),
-            tenant: (!tenant.is_empty()).then(|| tenant.to_string()),
+            // Named only when the tenant has a policy here: the page says the week includes it.
+            tenant: rules.layers.iter().any(|l| l.tenant.as_deref() == Some(tenant)).then(|| tenant.to_string()),
             name: display_name(&rules, code),
             zones: rules.default_zones.iter().map(|z| z.name().to_string()).collect(),
             sources: Vec::new(),

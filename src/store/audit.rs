@@ -128,6 +128,23 @@ impl Store {
             .map_err(super::in_row("audit_log", || format!("({tenant}, after {after})")))?))
     }
 
+    /// The first `limit` events of a tenant that name `debtor_id`, in chain
+    /// order (the console's timeline; the chain itself is verified by `audit verify`).
+    pub async fn audit_of_debtor(&self, tenant: &str, debtor_id: &str, limit: i64) -> StoreResult<Vec<AuditRow>> {
+        let sql = concat!(
+            "SELECT ",
+            audit_columns!(),
+            " FROM audit_log WHERE tenant = $1 AND debtor_id = $2 ORDER BY seq LIMIT $3"
+        );
+        Ok(either!(&self.pool, Pool, |pool| sqlx::query_as(sql)
+            .bind(tenant)
+            .bind(debtor_id)
+            .bind(limit)
+            .fetch_all(pool)
+            .await
+            .map_err(super::in_row("audit_log", || format!("({tenant}, debtor {debtor_id})")))?))
+    }
+
     /// The sequence range of a tenant's events with `from <= at < to`.
     pub async fn audit_seq_range(&self, tenant: &str, from: i64, to: i64) -> StoreResult<(Option<i64>, Option<i64>)> {
         let sql = "SELECT MIN(seq), MAX(seq) FROM audit_log WHERE tenant = $1 AND at >= $2 AND at < $3";

@@ -100,7 +100,7 @@ use crate::domain::{Channel, IntentStatus, Outcome};
 use error::in_row;
 pub use error::{StoreError, StoreResult};
 pub use keys::{KeyInfo, KeyRow, NewKeyRow};
-pub use rows::{DispatchRow, EventRow, IntentRow, PreferencesRow};
+pub use rows::{DispatchRow, EventRow, IntentRow, PreferencesRow, QueueCounts, Wakeup};
 
 use read_ahead::ReadAhead;
 use write_behind::Pending;
@@ -366,6 +366,39 @@ impl Store {
         let sql = "SELECT COALESCE(SUM(CASE WHEN next_eval_at <= $1 THEN 1 ELSE 0 END), 0), COUNT(*), \
                    (SELECT COUNT(*) FROM intents WHERE status = 'held') FROM intents WHERE status = 'deferred'";
         Ok(either!(&self.pool, Pool, |pool| sqlx::query_as(sql).bind(now).fetch_one(pool).await?))
+    }
+
+    /// `tenant`'s contacts in the queue per (jurisdiction, channel): deferred
+    /// until later, deferred and due by `now`, released, leased; for the console.
+    pub async fn queue_counts(&self, tenant: &str, now: i64) -> StoreResult<Vec<QueueCounts>> {
+        let sql = "SELECT jurisdiction, channel, \
+                   COALESCE(SUM(CASE WHEN status = 'deferred' AND next_eval_at > $2 THEN 1 ELSE 0 END), 0) AS deferred, \
+                   COALESCE(SUM(CASE WHEN status = 'deferred' AND next_eval_at <= $2 THEN 1 ELSE 0 END), 0) AS due, \
+                   COALESCE(SUM(CASE WHEN status = 'released' THEN 1 ELSE 0 END), 0) AS released, \
+                   COALESCE(SUM(CASE WHEN status = 'leased' THEN 1 ELSE 0 END), 0) AS leased \
+                   FROM intents WHERE tenant = $1 AND status IN ('deferred', 'released', 'leased') \
+                   GROUP BY jurisdiction, channel ORDER BY jurisdiction, channel";
+        Ok(either!(&self.pool, Pool, |pool| sqlx::query_as(sql)
+            .bind(tenant)
+            .bind(now)
+            .fetch_all(pool)
+            .await
+            .map_err(in_row("intents", || format!("{tenant}'s queue counts")))?))
+    }
+
+    /// The next `limit` instants after `now` at which `tenant`'s deferred
+    /// contacts wake, each with its jurisdiction, channel and how many wake then.
+    pub async fn next_wakeups(&self, tenant: &str, now: i64, limit: i64) -> StoreResult<Vec<Wakeup>> {
+        let sql = "SELECT next_eval_at AS at, jurisdiction, channel, COUNT(*) AS intents FROM intents \
+                   WHERE tenant = $1 AND status = 'deferred' AND next_eval_at > $2 \
+                   GROUP BY next_eval_at, jurisdiction, channel ORDER BY next_eval_at, jurisdiction, channel LIMIT $3";
+        Ok(either!(&self.pool, Pool, |pool| sqlx::query_as(sql)
+            .bind(tenant)
+            .bind(now)
+            .bind(limit)
+            .fetch_all(pool)
+            .await
+            .map_err(in_row("intents", || format!("{tenant}'s next wake-ups")))?))
     }
 
     /// Tells the other replicas that something may be due sooner (PostgreSQL

@@ -69,6 +69,28 @@ pub struct IntentRow {
     pub updated_at: i64,
 }
 
+/// One line of the console's queue: contacts of one jurisdiction and channel by state.
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
+pub struct QueueCounts {
+    pub jurisdiction: String,
+    pub channel: Channel,
+    /// Deferred, waking later than now.
+    pub deferred: i64,
+    /// Deferred and due now (the scheduler's next pass).
+    pub due: i64,
+    pub released: i64,
+    pub leased: i64,
+}
+
+/// Deferred contacts that wake at the same instant.
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
+pub struct Wakeup {
+    pub at: i64,
+    pub jurisdiction: String,
+    pub channel: Channel,
+    pub intents: i64,
+}
+
 /// A released contact handed (or to be handed) to an adapter.
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct DispatchRow {

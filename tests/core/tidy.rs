@@ -258,3 +258,36 @@ fn tests_are_three_binaries_and_one_harness() {
         );
     }
 }
+
+/// The console is read-only (issue 17): none of its files opens a write
+/// transaction or calls a use case or key operation that changes something.
+/// Its only POSTs sign in and out and run `explain`, a dry run.
+#[test]
+fn the_console_only_reads() {
+    let writes = [
+        ".begin(",
+        "Tx",
+        "execute_unchecked",
+        ".submit",
+        ".cancel(",
+        ".lease(",
+        ".ack",
+        ".set_preferences(",
+        "replace_rules",
+        "save_rules_snapshots",
+        "wake_due",
+        "purge(",
+        "revoke_",
+        "mint_key",
+        "create_key",
+        "insert_key",
+    ];
+    let files = rust_files(&root().join("src/console"));
+    assert!(files.len() > 1, "the console is a folder of files: {files:?}");
+    for path in files {
+        let text = std::fs::read_to_string(&path).expect("readable source file");
+        for word in writes {
+            assert!(!text.contains(word), "{} uses {word}: the console changes nothing", path.display());
+        }
+    }
+}

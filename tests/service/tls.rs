@@ -124,3 +124,59 @@ async fn plaintext_beyond_loopback_only_when_asked(backend: Backend) {
     running.shutdown().await;
 }
 on_both_backends!(plaintext_beyond_loopback_only_when_asked);
+
+/// GET `path` from the console at `addr` over TLS, trusting `ca`; the status and the `set-cookie` values.
+async fn console_get(addr: std::net::SocketAddr, ca: &Path, path: &str) -> Result<(u16, Vec<String>), String> {
+    use http_body_util::Empty;
+    use rustls_pki_types::pem::PemObject as _;
+    use tokio_rustls::rustls;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pki_types::CertificateDer::pem_file_iter(ca).map_err(|e| e.to_string())? {
+        roots.add(cert.map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+    }
+    let config =
+        rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+    let name = rustls_pki_types::ServerName::try_from("localhost").map_err(|e| e.to_string())?;
+    let stream = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .map_err(|e| format!("handshake: {e}"))?;
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await.map_err(|e| e.to_string())?;
+    tokio::spawn(connection);
+    let request = hyper::Request::get(path)
+        .header("host", "localhost")
+        .body(Empty::<bytes::Bytes>::new())
+        .map_err(|e| e.to_string())?;
+    let response = sender.send_request(request).await.map_err(|e| e.to_string())?;
+    let cookies = response.headers().get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()).map(String::from);
+    Ok((response.status().as_u16(), cookies.collect()))
+}
+
+/// The console uses the gRPC port's certificate; its cookies are then `Secure`.
+async fn the_console_speaks_tls_with_the_grpc_certificate(backend: Backend) {
+    let database = TestDatabase::new(backend).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let (a, b) = (make_ca(dir.path(), "ca-a"), make_ca(dir.path(), "ca-b"));
+    let files = TlsFiles { cert: a.join("server.pem"), key: a.join("server.key"), client_ca: None };
+    let (running, _) = start(TestConfig::new(database.url()).tls(files).console()).await;
+    let addr = running.console_addr.expect("the console is on");
+    let (status, cookies) = console_get(addr, &a.join("ca-a-ca.pem"), "/signin").await.expect("TLS with CA A");
+    assert_eq!(status, 200);
+    assert!(cookies.iter().any(|c| c.starts_with("ventana_signin=") && c.contains("; Secure")), "{cookies:?}");
+    assert!(console_get(addr, &b.join("ca-b-ca.pem"), "/signin").await.is_err(), "CA B does not vouch for it");
+    // Plain HTTP gets no page.
+    let mut plain = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let _ = plain.write_all(b"GET /signin HTTP/1.1\r\nhost: localhost\r\n\r\n").await;
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), plain.read_to_end(&mut answer)).await;
+    assert!(!String::from_utf8_lossy(&answer).contains("HTTP/1.1 200"), "plain HTTP on the TLS console");
+    running.shutdown().await;
+}
+on_both_backends!(the_console_speaks_tls_with_the_grpc_certificate);

@@ -46,6 +46,8 @@ impl TestConfig {
                 claim_seconds: ventana::config::DEFAULT_CLAIM_SECONDS,
                 tls: None,
                 plaintext: false,
+                console_listen: None,
+                console_secret: None,
             },
         }
     }
@@ -104,6 +106,19 @@ impl TestConfig {
         self
     }
 
+    /// The web console on a free loopback port.
+    pub fn console(mut self) -> TestConfig {
+        self.config.console_listen = Some("127.0.0.1:0".parse().expect("addr"));
+        self
+    }
+
+    /// The console's session secret, shared by every replica started from this configuration.
+    /// (In-process servers only: a process reads it from the environment.)
+    pub fn console_secret(mut self, secret: &str) -> TestConfig {
+        self.config.console_secret = Some(secret.to_string());
+        self
+    }
+
     pub fn database_url(&self) -> &str {
         &self.config.database_url
     }
@@ -120,6 +135,7 @@ impl TestConfig {
     /// The same configuration as `ventana.toml`.
     pub fn toml(&self) -> String {
         let c = &self.config;
+        assert!(c.console_secret.is_none(), "a process reads the console's secret from the environment");
         let text = |s: &str| Value::String(s.to_string());
         let path = |p: &Path| Value::String(p.display().to_string());
         let int = |n: u64| Value::Integer(i64::try_from(n).expect("fits TOML"));
@@ -137,6 +153,9 @@ impl TestConfig {
         file.insert("max_message_bytes".into(), int(c.max_message_bytes as u64));
         file.insert("claim_seconds".into(), int(c.claim_seconds.into()));
         file.insert("plaintext".into(), Value::Boolean(c.plaintext));
+        if let Some(console) = c.console_listen {
+            file.insert("console_listen".into(), text(&console.to_string()));
+        }
         let mut adapters = Table::new();
         for adapter in &c.adapters {
             let mut t = Table::new();

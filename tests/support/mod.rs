@@ -11,6 +11,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod config;
+pub mod console;
 pub mod database;
 pub mod postgres;
 pub mod processes;

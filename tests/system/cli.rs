@@ -371,7 +371,8 @@ fn keys_create_refuses_bad_tenants_names_roles_and_expiries() {
 fn serve_dev(db: &Path) -> String {
     use std::io::BufRead;
     let mut child = Command::new(env!("CARGO_BIN_EXE_ventana"))
-        .args(["serve", "--dev", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--database-url"])
+        .args(["serve", "--dev", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--console-listen"])
+        .args(["127.0.0.1:0", "--database-url"])
         .arg(format!("sqlite://{}", db.display()))
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env("RUST_LOG", "warn")
@@ -421,6 +422,7 @@ fn serve_dev_revokes_the_keys_earlier_starts_minted() {
     let dir = tempfile::tempdir().expect("temp dir");
     let db = dir.path().join("dev.db");
     let first = serve_dev(&db);
+    assert!(first.contains("console: http://127.0.0.1:"), "serve --dev prints the console's address:\n{first}");
     let first_key = dev_key(&first);
     assert!(!first.contains("revoked"), "nothing to revoke the first time:\n{first}");
     // A key made by hand for tenant dev is not serve --dev's to revoke.

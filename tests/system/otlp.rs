@@ -51,6 +51,7 @@ async fn evaluation_spans_reach_an_otlp_receiver() {
         let mut command = Command::new(env!("CARGO_BIN_EXE_ventana"));
         command
             .args(["serve", "--dev", "--listen", &format!("127.0.0.1:{port}"), "--metrics-listen", "127.0.0.1:0"])
+            .args(["--console-listen", "127.0.0.1:0"])
             .current_dir(dir.path())
             .env("VENTANA_JURISDICTIONS", rules::shipped())
             .env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{collector_addr}"))

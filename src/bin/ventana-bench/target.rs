@@ -67,6 +67,8 @@ impl Bench {
             claim_seconds: ventana::config::DEFAULT_CLAIM_SECONDS,
             tls: None,
             plaintext: false,
+            console_listen: None,
+            console_secret: None,
         };
         let clock = ManualClock::new(chrono::DateTime::parse_from_rfc3339(now)?.to_utc());
         let running = ventana::server::start(&config, Clock::Manual(clock.clone())).await?;
