@@ -58,9 +58,13 @@ pub enum KeysCommand {
     },
 }
 
-pub(super) async fn mint_key(store: &Store, spec: &auth::KeySpec<'_>) -> Result<String, CliError> {
-    let now = Clock::System.now().timestamp_millis();
-    auth::mint_key(store, spec, now).await.map_err(|e| runtime(format!("cannot store the key: {e}")))
+/// Stores a new key created at `now` (the instant its lifetime was counted from).
+pub(super) async fn mint_key(
+    store: &Store,
+    spec: &auth::KeySpec<'_>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<String, CliError> {
+    auth::mint_key(store, spec, now.timestamp_millis()).await.map_err(|e| runtime(format!("cannot store the key: {e}")))
 }
 
 /// An identifier flag checked as every edge checks identifiers.
@@ -112,7 +116,8 @@ pub async fn run(command: KeysCommand) -> Result<ExitCode, CliError> {
                 name: name.as_deref(),
                 expires_at: expires.map(|t| t.timestamp_millis()),
             };
-            let key = mint_key(&store, &spec).await?;
+            // Created at the instant `--expires-in` counted from: a 90d key lives 90 days.
+            let key = mint_key(&store, &spec, now).await?;
             print(&key)?;
             let roles: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
             let expires = expires.map(|t| format!(", expires {}", instant_text(Some(t.timestamp_millis()))));

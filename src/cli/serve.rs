@@ -35,8 +35,8 @@ pub async fn serve(args: ServeArgs) -> Result<ExitCode, CliError> {
     if dev {
         // Each start mints a key; the ones earlier starts minted are revoked
         // first, so trial keys do not pile up and stay valid forever.
-        let now = Clock::System.now().timestamp_millis();
-        let revoked = auth::revoke_dev_keys(&running.app.store, now)
+        let now = Clock::System.now();
+        let revoked = auth::revoke_dev_keys(&running.app.store, now.timestamp_millis())
             .await
             .map_err(|e| input(format!("cannot revoke earlier dev keys: {e}")))?;
         let spec = auth::KeySpec {
@@ -45,7 +45,7 @@ pub async fn serve(args: ServeArgs) -> Result<ExitCode, CliError> {
             name: Some(auth::DEV_KEY_NAME),
             expires_at: None,
         };
-        let key = mint_key(&running.app.store, &spec).await?;
+        let key = mint_key(&running.app.store, &spec, now).await?;
         eprintln!("dev api key (tenant dev, every role): {key}");
         if !revoked.is_empty() {
             eprintln!(
