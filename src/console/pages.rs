@@ -23,16 +23,23 @@ const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:0;color:#222}\
     table{border-collapse:collapse;margin:.5rem 0}td,th{border:1px solid #ccc;padding:.2rem .4rem;text-align:left;vertical-align:top}\
     .ok{color:#1b8a3a}.bad{color:#b00020}label{display:block;margin:.3rem 0}code{background:#f3f3f3;word-break:break-all}td{max-width:36rem}";
 
+/// The `<head>` every page shares: its title and the console's style.
+fn head(title: &str) -> Markup {
+    html! {
+        head {
+            meta charset="utf-8";
+            title { (title) " · Ventana console" }
+            style { (maud::PreEscaped(STYLE)) }
+        }
+    }
+}
+
 /// A page of the console: the navigation, the tenant, sign-out, then `body`.
 pub fn layout(session: &Session, title: &str, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
-            head {
-                meta charset="utf-8";
-                title { (title) " · Ventana console" }
-                style { (maud::PreEscaped(STYLE)) }
-            }
+            (head(title))
             body {
                 header {
                     strong { "Ventana" }
@@ -61,11 +68,7 @@ fn bare(title: &str, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
-            head {
-                meta charset="utf-8";
-                title { (title) " · Ventana console" }
-                style { (maud::PreEscaped(STYLE)) }
-            }
+            (head(title))
             body { main { h1 { (title) } (body) } }
         }
     }

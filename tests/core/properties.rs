@@ -154,6 +154,33 @@ fn limits_ok(
     })
 }
 
+/// A release is allowed at `now`; a deferral is allowed at its instant and
+/// at none of the `minutes` before it (back to `now`): it is the earliest.
+fn allowed_and_earliest(
+    verdict: &Verdict,
+    now: DateTime<Utc>,
+    ok: impl Fn(DateTime<Utc>) -> bool,
+    minutes: i64,
+    case: &str,
+) -> Result<(), TestCaseError> {
+    match *verdict {
+        Verdict::Release => prop_assert!(ok(now), "released at {now} for {case} but the reference forbids it"),
+        Verdict::Defer { until } => {
+            prop_assert!(until > now);
+            prop_assert!(ok(until), "deferred to {until} for {case} but the reference forbids that instant");
+            for minute in 1..=minutes {
+                let earlier = until - Duration::minutes(minute);
+                if earlier < now {
+                    break;
+                }
+                prop_assert!(!ok(earlier), "deferred to {until} for {case} but {earlier} was already allowed");
+            }
+        }
+        Verdict::Reject { .. } => {}
+    }
+    Ok(())
+}
+
 fn instant() -> impl Strategy<Value = DateTime<Utc>> {
     // 2024-01-01 .. 2035-12-01, to the minute.
     (1_704_067_200i64 / 60..2_080_000_000i64 / 60).prop_map(|m| DateTime::from_timestamp(m * 60, 0).expect("in range"))
@@ -257,19 +284,7 @@ proptest! {
         let versions = versions(&intent, &rules, now);
         let zones = zones(&intent, &rules);
         let ok = |t: DateTime<Utc>| window_ok(&intent, &rules, &versions, t) && limits_ok(&intent, &zones, &versions, &history, t);
-        match decision.verdict {
-            Verdict::Release => prop_assert!(ok(now), "released at {now} for {code} {channel} but the reference forbids it"),
-            Verdict::Defer { until } => {
-                prop_assert!(until > now);
-                prop_assert!(ok(until), "deferred to {until} for {code} {channel} but the reference forbids that instant");
-                for minutes in 1..=180 {
-                    let earlier = until - Duration::minutes(minutes);
-                    if earlier < now { break; }
-                    prop_assert!(!ok(earlier), "deferred to {until} for {code} {channel} but {earlier} was already allowed");
-                }
-            }
-            Verdict::Reject { .. } => {}
-        }
+        allowed_and_earliest(&decision.verdict, now, ok, 180, &format!("{code} {channel}"))?;
     }
 
     /// Regulation F's and Massachusetts' periods in local days across the
@@ -291,18 +306,7 @@ proptest! {
         let versions = versions(&intent, &rules, now);
         let zones = zones(&intent, &rules);
         let ok = |t: DateTime<Utc>| window_ok(&intent, &rules, &versions, t) && limits_ok(&intent, &zones, &versions, &history, t);
-        match decision.verdict {
-            Verdict::Release => prop_assert!(ok(now), "released at {now} for {code} {channel} but the reference forbids it"),
-            Verdict::Defer { until } => {
-                prop_assert!(ok(until), "deferred to {until} for {code} {channel} but the reference forbids that instant");
-                for minutes in 1..=(26 * 60) {
-                    let earlier = until - Duration::minutes(minutes);
-                    if earlier < now { break; }
-                    prop_assert!(!ok(earlier), "deferred to {until} for {code} {channel} but {earlier} was already allowed");
-                }
-            }
-            Verdict::Reject { .. } => {}
-        }
+        allowed_and_earliest(&decision.verdict, now, ok, 26 * 60, &format!("{code} {channel}"))?;
     }
 
     #[test]
