@@ -38,8 +38,14 @@ pub fn local_to_utc(zone: Tz, date: NaiveDate, minute: Minute, edge: Edge) -> Op
 /// The holiday observed on `date` in the layers' calendars: the first
 /// confirmed one, or else the first provisional one.
 pub fn holiday_on<'a>(calendars: &[&'a HolidayCalendar], date: NaiveDate) -> Option<Observed<'a>> {
-    let found = || calendars.iter().filter_map(|c| c.on(date));
-    found().find(|h| !h.provisional).or_else(|| found().next())
+    let mut provisional = None;
+    for holiday in calendars.iter().filter_map(|c| c.on(date)) {
+        if !holiday.provisional {
+            return Some(holiday);
+        }
+        provisional = provisional.or(Some(holiday));
+    }
+    provisional
 }
 
 /// Day type index of `date` (0..=6 weekday, 7 holiday) and the holiday.

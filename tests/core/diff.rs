@@ -141,22 +141,7 @@ fn a_range_compares_only_its_own_days() {
     assert!(diff::diff(&before, &after, d("2026-06-28"), d("2026-06-27")).is_err());
 }
 
-const ZZ: &str = r#"
-jurisdiction = "ZZ"
-name = "Test land"
-time_zones = ["UTC"]
-
-[[versions]]
-effective_from = 2020-01-01
-
-[[versions.windows]]
-id = "zz-hours"
-citation = "Test Act s. 1"
-description = "working days 09:00 to 17:00"
-basis = "law"
-channels = ["all"]
-mon_fri = ["09:00-17:00"]
-"#;
+const ZZ: &str = crate::support::rules::TEST_LAND;
 
 #[test]
 fn new_versions_files_and_tenant_policies_are_compared_from_their_first_day() {

@@ -61,23 +61,10 @@ fn provisional_holidays_are_marked_apart_from_the_others() {
 
 #[test]
 fn what_the_files_say_is_escaped() {
-    let hostile = r#"
-jurisdiction = "ZZ"
-name = "Test <land> & sea"
-time_zones = ["UTC"]
-
-[[versions]]
-effective_from = 2020-01-01
-
-[[versions.windows]]
-id = "zz-hours"
-citation = "Test Act s. 1"
-description = "<script>alert('x')</script>"
-basis = "law"
-channels = ["all"]
-mon_fri = ["09:00-17:00"]
-"#;
-    let book = RuleBook::from_sources(&[("ZZ.toml", hostile)]).expect("the file loads");
+    let hostile = crate::support::rules::TEST_LAND
+        .replace("Test land", "Test <land> & sea")
+        .replace("working days 09:00 to 17:00", "<script>alert('x')</script>");
+    let book = RuleBook::from_sources(&[("ZZ.toml", hostile.as_str())]).expect("the file loads");
     let html = picture::page(&Week::build(&book, "", "ZZ", d("2026-01-05"), 7, None).expect("week"));
     assert!(html.contains("Test &lt;land&gt; &amp; sea"));
     assert!(html.contains("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;"));

@@ -37,3 +37,22 @@ pub fn fixture_source(file: &str) -> String {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/rules").join(file);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("rule fixture {}: {e}", path.display()))
 }
+
+/// "Test land": the smallest jurisdiction file, working days 09:00–17:00
+/// in UTC, for tests that build rule books from text.
+pub const TEST_LAND: &str = r#"
+jurisdiction = "ZZ"
+name = "Test land"
+time_zones = ["UTC"]
+
+[[versions]]
+effective_from = 2020-01-01
+
+[[versions.windows]]
+id = "zz-hours"
+citation = "Test Act s. 1"
+description = "working days 09:00 to 17:00"
+basis = "law"
+channels = ["all"]
+mon_fri = ["09:00-17:00"]
+"#;
