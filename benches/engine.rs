@@ -6,7 +6,10 @@ use std::path::Path;
 
 use chrono::{DateTime, Duration, Utc};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use ventana::domain::{Channel, ContactEvent, Intent, Outcome, Party, Preferences, Stage};
+use ventana::domain::{
+    Channel, Consent, ContactEvent, ContactPoint, ContactPointKind, DayOfWeek, Designated, Designation, Initiator,
+    Intent, Outcome, Party, Preferences, Stage, TimeRange,
+};
 use ventana::engine::evaluate;
 use ventana::rules::RuleBook;
 
@@ -28,6 +31,7 @@ fn bench(c: &mut Criterion) {
         time_zones: Vec::new(),
         not_before: None,
         expires_at: None,
+        contact_point: None,
     };
     let now = instant("2026-11-25T10:00:00-05:00");
     let channels = [Channel::Call, Channel::Sms, Channel::Whatsapp, Channel::Email];
@@ -38,6 +42,8 @@ fn bench(c: &mut Criterion) {
             at: now - Duration::hours(7 * (i as i64 + 1)),
             outcome: outcomes[i % 4],
             debt_id: None,
+            contact_point: None,
+            initiator: Initiator::Collector,
         })
         .collect();
 
@@ -76,6 +82,65 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             let rules = book.resolve(&us.tenant, &us.jurisdiction).expect("US-NY resolves");
             black_box(evaluate(black_box(&us), &rules, black_box(&history), &Preferences::default(), black_box(us_now)))
+        })
+    });
+    // A Massachusetts debtor who designated weekday afternoons, a week of
+    // dates, waking hours and their work phone, with a consent on file:
+    // the debtor's four windows and ban beside the law's, over 20 events.
+    let mut ma = intent.clone();
+    ma.jurisdiction = "US-MA".into();
+    ma.contact_point = Some(ContactPoint { kind: ContactPointKind::PersonalMobile, id: Some("h-5551".into()) });
+    let said = instant("2026-11-01T12:00:00Z");
+    let designated = |id: &str, designation| Designated { id: id.into(), designation, source: "call".into(), at: said };
+    let weekdays = vec![DayOfWeek::Mon, DayOfWeek::Tue, DayOfWeek::Wed, DayOfWeek::Thu, DayOfWeek::Fri];
+    let preferences = Preferences {
+        designations: vec![
+            designated(
+                "afternoons",
+                Designation::InconvenientTimes {
+                    days: weekdays,
+                    hours: vec![TimeRange::parse("15:00-17:00").expect("range")],
+                    channels: Vec::new(),
+                },
+            ),
+            designated(
+                "holiday",
+                Designation::InconvenientDates {
+                    from: "2026-12-24".parse().expect("date"),
+                    to: "2026-12-31".parse().expect("date"),
+                    channels: Vec::new(),
+                },
+            ),
+            designated(
+                "awake",
+                Designation::WakingHours {
+                    hours: TimeRange::parse("09:00-20:00").expect("range"),
+                    channels: Vec::new(),
+                },
+            ),
+            designated(
+                "not-at-work",
+                Designation::InconvenientContactPoint {
+                    contact_point: ContactPoint { kind: ContactPointKind::WorkPhone, id: None },
+                    channels: Vec::new(),
+                },
+            ),
+        ],
+        consents: vec![Consent {
+            id: "more-calls".into(),
+            channels: vec![Channel::Call],
+            from: instant("2026-11-20T12:00:00Z"),
+            until: None,
+            revoked_at: None,
+            source: "call".into(),
+        }],
+        ..Preferences::default()
+    };
+    let ma_now = instant("2026-11-25T10:00:00-05:00");
+    group.bench_function("decide_us_ma_call_designations_20_events", |b| {
+        b.iter(|| {
+            let rules = book.resolve(&ma.tenant, &ma.jurisdiction).expect("US-MA resolves");
+            black_box(evaluate(black_box(&ma), &rules, black_box(&history), &preferences, black_box(ma_now)))
         })
     });
     group.finish();

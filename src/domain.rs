@@ -5,7 +5,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
@@ -129,6 +129,96 @@ impl AckOutcome {
 }
 
 vocabulary!(
+    /// What kind of address, number or account a contact goes to.
+    ContactPointKind, "contact point kind" {
+        ResidencePhone => "residence_phone",
+        PersonalMobile => "personal_mobile",
+        WorkPhone => "work_phone",
+        OtherPhone => "other_phone",
+        HomeAddress => "home_address",
+        WorkAddress => "work_address",
+        Email => "email",
+        MessagingAccount => "messaging_account",
+    }
+);
+
+impl ContactPointKind {
+    /// The channels that can reach a contact point of this kind.
+    pub fn channels(self) -> &'static [Channel] {
+        use Channel::*;
+        match self {
+            ContactPointKind::ResidencePhone => &[Call, Sms],
+            ContactPointKind::PersonalMobile | ContactPointKind::WorkPhone | ContactPointKind::OtherPhone => {
+                &[Call, Sms, Whatsapp]
+            }
+            ContactPointKind::HomeAddress | ContactPointKind::WorkAddress => &[Visit, Letter],
+            ContactPointKind::Email => &[Email],
+            ContactPointKind::MessagingAccount => &[Whatsapp, Push],
+        }
+    }
+
+    /// Whether a contact on `channel` can go to a contact point of this kind.
+    pub fn reachable_by(self, channel: Channel) -> bool {
+        self.channels().contains(&channel)
+    }
+}
+
+/// Where a contact goes: its kind and, optionally, an opaque identifier
+/// (the number or address itself, or a hash of it).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContactPoint {
+    pub kind: ContactPointKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+}
+
+impl ContactPoint {
+    /// Whether a contact to `self` may be a contact to `other`: the same kind
+    /// and, where both name one, the same identifier.
+    pub fn may_be(&self, other: &ContactPoint) -> bool {
+        self.kind == other.kind && (self.id.is_none() || other.id.is_none() || self.id == other.id)
+    }
+}
+
+impl fmt::Display for ContactPoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.id {
+            Some(id) => write!(f, "{} {id}", self.kind),
+            None => write!(f, "{}", self.kind),
+        }
+    }
+}
+
+vocabulary!(
+    /// Who started a contact.
+    Initiator, "initiator" {
+        Collector => "collector",
+        Debtor => "debtor",
+    }
+);
+
+vocabulary!(
+    /// A day of the week, as a debtor names it.
+    DayOfWeek, "day of the week" {
+        Mon => "mon",
+        Tue => "tue",
+        Wed => "wed",
+        Thu => "thu",
+        Fri => "fri",
+        Sat => "sat",
+        Sun => "sun",
+    }
+);
+
+impl DayOfWeek {
+    /// Monday is 0.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+vocabulary!(
     /// Where an intent stands. `Deferred` waits for its next evaluation;
     /// `Released` and `Leased` are in flight; the rest are final, except
     /// `Held` (unreadable, waiting for an operator).
@@ -189,6 +279,9 @@ pub struct Intent {
     pub time_zones: Vec<Tz>,
     pub not_before: Option<DateTime<Utc>>,
     pub expires_at: Option<DateTime<Utc>>,
+    /// Where the contact goes; `None`: not said (the strictest rules that
+    /// could apply to the channel's contact points apply).
+    pub contact_point: Option<ContactPoint>,
 }
 
 /// One past contact attempt with the same debtor.
@@ -199,6 +292,10 @@ pub struct ContactEvent {
     pub outcome: Outcome,
     /// The debt the attempt was about; `None` means the intent's own debt.
     pub debt_id: Option<String>,
+    /// Where it went (or came from); `None`: not recorded.
+    pub contact_point: Option<ContactPoint>,
+    /// Who started it: an inbound call or message is the debtor's.
+    pub initiator: Initiator,
 }
 
 /// What a debtor asked for (or what adapters learned) about channels.
@@ -212,6 +309,229 @@ pub struct Preferences {
     pub chosen: Vec<Channel>,
     /// Channels whose contact point reached someone else.
     pub wrong_party: Vec<Channel>,
+    /// Times, dates, waking hours and contact points the debtor designated.
+    pub designations: Vec<Designated>,
+    /// Consents the debtor gave to contacts the rules would otherwise count.
+    pub consents: Vec<Consent>,
+}
+
+/// What a debtor designated about when or where to be contacted. Each
+/// applies to `channels` (empty: every channel).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Designation {
+    /// Local hours that are inconvenient on some days of the week.
+    InconvenientTimes {
+        days: Vec<DayOfWeek>,
+        hours: Vec<TimeRange>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        channels: Vec<Channel>,
+    },
+    /// Local dates, `from` to `to` inclusive, that are inconvenient.
+    InconvenientDates {
+        from: NaiveDate,
+        to: NaiveDate,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        channels: Vec<Channel>,
+    },
+    /// The debtor's waking hours: contact only within them, every day.
+    WakingHours {
+        hours: TimeRange,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        channels: Vec<Channel>,
+    },
+    /// A contact point (a kind such as work, or one identifier) not to use.
+    InconvenientContactPoint {
+        contact_point: ContactPoint,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        channels: Vec<Channel>,
+    },
+}
+
+vocabulary!(
+    /// The kinds of designation, as rule files name the ones a law makes binding.
+    DesignationKind, "designation kind" {
+        InconvenientTimes => "inconvenient_times",
+        InconvenientDates => "inconvenient_dates",
+        WakingHours => "waking_hours",
+        InconvenientContactPoint => "inconvenient_contact_point",
+    }
+);
+
+impl Designation {
+    /// Its kind.
+    pub fn kind(&self) -> DesignationKind {
+        match self {
+            Designation::InconvenientTimes { .. } => DesignationKind::InconvenientTimes,
+            Designation::InconvenientDates { .. } => DesignationKind::InconvenientDates,
+            Designation::WakingHours { .. } => DesignationKind::WakingHours,
+            Designation::InconvenientContactPoint { .. } => DesignationKind::InconvenientContactPoint,
+        }
+    }
+
+    /// The channels it applies to; empty means all.
+    pub fn channels(&self) -> &[Channel] {
+        match self {
+            Designation::InconvenientTimes { channels, .. }
+            | Designation::InconvenientDates { channels, .. }
+            | Designation::WakingHours { channels, .. }
+            | Designation::InconvenientContactPoint { channels, .. } => channels,
+        }
+    }
+
+    /// Whether it applies to a contact on `channel`.
+    pub fn covers(&self, channel: Channel) -> bool {
+        self.channels().is_empty() || self.channels().contains(&channel)
+    }
+
+    /// Checks what cannot be checked by the types: something to designate,
+    /// dates in order, identifiers well formed.
+    pub fn check(&self) -> Result<(), String> {
+        match self {
+            Designation::InconvenientTimes { days, hours, .. } if days.is_empty() || hours.is_empty() => {
+                Err("inconvenient_times needs at least one day and one time range".into())
+            }
+            Designation::InconvenientDates { from, to, .. } if to < from => {
+                Err(format!("inconvenient_dates ends ({to}) before it starts ({from})"))
+            }
+            Designation::InconvenientContactPoint { contact_point: ContactPoint { id: Some(id), .. }, .. } => {
+                check_identifier(id).map_err(|e| format!("contact_point.id {e}"))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// One line a person reads.
+    pub fn describe(&self) -> String {
+        let on = |channels: &[Channel]| {
+            if channels.is_empty() {
+                String::new()
+            } else {
+                format!(" for {}", channels.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", "))
+            }
+        };
+        let ranges = |hours: &[TimeRange]| hours.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
+        match self {
+            Designation::InconvenientTimes { days, hours, channels } => format!(
+                "the debtor designated {} {} as inconvenient{}",
+                days.iter().map(|d| d.as_str()).collect::<Vec<_>>().join(", "),
+                ranges(hours),
+                on(channels)
+            ),
+            Designation::InconvenientDates { from, to, channels } => {
+                format!("the debtor designated {from} to {to} as inconvenient{}", on(channels))
+            }
+            Designation::WakingHours { hours, channels } => {
+                format!("the debtor stated waking hours of {hours}{}", on(channels))
+            }
+            Designation::InconvenientContactPoint { contact_point, channels } => {
+                format!("the debtor designated {contact_point} as an inconvenient contact point{}", on(channels))
+            }
+        }
+    }
+}
+
+/// A designation in force, with where and when it was said.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Designated {
+    pub id: String,
+    pub designation: Designation,
+    pub source: String,
+    pub at: DateTime<Utc>,
+}
+
+/// A debtor's consent to contacts on some channels (empty: all) that the
+/// rules would otherwise count, from `from` until `until` or its revocation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Consent {
+    pub id: String,
+    pub channels: Vec<Channel>,
+    pub from: DateTime<Utc>,
+    pub until: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub source: String,
+}
+
+impl Consent {
+    /// The instant it stops covering contacts (`None`: not before revoked).
+    pub fn ends(&self) -> Option<DateTime<Utc>> {
+        match (self.until, self.revoked_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Whether it covers a contact on `channel` at `t`.
+    pub fn covers(&self, channel: Channel, t: DateTime<Utc>) -> bool {
+        (self.channels.is_empty() || self.channels.contains(&channel))
+            && self.from <= t
+            && self.ends().is_none_or(|end| t < end)
+    }
+}
+
+/// Minutes since local midnight, 0..=1440.
+pub type Minute = u16;
+
+/// A half-open local time range `"HH:MM-HH:MM"`; `24:00` ends the day.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct TimeRange {
+    pub start: Minute,
+    pub end: Minute,
+}
+
+impl fmt::Display for TimeRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}–{}", clock(self.start), clock(self.end))
+    }
+}
+
+/// Formats minutes since midnight as `HH:MM`.
+pub fn clock(minute: Minute) -> String {
+    format!("{:02}:{:02}", minute / 60, minute % 60)
+}
+
+fn parse_clock(text: &str) -> Option<Minute> {
+    let (h, m) = text.trim().split_once(':')?;
+    if h.len() != 2 || m.len() != 2 {
+        return None;
+    }
+    let (h, m) = (h.parse::<u16>().ok()?, m.parse::<u16>().ok()?);
+    match (h, m) {
+        (24, 0) => Some(1440),
+        (0..=23, 0..=59) => Some(h * 60 + m),
+        _ => None,
+    }
+}
+
+impl TimeRange {
+    /// Parses `"07:00-20:00"`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let (a, b) =
+            text.split_once('-').ok_or_else(|| format!("{text:?} is not a time range (expected \"HH:MM-HH:MM\")"))?;
+        let start =
+            parse_clock(a).ok_or_else(|| format!("{a:?} is not a time of day (expected HH:MM, 00:00 to 24:00)"))?;
+        let end =
+            parse_clock(b).ok_or_else(|| format!("{b:?} is not a time of day (expected HH:MM, 00:00 to 24:00)"))?;
+        if start >= end {
+            return Err(format!(
+                "time range {text:?} ends before it starts (ranges cannot cross midnight: split it in two days)"
+            ));
+        }
+        Ok(TimeRange { start, end })
+    }
+}
+
+impl<'de> Deserialize<'de> for TimeRange {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        TimeRange::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+impl Serialize for TimeRange {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("{}-{}", clock(self.start), clock(self.end)))
+    }
 }
 
 /// The longest identifier accepted (tenant, intent, debtor, debt, dispatch

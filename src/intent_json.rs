@@ -5,7 +5,10 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use serde_json::{Map, Value, json};
 
-use crate::domain::{Channel, ContactEvent, Intent, Outcome, Party, Stage, check_identifier};
+use crate::domain::{
+    Channel, Consent, ContactEvent, ContactPoint, Designated, Designation, Initiator, Intent, Outcome, Party,
+    Preferences, Stage, check_identifier,
+};
 use crate::engine::{Decision, Verdict};
 use crate::rules::compile::parse_instant;
 
@@ -36,8 +39,12 @@ const INTENT_FIELDS: &[&str] = &[
     "time_zones",
     "not_before",
     "expires_at",
+    "contact_point",
     "history",
+    "preferences",
 ];
+
+const EVENT_FIELDS: &[&str] = &["channel", "at", "outcome", "debt_id", "contact_point", "initiator"];
 
 fn string<'a>(object: &'a Map<String, Value>, field: &str, required: bool) -> Result<Option<&'a str>, FieldError> {
     match object.get(field) {
@@ -63,8 +70,15 @@ fn instant(object: &Map<String, Value>, field: &str) -> Result<Option<DateTime<U
     string(object, field, false)?.map(|s| parse_instant(s).map_err(|e| err(field, e))).transpose()
 }
 
-/// Parses an intent object (with its optional `history`).
-pub fn parse_intent(value: &Value) -> Result<(Intent, Vec<ContactEvent>), FieldError> {
+/// An intent with what a what-if run decides it against.
+pub struct WhatIf {
+    pub intent: Intent,
+    pub history: Vec<ContactEvent>,
+    pub preferences: Preferences,
+}
+
+/// Parses an intent object (with its optional `history` and `preferences`).
+pub fn parse_intent(value: &Value) -> Result<WhatIf, FieldError> {
     let Value::Object(object) = value else {
         return Err(err("intent", "must be a JSON object"));
     };
@@ -99,7 +113,21 @@ pub fn parse_intent(value: &Value) -> Result<(Intent, Vec<ContactEvent>), FieldE
         time_zones,
         not_before: instant(object, "not_before")?,
         expires_at: instant(object, "expires_at")?,
+        contact_point: contact_point(object, "contact_point")?,
     };
+    if let Some(point) = &intent.contact_point
+        && !point.kind.reachable_by(intent.channel)
+    {
+        return Err(err(
+            "contact_point.kind",
+            format!(
+                "a {} contact cannot go to a {} (channels that can: {})",
+                intent.channel,
+                point.kind,
+                channels(point.kind.channels())
+            ),
+        ));
+    }
     let history = match object.get("history") {
         None | Some(Value::Null) => Vec::new(),
         Some(Value::Array(items)) if items.len() <= MAX_HISTORY => items
@@ -111,7 +139,11 @@ pub fn parse_intent(value: &Value) -> Result<(Intent, Vec<ContactEvent>), FieldE
             return Err(err("history", format!("must be a list of at most {MAX_HISTORY} events")));
         }
     };
-    Ok((intent, history))
+    let preferences = match object.get("preferences") {
+        None | Some(Value::Null) => Preferences::default(),
+        Some(value) => parse_preferences(value)?,
+    };
+    Ok(WhatIf { intent, history, preferences })
 }
 
 fn parse_event(value: &Value, path: &str) -> Result<ContactEvent, FieldError> {
@@ -119,8 +151,8 @@ fn parse_event(value: &Value, path: &str) -> Result<ContactEvent, FieldError> {
         return Err(err(path, "must be an object {\"channel\", \"at\", \"outcome\"}"));
     };
     let field = |name: &str| format!("{path}.{name}");
-    if let Some(unknown) = object.keys().find(|k| !["channel", "at", "outcome", "debt_id"].contains(&k.as_str())) {
-        return Err(err(&field(unknown), "is not a history field (fields: channel, at, outcome, debt_id)"));
+    if let Some(unknown) = object.keys().find(|k| !EVENT_FIELDS.contains(&k.as_str())) {
+        return Err(err(&field(unknown), format!("is not a history field (fields: {})", EVENT_FIELDS.join(", "))));
     }
     let wrap = |e: FieldError| err(&field(&e.field), e.message);
     Ok(ContactEvent {
@@ -128,6 +160,119 @@ fn parse_event(value: &Value, path: &str) -> Result<ContactEvent, FieldError> {
         at: instant(object, "at").map_err(wrap)?.ok_or_else(|| err(&field("at"), "is required"))?,
         outcome: word::<Outcome>(object, "outcome").map_err(wrap)?,
         debt_id: string(object, "debt_id", false).map_err(wrap)?.map(str::to_string),
+        contact_point: contact_point(object, "contact_point").map_err(wrap)?,
+        initiator: match object.get("initiator") {
+            None | Some(Value::Null) => Initiator::Collector,
+            Some(_) => word::<Initiator>(object, "initiator").map_err(wrap)?,
+        },
+    })
+}
+
+fn channels(channels: &[Channel]) -> String {
+    channels.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", ")
+}
+
+/// An optional `{"kind", "id"}` object.
+fn contact_point(object: &Map<String, Value>, field: &str) -> Result<Option<ContactPoint>, FieldError> {
+    let value = match object.get(field) {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Object(value)) => value,
+        Some(_) => return Err(err(field, "must be an object {\"kind\", \"id\"}")),
+    };
+    if let Some(unknown) = value.keys().find(|k| !["kind", "id"].contains(&k.as_str())) {
+        return Err(err(&format!("{field}.{unknown}"), "is not a contact point field (fields: kind, id)"));
+    }
+    let wrap = |e: FieldError| err(&format!("{field}.{}", e.field), e.message);
+    Ok(Some(ContactPoint {
+        kind: word(value, "kind").map_err(wrap)?,
+        id: string(value, "id", false).map_err(wrap)?.map(str::to_string),
+    }))
+}
+
+const PREFERENCE_FIELDS: &[&str] = &["opted_out_all", "opted_out", "chosen", "wrong_party", "designations", "consents"];
+
+/// A debtor's preferences in force, as examples and what-if runs give them:
+/// `{"opted_out": [...], "designations": [{"id", "kind", ...}], "consents":
+/// [{"id", "channels", "from", "until"}]}`.
+fn parse_preferences(value: &Value) -> Result<Preferences, FieldError> {
+    let Value::Object(object) = value else {
+        return Err(err("preferences", "must be a JSON object"));
+    };
+    if let Some(unknown) = object.keys().find(|k| !PREFERENCE_FIELDS.contains(&k.as_str())) {
+        let message = format!("is not a preferences field (fields: {})", PREFERENCE_FIELDS.join(", "));
+        return Err(err(&format!("preferences.{unknown}"), message));
+    }
+    let list = |field: &str| -> Result<Vec<Value>, FieldError> {
+        match object.get(field) {
+            None | Some(Value::Null) => Ok(Vec::new()),
+            Some(Value::Array(items)) => Ok(items.clone()),
+            Some(_) => Err(err(&format!("preferences.{field}"), "must be a list")),
+        }
+    };
+    let channel_list = |field: &str| -> Result<Vec<Channel>, FieldError> {
+        serde_json::from_value(Value::Array(list(field)?))
+            .map_err(|e| err(&format!("preferences.{field}"), e.to_string()))
+    };
+    let designations = list("designations")?
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let field = format!("preferences.designations[{i}]");
+            let mut item = item.as_object().cloned().ok_or_else(|| err(&field, "must be an object"))?;
+            let id = match item.remove("id") {
+                Some(Value::String(id)) => {
+                    check_identifier(&id).map(|()| id).map_err(|e| err(&format!("{field}.id"), e))?
+                }
+                _ => return Err(err(&format!("{field}.id"), "is required")),
+            };
+            let designation: Designation =
+                serde_json::from_value(Value::Object(item)).map_err(|e| err(&field, e.to_string()))?;
+            designation.check().map_err(|e| err(&field, e))?;
+            Ok(Designated { id, designation, source: "what-if".into(), at: DateTime::<Utc>::UNIX_EPOCH })
+        })
+        .collect::<Result<_, _>>()?;
+    let consents = list("consents")?
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let field = format!("preferences.consents[{i}]");
+            let item = item.as_object().ok_or_else(|| err(&field, "must be an object"))?;
+            if let Some(unknown) = item.keys().find(|k| !["id", "channels", "from", "until"].contains(&k.as_str())) {
+                return Err(err(
+                    &format!("{field}.{unknown}"),
+                    "is not a consent field (fields: id, channels, from, until)",
+                ));
+            }
+            let wrap = |e: FieldError| err(&format!("{field}.{}", e.field), e.message);
+            let channels = serde_json::from_value(item.get("channels").cloned().unwrap_or(Value::Array(Vec::new())))
+                .map_err(|e| err(&format!("{field}.channels"), e.to_string()))?;
+            let from =
+                instant(item, "from").map_err(wrap)?.ok_or_else(|| err(&format!("{field}.from"), "is required"))?;
+            let until = instant(item, "until").map_err(wrap)?;
+            if until.is_some_and(|u| u <= from) {
+                return Err(err(&format!("{field}.until"), "is not after from"));
+            }
+            Ok(Consent {
+                id: required(item, "id").map_err(wrap)?.to_string(),
+                channels,
+                from,
+                until,
+                revoked_at: None,
+                source: "what-if".into(),
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(Preferences {
+        opted_out_all: match object.get("opted_out_all") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(value)) => *value,
+            Some(_) => return Err(err("preferences.opted_out_all", "must be true or false")),
+        },
+        opted_out: channel_list("opted_out")?,
+        chosen: channel_list("chosen")?,
+        wrong_party: channel_list("wrong_party")?,
+        designations,
+        consents,
     })
 }
 
@@ -185,6 +330,9 @@ pub fn intent_to_json(intent: &Intent) -> Value {
     }
     if let Some(t) = intent.expires_at {
         object.insert("expires_at".into(), json!(instant_text(t)));
+    }
+    if let Some(point) = &intent.contact_point {
+        object.insert("contact_point".into(), json!(point));
     }
     Value::Object(object)
 }

@@ -1,6 +1,8 @@
 //! What a debtor said about being contacted, as a record of dated
-//! statements: per channel (opted out or back in), about every channel, and
-//! which channels they chose. A statement only replaces an older one about
+//! statements: per channel (opted out or back in), about every channel,
+//! which channels they chose, each designation (inconvenient times, dates,
+//! contact points, waking hours) and each consent, the last two by the id
+//! the caller gave them (so each can be revoked). A statement only replaces an older one about
 //! the same item, so a late-arriving stale statement never undoes a newer
 //! one, and a partial update leaves the other items alone. Reading a stored
 //! record fails closed: an unreadable record is an error, never "no opt-outs".
@@ -11,7 +13,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::domain::{Channel, Preferences};
+use crate::domain::{Channel, Consent, Designated, Designation, Preferences};
 
 /// One dated statement about one item.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,6 +39,26 @@ pub struct PreferenceRecord {
     /// Channels whose contact point reached someone else, and when that was
     /// learned (adapter findings, not the debtor's word: never lifted here).
     pub wrong_party: BTreeMap<Channel, i64>,
+    /// Designations by id; `None`: revoked.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub designations: BTreeMap<String, Statement<Option<Designation>>>,
+    /// Consents by id.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub consents: BTreeMap<String, Statement<ConsentTerms>>,
+}
+
+/// What a consent allows: contacts on `channels` (empty: all) from `from`
+/// (Unix milliseconds) until `until` or `revoked_at`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsentTerms {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub channels: Vec<Channel>,
+    pub from: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<i64>,
 }
 
 /// What one request states, all dated `at`.
@@ -47,12 +69,25 @@ pub struct Statements {
     pub opt_in: Vec<Channel>,
     /// `Some(empty)` lifts an earlier choice.
     pub chosen: Option<Vec<Channel>>,
+    /// Designations, each by the caller's id (a newer one replaces it).
+    pub designate: Vec<(String, Designation)>,
+    pub revoke_designations: Vec<String>,
+    /// Consents, each by the caller's id; `from` defaults to the statement's date.
+    pub consent: Vec<(String, ConsentTerms)>,
+    pub revoke_consents: Vec<String>,
 }
 
 impl Statements {
     /// Whether the request says anything at all.
     pub fn is_empty(&self) -> bool {
-        self.opt_out_all.is_none() && self.opt_out.is_empty() && self.opt_in.is_empty() && self.chosen.is_none()
+        self.opt_out_all.is_none()
+            && self.opt_out.is_empty()
+            && self.opt_in.is_empty()
+            && self.chosen.is_none()
+            && self.designate.is_empty()
+            && self.revoke_designations.is_empty()
+            && self.consent.is_empty()
+            && self.revoke_consents.is_empty()
     }
 }
 
@@ -96,6 +131,40 @@ impl PreferenceRecord {
                 _ => self.chosen = Some(dated_list(chosen, at, source)),
             }
         }
+        let designations = statements.designate.iter().map(|(id, d)| (id, Some(d.clone())));
+        let revocations = statements.revoke_designations.iter().map(|id| (id, None));
+        for (id, value) in designations.chain(revocations) {
+            match self.designations.get(id) {
+                Some(old) if old.at > at => superseded.push(superseded_by(&format!("designation {id}"), old.at)),
+                // At the same instant a designation outlives its revocation (the stricter reading).
+                Some(old) if old.at == at && value.is_none() => {}
+                _ => {
+                    self.designations.insert(id.clone(), Statement { value, at, source: source.to_string() });
+                }
+            }
+        }
+        for (id, terms) in &statements.consent {
+            match self.consents.get(id) {
+                Some(old) if old.at > at => superseded.push(superseded_by(&format!("consent {id}"), old.at)),
+                _ => {
+                    self.consents
+                        .insert(id.clone(), Statement { value: terms.clone(), at, source: source.to_string() });
+                }
+            }
+        }
+        for id in &statements.revoke_consents {
+            match self.consents.get_mut(id) {
+                Some(old) if old.at > at => superseded.push(superseded_by(&format!("consent {id}"), old.at)),
+                Some(old) => {
+                    old.value.revoked_at = Some(old.value.revoked_at.map_or(at, |r| r.min(at)));
+                }
+                // Revoking what was never given: remembered, so a stale grant cannot revive it.
+                None => {
+                    let terms = ConsentTerms { channels: Vec::new(), from: at, until: Some(at), revoked_at: Some(at) };
+                    self.consents.insert(id.clone(), Statement { value: terms, at, source: source.to_string() });
+                }
+            }
+        }
         superseded
     }
 
@@ -111,6 +180,30 @@ impl PreferenceRecord {
             opted_out: self.channels.iter().filter(|(_, s)| s.value).map(|(c, _)| *c).collect(),
             chosen: self.chosen.as_ref().map(|s| s.value.clone()).unwrap_or_default(),
             wrong_party: self.wrong_party.keys().copied().collect(),
+            designations: self
+                .designations
+                .iter()
+                .filter_map(|(id, s)| {
+                    Some(Designated {
+                        id: id.clone(),
+                        designation: s.value.clone()?,
+                        source: s.source.clone(),
+                        at: instant(s.at),
+                    })
+                })
+                .collect(),
+            consents: self
+                .consents
+                .iter()
+                .map(|(id, s)| Consent {
+                    id: id.clone(),
+                    channels: s.value.channels.clone(),
+                    from: instant(s.value.from),
+                    until: s.value.until.map(instant),
+                    revoked_at: s.value.revoked_at.map(instant),
+                    source: s.source.clone(),
+                })
+                .collect(),
         }
     }
 
@@ -119,7 +212,14 @@ impl PreferenceRecord {
         let all = self.all.iter().map(|s| (s.at, s.source.as_str()));
         let channels = self.channels.values().map(|s| (s.at, s.source.as_str()));
         let chosen = self.chosen.iter().map(|s| (s.at, s.source.as_str()));
-        all.chain(channels).chain(chosen).max_by_key(|(at, _)| *at).map(|(_, source)| source)
+        let designations = self.designations.values().map(|s| (s.at, s.source.as_str()));
+        let consents = self.consents.values().map(|s| (s.at, s.source.as_str()));
+        all.chain(channels)
+            .chain(chosen)
+            .chain(designations)
+            .chain(consents)
+            .max_by_key(|(at, _)| *at)
+            .map(|(_, source)| source)
     }
 
     /// The stored form.
@@ -139,6 +239,12 @@ impl PreferenceRecord {
         }
         serde_json::from_value(value).map_err(|e| format!("stored preferences cannot be read: {e}"))
     }
+}
+
+/// A stored instant; out of range only if the record was written by hand,
+/// and then the far future (a consent or designation never ends early).
+fn instant(millis: i64) -> DateTime<Utc> {
+    DateTime::<Utc>::from_timestamp_millis(millis).unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
 fn dated_list(channels: &[Channel], at: i64, source: &str) -> Statement<Vec<Channel>> {
@@ -166,6 +272,8 @@ fn from_undated(value: &Value, at: i64, source: &str) -> Result<PreferenceRecord
         channels: old.opted_out.iter().map(|c| (*c, dated(true))).collect(),
         chosen: (!old.chosen.is_empty()).then(|| dated_list(&old.chosen, at, source)),
         wrong_party: old.wrong_party.iter().map(|c| (*c, at)).collect(),
+        designations: BTreeMap::new(),
+        consents: BTreeMap::new(),
     })
 }
 

@@ -213,6 +213,7 @@ pub fn submission(tenant: &str, intent: Option<&pb::Intent>) -> ApiResult<Submis
         time_zones,
         not_before,
         expires_at,
+        contact_point: None,
     };
     let payload: BTreeMap<String, String> = intent.payload.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     Ok(Submission { intent: domain, priority: intent.priority, payload })

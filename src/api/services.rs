@@ -256,6 +256,7 @@ impl pb::contact_scheduler_service_server::ContactSchedulerService for Api {
                 opt_out,
                 opt_in,
                 chosen: if req.clear_chosen_channels { Some(Vec::new()) } else { (!chosen.is_empty()).then_some(chosen) },
+                ..Statements::default()
             };
             if statements.is_empty() {
                 return Err(ApiError::InvalidArgument(

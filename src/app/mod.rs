@@ -27,7 +27,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::Notify;
 
 use crate::clock::Clock;
-use crate::domain::{ContactEvent, Intent};
+use crate::domain::{ContactEvent, Initiator, Intent};
 use crate::engine::Decision;
 use crate::rate_limit::{RateLimitConfig, RateLimits};
 use crate::rules::RuleBook;
@@ -192,5 +192,12 @@ pub(super) fn not_after(decision: &Decision, intent: &Intent, fallback: DateTime
 
 /// A stored contact event as the engine reads it.
 pub fn contact_event(e: &EventRow) -> Result<ContactEvent, String> {
-    Ok(ContactEvent { channel: e.channel, at: instant(e.at)?, outcome: e.outcome, debt_id: e.debt_id.clone() })
+    Ok(ContactEvent {
+        channel: e.channel,
+        at: instant(e.at)?,
+        outcome: e.outcome,
+        debt_id: e.debt_id.clone(),
+        contact_point: None,
+        initiator: Initiator::Collector,
+    })
 }

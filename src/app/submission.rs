@@ -26,7 +26,7 @@ impl Submission {
     /// Reads a stored body back; what does not parse (a priority included) is an error.
     pub fn from_json(body: &str) -> Result<Submission, String> {
         let value: Value = serde_json::from_str(body).map_err(|e| e.to_string())?;
-        let (intent, _) = parse_intent(&value["intent"]).map_err(|e| e.to_string())?;
+        let intent = parse_intent(&value["intent"]).map_err(|e| e.to_string())?.intent;
         let priority = value["priority"]
             .as_i64()
             .and_then(|p| i32::try_from(p).ok())

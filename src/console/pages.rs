@@ -302,8 +302,9 @@ pub async fn explain(
 
 async fn run_explain(console: &Console, session: &Session, form: &ExplainForm) -> Result<Value, String> {
     let at = crate::rules::compile::parse_instant(form.at.trim()).map_err(|e| format!("at: {e}"))?;
-    let (intent, _) = crate::intent_json::parse_intent(&intent_json(&session.tenant, form))
-        .map_err(|e| format!("{}: {}", e.field, e.message))?;
+    let crate::intent_json::WhatIf { intent, .. } =
+        crate::intent_json::parse_intent(&intent_json(&session.tenant, form))
+            .map_err(|e| format!("{}: {}", e.field, e.message))?;
     crate::domain::check_identifier(&intent.debtor_id).map_err(|e| format!("debtor_id: {e}"))?;
     let decision = console.app.explain(&intent, at).await.map_err(|e| e.to_string())?;
     Ok(crate::intent_json::decision_json(&decision, at))

@@ -7,7 +7,7 @@ use chrono::{DateTime, Datelike, Days, Months, NaiveDate, Utc};
 use chrono_tz::Tz;
 
 use super::windows::{Edge, local_to_utc};
-use crate::domain::{ContactEvent, Intent};
+use crate::domain::{Channel, Consent, ContactEvent, Initiator, Intent};
 use crate::rules::file::{CalendarPeriod, Counts, Scope};
 use crate::rules::{CapRule, CooldownLength, CooldownRule, Period, RuleMeta};
 
@@ -29,11 +29,39 @@ fn in_scope(scope: Scope, intent: &Intent, event: &ContactEvent) -> bool {
     }
 }
 
-fn counted<'h>(cap: &CapRule, intent: &Intent, history: &'h [ContactEvent]) -> impl Iterator<Item = &'h ContactEvent> {
+fn counted<'h>(
+    cap: &'h CapRule,
+    intent: &'h Intent,
+    history: &'h [ContactEvent],
+    consents: &'h [Consent],
+    zones: &'h [Tz],
+) -> impl Iterator<Item = &'h ContactEvent> {
     history.iter().filter(move |e| {
         cap.channels.contains(e.channel)
             && in_scope(cap.scope, intent, e)
             && (cap.counts == Counts::Attempts || e.outcome.is_completed_contact())
+            && cap.contact_points.count(e)
+            && !(cap.exclude_debtor_initiated && e.initiator == Initiator::Debtor)
+            && !consented(cap, consents, zones, e.channel, e.at)
+    })
+}
+
+/// Whether a consent the cap honours covers a contact on `channel` at `t`:
+/// within the consent's terms and, where the cap limits it, within its first
+/// N local days in every one of the debtor's zones.
+fn consented(cap: &CapRule, consents: &[Consent], zones: &[Tz], channel: Channel, t: DateTime<Utc>) -> bool {
+    let Some(exclusion) = cap.exclude_consented else {
+        return false;
+    };
+    consents.iter().any(|consent| {
+        consent.covers(channel, t)
+            && exclusion.max_days.is_none_or(|n| {
+                zones.iter().all(|zone| {
+                    days_after(consent.from.with_timezone(zone).date_naive(), i64::from(n))
+                        .and_then(|day| local_date_start(*zone, day))
+                        .is_some_and(|end| t < end)
+                })
+            })
     })
 }
 
@@ -140,13 +168,18 @@ pub fn cap_block<'a>(
     cap: &'a CapRule,
     intent: &Intent,
     history: &[ContactEvent],
+    consents: &[Consent],
     zones: &[Tz],
     t: DateTime<Utc>,
 ) -> Option<Block<'a>> {
-    if !cap.channels.contains(intent.channel) {
+    if !cap.channels.contains(intent.channel)
+        || !cap.contact_points.apply_to(intent.channel, intent.contact_point.as_ref())
+        // A contact the debtor consented to is not counted, so the cap does not hold it.
+        || consented(cap, consents, zones, intent.channel, t)
+    {
         return None;
     }
-    let events: Vec<&ContactEvent> = counted(cap, intent, history).collect();
+    let events: Vec<&ContactEvent> = counted(cap, intent, history, consents, zones).collect();
     let mut until: Option<DateTime<Utc>> = None;
     let mut message = String::new();
     if let Some(gap) = cap.min_gap {
@@ -251,7 +284,9 @@ pub fn cooldown_block<'a>(
     zones: &[Tz],
     t: DateTime<Utc>,
 ) -> Option<Block<'a>> {
-    if !cooldown.channels.contains(intent.channel) {
+    if !cooldown.channels.contains(intent.channel)
+        || !cooldown.contact_points.apply_to(intent.channel, intent.contact_point.as_ref())
+    {
         return None;
     }
     let ends = |e: &ContactEvent| -> Option<DateTime<Utc>> {
@@ -273,6 +308,7 @@ pub fn cooldown_block<'a>(
         .filter(|e| {
             cooldown.after.contains(&e.outcome)
                 && cooldown.after_channels.contains(e.channel)
+                && cooldown.contact_points.count(e)
                 && in_scope(cooldown.scope, intent, e)
                 && e.at <= t
         })

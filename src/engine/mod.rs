@@ -2,6 +2,7 @@
 //! contact history and an instant, decide Release, Defer or Reject, with the
 //! reasons. No I/O, no clock, no randomness.
 
+mod debtor;
 mod limits;
 pub mod windows;
 
@@ -16,8 +17,8 @@ use serde::Serialize;
 use crate::domain::{ContactEvent, Intent, Preferences};
 use crate::rules::file::TimeRange;
 use crate::rules::holidays::HolidayCalendar;
-use crate::rules::{DAY_NAMES, Resolved, RuleMeta, RuleVersion};
-use windows::{WindowConstraint, day_type, next_common_slot};
+use crate::rules::{ContactPoints, DAY_NAMES, Resolved, RuleMeta, RuleVersion};
+use windows::{WindowConstraint, next_common_slot};
 
 /// How far ahead the engine looks for a compliant instant.
 pub const SEARCH_HORIZON_DAYS: i64 = 92;
@@ -43,6 +44,10 @@ pub enum RejectCode {
     ChannelNotChosen,
     /// This channel's contact point reached someone else before.
     WrongParty,
+    /// The rules forbid this kind of contact point for the channel.
+    ContactPointNotAllowed,
+    /// The debtor designated this contact point inconvenient.
+    ContactPointRefused,
 }
 
 impl RejectCode {
@@ -55,6 +60,8 @@ impl RejectCode {
             RejectCode::OptedOut => "OPTED_OUT",
             RejectCode::ChannelNotChosen => "CHANNEL_NOT_CHOSEN",
             RejectCode::WrongParty => "WRONG_PARTY",
+            RejectCode::ContactPointNotAllowed => "CONTACT_POINT_NOT_ALLOWED",
+            RejectCode::ContactPointRefused => "CONTACT_POINT_REFUSED",
         }
     }
 }
@@ -221,11 +228,17 @@ fn decide(
     if let Some(rejection) = hard_bans(intent, &versions) {
         return rejection;
     }
+    if let Some((meta, message)) = debtor::refused_contact_point(intent, &versions, history, preferences) {
+        return Decision::reject(RejectCode::ContactPointRefused, vec![reason(&meta, message)]);
+    }
 
     let calendars = rules.calendars();
-    let constraints: Vec<WindowConstraint<'_>> = versions
-        .iter()
-        .flat_map(|v| v.windows.iter().filter(|w| w.channels.contains(intent.channel)))
+    let debtor_windows = debtor::windows(intent, &versions, history, preferences, zones);
+    let law_windows = versions.iter().flat_map(|v| &v.windows).filter(|w| {
+        w.channels.contains(intent.channel) && w.contact_points.apply_to(intent.channel, intent.contact_point.as_ref())
+    });
+    let constraints: Vec<WindowConstraint<'_>> = law_windows
+        .chain(&debtor_windows)
         .flat_map(|rule| zones.iter().map(move |zone| WindowConstraint { rule, zone: *zone }))
         .collect();
 
@@ -243,7 +256,10 @@ fn decide(
         let blocks: Vec<limits::Block<'_>> = versions
             .iter()
             .flat_map(|v| {
-                let caps = v.caps.iter().filter_map(|c| limits::cap_block(c, intent, history, zones, slot));
+                let caps = v
+                    .caps
+                    .iter()
+                    .filter_map(|c| limits::cap_block(c, intent, history, &preferences.consents, zones, slot));
                 let cooldowns =
                     v.cooldowns.iter().filter_map(|c| limits::cooldown_block(c, intent, history, zones, slot));
                 caps.chain(cooldowns).collect::<Vec<_>>()
@@ -259,17 +275,21 @@ fn decide(
             t = latest;
             continue;
         }
+        let response = debtor::response_reason(intent, &versions, history, slot, &debtor_windows)
+            .map(|(meta, message)| reason(&meta, message));
         if slot == now {
-            let reasons = constraints
+            let mut reasons: Vec<Reason> = constraints
                 .iter()
                 .map(|c| Reason {
                     rule: Some(c.rule.meta.clone()),
                     detail: Detail::InsideWindow { at: slot, zone: c.zone },
                 })
                 .collect();
+            reasons.extend(response);
             return Decision { verdict: Verdict::Release, reasons, window_end };
         }
         let mut reasons = window_reasons(&constraints, &calendars, start);
+        reasons.extend(response);
         if intent.not_before.is_some_and(|nb| nb > now) && reasons.is_empty() && held.is_empty() {
             reasons.push(Reason::text(None, format!("the intent asks not to be sent before {}", start.to_rfc3339())));
         }
@@ -352,6 +372,27 @@ fn hard_bans(intent: &Intent, versions: &[&RuleVersion]) -> Option<Decision> {
                 return Some(Decision::reject(RejectCode::PartyNotAllowed, vec![reason(&rule.meta, message)]));
             }
         }
+        for rule in &version.contact_point_bans {
+            if !rule.channels.contains(intent.channel) {
+                continue;
+            }
+            let banned = match &intent.contact_point {
+                Some(point) => {
+                    rule.contact_points.contains(&point.kind).then(|| format!("the intent goes to a {}", point.kind))
+                }
+                None => rule.contact_points.iter().any(|k| k.reachable_by(intent.channel)).then(|| {
+                    format!(
+                        "the intent does not say which contact point it goes to, and a {} may reach a forbidden one",
+                        intent.channel
+                    )
+                }),
+            };
+            if let Some(why) = banned {
+                let kinds = ContactPoints(Some(rule.contact_points.clone()));
+                let message = format!("{}: no {} to {kinds}; {why}", rule.meta.description, intent.channel);
+                return Some(Decision::reject(RejectCode::ContactPointNotAllowed, vec![reason(&rule.meta, message)]));
+            }
+        }
         for rule in &version.stage_channels {
             if rule.stages.contains(&intent.stage) && !rule.channels.contains(intent.channel) {
                 let message = format!(
@@ -375,7 +416,7 @@ fn window_reasons(
         .iter()
         .filter(|c| !c.allows(t, calendars))
         .map(|c| {
-            let (day, holiday) = day_type(calendars, t.with_timezone(&c.zone).date_naive());
+            let (day, holiday, hours) = c.rule.hours_on(t.with_timezone(&c.zone).date_naive(), calendars);
             Reason {
                 rule: Some(c.rule.meta.clone()),
                 detail: Detail::OutsideWindow {
@@ -383,7 +424,7 @@ fn window_reasons(
                     zone: c.zone,
                     day,
                     holiday: holiday.map(|h| h.label().into()),
-                    hours: c.rule.days[day].clone(),
+                    hours: hours.to_vec(),
                 },
             }
         })

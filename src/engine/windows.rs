@@ -56,6 +56,26 @@ pub fn day_type<'a>(calendars: &[&'a HolidayCalendar], date: NaiveDate) -> (usiz
     }
 }
 
+impl WindowRule {
+    /// The day type of `date` for this rule (a debtor's window knows no
+    /// holidays), the holiday if one is observed, and the allowed hours.
+    pub fn hours_on<'a>(
+        &'a self,
+        date: NaiveDate,
+        calendars: &[&'a HolidayCalendar],
+    ) -> (usize, Option<Observed<'a>>, &'a [TimeRange]) {
+        let Some(debtor) = &self.debtor else {
+            let (day, holiday) = day_type(calendars, date);
+            return (day, holiday, &self.days[day]);
+        };
+        let day = date.weekday().num_days_from_monday() as usize;
+        if debtor.closed.iter().any(|(first, last)| (*first..=*last).contains(&date)) {
+            return (day, None, &[]);
+        }
+        (day, None, &self.days[day])
+    }
+}
+
 /// One window rule seen from one candidate time zone.
 #[derive(Clone, Copy)]
 pub struct WindowConstraint<'a> {
@@ -76,18 +96,32 @@ impl WindowConstraint<'_> {
         let last = limit.with_timezone(&self.zone).date_naive();
         let mut date = first;
         while date <= last {
-            let (day, _) = day_type(calendars, date);
-            for range in &self.rule.days[day] {
+            for range in self.rule.hours_on(date, calendars).2 {
                 let (Some(start), Some(end)) = self.range_utc(date, range) else {
                     continue;
                 };
                 if end > t && start < end {
-                    return Some((start, end));
+                    return Some(self.with_opening(t, (start, end)));
                 }
             }
             date = date.checked_add_days(Days::new(1))?;
         }
-        None
+        self.rule.debtor.as_ref().and_then(|d| d.opened).filter(|(_, end)| *end > t)
+    }
+
+    /// `next`, the first interval after `t`, joined with a debtor window's
+    /// opening when that comes first or touches it.
+    fn with_opening(&self, t: DateTime<Utc>, next: (DateTime<Utc>, DateTime<Utc>)) -> (DateTime<Utc>, DateTime<Utc>) {
+        match self.rule.debtor.as_ref().and_then(|d| d.opened) {
+            Some((start, end)) if end > t && start <= next.0 => {
+                if end >= next.0 {
+                    (start, next.1.max(end))
+                } else {
+                    (start, end)
+                }
+            }
+            _ => next,
+        }
     }
 
     /// A local range on `date` as UTC instants.

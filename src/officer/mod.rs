@@ -14,9 +14,9 @@ use std::path::Path;
 use chrono::{DateTime, Datelike, Days, NaiveDate, Utc};
 use serde_json::{Map, Value, json};
 
-use crate::domain::{Channel, Preferences};
+use crate::domain::Channel;
 use crate::engine::{Verdict, evaluate};
-use crate::intent_json::{FieldError, decision_json, parse_intent};
+use crate::intent_json::{FieldError, WhatIf, decision_json, parse_intent};
 use crate::rules::coverage::{Coverage, coverage, describe_pending};
 use crate::rules::{DAY_NAMES, Expectation, Jurisdiction, Problem, RuleBook, allowed_ranges};
 
@@ -163,9 +163,10 @@ fn run_example(book: &RuleBook, jurisdiction: &Jurisdiction, example: &crate::ru
     for (field, value) in defaults {
         intent.entry(field).or_insert(Value::String(value));
     }
-    let (intent, history) = parse_intent(&Value::Object(intent)).map_err(|e| format!("intent {e}"))?;
+    let WhatIf { intent, history, preferences } =
+        parse_intent(&Value::Object(intent)).map_err(|e| format!("intent {e}"))?;
     let rules = book.resolve(&intent.tenant, &intent.jurisdiction).map_err(|e| e.to_string())?;
-    let decision = evaluate(&intent, &rules, &history, &Preferences::default(), example.at);
+    let decision = evaluate(&intent, &rules, &history, &preferences, example.at);
     let got = match decision.verdict {
         Verdict::Release => Expectation::Release,
         Verdict::Defer { until } => Expectation::Defer { until },
@@ -245,11 +246,11 @@ pub fn calendar_windows(
 
 /// Evaluates one intent JSON at `at`.
 pub fn explain(book: &RuleBook, at: DateTime<Utc>, intent: &Value) -> Result<Value, CliError> {
-    let (intent, history) = parse_intent(intent)?;
+    let WhatIf { intent, history, preferences } = parse_intent(intent)?;
     let rules = book
         .resolve(&intent.tenant, &intent.jurisdiction)
         .map_err(|e| CliError::Input(format!("jurisdiction: {e}")))?;
-    Ok(decision_json(&evaluate(&intent, &rules, &history, &Preferences::default(), at), at))
+    Ok(decision_json(&evaluate(&intent, &rules, &history, &preferences, at), at))
 }
 
 /// Reads `{"at", "intent"}` lines and writes one decision (or error) per line.

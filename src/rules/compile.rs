@@ -11,12 +11,12 @@ use toml::Spanned;
 
 use super::Problem;
 use super::file::{
-    MonthDay, RawCap, RawCooldown, RawExample, RawFile, RawHoliday, RawMeta, RawMove, RawParties, RawProvisional,
-    RawStageChannels, RawVersion, RawWindow, TimeRange,
+    Exclusion, MonthDay, RawCap, RawCooldown, RawExample, RawFile, RawHoliday, RawMeta, RawMove, RawParties,
+    RawProvisional, RawStageChannels, RawVersion, RawWindow, TimeRange,
 };
 use super::holidays::{Decision, HolidayBase, HolidayCalendar, HolidayRule, MOVE_PRESETS, Provisional, move_preset};
 use super::model::*;
-use crate::domain::Channel;
+use crate::domain::{Channel, ContactPointKind};
 
 /// Line number (1-based) of a byte offset in `source`.
 pub fn line_at(source: &str, offset: usize) -> usize {
@@ -379,6 +379,28 @@ impl Compiler<'_> {
         let cooldowns = raw.cooldowns.iter().map(|c| self.cooldown(c, code, &label, groups)).collect();
         let parties = raw.parties.iter().map(|p| self.parties(p, code, &label)).collect();
         let stage_channels = raw.stage_channels.iter().map(|s| self.stage_channels(s, code, &label, groups)).collect();
+        let contact_point_bans = raw
+            .contact_point_bans
+            .iter()
+            .map(|b| ContactPointBanRule {
+                meta: self.meta(b.meta(), code, &label),
+                channels: self.channels(&b.channels, groups),
+                contact_points: b.contact_points.clone(),
+            })
+            .collect();
+        let designations = raw
+            .designations
+            .iter()
+            .map(|d| DesignationRule { meta: self.meta(d.meta(), code, &label), kinds: d.kinds.clone() })
+            .collect();
+        let responses = raw
+            .responses
+            .iter()
+            .map(|r| ResponseRule {
+                meta: self.meta(r.meta(), code, &label),
+                channels: self.channels(&r.channels, groups),
+            })
+            .collect();
         if !is_overlay {
             let covered = windows.iter().fold(ChannelSet::default(), |acc, w| acc.union(w.channels));
             let missing: Vec<&str> =
@@ -393,7 +415,18 @@ impl Compiler<'_> {
                 );
             }
         }
-        Some(RuleVersion { effective_from, label, windows, caps, cooldowns, parties, stage_channels })
+        Some(RuleVersion {
+            effective_from,
+            label,
+            windows,
+            caps,
+            cooldowns,
+            parties,
+            stage_channels,
+            contact_point_bans,
+            designations,
+            responses,
+        })
     }
 
     fn window(
@@ -425,7 +458,8 @@ impl Compiler<'_> {
                 self.problem(meta.line, format!("window {:?}: ranges for {} overlap", meta.id, DAY_NAMES[index]));
             }
         }
-        WindowRule { meta, channels, days }
+        let contact_points = self.contact_points(raw.contact_points.as_ref(), channels, &meta);
+        WindowRule { meta, channels, days, contact_points, debtor: None }
     }
 
     fn cap(
@@ -475,7 +509,15 @@ impl Compiler<'_> {
                 format!("cap {:?}: a limit of 0 forbids the channel; use a stage or party rule instead", meta.id),
             );
         }
+        let consented = raw.excludes.contains(&Exclusion::Consented);
+        if raw.consent_days.is_some() && !consented {
+            self.problem(meta.line, format!("cap {:?}: `consent_days` needs `excludes = [\"consented\"]`", meta.id));
+        }
+        let max_days = raw.consent_days.map(|n| self.day_count(n, &meta));
         CapRule {
+            contact_points: self.contact_points(raw.contact_points.as_ref(), channels, &meta),
+            exclude_debtor_initiated: raw.excludes.contains(&Exclusion::DebtorInitiated),
+            exclude_consented: consented.then_some(ConsentExclusion { max_days }),
             meta,
             channels,
             scope: raw.scope,
@@ -513,14 +555,37 @@ impl Compiler<'_> {
                 CooldownLength::LocalDays(1)
             }
         };
+        let channels = self.channels(&raw.channels, groups);
         CooldownRule {
             after: raw.after.clone(),
             after_channels,
-            channels: self.channels(&raw.channels, groups),
+            contact_points: self.contact_points(raw.contact_points.as_ref(), channels, &meta),
+            channels,
             length,
             scope: raw.scope,
             meta,
         }
+    }
+
+    /// A rule's contact-point kinds: not empty, each reachable by one of its channels.
+    fn contact_points(
+        &mut self,
+        kinds: Option<&Vec<ContactPointKind>>,
+        channels: ChannelSet,
+        meta: &RuleMeta,
+    ) -> ContactPoints {
+        if let Some(kinds) = kinds {
+            if kinds.is_empty() {
+                self.problem(meta.line, format!("rule {:?}: `contact_points` is empty (omit it for all)", meta.id));
+            }
+            for kind in kinds.iter().filter(|k| !channels.iter().any(|c| k.reachable_by(c))) {
+                self.problem(
+                    meta.line,
+                    format!("rule {:?}: none of its channels ({channels}) can reach a {kind}", meta.id),
+                );
+            }
+        }
+        ContactPoints(kinds.cloned())
     }
 
     /// A number of consecutive local days: 1 to 366.
@@ -583,6 +648,9 @@ impl Compiler<'_> {
         if !raw.history.is_empty() {
             let history = raw.history.iter().map(|h| toml_to_json(&toml::Value::Table(h.clone()))).collect();
             intent.insert("history".into(), serde_json::Value::Array(history));
+        }
+        if let Some(preferences) = &raw.preferences {
+            intent.insert("preferences".into(), toml_to_json(&toml::Value::Table(preferences.clone())));
         }
         Some(Example { name: raw.name.get_ref().clone(), line, at, intent: serde_json::Value::Object(intent), expect })
     }

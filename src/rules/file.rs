@@ -11,7 +11,8 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer};
 use toml::Spanned;
 
-use crate::domain::{Outcome, Party, Stage};
+use crate::domain::{ContactPointKind, DesignationKind, Outcome, Party, Stage};
+pub use crate::domain::{Minute, TimeRange, clock};
 
 /// One `jurisdictions/*.toml` file.
 #[derive(Debug, Deserialize)]
@@ -237,6 +238,12 @@ pub struct RawVersion {
     pub parties: Vec<RawParties>,
     #[serde(default)]
     pub stage_channels: Vec<RawStageChannels>,
+    #[serde(default)]
+    pub contact_point_bans: Vec<RawContactPointBan>,
+    #[serde(default)]
+    pub designations: Vec<RawDesignations>,
+    #[serde(default)]
+    pub responses: Vec<RawResponses>,
 }
 
 rule_struct!(
@@ -261,6 +268,9 @@ rule_struct!(
         sun: Option<Vec<TimeRange>>,
         #[serde(default)]
         holiday: Option<Vec<TimeRange>>,
+        /// Only contacts to these kinds of contact point (and to unknown ones).
+        #[serde(default)]
+        contact_points: Option<Vec<ContactPointKind>>,
     }
 );
 
@@ -313,8 +323,28 @@ rule_struct!(
         /// At least this long between two counted events.
         #[serde(default)]
         min_gap: Option<Duration>,
+        /// Only contacts to these kinds of contact point (and to unknown ones).
+        #[serde(default)]
+        contact_points: Option<Vec<ContactPointKind>>,
+        /// Contacts the cap does not count.
+        #[serde(default)]
+        excludes: Vec<Exclusion>,
+        /// With `excludes = ["consented"]`: a consent covers at most this many
+        /// local days, the day it was given being day 1.
+        #[serde(default)]
+        consent_days: Option<u32>,
     }
 );
+
+/// Contacts a cap may leave uncounted, when its law says so.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Exclusion {
+    /// Inbound calls or messages the debtor started.
+    DebtorInitiated,
+    /// Contacts made while a consent of the debtor covered them.
+    Consented,
+}
 
 fn default_counts() -> Counts {
     Counts::Attempts
@@ -337,6 +367,9 @@ rule_struct!(
         consecutive_days: Option<u32>,
         #[serde(default = "default_scope")]
         scope: Scope,
+        /// Only contacts to these kinds of contact point (and to unknown ones).
+        #[serde(default)]
+        contact_points: Option<Vec<ContactPointKind>>,
     }
 );
 
@@ -359,6 +392,31 @@ rule_struct!(
     }
 );
 
+rule_struct!(
+    /// No contact on `channels` to these kinds of contact point; an intent
+    /// that names none is refused when its channel could reach one.
+    RawContactPointBan {
+        channels: Vec<Spanned<String>>,
+        contact_points: Vec<ContactPointKind>,
+    }
+);
+
+rule_struct!(
+    /// The law that makes the debtor's designations of these kinds binding
+    /// (Ventana honours every designation; this names the citation).
+    RawDesignations {
+        kinds: Vec<DesignationKind>,
+    }
+);
+
+rule_struct!(
+    /// After the debtor starts a contact at a time or place they designated
+    /// inconvenient, one response through the same channel may go then.
+    RawResponses {
+        channels: Vec<Spanned<String>>,
+    }
+);
+
 /// A worked example run by `ventana rules check`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -370,6 +428,9 @@ pub struct RawExample {
     pub intent: toml::Table,
     #[serde(default)]
     pub history: Vec<toml::Table>,
+    /// The debtor's preferences in force, in their JSON form.
+    #[serde(default)]
+    pub preferences: Option<toml::Table>,
     pub expect: String,
     #[serde(default)]
     pub until: Option<toml::value::Datetime>,
@@ -393,65 +454,6 @@ impl<'de> Deserialize<'de> for MonthDay {
             NaiveDate::from_ymd_opt(2024, month, day).map(|_| MonthDay { month, day })
         });
         parsed.ok_or_else(|| de::Error::custom(format!("{text:?} is not a day of the year (expected \"MM-DD\")")))
-    }
-}
-
-/// Minutes since local midnight, 0..=1440.
-pub type Minute = u16;
-
-/// A half-open local time range `"HH:MM-HH:MM"`; `24:00` ends the day.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct TimeRange {
-    pub start: Minute,
-    pub end: Minute,
-}
-
-impl fmt::Display for TimeRange {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}–{}", clock(self.start), clock(self.end))
-    }
-}
-
-/// Formats minutes since midnight as `HH:MM`.
-pub fn clock(minute: Minute) -> String {
-    format!("{:02}:{:02}", minute / 60, minute % 60)
-}
-
-fn parse_clock(text: &str) -> Option<Minute> {
-    let (h, m) = text.trim().split_once(':')?;
-    if h.len() != 2 || m.len() != 2 {
-        return None;
-    }
-    let (h, m) = (h.parse::<u16>().ok()?, m.parse::<u16>().ok()?);
-    match (h, m) {
-        (24, 0) => Some(1440),
-        (0..=23, 0..=59) => Some(h * 60 + m),
-        _ => None,
-    }
-}
-
-impl TimeRange {
-    /// Parses `"07:00-20:00"`.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let (a, b) =
-            text.split_once('-').ok_or_else(|| format!("{text:?} is not a time range (expected \"HH:MM-HH:MM\")"))?;
-        let start =
-            parse_clock(a).ok_or_else(|| format!("{a:?} is not a time of day (expected HH:MM, 00:00 to 24:00)"))?;
-        let end =
-            parse_clock(b).ok_or_else(|| format!("{b:?} is not a time of day (expected HH:MM, 00:00 to 24:00)"))?;
-        if start >= end {
-            return Err(format!(
-                "time range {text:?} ends before it starts (ranges cannot cross midnight: split it in two days)"
-            ));
-        }
-        Ok(TimeRange { start, end })
-    }
-}
-
-impl<'de> Deserialize<'de> for TimeRange {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        TimeRange::parse(&text).map_err(de::Error::custom)
     }
 }
 

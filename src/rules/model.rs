@@ -4,12 +4,12 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 
 use super::file::{Basis, CalendarPeriod, Counts, Duration, Scope, TimeRange};
 use super::holidays::HolidayCalendar;
-use crate::domain::{Channel, Outcome, Party, Stage};
+use crate::domain::{Channel, ContactEvent, ContactPoint, ContactPointKind, DesignationKind, Outcome, Party, Stage};
 
 /// A set of channels, as a bit mask.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -86,6 +86,41 @@ pub const HOLIDAY: usize = 7;
 pub const DAY_NAMES: [&str; 8] =
     ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday", "public holidays"];
 
+/// The kinds of contact point a rule applies to (`None`: all). A contact
+/// whose contact point is unknown is treated as possibly any kind its
+/// channel can reach, so the strictest rule that could apply does.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ContactPoints(pub Option<Vec<ContactPointKind>>);
+
+impl ContactPoints {
+    /// Whether the rule applies to a contact on `channel` to `point`.
+    pub fn apply_to(&self, channel: Channel, point: Option<&ContactPoint>) -> bool {
+        match (&self.0, point) {
+            (None, _) => true,
+            (Some(kinds), Some(point)) => kinds.contains(&point.kind),
+            (Some(kinds), None) => kinds.iter().any(|k| k.reachable_by(channel)),
+        }
+    }
+
+    /// Whether a past contact counts under the rule (one whose contact
+    /// point was not recorded counts).
+    pub fn count(&self, event: &ContactEvent) -> bool {
+        match (&self.0, &event.contact_point) {
+            (Some(kinds), Some(point)) => kinds.contains(&point.kind),
+            _ => true,
+        }
+    }
+}
+
+impl std::fmt::Display for ContactPoints {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            None => f.write_str("any contact point"),
+            Some(kinds) => f.write_str(&kinds.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ")),
+        }
+    }
+}
+
 /// Allowed local contact hours per day type for some channels.
 #[derive(Debug)]
 pub struct WindowRule {
@@ -93,6 +128,20 @@ pub struct WindowRule {
     pub channels: ChannelSet,
     /// Allowed ranges per day type, sorted and disjoint; empty: no contact.
     pub days: [Vec<TimeRange>; 8],
+    pub contact_points: ContactPoints,
+    /// Set for a window the debtor designated (built per decision).
+    pub debtor: Option<DebtorWindow>,
+}
+
+/// What a debtor's window adds to a rule's: public holidays are ordinary
+/// days of the week to it, some local dates are closed, and one response
+/// may open a stretch it would otherwise close.
+#[derive(Debug, Default)]
+pub struct DebtorWindow {
+    /// Closed local dates, first to last inclusive.
+    pub closed: Vec<(NaiveDate, NaiveDate)>,
+    /// `[start, end)` allowed although designated inconvenient (the one response).
+    pub opened: Option<(DateTime<Utc>, DateTime<Utc>)>,
 }
 
 /// The period a cap counts over.
@@ -144,6 +193,18 @@ pub struct CapRule {
     pub max_channels: Option<u32>,
     pub period: Option<Period>,
     pub min_gap: Option<Duration>,
+    pub contact_points: ContactPoints,
+    /// Inbound contacts the debtor started are not counted.
+    pub exclude_debtor_initiated: bool,
+    /// Contacts a debtor's consent covered are not counted.
+    pub exclude_consented: Option<ConsentExclusion>,
+}
+
+/// How a cap honours consent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConsentExclusion {
+    /// A consent covers at most this many local days (the day given is day 1).
+    pub max_days: Option<u32>,
 }
 
 /// No contact on `channels` for `duration` after an outcome in `after`.
@@ -155,6 +216,30 @@ pub struct CooldownRule {
     pub channels: ChannelSet,
     pub length: CooldownLength,
     pub scope: Scope,
+    pub contact_points: ContactPoints,
+}
+
+/// No contact on `channels` to these kinds of contact point.
+#[derive(Debug)]
+pub struct ContactPointBanRule {
+    pub meta: Arc<RuleMeta>,
+    pub channels: ChannelSet,
+    pub contact_points: Vec<ContactPointKind>,
+}
+
+/// The law that makes the debtor's designations of `kinds` binding.
+#[derive(Debug)]
+pub struct DesignationRule {
+    pub meta: Arc<RuleMeta>,
+    pub kinds: Vec<DesignationKind>,
+}
+
+/// One response allowed on `channels` after the debtor starts a contact at
+/// a time or place they designated inconvenient.
+#[derive(Debug)]
+pub struct ResponseRule {
+    pub meta: Arc<RuleMeta>,
+    pub channels: ChannelSet,
 }
 
 /// Who may be contacted.
@@ -182,6 +267,9 @@ pub struct RuleVersion {
     pub cooldowns: Vec<CooldownRule>,
     pub parties: Vec<PartyRule>,
     pub stage_channels: Vec<StageChannelRule>,
+    pub contact_point_bans: Vec<ContactPointBanRule>,
+    pub designations: Vec<DesignationRule>,
+    pub responses: Vec<ResponseRule>,
 }
 
 /// A subdivision its country file knows by time zone.

@@ -2,7 +2,7 @@
 //! what the engine and property tests share.
 
 use chrono::{DateTime, Utc};
-use ventana::domain::{Channel, ContactEvent, Intent, Outcome, Party, Preferences, Stage};
+use ventana::domain::{Channel, ContactEvent, Initiator, Intent, Outcome, Party, Preferences, Stage};
 use ventana::engine::{Decision, Verdict, evaluate};
 use ventana::rules::RuleBook;
 
@@ -23,12 +23,13 @@ pub fn intent(jurisdiction: &str, channel: Channel) -> Intent {
         time_zones: Vec::new(),
         not_before: None,
         expires_at: None,
+        contact_point: None,
     }
 }
 
 /// A past attempt.
 pub fn event(channel: Channel, when: &str, outcome: Outcome) -> ContactEvent {
-    ContactEvent { channel, at: at(when), outcome, debt_id: None }
+    ContactEvent { channel, at: at(when), outcome, debt_id: None, contact_point: None, initiator: Initiator::Collector }
 }
 
 /// Evaluates `intent` against `book` at `now`.

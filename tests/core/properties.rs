@@ -6,7 +6,7 @@
 use chrono::{DateTime, Datelike, Duration, Months, NaiveDate, Timelike, Utc};
 use chrono_tz::Tz;
 use proptest::prelude::*;
-use ventana::domain::{Channel, ContactEvent, Intent, Outcome, Preferences, Stage};
+use ventana::domain::{Channel, ContactEvent, Initiator, Intent, Outcome, Preferences, Stage};
 use ventana::engine::{Verdict, evaluate};
 use ventana::rules::file::{CalendarPeriod, Counts, Scope};
 use ventana::rules::{CooldownLength, HOLIDAY, Period, Resolved, RuleVersion, allowed_ranges};
@@ -240,6 +240,8 @@ fn history(now: DateTime<Utc>, events: Vec<PastEvent>) -> Vec<ContactEvent> {
             at: now - Duration::minutes(minutes_ago),
             outcome,
             debt_id: None,
+            contact_point: None,
+            initiator: Initiator::Collector,
         })
         .collect()
 }
@@ -329,7 +331,14 @@ proptest! {
                 limits_ok(&next, &zones, &versions, &history, when),
                 "{code}: a {channel} contact at {when} breaks a cap or cooldown given {history:?}"
             );
-            history.push(ContactEvent { channel, at: when, outcome: Outcome::Conversation, debt_id: None });
+            history.push(ContactEvent {
+                channel,
+                at: when,
+                outcome: Outcome::Conversation,
+                debt_id: None,
+                contact_point: None,
+                initiator: Initiator::Collector,
+            });
             now = when;
         }
     }

@@ -1,0 +1,220 @@
+//! The debtor as a rule layer: what they designated (inconvenient times,
+//! dates and contact points, waking hours) becomes window rules and bans
+//! that the engine intersects with the law's, each citing the law that makes
+//! it binding where the rules in force name one. One response through the
+//! same channel may go at a designated time or place the debtor themselves
+//! used, where a rule file allows it.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use chrono_tz::Tz;
+
+use super::windows::WindowConstraint;
+use crate::domain::{
+    ContactEvent, ContactPoint, Designated, Designation, DesignationKind, Initiator, Intent, Preferences, TimeRange,
+};
+use crate::rules::file::Basis;
+use crate::rules::{ChannelSet, ContactPoints, DebtorWindow, ResponseRule, RuleMeta, RuleVersion, WindowRule};
+
+/// Minutes in a day.
+const DAY: u16 = 1440;
+
+/// How far after the debtor's own contact the one response may be searched for.
+const RESPONSE_SEARCH_DAYS: i64 = 8;
+
+/// The rule behind a designation: the law that makes its kind binding, or
+/// the debtor's word alone.
+fn meta(designated: &Designated, intent: &Intent, versions: &[&RuleVersion]) -> Arc<RuleMeta> {
+    let kind = designated.designation.kind();
+    let binding = versions.iter().flat_map(|v| &v.designations).find(|r| r.kinds.contains(&kind));
+    let said = format!("said {} via {}", designated.at.format("%Y-%m-%d"), designated.source);
+    let description = format!("{} ({said})", designated.designation.describe());
+    Arc::new(match binding {
+        Some(rule) => RuleMeta {
+            id: format!("debtor:{}", designated.id).into(),
+            citation: rule.meta.citation.clone(),
+            description: description.into(),
+            basis: Basis::Law,
+            jurisdiction: rule.meta.jurisdiction.clone(),
+            version: rule.meta.version.clone(),
+            file: rule.meta.file.clone(),
+            line: rule.meta.line,
+        },
+        None => RuleMeta {
+            id: format!("debtor:{}", designated.id).into(),
+            citation: format!(
+                "the debtor's own statement (no rule of {} in force names a law making it binding; Ventana honours it)",
+                intent.jurisdiction
+            )
+            .into(),
+            description: description.into(),
+            basis: Basis::Recommended,
+            jurisdiction: intent.jurisdiction.as_str().into(),
+            version: "".into(),
+            file: "".into(),
+            line: 0,
+        },
+    })
+}
+
+/// The whole day minus `closed`, as sorted disjoint ranges.
+fn complement(closed: &[TimeRange]) -> Vec<TimeRange> {
+    let mut closed = closed.to_vec();
+    closed.sort();
+    let mut open = Vec::new();
+    let mut from = 0;
+    for range in closed {
+        if range.start > from {
+            open.push(TimeRange { start: from, end: range.start });
+        }
+        from = from.max(range.end);
+    }
+    if from < DAY {
+        open.push(TimeRange { start: from, end: DAY });
+    }
+    open
+}
+
+/// The window rule a time, date or waking-hours designation makes; `None`
+/// for a contact-point designation or one that does not cover the channel.
+fn window(designated: &Designated, intent: &Intent, versions: &[&RuleVersion]) -> Option<WindowRule> {
+    let designation = &designated.designation;
+    if !designation.covers(intent.channel) {
+        return None;
+    }
+    let all_day = vec![TimeRange { start: 0, end: DAY }];
+    let mut days: [Vec<TimeRange>; 8] = std::array::from_fn(|_| all_day.clone());
+    let mut closed = Vec::new();
+    match designation {
+        Designation::InconvenientTimes { days: listed, hours, .. } => {
+            for day in listed {
+                days[day.index()] = complement(hours);
+            }
+        }
+        Designation::InconvenientDates { from, to, .. } => closed.push((*from, *to)),
+        Designation::WakingHours { hours, .. } => days = std::array::from_fn(|_| vec![*hours]),
+        Designation::InconvenientContactPoint { .. } => return None,
+    }
+    Some(WindowRule {
+        meta: meta(designated, intent, versions),
+        channels: ChannelSet::ALL,
+        days,
+        contact_points: ContactPoints::default(),
+        debtor: Some(DebtorWindow { closed, opened: None }),
+    })
+}
+
+/// The response rule in force for the intent's channel and the debtor's
+/// own contact it may answer: the latest contact on that channel (and to
+/// that contact point, when both name one), if the debtor started it.
+fn answerable<'h>(
+    intent: &Intent,
+    versions: &[&'h RuleVersion],
+    history: &'h [ContactEvent],
+) -> Option<(&'h ResponseRule, &'h ContactEvent)> {
+    let rule = versions.iter().flat_map(|v| &v.responses).find(|r| r.channels.contains(intent.channel))?;
+    let same_place = |e: &ContactEvent| match (&e.contact_point, &intent.contact_point) {
+        (Some(theirs), Some(ours)) => theirs.may_be(ours),
+        _ => true,
+    };
+    let latest = history.iter().filter(|e| e.channel == intent.channel && same_place(e)).max_by_key(|e| e.at)?;
+    (latest.initiator == Initiator::Debtor).then_some((rule, latest))
+}
+
+/// The debtor's windows for this intent. A time or date designation the
+/// debtor's own contact fell in is opened from that contact until it
+/// would allow contact again, for the one response a rule allows.
+pub fn windows(
+    intent: &Intent,
+    versions: &[&RuleVersion],
+    history: &[ContactEvent],
+    preferences: &Preferences,
+    zones: &[Tz],
+) -> Vec<WindowRule> {
+    let inbound = answerable(intent, versions, history).map(|(_, inbound)| inbound);
+    preferences
+        .designations
+        .iter()
+        .filter_map(|designated| {
+            let mut rule = window(designated, intent, versions)?;
+            let answerable = matches!(
+                designated.designation.kind(),
+                DesignationKind::InconvenientTimes | DesignationKind::InconvenientDates
+            );
+            if let Some(inbound) = inbound.filter(|_| answerable) {
+                let search_end = inbound.at + Duration::days(RESPONSE_SEARCH_DAYS);
+                let reopens = zones
+                    .iter()
+                    .map(|zone| {
+                        WindowConstraint { rule: &rule, zone: *zone }
+                            .interval_after(inbound.at, &[], search_end)
+                            .map_or(search_end, |(start, _)| start.max(inbound.at))
+                    })
+                    .min()
+                    .filter(|end| *end > inbound.at);
+                if let (Some(end), Some(debtor)) = (reopens, rule.debtor.as_mut()) {
+                    debtor.opened = Some((inbound.at, end));
+                }
+            }
+            Some(rule)
+        })
+        .collect()
+}
+
+/// A reason for a contact released inside a debtor window's opening.
+pub fn response_reason(
+    intent: &Intent,
+    versions: &[&RuleVersion],
+    history: &[ContactEvent],
+    slot: DateTime<Utc>,
+    rules: &[WindowRule],
+) -> Option<(Arc<RuleMeta>, String)> {
+    let (rule, inbound) = answerable(intent, versions, history)?;
+    let opened = rules.iter().filter_map(|r| r.debtor.as_ref()?.opened).any(|(start, end)| start <= slot && slot < end);
+    opened.then(|| (rule.meta.clone(), response_message(rule, inbound)))
+}
+
+fn response_message(rule: &ResponseRule, inbound: &ContactEvent) -> String {
+    format!(
+        "{}: the debtor started a {} contact at {}, at a time or place they designated inconvenient; one response through the same channel may go",
+        rule.meta.description,
+        inbound.channel,
+        inbound.at.to_rfc3339()
+    )
+}
+
+/// The debtor's contact-point designation this intent would break, with the
+/// rule behind it; `None` when none does, or when it answers the debtor's
+/// own contact from that contact point (the one response).
+pub fn refused_contact_point(
+    intent: &Intent,
+    versions: &[&RuleVersion],
+    history: &[ContactEvent],
+    preferences: &Preferences,
+) -> Option<(Arc<RuleMeta>, String)> {
+    let refused = |point: &ContactPoint| match &intent.contact_point {
+        Some(ours) => ours.may_be(point),
+        None => point.kind.reachable_by(intent.channel),
+    };
+    let designated = preferences.designations.iter().find(|d| match &d.designation {
+        Designation::InconvenientContactPoint { contact_point, .. } => {
+            d.designation.covers(intent.channel) && refused(contact_point)
+        }
+        _ => false,
+    })?;
+    if let (Some((_, inbound)), Some(ours)) = (answerable(intent, versions, history), &intent.contact_point)
+        && inbound.contact_point.as_ref().is_some_and(|theirs| theirs.may_be(ours))
+    {
+        return None;
+    }
+    let meta = meta(designated, intent, versions);
+    let message = match &intent.contact_point {
+        Some(point) => format!("{}: the intent goes to {point}", meta.description),
+        None => format!(
+            "{}: the intent does not say which contact point it goes to, and a {} may reach it",
+            meta.description, intent.channel
+        ),
+    };
+    Some((meta, message))
+}
