@@ -260,6 +260,7 @@ vocabulary!(
         PreferenceChanged => "preference_changed",
         RulesReloaded => "rules_reloaded",
         Held => "held",
+        ContactRecorded => "contact_recorded",
     }
 );
 

@@ -215,6 +215,14 @@ pub fn submission(tenant: &str, intent: Option<&pb::Intent>) -> ApiResult<Submis
         expires_at,
         contact_point: None,
     };
+    let domain = Intent {
+        contact_point: intent
+            .contact_point
+            .as_ref()
+            .map(|p| super::debtor::contact_point("intent.contact_point", p, Some(domain.channel)))
+            .transpose()?,
+        ..domain
+    };
     let payload: BTreeMap<String, String> = intent.payload.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     Ok(Submission { intent: domain, priority: intent.priority, payload })
 }
@@ -235,6 +243,7 @@ pub fn intent_to_pb(submission: &Submission) -> pb::Intent {
         expires_at: intent.expires_at.map(to_timestamp),
         priority: submission.priority,
         payload: submission.payload.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        contact_point: intent.contact_point.as_ref().map(super::debtor::contact_point_to_pb),
     }
 }
 
@@ -333,6 +342,8 @@ fn reject_code_to_pb(code: Option<&str>) -> pb::RejectCode {
         Some("CHANNEL_NOT_CHOSEN") => pb::RejectCode::ChannelNotChosen,
         Some("WRONG_PARTY") => pb::RejectCode::WrongParty,
         Some("UNREADABLE") => pb::RejectCode::Unreadable,
+        Some("CONTACT_POINT_NOT_ALLOWED") => pb::RejectCode::ContactPointNotAllowed,
+        Some("CONTACT_POINT_REFUSED") => pb::RejectCode::ContactPointRefused,
         _ => pb::RejectCode::Unspecified,
     }
 }
@@ -371,6 +382,7 @@ pub fn audit_kind_to_pb(kind: AuditEventKind) -> pb::AuditEventKind {
         AuditEventKind::PreferenceChanged => pb::AuditEventKind::PreferenceChanged,
         AuditEventKind::RulesReloaded => pb::AuditEventKind::RulesReloaded,
         AuditEventKind::Held => pb::AuditEventKind::Held,
+        AuditEventKind::ContactRecorded => pb::AuditEventKind::ContactRecorded,
     }
 }
 

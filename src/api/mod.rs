@@ -12,6 +12,7 @@ pub mod pb {
 
 pub mod auth;
 pub mod convert;
+pub mod debtor;
 pub mod error;
 pub mod services;
 

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 use super::auth::{KeyCache, Role, authenticate};
-use super::convert;
 use super::error::{ApiError, ApiResult};
 use super::pb;
+use super::{convert, debtor};
 use crate::app::group_commit::GroupQueue;
 use crate::app::{Ack, App, AppError, CancelTarget, Submission};
 use crate::domain::IntentStatus;
@@ -258,13 +258,15 @@ impl pb::contact_scheduler_service_server::ContactSchedulerService for Api {
                 chosen: if req.clear_chosen_channels { Some(Vec::new()) } else { (!chosen.is_empty()).then_some(chosen) },
                 ..Statements::default()
             };
-            if statements.is_empty() {
-                return Err(ApiError::InvalidArgument(
-                    "the request states nothing: set opt_out_all, opt_out_channels, opt_in_channels, chosen_channels or clear_chosen_channels".into(),
-                ));
-            }
             let now = self.app.clock.now();
             let at = req.at.as_ref().map(|t| convert::timestamp("at", t)).transpose()?.unwrap_or(now);
+            let mut statements = statements;
+            debtor::debtor_statements(req, at, &mut statements)?;
+            if statements.is_empty() {
+                return Err(ApiError::InvalidArgument(
+                    "the request states nothing: set opt_out_all, opt_out_channels, opt_in_channels, chosen_channels, clear_chosen_channels, designations, revoke_designations, consents or revoke_consents".into(),
+                ));
+            }
             if at > now + chrono::Duration::minutes(5) {
                 return Err(ApiError::InvalidArgument(format!(
                     "at: {} is in the future (the server's clock says {}); a statement is dated when the debtor made it",
@@ -278,6 +280,7 @@ impl pb::contact_scheduler_service_server::ContactSchedulerService for Api {
                 .await
                 ?;
             let stored = record.effective();
+            let (designations, consents) = debtor::debtor_view(&record);
             let to_pb = |list: &[crate::domain::Channel]| list.iter().map(|c| convert::channel_to_pb(*c) as i32).collect();
             let preferences = pb::Preferences {
                 debtor_id,
@@ -288,10 +291,28 @@ impl pb::contact_scheduler_service_server::ContactSchedulerService for Api {
                 source: record.latest_source().unwrap_or_default().to_string(),
                 updated_at: Some(convert::to_timestamp(updated_at)),
                 superseded,
+                designations,
+                consents,
             };
             Ok(pb::SetPreferencesResponse { preferences: Some(preferences) })
         }
         .await)
+    }
+
+    async fn record_contact(
+        &self,
+        request: Request<pb::RecordContactRequest>,
+    ) -> Result<Response<pb::RecordContactResponse>, Status> {
+        answer(
+            async move {
+                let caller = authenticate(&self.app, &self.keys, &request, SUBMITTERS).await?;
+                let (debtor_id, event, outcome, source) =
+                    debtor::recorded_contact(request.get_ref(), self.app.clock.now())?;
+                self.app.record_contact(&caller.tenant, &debtor_id, &event, outcome, &source).await?;
+                Ok(pb::RecordContactResponse {})
+            }
+            .await,
+        )
     }
 }
 

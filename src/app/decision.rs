@@ -9,7 +9,7 @@ use super::{
     App, AppError, AppResult, HISTORY_LOOKBACK_DAYS, contact_event, layer_versions, local_reading, millis, not_after,
 };
 use crate::audit::{AuditEvent, with_decision};
-use crate::domain::{AuditEventKind, ContactEvent, DispatchState, Intent, IntentStatus, Outcome, Preferences};
+use crate::domain::{AuditEventKind, ContactEvent, DispatchState, Intent, IntentStatus, Preferences};
 use crate::engine::{Decision, RejectCode, Verdict, evaluate};
 use crate::intent_json::decision_json;
 use crate::preferences::PreferenceRecord;
@@ -166,15 +166,13 @@ impl App {
                     attempt: 0,
                 };
                 tx.insert_dispatch(&dispatch);
-                tx.insert_event(
-                    &row.tenant,
-                    &row.debtor_id,
-                    row.debt_id.as_deref(),
-                    row.channel,
-                    millis(now),
-                    Outcome::Attempted,
-                    &dispatch_id,
-                );
+                let contact_point = intent.contact_point.as_ref();
+                let event = EventRow {
+                    contact_kind: contact_point.map(|p| p.kind),
+                    contact_id: contact_point.and_then(|p| p.id.clone()),
+                    ..EventRow::released(row.debt_id.clone(), row.channel, millis(now), &dispatch_id)
+                };
+                tx.insert_event(&row.tenant, &row.debtor_id, event);
                 row.status = IntentStatus::Released;
                 row.dispatch_id = Some(dispatch_id);
             }

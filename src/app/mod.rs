@@ -6,6 +6,7 @@
 
 pub mod audit;
 mod cancel;
+mod contacts;
 mod decision;
 mod dispatch;
 mod explain;
@@ -27,7 +28,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::Notify;
 
 use crate::clock::Clock;
-use crate::domain::{ContactEvent, Initiator, Intent};
+use crate::domain::{ContactEvent, Intent};
 use crate::engine::Decision;
 use crate::rate_limit::{RateLimitConfig, RateLimits};
 use crate::rules::RuleBook;
@@ -197,7 +198,7 @@ pub fn contact_event(e: &EventRow) -> Result<ContactEvent, String> {
         at: instant(e.at)?,
         outcome: e.outcome,
         debt_id: e.debt_id.clone(),
-        contact_point: None,
-        initiator: Initiator::Collector,
+        contact_point: e.contact_point(),
+        initiator: e.initiator,
     })
 }

@@ -248,9 +248,14 @@ const SELECT_INTENT: &str = concat!("SELECT ", intent_columns!(), " FROM intents
 /// this; see `keep_newest`). The SQL here and in `read_ahead` spells the same number.
 const HISTORY_LIMIT: usize = 10_000;
 /// A debtor's newest events since an instant (at most `HISTORY_LIMIT`), oldest first.
-const SELECT_HISTORY: &str = "SELECT debt_id, channel, at, outcome, dispatch_id FROM \
-     (SELECT debt_id, channel, at, outcome, dispatch_id FROM contact_events \
-      WHERE tenant = $1 AND debtor_id = $2 AND at >= $3 ORDER BY at DESC LIMIT 10000) AS recent ORDER BY at";
+const SELECT_HISTORY: &str = concat!(
+    "SELECT ",
+    event_columns!(),
+    " FROM (SELECT ",
+    event_columns!(),
+    " FROM contact_events WHERE tenant = $1 AND debtor_id = $2 AND at >= $3 ORDER BY at DESC LIMIT 10000) \
+     AS recent ORDER BY at"
+);
 /// A debtor's preferences.
 const SELECT_PREFERENCES: &str =
     "SELECT prefs, source, updated_at FROM preferences WHERE tenant = $1 AND debtor_id = $2";
@@ -699,24 +704,7 @@ impl Tx {
     }
 
     /// Records a contact (sent with the next flush).
-    #[allow(clippy::too_many_arguments)]
-    pub fn insert_event(
-        &mut self,
-        tenant: &str,
-        debtor_id: &str,
-        debt_id: Option<&str>,
-        channel: Channel,
-        at: i64,
-        outcome: Outcome,
-        dispatch_id: &str,
-    ) {
-        let event = EventRow {
-            debt_id: debt_id.map(str::to_string),
-            channel,
-            at,
-            outcome,
-            dispatch_id: Some(dispatch_id.to_string()),
-        };
+    pub fn insert_event(&mut self, tenant: &str, debtor_id: &str, event: EventRow) {
         self.pending.insert_event(tenant, debtor_id, event);
     }
 

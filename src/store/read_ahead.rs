@@ -143,12 +143,14 @@ impl ReadAhead {
         let since = self.since;
         for chunk in debtors.chunks(KEYS_PER_READ) {
             let events: Option<Vec<DebtorEventRow>> = either!(&mut *db, TxDb, |tx| {
-                let mut query = QueryBuilder::new(
-                    "SELECT debtor_id, debt_id, channel, at, outcome, dispatch_id FROM \
-                     (SELECT debtor_id, debt_id, channel, at, outcome, dispatch_id, \
-                      ROW_NUMBER() OVER (PARTITION BY debtor_id ORDER BY at DESC) AS newness FROM contact_events \
-                      WHERE tenant = ",
-                );
+                let mut query = QueryBuilder::new(concat!(
+                    "SELECT debtor_id, ",
+                    event_columns!(),
+                    " FROM (SELECT debtor_id, ",
+                    event_columns!(),
+                    ", ROW_NUMBER() OVER (PARTITION BY debtor_id ORDER BY at DESC) AS newness FROM contact_events \
+                     WHERE tenant = ",
+                ));
                 query.push_bind(tenant).push(" AND at >= ").push_bind(since).push(" AND debtor_id IN (");
                 let mut list = query.separated(", ");
                 for debtor in chunk {

@@ -4,7 +4,10 @@
 //! from the row on: a stored word outside the set fails to decode (and the
 //! schema's CHECK constraints refuse to store one).
 
-use crate::domain::{AckOutcome, AuditEventKind, Channel, DispatchState, IntentStatus, Outcome};
+use crate::domain::{
+    AckOutcome, AuditEventKind, Channel, ContactPoint, ContactPointKind, DispatchState, Initiator, IntentStatus,
+    Outcome,
+};
 
 /// Stores a `domain` vocabulary as its word (a TEXT column) on both backends;
 /// decoding an unknown word is an error, never a default.
@@ -45,7 +48,7 @@ macro_rules! stored_as_word {
     )+};
 }
 
-stored_as_word!(IntentStatus, DispatchState, Channel, Outcome, AckOutcome, AuditEventKind);
+stored_as_word!(IntentStatus, DispatchState, Channel, Outcome, AckOutcome, AuditEventKind, ContactPointKind, Initiator);
 
 /// A stored intent.
 #[derive(Clone, Debug, sqlx::FromRow)]
@@ -115,6 +118,38 @@ pub struct EventRow {
     pub at: i64,
     pub outcome: Outcome,
     pub dispatch_id: Option<String>,
+    /// Where it went (or came from), if recorded.
+    pub contact_kind: Option<ContactPointKind>,
+    pub contact_id: Option<String>,
+    pub initiator: Initiator,
+}
+
+impl EventRow {
+    /// The attempt a release records: by the collector, to an unrecorded contact point.
+    pub fn released(debt_id: Option<String>, channel: Channel, at: i64, dispatch_id: &str) -> EventRow {
+        EventRow {
+            debt_id,
+            channel,
+            at,
+            outcome: Outcome::Attempted,
+            dispatch_id: Some(dispatch_id.to_string()),
+            contact_kind: None,
+            contact_id: None,
+            initiator: Initiator::Collector,
+        }
+    }
+
+    /// The contact point, if recorded.
+    pub fn contact_point(&self) -> Option<ContactPoint> {
+        self.contact_kind.map(|kind| ContactPoint { kind, id: self.contact_id.clone() })
+    }
+}
+
+/// The columns of `contact_events` a history reads, in `EventRow` order.
+macro_rules! event_columns {
+    () => {
+        "debt_id, channel, at, outcome, dispatch_id, contact_kind, contact_id, initiator"
+    };
 }
 
 /// A debtor's stored preferences.

@@ -1,7 +1,7 @@
 //! A transaction never answers from rows it read ahead once a statement of
 //! its own changed them.
 
-use super::{DispatchRow, IntentRow, Store};
+use super::{DispatchRow, EventRow, IntentRow, Store};
 use crate::domain::{Channel, DispatchState, IntentStatus, Outcome};
 
 fn intent(id: &str) -> IntentRow {
@@ -49,7 +49,7 @@ async fn store_with_two_leased_intents(dir: &tempfile::TempDir) -> Store {
     for id in ["i-1", "i-2"] {
         tx.insert_intent(&intent(id));
         tx.insert_dispatch(&dispatch(id));
-        tx.insert_event("acme", "d-1", None, Channel::Sms, 10, Outcome::Attempted, &format!("dispatch-{id}"));
+        tx.insert_event("acme", "d-1", EventRow::released(None, Channel::Sms, 10, &format!("dispatch-{id}")));
     }
     tx.commit().await.expect("commit");
     store

@@ -198,9 +198,11 @@ impl Pending {
         }
         for chunk in self.events.chunks(ROWS_PER_INSERT) {
             either_run!(&mut *db, TxDb, |tx| {
-                let mut insert = QueryBuilder::new(
-                    "INSERT INTO contact_events (tenant, debtor_id, debt_id, channel, at, outcome, dispatch_id) ",
-                );
+                let mut insert = QueryBuilder::new(concat!(
+                    "INSERT INTO contact_events (tenant, debtor_id, ",
+                    event_columns!(),
+                    ") "
+                ));
                 insert.push_values(chunk, |mut values, (tenant, debtor_id, event)| {
                     values
                         .push_bind(tenant)
@@ -209,7 +211,10 @@ impl Pending {
                         .push_bind(event.channel)
                         .push_bind(event.at)
                         .push_bind(event.outcome)
-                        .push_bind(&event.dispatch_id);
+                        .push_bind(&event.dispatch_id)
+                        .push_bind(event.contact_kind)
+                        .push_bind(&event.contact_id)
+                        .push_bind(event.initiator);
                 });
                 insert.build().execute(&mut **tx).await?
             });

@@ -560,11 +560,13 @@ async fn past_the_constraints(server: &TestServer, table: &str, constraint: &str
 }
 
 async fn the_schema_refuses_words_outside_each_closed_set(backend: Backend) {
-    use ventana::domain::{AckOutcome, AuditEventKind, Channel, DispatchState, IntentStatus, Outcome};
+    use ventana::domain::{
+        AckOutcome, AuditEventKind, Channel, ContactPointKind, DispatchState, Initiator, IntentStatus, Outcome,
+    };
     let server = TestServer::start(backend, "2026-11-30T10:00:00-05:00").await;
     let mut client = server.scheduler("acme").await;
     submit(&mut client, intent("i-1", "d-1", pb::Channel::Call, "PE")).await; // released: one row in each table
-    let columns: [(&str, &str, Vec<&str>); 10] = [
+    let columns: [(&str, &str, Vec<&str>); 12] = [
         ("intents", "status", IntentStatus::ALL.iter().map(|s| s.as_str()).collect()),
         ("intents", "channel", Channel::ALL.iter().map(|c| c.as_str()).collect()),
         ("intents", "outcome", AckOutcome::ALL.iter().map(|o| o.as_str()).collect()),
@@ -572,6 +574,8 @@ async fn the_schema_refuses_words_outside_each_closed_set(backend: Backend) {
         ("dispatches", "channel", Channel::ALL.iter().map(|c| c.as_str()).collect()),
         ("contact_events", "channel", Channel::ALL.iter().map(|c| c.as_str()).collect()),
         ("contact_events", "outcome", Outcome::ALL.iter().map(|o| o.as_str()).collect()),
+        ("contact_events", "contact_kind", ContactPointKind::ALL.iter().map(|k| k.as_str()).collect()),
+        ("contact_events", "initiator", Initiator::ALL.iter().map(|i| i.as_str()).collect()),
         ("audit_log", "kind", AuditEventKind::ALL.iter().map(|k| k.as_str()).collect()),
         ("audit_log", "channel", Channel::ALL.iter().map(|c| c.as_str()).collect()),
         ("audit_log", "outcome", AckOutcome::ALL.iter().map(|o| o.as_str()).collect()),

@@ -19,7 +19,7 @@ use std::time::Duration;
 use sqlx::Connection;
 use ventana::audit::AuditEvent;
 use ventana::domain::{Channel, Outcome};
-use ventana::store::{DispatchRow, IntentRow, Store, Tx};
+use ventana::store::{DispatchRow, EventRow, IntentRow, Store, Tx};
 
 use crate::on_both_backends;
 use crate::support::database::{Backend, TestDatabase};
@@ -138,9 +138,9 @@ async fn a_transaction_reads_its_own_queued_writes(backend: Backend) {
     let mut tx = store.begin().await.expect("begin");
     tx.insert_intent(&intent("i-1", "d-1", "released", None, 0));
     tx.insert_dispatch(&dispatch("x-1", "ready", 0, 10, None));
-    tx.insert_event("acme", "d-1", Some("debt-1"), Channel::Sms, 10, Outcome::Attempted, "x-1");
-    tx.insert_event("acme", "d-1", None, Channel::Sms, 5, Outcome::Attempted, "x-0");
-    tx.insert_event("acme", "d-2", None, Channel::Sms, 7, Outcome::Attempted, "x-2");
+    tx.insert_event("acme", "d-1", EventRow::released(Some("debt-1".into()), Channel::Sms, 10, "x-1"));
+    tx.insert_event("acme", "d-1", EventRow::released(None, Channel::Sms, 5, "x-0"));
+    tx.insert_event("acme", "d-2", EventRow::released(None, Channel::Sms, 7, "x-2"));
 
     // Still queued: this transaction sees them…
     assert_eq!(tx.get_intent("acme", "i-1").await.expect("read").expect("queued intent").status.as_str(), "released");
@@ -186,7 +186,7 @@ async fn read_ahead_never_hides_the_transactions_own_writes(backend: Backend) {
     let mut setup = store.begin().await.expect("begin");
     setup.insert_intent(&stored);
     setup.insert_dispatch(&DispatchRow { intent_id: "i-1".into(), ..dispatch("x-1", "leased", 0, 10, Some(100)) });
-    setup.insert_event("acme", "d-1", None, Channel::Sms, 10, Outcome::Attempted, "x-1");
+    setup.insert_event("acme", "d-1", EventRow::released(None, Channel::Sms, 10, "x-1"));
     setup.commit().await.expect("commit");
 
     let mut tx = store.begin().await.expect("begin");
@@ -202,7 +202,7 @@ async fn read_ahead_never_hides_the_transactions_own_writes(backend: Backend) {
     row.status = "released".parse().expect("a known word");
     tx.update_intent(&row).await.expect("update");
     assert_eq!(tx.get_intent("acme", "i-1").await.expect("read").expect("row").status.as_str(), "released");
-    tx.insert_event("acme", "d-1", None, Channel::Sms, 20, Outcome::Attempted, "x-2");
+    tx.insert_event("acme", "d-1", EventRow::released(None, Channel::Sms, 20, "x-2"));
     assert_eq!(history_at(&mut tx, "d-1", 0).await, [10, 20], "a queued event joins the history read ahead");
     tx.upsert_preferences("acme", "d-1", "{}", "ivr", 30).await.expect("preferences");
     assert_eq!(tx.preferences("acme", "d-1").await.expect("read").expect("stored").source, "ivr");
@@ -215,7 +215,7 @@ async fn read_ahead_never_hides_the_transactions_own_writes(backend: Backend) {
 
     // Read ahead after writing: queued rows are not in the database yet, but are seen.
     tx.insert_intent(&intent("i-3", "d-1", "released", None, 0));
-    tx.insert_event("acme", "d-1", None, Channel::Sms, 25, Outcome::Attempted, "x-3");
+    tx.insert_event("acme", "d-1", EventRow::released(None, Channel::Sms, 25, "x-3"));
     tx.prefetch(&[("acme", "i-3", "d-1")], 0).await.expect("prefetch");
     assert!(tx.get_intent("acme", "i-3").await.expect("read").is_some(), "queued before the read-ahead");
     assert_eq!(history_at(&mut tx, "d-1", 0).await, [10, 20, 25]);
@@ -262,7 +262,7 @@ on_both_backends!(read_ahead_never_hides_the_transactions_own_writes);
 async fn write_everything(tx: &mut Tx, send: bool) {
     tx.insert_intent(&intent("i-1", "d-1", "released", None, 0));
     tx.insert_dispatch(&dispatch("x-1", "ready", 0, 10, None));
-    tx.insert_event("acme", "d-1", None, Channel::Sms, 10, Outcome::Attempted, "x-1");
+    tx.insert_event("acme", "d-1", EventRow::released(None, Channel::Sms, 10, "x-1"));
     tx.upsert_preferences("acme", "d-1", "{}", "letter", 10).await.expect("preferences");
     tx.audit(audit_event("released", "i-1"));
     if send {

@@ -5,8 +5,8 @@
 
 use ventana::api::pb;
 use ventana::audit::AuditEvent;
-use ventana::domain::{AuditEventKind, Channel, DispatchState, IntentStatus, Outcome};
-use ventana::store::{DispatchRow, IntentRow, Store, StoreResult};
+use ventana::domain::{AuditEventKind, Channel, DispatchState, IntentStatus};
+use ventana::store::{DispatchRow, EventRow, IntentRow, Store, StoreResult};
 
 use crate::batch::BATCH;
 use crate::measure::{Measured, drive};
@@ -140,7 +140,11 @@ async fn raw_batch(store: &Store, run: &str, b: usize) -> StoreResult<()> {
             lease_expires_at: None,
             attempt: 0,
         });
-        tx.insert_event(&tenant, &debtor_id, Some(&debt_id), Channel::Sms, RAW_AT, Outcome::Attempted, &dispatch_id);
+        tx.insert_event(
+            &tenant,
+            &debtor_id,
+            EventRow::released(Some(debt_id.clone()), Channel::Sms, RAW_AT, &dispatch_id),
+        );
         for kind in [AuditEventKind::Submitted, AuditEventKind::Released] {
             tx.audit(AuditEvent {
                 intent_id: Some(intent_id.clone()),

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use ventana::audit::AuditEvent;
 use ventana::domain::{AckOutcome, AuditEventKind, Channel, IntentStatus, Outcome};
-use ventana::store::{IntentRow, Store};
+use ventana::store::{EventRow, IntentRow, Store};
 
 use crate::measure::progress;
 
@@ -27,7 +27,11 @@ pub async fn history(store: &Store, rows: usize) -> anyhow::Result<()> {
         for i in start..end {
             let (intent_id, debtor_id) = (format!("fill-{i}"), format!("fill-debtor-{i}"));
             let at = FILL_NEWEST_AT - i as i64;
-            tx.insert_event("bench", &debtor_id, None, Channel::Sms, at, Outcome::Delivered, &intent_id);
+            tx.insert_event(
+                "bench",
+                &debtor_id,
+                EventRow { outcome: Outcome::Delivered, ..EventRow::released(None, Channel::Sms, at, &intent_id) },
+            );
             tx.insert_intent(&IntentRow {
                 tenant: "bench".into(),
                 intent_id,
