@@ -137,7 +137,8 @@ impl PreferenceRecord {
             match self.designations.get(id) {
                 Some(old) if old.at > at => superseded.push(superseded_by(&format!("designation {id}"), old.at)),
                 // At the same instant a designation outlives its revocation (the stricter reading).
-                Some(old) if old.at == at && value.is_none() => {}
+                Some(old) if old.at == at && value.is_none() && old.value.is_some() => superseded
+                    .push(format!("designation {id}: a designation made at the same instant stands (revoke it later)")),
                 _ => {
                     self.designations.insert(id.clone(), Statement { value, at, source: source.to_string() });
                 }
@@ -321,6 +322,42 @@ mod tests {
         record.apply(&Statements { opt_out_all: Some(true), ..Statements::default() }, t, "a");
         record.apply(&Statements { opt_out_all: Some(false), ..Statements::default() }, t, "b");
         assert!(record.effective().opted_out_all);
+    }
+
+    #[test]
+    fn designations_and_consents_are_revoked_by_id_and_a_stale_statement_is_ignored() {
+        use crate::domain::{DayOfWeek, TimeRange};
+        let mut record = PreferenceRecord::default();
+        let afternoons = Designation::InconvenientTimes {
+            days: vec![DayOfWeek::Wed],
+            hours: vec![TimeRange::parse("15:00-17:00").expect("range")],
+            channels: Vec::new(),
+        };
+        let designate = Statements { designate: vec![("pm".into(), afternoons)], ..Statements::default() };
+        record.apply(&designate, at("2026-11-30T10:00:00Z"), "call");
+        let revoke = Statements { revoke_designations: vec!["pm".into()], ..Statements::default() };
+        assert_eq!(record.apply(&revoke, at("2026-11-30T10:00:00Z"), "call").len(), 1, "same instant: reported");
+        assert_eq!(record.effective().designations.len(), 1);
+        assert_eq!(record.apply(&revoke, at("2026-11-29T10:00:00Z"), "old").len(), 1, "stale: reported");
+        assert_eq!(record.effective().designations.len(), 1);
+        assert!(record.apply(&revoke, at("2026-11-30T11:00:00Z"), "call").is_empty());
+        assert!(record.effective().designations.is_empty());
+
+        let terms = ConsentTerms { channels: vec![Channel::Call], from: 1_000, until: None, revoked_at: None };
+        record.apply(
+            &Statements { consent: vec![("c".into(), terms)], ..Statements::default() },
+            at("2026-11-30T12:00:00Z"),
+            "call",
+        );
+        let revoke = Statements { revoke_consents: vec!["c".into()], ..Statements::default() };
+        record.apply(&revoke, at("2026-11-30T13:00:00Z"), "call");
+        let consent = &record.effective().consents[0];
+        assert_eq!(consent.revoked_at, Some(at("2026-11-30T13:00:00Z")));
+        assert!(consent.covers(Channel::Call, at("2026-11-30T12:30:00Z")), "before the revocation it still covers");
+        assert!(!consent.covers(Channel::Call, at("2026-11-30T13:00:00Z")));
+        assert!(!consent.covers(Channel::Sms, at("2026-11-30T12:30:00Z")));
+        let round_trip = PreferenceRecord::parse(&record.to_json(), 0, "").expect("stored form");
+        assert_eq!(round_trip, record);
     }
 
     #[test]

@@ -8,6 +8,7 @@ mod support;
 mod access;
 mod audit;
 mod console;
+mod debtor;
 mod flows;
 mod harness;
 mod integrator;
