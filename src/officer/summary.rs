@@ -8,8 +8,8 @@ use serde::Serialize;
 use crate::domain::{Outcome, Party, Stage};
 use crate::rules::file::{CalendarPeriod, Counts, Duration, Scope, TimeRange};
 use crate::rules::{
-    CapRule, ChannelSet, CooldownLength, CooldownRule, DAY_NAMES, HOLIDAY, Jurisdiction, Period, RuleMeta, RuleVersion,
-    StageChannelRule, WindowRule,
+    CapRule, ChannelSet, ConsentExclusion, ContactPoints, CooldownLength, CooldownRule, DAY_NAMES, HOLIDAY,
+    Jurisdiction, Period, RuleMeta, RuleVersion, StageChannelRule, WindowRule,
 };
 
 /// The kinds of rule a version holds, in the order a file lists them.
@@ -21,6 +21,9 @@ pub enum RuleKind {
     Cooldown,
     Parties,
     Stages,
+    ContactPoints,
+    Designations,
+    Responses,
 }
 
 impl RuleKind {
@@ -31,6 +34,9 @@ impl RuleKind {
             RuleKind::Cooldown => "cooldown",
             RuleKind::Parties => "parties",
             RuleKind::Stages => "stages",
+            RuleKind::ContactPoints => "contact points",
+            RuleKind::Designations => "debtor designations",
+            RuleKind::Responses => "one response",
         }
     }
 }
@@ -73,7 +79,30 @@ pub fn rule_lines(file: &Jurisdiction, version: &RuleVersion) -> Vec<RuleLine> {
     let cooldowns = version.cooldowns.iter().map(|c| line(RuleKind::Cooldown, &c.meta, cooldown(c)));
     let parties = version.parties.iter().map(|p| line(RuleKind::Parties, &p.meta, parties(&p.allowed)));
     let stages = version.stage_channels.iter().map(|s| line(RuleKind::Stages, &s.meta, stages(s)));
-    windows.chain(caps).chain(cooldowns).chain(parties).chain(stages).collect()
+    let bans = version.contact_point_bans.iter().map(|b| {
+        let kinds = ContactPoints(Some(b.contact_points.clone()));
+        line(RuleKind::ContactPoints, &b.meta, format!("{}: never to {kinds}", b.channels))
+    });
+    let designations = version.designations.iter().map(|d| {
+        let kinds: Vec<&str> = d.kinds.iter().map(|k| k.as_str()).collect();
+        line(RuleKind::Designations, &d.meta, format!("the debtor's {} bind", kinds.join(", ")))
+    });
+    let responses = version.responses.iter().map(|r| {
+        let says = format!(
+            "{}: one response to the debtor's own contact at a designated time or place, same channel",
+            channels_or_any(r.channels)
+        );
+        line(RuleKind::Responses, &r.meta, says)
+    });
+    windows
+        .chain(caps)
+        .chain(cooldowns)
+        .chain(parties)
+        .chain(stages)
+        .chain(bans)
+        .chain(designations)
+        .chain(responses)
+        .collect()
 }
 
 /// Local ranges as `07:00–13:00, 15:00–20:00`, or `no contact`.
@@ -103,7 +132,11 @@ fn hours(rule: &WindowRule) -> String {
             }
         })
         .collect();
-    format!("{}: {}", rule.channels, parts.join("; "))
+    let to = match rule.contact_points.0 {
+        Some(_) => format!(" (to {}, or an unnamed contact point)", rule.contact_points),
+        None => String::new(),
+    };
+    format!("{}{to}: {}", rule.channels, parts.join("; "))
 }
 
 /// Day types `first..=last` in words: `Monday to Friday`, `Saturday, Sunday, public holidays`.
@@ -172,7 +205,21 @@ fn cap(rule: &CapRule) -> String {
         }
         text.push_str(&format!("at least {} between two {counted}", duration(gap)));
     }
-    format!("{}: {text}, {}", rule.channels, scope(rule.scope))
+    let mut says = format!("{}: {text}, {}", rule.channels, scope(rule.scope));
+    if rule.contact_points.0.is_some() {
+        says.push_str(&format!(", to {} (or an unnamed contact point)", rule.contact_points));
+    }
+    if rule.exclude_debtor_initiated {
+        says.push_str("; the debtor's own contacts not counted");
+    }
+    match rule.exclude_consented {
+        Some(ConsentExclusion { max_days: Some(n) }) => {
+            says.push_str(&format!("; consented contacts not counted (a consent covers at most {n} local days)"))
+        }
+        Some(ConsentExclusion { max_days: None }) => says.push_str("; consented contacts not counted"),
+        None => {}
+    }
+    says
 }
 
 fn channels_or_any(channels: ChannelSet) -> String {
@@ -182,8 +229,12 @@ fn channels_or_any(channels: ChannelSet) -> String {
 /// `call: none for 7 days after a conversation on any channel, per debtor`.
 fn cooldown(rule: &CooldownRule) -> String {
     let after: Vec<&str> = rule.after.iter().copied().map(Outcome::as_str).collect();
+    let to = match rule.contact_points.0 {
+        Some(_) => format!(", to {} (or an unnamed contact point)", rule.contact_points),
+        None => String::new(),
+    };
     format!(
-        "{}: none for {} after {} on {}, {}",
+        "{}: none for {} after {} on {}, {}{to}",
         rule.channels,
         match rule.length {
             CooldownLength::Rolling(d) => duration(d),
