@@ -6,6 +6,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod debtor;
 mod decide;
 mod diff;
 mod engine;

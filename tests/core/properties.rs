@@ -6,7 +6,10 @@
 use chrono::{DateTime, Datelike, Duration, Months, NaiveDate, Timelike, Utc};
 use chrono_tz::Tz;
 use proptest::prelude::*;
-use ventana::domain::{Channel, ContactEvent, Initiator, Intent, Outcome, Preferences, Stage};
+use ventana::domain::{
+    Channel, ContactEvent, DayOfWeek, Designated, Designation, Initiator, Intent, Outcome, Preferences, Stage,
+    TimeRange,
+};
 use ventana::engine::{Verdict, evaluate};
 use ventana::rules::file::{CalendarPeriod, Counts, Scope};
 use ventana::rules::{CooldownLength, HOLIDAY, Period, Resolved, RuleVersion, allowed_ranges};
@@ -181,6 +184,54 @@ fn allowed_and_earliest(
     Ok(())
 }
 
+/// Reference: does `t` respect every designation in every candidate zone?
+fn designations_ok(intent: &Intent, zones: &[Tz], designations: &[Designated], t: DateTime<Utc>) -> bool {
+    let inside = |minute: u32, range: &TimeRange| minute >= u32::from(range.start) && minute < u32::from(range.end);
+    designations.iter().filter(|d| d.designation.covers(intent.channel)).all(|d| {
+        zones.iter().all(|zone| {
+            let local = t.with_timezone(zone);
+            let minute = local.num_seconds_from_midnight() / 60;
+            match &d.designation {
+                Designation::InconvenientTimes { days, hours, .. } => {
+                    !days.iter().any(|day| day.index() == local.weekday().num_days_from_monday() as usize)
+                        || !hours.iter().any(|h| inside(minute, h))
+                }
+                Designation::InconvenientDates { from, to, .. } => !(*from..=*to).contains(&local.date_naive()),
+                Designation::WakingHours { hours, .. } => inside(minute, hours),
+                Designation::InconvenientContactPoint { .. } => true,
+            }
+        })
+    })
+}
+
+/// Random designations: inconvenient hours on some days, a few dates,
+/// waking hours, each for every channel or for the intent's.
+fn designations(now: DateTime<Utc>) -> impl Strategy<Value = Vec<Designated>> {
+    let quarter = |q: u16| q * 15;
+    let range = (0u16..95, 1u16..40)
+        .prop_map(move |(start, length)| TimeRange { start: quarter(start), end: quarter((start + length).min(96)) });
+    let days = prop::sample::subsequence(DayOfWeek::ALL.to_vec(), 1..4);
+    let channels = prop::sample::subsequence(vec![Channel::Call, Channel::Sms], 0..2);
+    let designation = prop_oneof![
+        (days, prop::collection::vec(range.clone(), 1..3), channels.clone())
+            .prop_map(|(days, hours, channels)| Designation::InconvenientTimes { days, hours, channels }),
+        (-2i64..6, 0i64..3, channels.clone()).prop_map(move |(offset, length, channels)| {
+            let from = (now + Duration::days(offset)).date_naive();
+            Designation::InconvenientDates { from, to: from + Duration::days(length), channels }
+        }),
+        ((20u16..48, 56u16..96), channels).prop_map(|((start, end), channels)| Designation::WakingHours {
+            hours: TimeRange { start: start * 15, end: end * 15 },
+            channels,
+        }),
+    ];
+    prop::collection::vec(designation, 1..4).prop_map(move |list| {
+        list.into_iter()
+            .enumerate()
+            .map(|(i, designation)| Designated { id: format!("d{i}"), designation, source: "test".into(), at: now })
+            .collect()
+    })
+}
+
 fn instant() -> impl Strategy<Value = DateTime<Utc>> {
     // 2024-01-01 .. 2035-12-01, to the minute.
     (1_704_067_200i64 / 60..2_080_000_000i64 / 60).prop_map(|m| DateTime::from_timestamp(m * 60, 0).expect("in range"))
@@ -309,6 +360,35 @@ proptest! {
         let zones = zones(&intent, &rules);
         let ok = |t: DateTime<Utc>| window_ok(&intent, &rules, &versions, t) && limits_ok(&intent, &zones, &versions, &history, t);
         allowed_and_earliest(&decision.verdict, now, ok, 26 * 60, &format!("{code} {channel}"))?;
+    }
+
+    /// The debtor's designations intersected with the law: a release is
+    /// allowed by both, a deferral is the first instant both allow.
+    #[test]
+    fn designated_windows_are_allowed_and_earliest(
+        ((index, channel, now, events), designations) in case().prop_flat_map(|c| {
+            let now = c.2;
+            (Just(c), designations(now))
+        }),
+        in_us in any::<bool>(),
+    ) {
+        let (tenant, code) = if in_us { (String::new(), "US-NY".to_string()) } else { codes()[index].clone() };
+        let channel = if matches!(channel, Channel::Call | Channel::Sms) { channel } else { Channel::Call };
+        let mut intent = intent(&code, channel);
+        intent.tenant = tenant.clone();
+        intent.stage = Stage::Extrajudicial;
+        let history = history(now, events);
+        let rules = book().resolve(&tenant, &code).expect("resolves");
+        let preferences = Preferences { designations: designations.clone(), ..Preferences::default() };
+        let decision = evaluate(&intent, &rules, &history, &preferences, now);
+        let versions = versions(&intent, &rules, now);
+        let zones = zones(&intent, &rules);
+        let ok = |t: DateTime<Utc>| {
+            window_ok(&intent, &rules, &versions, t)
+                && limits_ok(&intent, &zones, &versions, &history, t)
+                && designations_ok(&intent, &zones, &designations, t)
+        };
+        allowed_and_earliest(&decision.verdict, now, ok, 180, &format!("{code} {channel} {designations:?}"))?;
     }
 
     #[test]
