@@ -91,7 +91,7 @@ fn bench(c: &mut Criterion) {
     ma.jurisdiction = "US-MA".into();
     ma.contact_point = Some(ContactPoint { kind: ContactPointKind::PersonalMobile, id: Some("h-5551".into()) });
     let said = instant("2026-11-01T12:00:00Z");
-    let designated = |id: &str, designation| Designated { id: id.into(), designation, source: "call".into(), at: said };
+    let designated = |id: &str, designation| Designated::new(id.into(), designation, "call".into(), Some(said));
     let weekdays = vec![DayOfWeek::Mon, DayOfWeek::Tue, DayOfWeek::Wed, DayOfWeek::Thu, DayOfWeek::Fri];
     let preferences = Preferences {
         designations: vec![
@@ -143,6 +143,34 @@ fn bench(c: &mut Criterion) {
             black_box(evaluate(black_box(&ma), &rules, black_box(&history), &preferences, black_box(ma_now)))
         })
     });
+    group.bench_function("tmp_us_ma_no_prefs", |b| {
+        b.iter(|| {
+            let rules = book.resolve(&ma.tenant, &ma.jurisdiction).expect("US-MA resolves");
+            black_box(evaluate(black_box(&ma), &rules, black_box(&history), &Preferences::default(), black_box(ma_now)))
+        })
+    });
+    let mut ny = ma.clone();
+    ny.jurisdiction = "US-NY".into();
+    group.bench_function("tmp_us_ny_prefs", |b| {
+        b.iter(|| {
+            let rules = book.resolve(&ny.tenant, &ny.jurisdiction).expect("resolves");
+            black_box(evaluate(black_box(&ny), &rules, black_box(&history), &preferences, black_box(ma_now)))
+        })
+    });
+    group.bench_function("tmp_us_ny_no_prefs", |b| {
+        b.iter(|| {
+            let rules = book.resolve(&ny.tenant, &ny.jurisdiction).expect("resolves");
+            black_box(evaluate(black_box(&ny), &rules, black_box(&history), &Preferences::default(), black_box(ma_now)))
+        })
+    });
+    let d = ventana::engine::evaluate(
+        &ny,
+        &book.resolve(&ny.tenant, &ny.jurisdiction).unwrap(),
+        &history,
+        &preferences,
+        ma_now,
+    );
+    eprintln!("VERDICT {:?}", d.verdict);
     group.finish();
 }
 

@@ -4,6 +4,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
@@ -385,6 +386,36 @@ impl Designation {
         self.channels().is_empty() || self.channels().contains(&channel)
     }
 
+    /// The local hours it allows per day of the week (see `Designated::hours`).
+    pub fn allowed_hours(&self) -> [Vec<TimeRange>; 8] {
+        const DAY: Minute = 1440;
+        let all_day = vec![TimeRange { start: 0, end: DAY }];
+        let mut days: [Vec<TimeRange>; 8] = std::array::from_fn(|_| all_day.clone());
+        match self {
+            Designation::InconvenientTimes { days: listed, hours, .. } => {
+                let mut closed = hours.clone();
+                closed.sort();
+                let mut open = Vec::new();
+                let mut from = 0;
+                for range in closed {
+                    if range.start > from {
+                        open.push(TimeRange { start: from, end: range.start });
+                    }
+                    from = from.max(range.end);
+                }
+                if from < DAY {
+                    open.push(TimeRange { start: from, end: DAY });
+                }
+                for day in listed {
+                    days[day.index()] = open.clone();
+                }
+            }
+            Designation::WakingHours { hours, .. } => days = std::array::from_fn(|_| vec![*hours]),
+            Designation::InconvenientDates { .. } | Designation::InconvenientContactPoint { .. } => {}
+        }
+        days
+    }
+
     /// Checks what cannot be checked by the types: something to designate,
     /// dates in order, identifiers well formed.
     pub fn check(&self) -> Result<(), String> {
@@ -432,13 +463,39 @@ impl Designation {
     }
 }
 
-/// A designation in force, with where and when it was said.
+/// A designation in force, with where and when it was said, and what the
+/// engine reads of it, computed once (decisions are the hot path).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Designated {
     pub id: String,
     pub designation: Designation,
     pub source: String,
-    pub at: DateTime<Utc>,
+    /// When it was said; `None` in a what-if run that does not say.
+    pub at: Option<DateTime<Utc>>,
+    /// `debtor:<id>`, the rule id its reasons carry.
+    pub rule_id: Arc<str>,
+    /// What it says, with when and through which source it was said.
+    pub description: Arc<str>,
+    /// The local hours it allows per day of the week (Monday first; the
+    /// eighth entry, public holidays, is the whole day: the debtor's days
+    /// are days of the week).
+    pub hours: Arc<[Vec<TimeRange>; 8]>,
+}
+
+impl Designated {
+    pub fn new(id: String, designation: Designation, source: String, at: Option<DateTime<Utc>>) -> Designated {
+        let when = at.map(|at| format!(" {}", at.format("%Y-%m-%d"))).unwrap_or_default();
+        let description = format!("{} (said{when} via {source})", designation.describe());
+        Designated {
+            rule_id: format!("debtor:{id}").into(),
+            description: description.into(),
+            hours: Arc::new(designation.allowed_hours()),
+            id,
+            designation,
+            source,
+            at,
+        }
+    }
 }
 
 /// A debtor's consent to contacts on some channels (empty: all) that the

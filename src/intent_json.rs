@@ -228,7 +228,7 @@ fn parse_preferences(value: &Value) -> Result<Preferences, FieldError> {
             let designation: Designation =
                 serde_json::from_value(Value::Object(item)).map_err(|e| err(&field, e.to_string()))?;
             designation.check().map_err(|e| err(&field, e))?;
-            Ok(Designated { id, designation, source: "what-if".into(), at: DateTime::<Utc>::UNIX_EPOCH })
+            Ok(Designated::new(id, designation, "what-if".into(), None))
         })
         .collect::<Result<_, _>>()?;
     let consents = list("consents")?

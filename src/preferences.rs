@@ -185,12 +185,7 @@ impl PreferenceRecord {
                 .designations
                 .iter()
                 .filter_map(|(id, s)| {
-                    Some(Designated {
-                        id: id.clone(),
-                        designation: s.value.clone()?,
-                        source: s.source.clone(),
-                        at: instant(s.at),
-                    })
+                    Some(Designated::new(id.clone(), s.value.clone()?, s.source.clone(), Some(instant(s.at))))
                 })
                 .collect(),
             consents: self

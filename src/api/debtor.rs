@@ -188,7 +188,7 @@ fn designation_to_pb(designated: &Designated) -> pb::Designation {
         kind: Some(kind),
         channels: channels_to_pb(designated.designation.channels()),
         source: designated.source.clone(),
-        said_at: Some(to_timestamp(designated.at)),
+        said_at: designated.at.map(to_timestamp),
     }
 }
 

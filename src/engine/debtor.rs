@@ -12,29 +12,27 @@ use chrono_tz::Tz;
 
 use super::windows::WindowConstraint;
 use crate::domain::{
-    ContactEvent, ContactPoint, Designated, Designation, DesignationKind, Initiator, Intent, Preferences, TimeRange,
+    ContactEvent, ContactPoint, Designated, Designation, DesignationKind, Initiator, Intent, Preferences,
 };
 use crate::rules::file::Basis;
 use crate::rules::{ChannelSet, ContactPoints, DebtorWindow, ResponseRule, RuleMeta, RuleVersion, WindowRule};
 
-/// Minutes in a day.
-const DAY: u16 = 1440;
-
 /// How far after the debtor's own contact the one response may be searched for.
 const RESPONSE_SEARCH_DAYS: i64 = 8;
+
+/// What a designation's reasons cite when no rule in force names a law for it.
+const UNBOUND: &str = "the debtor's own statement (no rule in force names a law making it binding; Ventana honours it)";
 
 /// The rule behind a designation: the law that makes its kind binding, or
 /// the debtor's word alone.
 fn meta(designated: &Designated, intent: &Intent, versions: &[&RuleVersion]) -> Arc<RuleMeta> {
     let kind = designated.designation.kind();
     let binding = versions.iter().flat_map(|v| &v.designations).find(|r| r.kinds.contains(&kind));
-    let said = format!("said {} via {}", designated.at.format("%Y-%m-%d"), designated.source);
-    let description = format!("{} ({said})", designated.designation.describe());
     Arc::new(match binding {
         Some(rule) => RuleMeta {
-            id: format!("debtor:{}", designated.id).into(),
+            id: designated.rule_id.clone(),
             citation: rule.meta.citation.clone(),
-            description: description.into(),
+            description: designated.description.clone(),
             basis: Basis::Law,
             jurisdiction: rule.meta.jurisdiction.clone(),
             version: rule.meta.version.clone(),
@@ -42,13 +40,9 @@ fn meta(designated: &Designated, intent: &Intent, versions: &[&RuleVersion]) -> 
             line: rule.meta.line,
         },
         None => RuleMeta {
-            id: format!("debtor:{}", designated.id).into(),
-            citation: format!(
-                "the debtor's own statement (no rule of {} in force names a law making it binding; Ventana honours it)",
-                intent.jurisdiction
-            )
-            .into(),
-            description: description.into(),
+            id: designated.rule_id.clone(),
+            citation: UNBOUND.into(),
+            description: designated.description.clone(),
             basis: Basis::Recommended,
             jurisdiction: intent.jurisdiction.as_str().into(),
             version: "".into(),
@@ -58,24 +52,6 @@ fn meta(designated: &Designated, intent: &Intent, versions: &[&RuleVersion]) -> 
     })
 }
 
-/// The whole day minus `closed`, as sorted disjoint ranges.
-fn complement(closed: &[TimeRange]) -> Vec<TimeRange> {
-    let mut closed = closed.to_vec();
-    closed.sort();
-    let mut open = Vec::new();
-    let mut from = 0;
-    for range in closed {
-        if range.start > from {
-            open.push(TimeRange { start: from, end: range.start });
-        }
-        from = from.max(range.end);
-    }
-    if from < DAY {
-        open.push(TimeRange { start: from, end: DAY });
-    }
-    open
-}
-
 /// The window rule a time, date or waking-hours designation makes; `None`
 /// for a contact-point designation or one that does not cover the channel.
 fn window(designated: &Designated, intent: &Intent, versions: &[&RuleVersion]) -> Option<WindowRule> {
@@ -83,23 +59,15 @@ fn window(designated: &Designated, intent: &Intent, versions: &[&RuleVersion]) -
     if !designation.covers(intent.channel) {
         return None;
     }
-    let all_day = vec![TimeRange { start: 0, end: DAY }];
-    let mut days: [Vec<TimeRange>; 8] = std::array::from_fn(|_| all_day.clone());
-    let mut closed = Vec::new();
-    match designation {
-        Designation::InconvenientTimes { days: listed, hours, .. } => {
-            for day in listed {
-                days[day.index()] = complement(hours);
-            }
-        }
-        Designation::InconvenientDates { from, to, .. } => closed.push((*from, *to)),
-        Designation::WakingHours { hours, .. } => days = std::array::from_fn(|_| vec![*hours]),
+    let closed = match designation {
         Designation::InconvenientContactPoint { .. } => return None,
-    }
+        Designation::InconvenientDates { from, to, .. } => vec![(*from, *to)],
+        Designation::InconvenientTimes { .. } | Designation::WakingHours { .. } => Vec::new(),
+    };
     Some(WindowRule {
         meta: meta(designated, intent, versions),
         channels: ChannelSet::ALL,
-        days,
+        days: designated.hours.clone(),
         contact_points: ContactPoints::default(),
         debtor: Some(DebtorWindow { closed, opened: None }),
     })

@@ -138,8 +138,11 @@ fn local_days_block<'h>(
     t: DateTime<Utc>,
     n: u32,
 ) -> Option<(DateTime<Utc>, Vec<&'h ContactEvent>)> {
+    // Each event's local date, computed once for every period tried below.
+    let dated: Vec<(NaiveDate, &'h ContactEvent)> =
+        events.iter().map(|e| (e.at.with_timezone(&zone).date_naive(), *e)).collect();
     let inside = |first: NaiveDate, last: NaiveDate| -> Vec<&'h ContactEvent> {
-        events.iter().copied().filter(|e| (first..=last).contains(&e.at.with_timezone(&zone).date_naive())).collect()
+        dated.iter().filter(|(date, _)| (first..=last).contains(date)).map(|(_, e)| *e).collect()
     };
     let (first, today) = local_days_at(zone, t, n)?;
     let counted = inside(first, today);

@@ -92,15 +92,24 @@ impl WindowConstraint<'_> {
         calendars: &[&HolidayCalendar],
         limit: DateTime<Utc>,
     ) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
-        let first = t.with_timezone(&self.zone).date_naive().pred_opt()?;
+        // A range of the day before `t`'s local date ends by that date's first
+        // instant, so no earlier day can hold an interval ending after `t`.
+        let first = t.with_timezone(&self.zone).date_naive();
         let last = limit.with_timezone(&self.zone).date_naive();
         let mut date = first;
         while date <= last {
             for range in self.rule.hours_on(date, calendars).2 {
-                let (Some(start), Some(end)) = self.range_utc(date, range) else {
+                // The end first: most ranges tried end before `t`.
+                let Some(end) = local_to_utc(self.zone, date, range.end, Edge::End) else {
                     continue;
                 };
-                if end > t && start < end {
+                if end <= t {
+                    continue;
+                }
+                let Some(start) = local_to_utc(self.zone, date, range.start, Edge::Start) else {
+                    continue;
+                };
+                if start < end {
                     return Some(self.with_opening(t, (start, end)));
                 }
             }
@@ -122,11 +131,6 @@ impl WindowConstraint<'_> {
             }
             _ => next,
         }
-    }
-
-    /// A local range on `date` as UTC instants.
-    pub fn range_utc(&self, date: NaiveDate, range: &TimeRange) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
-        (local_to_utc(self.zone, date, range.start, Edge::Start), local_to_utc(self.zone, date, range.end, Edge::End))
     }
 
     /// Whether `t` is inside one of this constraint's intervals.

@@ -459,7 +459,7 @@ impl Compiler<'_> {
             }
         }
         let contact_points = self.contact_points(raw.contact_points.as_ref(), channels, &meta);
-        WindowRule { meta, channels, days, contact_points, debtor: None }
+        WindowRule { meta, channels, days: Arc::new(days), contact_points, debtor: None }
     }
 
     fn cap(

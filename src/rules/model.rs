@@ -127,7 +127,7 @@ pub struct WindowRule {
     pub meta: Arc<RuleMeta>,
     pub channels: ChannelSet,
     /// Allowed ranges per day type, sorted and disjoint; empty: no contact.
-    pub days: [Vec<TimeRange>; 8],
+    pub days: Arc<[Vec<TimeRange>; 8]>,
     pub contact_points: ContactPoints,
     /// Set for a window the debtor designated (built per decision).
     pub debtor: Option<DebtorWindow>,

@@ -12,7 +12,7 @@ use ventana::engine::{Decision, RejectCode, Verdict, evaluate};
 use crate::decide::*;
 
 fn designated(id: &str, designation: Designation) -> Designated {
-    Designated { id: id.into(), designation, source: "ivr".into(), at: at("2026-11-01T12:00:00Z") }
+    Designated::new(id.into(), designation, "ivr".into(), Some(at("2026-11-01T12:00:00Z")))
 }
 
 fn with(intent: &Intent, history: &[ContactEvent], designations: Vec<Designated>, now: DateTime<Utc>) -> Decision {
@@ -51,7 +51,7 @@ fn the_debtors_word_only_narrows_and_names_itself() {
         "{}",
         reason.message()
     );
-    assert!(rule.citation.contains("no rule of PE in force names a law making it binding"), "{}", rule.citation);
+    assert!(rule.citation.contains("no rule in force names a law making it binding"), "{}", rule.citation);
     assert_eq!(rule.basis.as_str(), "recommended");
     // Tuesday is untouched; an email is untouched when the designation is for calls only.
     assert_release(&with(&call, &[], vec![mornings], at("2026-12-01T07:30:00-05:00")));

@@ -227,7 +227,7 @@ fn designations(now: DateTime<Utc>) -> impl Strategy<Value = Vec<Designated>> {
     prop::collection::vec(designation, 1..4).prop_map(move |list| {
         list.into_iter()
             .enumerate()
-            .map(|(i, designation)| Designated { id: format!("d{i}"), designation, source: "test".into(), at: now })
+            .map(|(i, designation)| Designated::new(format!("d{i}"), designation, "test".into(), Some(now)))
             .collect()
     })
 }
