@@ -45,15 +45,14 @@ impl Waiter {
         taken.map_or(0, |before| before.min(n))
     }
 
+    /// Gives back credit taken but not used (no wake-up: nothing new is ready).
     pub(super) fn refund(&self, n: u32) {
-        if n > 0 {
-            self.grant(n);
-        }
+        let _ = self.credit.fetch_update(Ordering::AcqRel, Ordering::Acquire, |c| Some(c.saturating_add(n)));
     }
 
     /// Adds credit the adapter granted.
     fn grant(&self, n: u32) {
-        let _ = self.credit.fetch_update(Ordering::AcqRel, Ordering::Acquire, |c| Some(c.saturating_add(n)));
+        self.refund(n);
         self.changed.notify_one();
     }
 
@@ -215,7 +214,12 @@ impl App {
 
 /// Leases what is ready or whose lease expired to `waiter` while it has
 /// credit, then waits for a release, a grant, the next recheck or the end.
+/// A grant alone leases only when something may be waiting (the last lease
+/// used all its credit, or a release or recheck came since): the scheduler
+/// hands due contacts over itself, and a lease that finds nothing is a write
+/// transaction wasted.
 async fn feed(app: Arc<App>, waiter: Arc<Waiter>) {
+    let mut maybe_waiting = true;
     loop {
         let released = app.released.notified();
         let changed = waiter.changed.notified();
@@ -225,7 +229,7 @@ async fn feed(app: Arc<App>, waiter: Arc<Waiter>) {
         if waiter.ended.load(Ordering::Acquire) || waiter.out.is_closed() {
             return;
         }
-        let wanted = waiter.take(LEASE_AT_ONCE);
+        let wanted = if maybe_waiting { waiter.take(LEASE_AT_ONCE) } else { 0 };
         if wanted > 0 {
             match app.lease(Some(&waiter.tenant), &waiter.channels, i64::from(wanted), waiter.lease).await {
                 Ok(items) => {
@@ -238,6 +242,7 @@ async fn feed(app: Arc<App>, waiter: Arc<Waiter>) {
                     if got == wanted {
                         continue;
                     }
+                    maybe_waiting = false;
                 }
                 Err(e) => {
                     waiter.refund(wanted);
@@ -249,9 +254,9 @@ async fn feed(app: Arc<App>, waiter: Arc<Waiter>) {
         }
         let recheck = app.clock.now() + Duration::seconds(RECHECK_SECONDS);
         tokio::select! {
-            _ = released => {}
+            _ = released => maybe_waiting = true,
             _ = changed => {}
-            _ = app.clock.sleep_until(recheck) => {}
+            _ = app.clock.sleep_until(recheck) => maybe_waiting = true,
             _ = waiter.out.closed() => return,
         }
     }
