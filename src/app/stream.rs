@@ -107,15 +107,20 @@ impl Handoff {
         self.0.push((waiter, leased));
     }
 
-    /// Sends each stream its contacts, in one message per stream. A stream
-    /// closed meanwhile loses nothing: the leases expire and are offered again.
+    /// Sends each stream its contacts, in one message per stream, highest
+    /// priority first. A stream closed meanwhile loses nothing: the leases
+    /// expire and are offered again.
     pub(super) fn deliver(mut self) {
         let mut items = std::mem::take(&mut self.0);
-        while let Some((waiter, first)) = items.pop() {
-            let (mine, others): (Vec<_>, Vec<_>) = items.into_iter().partition(|(w, _)| Arc::ptr_eq(w, &waiter));
-            items = others;
-            let mut batch: Vec<Leased> = mine.into_iter().map(|(_, leased)| leased).rev().collect();
-            batch.push(first);
+        items.sort_by_key(|(_, (dispatch, _))| std::cmp::Reverse(dispatch.priority));
+        let mut batches: Vec<(Arc<Waiter>, Vec<Leased>)> = Vec::new();
+        for (waiter, leased) in items {
+            match batches.iter_mut().find(|(w, _)| Arc::ptr_eq(w, &waiter)) {
+                Some((_, batch)) => batch.push(leased),
+                None => batches.push((waiter, vec![leased])),
+            }
+        }
+        for (waiter, batch) in batches {
             let _ = waiter.out.send(batch);
         }
     }
