@@ -323,6 +323,9 @@ impl pb::dispatch_service_server::DispatchService for Api {
         answer(
             async move {
                 let caller = authenticate(&self.app, &self.keys, &request, ADAPTERS).await?;
+                // Each later request is authenticated again with the same key: a
+                // revoked or expired key ends the stream at the adapter's next grant.
+                let key = Request::from_parts(request.metadata().clone(), Default::default(), ());
                 let mut inbound = request.into_inner();
                 let first = inbound
                     .message()
@@ -339,6 +342,7 @@ impl pb::dispatch_service_server::DispatchService for Api {
                     .open_stream(&caller.tenant, channels, lease, credit)
                     .ok_or_else(|| ApiError::Unavailable("the service is stopping; reconnect".into()))?;
                 let (sender, receiver) = tokio::sync::mpsc::channel::<Result<pb::DispatchResponse, Status>>(4);
+                let (app, keys) = (self.app.clone(), self.keys.clone());
                 tokio::spawn(async move {
                     let credit = stream.credit();
                     let mut granting = true;
@@ -361,10 +365,15 @@ impl pb::dispatch_service_server::DispatchService for Api {
                                 None => break ApiError::Unavailable("the service is stopping; reconnect".into()),
                             },
                             request = inbound.message(), if granting => match request {
-                                Ok(Some(more)) => match more_credit(&more) {
-                                    Ok(n) => credit.grant(n),
-                                    Err(e) => break e,
-                                },
+                                Ok(Some(more)) => {
+                                    if let Err(e) = authenticate(&app, &keys, &key, ADAPTERS).await {
+                                        break e;
+                                    }
+                                    match more_credit(&more) {
+                                        Ok(n) => credit.grant(n),
+                                        Err(e) => break e,
+                                    }
+                                }
                                 // Half-closed: no more credit, the contacts granted still come.
                                 Ok(None) => granting = false,
                                 Err(_) => return,

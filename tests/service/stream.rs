@@ -1,12 +1,13 @@
 //! DispatchService.Dispatch on both backends: a stream is handed a contact
 //! when its deferral comes due, never holds more than its credit, is offered
 //! an unacknowledged contact again when the lease expires, never sends one
-//! whose window closed, loses nothing when it closes, and refuses bad
-//! requests naming the field.
+//! whose window closed, loses nothing when it closes, refuses bad requests
+//! naming the field, and ends when its key expires.
 
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnboundedReceiverStream;
 use tonic::Code;
+use ventana::api::auth::{KeySpec, Role, mint_key};
 use ventana::api::pb;
 
 use crate::on_both_backends;
@@ -257,3 +258,26 @@ async fn bad_dispatch_requests_name_the_field(backend: Backend) {
     server.stop().await;
 }
 on_both_backends!(bad_dispatch_requests_name_the_field);
+
+async fn an_expired_key_ends_the_stream_at_its_next_grant(backend: Backend) {
+    let server = TestServer::start(backend, "2026-11-25T10:00:00-05:00").await;
+    let spec = KeySpec {
+        tenant: "acme",
+        roles: &[Role::Adapter],
+        name: None,
+        expires_at: Some(at("2026-11-25T11:00:00-05:00").timestamp_millis()),
+    };
+    let key = mint_key(server.store(), &spec, at("2026-11-25T10:00:00-05:00").timestamp_millis()).await.expect("key");
+    let auth = Auth(format!("Bearer {key}").parse().expect("ascii"));
+    let mut adapter =
+        pb::dispatch_service_client::DispatchServiceClient::with_interceptor(server.channel.clone(), auth);
+    let mut stream = open(&mut adapter, open_request(pb::Channel::Sms, 1, 60)).await.expect("opens");
+    server.set_clock("2026-11-25T11:00:00-05:00");
+    stream.grant(1);
+    let answer = tokio::time::timeout(std::time::Duration::from_secs(30), stream.contacts.message()).await;
+    let status = answer.expect("the stream ends").expect_err("with a status");
+    assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
+    assert!(status.message().contains("expired api key"), "{}", status.message());
+    server.stop().await;
+}
+on_both_backends!(an_expired_key_ends_the_stream_at_its_next_grant);
