@@ -10,7 +10,7 @@ use super::convert;
 use super::error::{ApiError, ApiResult};
 use super::pb;
 use crate::app::group_commit::GroupQueue;
-use crate::app::{Ack, App, AppError, CancelTarget, Submission};
+use crate::app::{Ack, App, AppError, CancelTarget, MAX_UNSPENT_CREDIT, Submission};
 use crate::domain::IntentStatus;
 use crate::preferences::Statements;
 use crate::rules::RuleBook;
@@ -370,7 +370,12 @@ impl pb::dispatch_service_server::DispatchService for Api {
                                         break e;
                                     }
                                     match more_credit(&more) {
-                                        Ok(n) => credit.grant(n),
+                                        Ok(n) if credit.grant(n) => {}
+                                        Ok(_) => {
+                                            break ApiError::InvalidArgument(format!(
+                                                "credit: at most {MAX_UNSPENT_CREDIT} granted and not yet used"
+                                            ));
+                                        }
                                         Err(e) => break e,
                                     }
                                 }

@@ -19,7 +19,7 @@ mod wake;
 
 pub use cancel::CancelTarget;
 pub use dispatch::Ack;
-pub use stream::{AdapterStream, Credit, Leased};
+pub use stream::{AdapterStream, Credit, Leased, MAX_UNSPENT_CREDIT};
 pub use submission::Submission;
 
 use std::sync::{Arc, RwLock};

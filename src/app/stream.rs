@@ -18,6 +18,9 @@ use crate::store::DispatchRow;
 /// A contact leased to an adapter.
 pub type Leased = (DispatchRow, Submission);
 
+/// Most credit a stream may hold unspent: bounds what the service leases
+/// and buffers for an adapter that grants without reading.
+pub const MAX_UNSPENT_CREDIT: u32 = 10_000;
 /// Most contacts one lease of a stream takes.
 const LEASE_AT_ONCE: u32 = 500;
 /// How often an idle stream with credit looks for expired leases to offer
@@ -50,10 +53,14 @@ impl Waiter {
         let _ = self.credit.fetch_update(Ordering::AcqRel, Ordering::Acquire, |c| Some(c.saturating_add(n)));
     }
 
-    /// Adds credit the adapter granted.
-    fn grant(&self, n: u32) {
-        self.refund(n);
+    /// Adds credit the adapter granted, unless the unspent credit would pass
+    /// `MAX_UNSPENT_CREDIT`; whether it did.
+    fn grant(&self, n: u32) -> bool {
+        let added = self.credit.fetch_update(Ordering::AcqRel, Ordering::Acquire, |c| {
+            c.checked_add(n).filter(|total| *total <= MAX_UNSPENT_CREDIT)
+        });
         self.changed.notify_one();
+        added.is_ok()
     }
 
     fn wants(&self, tenant: &str, channel: Channel) -> bool {
@@ -146,8 +153,9 @@ pub struct AdapterStream {
 pub struct Credit(Arc<Waiter>);
 
 impl Credit {
-    pub fn grant(&self, n: u32) {
-        self.0.grant(n);
+    /// Adds `n`; false (nothing added) past `MAX_UNSPENT_CREDIT`.
+    pub fn grant(&self, n: u32) -> bool {
+        self.0.grant(n)
     }
 }
 

@@ -255,6 +255,16 @@ async fn bad_dispatch_requests_name_the_field(backend: Backend) {
         assert_eq!(status.code(), Code::InvalidArgument, "{request:?}: {status:?}");
         assert!(status.message().starts_with(&format!("{field}:")), "{request:?}: {}", status.message());
     }
+    // Credit granted and not used is bounded (10,000; a lease in progress may hold 500 of it
+    // aside): 500 at the open and 24 grants of 500 cannot all be taken.
+    let mut stream = open(&mut adapter, open_request(pb::Channel::Sms, 500, 60)).await.expect("opens");
+    for _ in 0..24 {
+        stream.grant(500);
+    }
+    let answer = tokio::time::timeout(std::time::Duration::from_secs(30), stream.contacts.message()).await;
+    let status = answer.expect("the stream ends").expect_err("refused");
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert!(status.message().starts_with("credit: at most 10000"), "{}", status.message());
     server.stop().await;
 }
 on_both_backends!(bad_dispatch_requests_name_the_field);
