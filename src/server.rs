@@ -33,6 +33,8 @@ pub struct Running {
 impl Running {
     /// Stops taking requests, lets in-flight work finish and waits for it.
     pub async fn shutdown(self) {
+        // Open Dispatch streams end first (UNAVAILABLE), or graceful shutdown would wait for them.
+        self.app.waiters.close_all();
         let _ = self.shutdown.send(true);
         for task in self.tasks {
             let _ = task.await;

@@ -28,6 +28,9 @@ pub enum ApiError {
     /// The request is valid but the service's state refuses it (say, a rules directory that does not load).
     #[error("{0}")]
     FailedPrecondition(String),
+    /// The service is stopping: retry on another replica or after the restart.
+    #[error("{0}")]
+    Unavailable(String),
     /// A broken invariant of the service itself (a task that died).
     #[error("{0}")]
     Internal(String),
@@ -58,6 +61,7 @@ impl From<ApiError> for Status {
             ApiError::NotFound(m) => Status::not_found(m),
             ApiError::ResourceExhausted(m) => Status::resource_exhausted(m),
             ApiError::FailedPrecondition(m) => Status::failed_precondition(m),
+            ApiError::Unavailable(m) => Status::unavailable(m),
             ApiError::Internal(m) => {
                 tracing::error!(error = %m, "internal error");
                 Status::internal(m)

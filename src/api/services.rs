@@ -10,7 +10,7 @@ use super::error::{ApiError, ApiResult};
 use super::pb;
 use super::{convert, debtor};
 use crate::app::group_commit::GroupQueue;
-use crate::app::{Ack, App, AppError, CancelTarget, Submission};
+use crate::app::{Ack, App, AppError, CancelTarget, MAX_UNSPENT_CREDIT, Submission};
 use crate::domain::IntentStatus;
 use crate::preferences::Statements;
 use crate::rules::RuleBook;
@@ -323,28 +323,94 @@ impl pb::dispatch_service_server::DispatchService for Api {
             async move {
                 let caller = authenticate(&self.app, &self.keys, &request, ADAPTERS).await?;
                 let req = request.get_ref();
-                if req.channels.is_empty() || req.channels.len() > 7 {
-                    return Err(ApiError::InvalidArgument("channels: name 1 to 7 channels".into()));
-                }
-                let channels = req
-                    .channels
-                    .iter()
-                    .enumerate()
-                    .map(|(i, c)| convert::channel(&format!("channels[{i}]"), *c))
-                    .collect::<Result<Vec<_>, _>>()?;
+                let channels = lease_channels(&req.channels)?;
                 if !(1..=MAX_LEASE_ITEMS).contains(&req.max_items) {
                     return Err(ApiError::InvalidArgument(format!("max_items: must be 1 to {MAX_LEASE_ITEMS}")));
                 }
-                let lease = match &req.lease_duration {
-                    None => chrono::Duration::seconds(60),
-                    Some(d) => convert::duration("lease_duration", d)?,
-                };
-                if lease < chrono::Duration::seconds(1) || lease > chrono::Duration::hours(1) {
-                    return Err(ApiError::InvalidArgument("lease_duration: must be 1 s to 1 h".into()));
-                }
+                let lease = lease_duration(req.lease_duration.as_ref())?;
                 let leased = self.app.lease(Some(&caller.tenant), &channels, i64::from(req.max_items), lease).await?;
                 let items = leased.iter().map(|(d, s)| convert::leased_item(d, s)).collect::<Result<_, _>>()?;
                 Ok(pb::LeaseResponse { items })
+            }
+            .await,
+        )
+    }
+
+    type DispatchStream = tokio_stream::wrappers::ReceiverStream<Result<pb::DispatchResponse, Status>>;
+
+    async fn dispatch(
+        &self,
+        request: Request<tonic::Streaming<pb::DispatchRequest>>,
+    ) -> Result<Response<Self::DispatchStream>, Status> {
+        answer(
+            async move {
+                let caller = authenticate(&self.app, &self.keys, &request, ADAPTERS).await?;
+                // Each later request is authenticated again with the same key: a
+                // revoked or expired key ends the stream at the adapter's next grant.
+                let key = Request::from_parts(request.metadata().clone(), Default::default(), ());
+                let mut inbound = request.into_inner();
+                let first = inbound
+                    .message()
+                    .await
+                    .map_err(|e| ApiError::InvalidArgument(format!("request: {}", e.message())))?
+                    .ok_or_else(|| {
+                        ApiError::InvalidArgument("request: send the first request (channels, credit)".into())
+                    })?;
+                let channels = lease_channels(&first.channels)?;
+                let credit = stream_credit(first.credit)?;
+                let lease = lease_duration(first.lease_duration.as_ref())?;
+                let mut stream = self
+                    .app
+                    .open_stream(&caller.tenant, channels, lease, credit)
+                    .ok_or_else(|| ApiError::Unavailable("the service is stopping; reconnect".into()))?;
+                let (sender, receiver) = tokio::sync::mpsc::channel::<Result<pb::DispatchResponse, Status>>(4);
+                let (app, keys) = (self.app.clone(), self.keys.clone());
+                tokio::spawn(async move {
+                    let credit = stream.credit();
+                    let mut granting = true;
+                    // Ends on the first error, when the adapter goes away or the service stops;
+                    // what was leased and not acknowledged is offered again when its lease expires.
+                    let ended = loop {
+                        tokio::select! {
+                            contacts = stream.next() => match contacts {
+                                Some(contacts) => {
+                                    let items = contacts.iter().map(|(d, s)| convert::leased_item(d, s)).collect();
+                                    match items {
+                                        Ok(items) => {
+                                            if sender.send(Ok(pb::DispatchResponse { items })).await.is_err() {
+                                                return;
+                                            }
+                                        }
+                                        Err(e) => break e,
+                                    }
+                                }
+                                None => break ApiError::Unavailable("the service is stopping; reconnect".into()),
+                            },
+                            request = inbound.message(), if granting => match request {
+                                Ok(Some(more)) => {
+                                    if let Err(e) = authenticate(&app, &keys, &key, ADAPTERS).await {
+                                        break e;
+                                    }
+                                    match more_credit(&more) {
+                                        Ok(n) if credit.grant(n) => {}
+                                        Ok(_) => {
+                                            break ApiError::InvalidArgument(format!(
+                                                "credit: at most {MAX_UNSPENT_CREDIT} granted and not yet used"
+                                            ));
+                                        }
+                                        Err(e) => break e,
+                                    }
+                                }
+                                // Half-closed: no more credit, the contacts granted still come.
+                                Ok(None) => granting = false,
+                                Err(_) => return,
+                            },
+                            _ = sender.closed() => return,
+                        }
+                    };
+                    let _ = sender.send(Err(Status::from(ended))).await;
+                });
+                Ok(tokio_stream::wrappers::ReceiverStream::new(receiver))
             }
             .await,
         )
@@ -374,6 +440,45 @@ impl pb::dispatch_service_server::DispatchService for Api {
             .await,
         )
     }
+}
+
+/// The channels of a Lease or the first Dispatch request.
+fn lease_channels(channels: &[i32]) -> ApiResult<Vec<crate::domain::Channel>> {
+    if channels.is_empty() || channels.len() > 7 {
+        return Err(ApiError::InvalidArgument("channels: name 1 to 7 channels".into()));
+    }
+    channels.iter().enumerate().map(|(i, c)| convert::channel(&format!("channels[{i}]"), *c)).collect()
+}
+
+/// A lease's length: default 60 s, 1 s to 1 h.
+fn lease_duration(duration: Option<&prost_types::Duration>) -> ApiResult<chrono::Duration> {
+    let lease = match duration {
+        None => chrono::Duration::seconds(60),
+        Some(d) => convert::duration("lease_duration", d)?,
+    };
+    if lease < chrono::Duration::seconds(1) || lease > chrono::Duration::hours(1) {
+        return Err(ApiError::InvalidArgument("lease_duration: must be 1 s to 1 h".into()));
+    }
+    Ok(lease)
+}
+
+/// The credit one Dispatch request grants: 1 to `MAX_LEASE_ITEMS`.
+fn stream_credit(credit: i32) -> ApiResult<u32> {
+    u32::try_from(credit)
+        .ok()
+        .filter(|c| (1..=MAX_LEASE_ITEMS.unsigned_abs()).contains(c))
+        .ok_or_else(|| ApiError::InvalidArgument(format!("credit: must be 1 to {MAX_LEASE_ITEMS}")))
+}
+
+/// A later Dispatch request: credit only.
+fn more_credit(request: &pb::DispatchRequest) -> ApiResult<u32> {
+    if !request.channels.is_empty() {
+        return Err(ApiError::InvalidArgument("channels: only the first request names channels".into()));
+    }
+    if request.lease_duration.is_some() {
+        return Err(ApiError::InvalidArgument("lease_duration: only the first request sets it".into()));
+    }
+    stream_credit(request.credit)
 }
 
 /// The files `tenant` may see: the law (no tenant) and its own policies,

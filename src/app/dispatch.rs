@@ -7,7 +7,7 @@ use serde_json::json;
 use super::preferences::preference_event;
 use super::{App, AppError, AppResult, HISTORY_LOOKBACK_DAYS, Submission, millis, not_after};
 use crate::domain::{AckOutcome, AuditEventKind, Channel, DispatchState, Intent, IntentStatus};
-use crate::engine::Verdict;
+use crate::engine::{Decision, Verdict};
 use crate::preferences::{PreferenceRecord, Statements};
 use crate::rate_limit::Held;
 use crate::store::{DispatchRow, IntentRow, Tx};
@@ -43,6 +43,39 @@ impl App {
         tx.audit(self.event(AuditEventKind::Withdrawn, row, intent, now, detail));
         self.hold(tx, row, intent, why, now);
         tx.update_intent(row).await?;
+        Ok(())
+    }
+
+    /// Leases `dispatch`, just found allowed by `decision`, for `lease`.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn lease_in(
+        &self,
+        tx: &mut Tx,
+        dispatch: &mut DispatchRow,
+        row: &mut IntentRow,
+        intent: &Intent,
+        decision: &Decision,
+        lease: Duration,
+        now: DateTime<Utc>,
+    ) -> AppResult<()> {
+        dispatch.state = DispatchState::Leased;
+        dispatch.attempt += 1;
+        let lease_ends = now + lease;
+        let window_ends = not_after(decision, intent, lease_ends);
+        dispatch.lease_expires_at = Some(millis(lease_ends));
+        dispatch.not_after = millis(window_ends);
+        tx.update_dispatch(dispatch).await?;
+        row.status = IntentStatus::Leased;
+        row.attempt = dispatch.attempt;
+        row.updated_at = millis(now);
+        tx.update_intent(row).await?;
+        let detail = json!({
+            "dispatch_id": dispatch.dispatch_id,
+            "attempt": dispatch.attempt,
+            "not_after": window_ends.to_rfc3339(),
+            "lease_expires_at": lease_ends.to_rfc3339(),
+        });
+        tx.audit(self.event(AuditEventKind::Leased, row, Some(intent), now, detail));
         Ok(())
     }
 
@@ -108,24 +141,7 @@ impl App {
                     let waited = (now.timestamp_millis() - dispatch.released_at).max(0) as f64 / 1000.0;
                     metrics::histogram!(crate::telemetry::DISPATCH_LATENCY).record(waited);
                 }
-                dispatch.state = DispatchState::Leased;
-                dispatch.attempt += 1;
-                let lease_ends = now + lease;
-                let window_ends = not_after(&decision, &submission.intent, lease_ends);
-                dispatch.lease_expires_at = Some(millis(lease_ends));
-                dispatch.not_after = millis(window_ends);
-                tx.update_dispatch(&dispatch).await?;
-                row.status = IntentStatus::Leased;
-                row.attempt = dispatch.attempt;
-                row.updated_at = millis(now);
-                tx.update_intent(&row).await?;
-                let detail = json!({
-                    "dispatch_id": dispatch.dispatch_id,
-                    "attempt": dispatch.attempt,
-                    "not_after": window_ends.to_rfc3339(),
-                    "lease_expires_at": lease_ends.to_rfc3339(),
-                });
-                tx.audit(self.event(AuditEventKind::Leased, &row, Some(&submission.intent), now, detail));
+                self.lease_in(&mut tx, &mut dispatch, &mut row, &submission.intent, &decision, lease, now).await?;
                 leased.push((dispatch, submission));
             } else {
                 dispatch.state = DispatchState::Withdrawn;

@@ -13,12 +13,14 @@ mod explain;
 pub mod group_commit;
 mod preferences;
 mod rules;
+mod stream;
 mod submission;
 mod submit;
 mod wake;
 
 pub use cancel::CancelTarget;
 pub use dispatch::Ack;
+pub use stream::{AdapterStream, Credit, Leased, MAX_UNSPENT_CREDIT};
 pub use submission::Submission;
 
 use std::sync::{Arc, RwLock};
@@ -92,6 +94,8 @@ pub struct App {
     pub released: Notify,
     /// Throughput limits on leases (per replica).
     pub limits: RateLimits,
+    /// Adapters' open streams (`Dispatch`) on this replica.
+    pub waiters: stream::Waiters,
     /// How long a claim on due intents lasts.
     claim: Duration,
 }
@@ -158,6 +162,7 @@ impl App {
             wakeup: Notify::new(),
             released: Notify::new(),
             limits: RateLimits::new(limits),
+            waiters: stream::Waiters::default(),
         }
     }
 

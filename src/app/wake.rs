@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
+use super::stream::Handoff;
 use super::{App, AppError, AppResult, Submission, lock_and_read_ahead, millis};
 use crate::domain::IntentStatus;
 use crate::store::Tx;
@@ -31,6 +32,8 @@ impl App {
         };
         let mut released = false;
         for part in due.chunks(per_transaction) {
+            // Contacts leased to waiting streams here: sent once this commits.
+            let mut handoff = Handoff::default();
             let mut tx = match open.take() {
                 Some(tx) => tx,
                 None => self.store.begin().await?,
@@ -39,9 +42,10 @@ impl App {
                 part.iter().map(|(t, i, d)| (t.as_str(), i.as_str(), d.as_str())).collect();
             lock_and_read_ahead(&mut tx, &keys, now).await?;
             for (tenant, intent_id, _) in part {
-                released |= self.wake_one(&mut tx, tenant, intent_id, claim_until, now).await?;
+                released |= self.wake_one(&mut tx, tenant, intent_id, claim_until, now, &mut handoff).await?;
             }
             tx.commit().await?;
+            handoff.deliver();
         }
         if let Some(nothing_due) = open {
             nothing_due.commit().await?;
@@ -52,7 +56,9 @@ impl App {
         Ok(due.len())
     }
 
-    /// Re-evaluates one claimed intent (its debtor locked); whether it was released.
+    /// Re-evaluates one claimed intent (its debtor locked); whether it was
+    /// released and left ready. A release a waiting stream has credit for is
+    /// leased to it at once, in this transaction (`handoff`).
     async fn wake_one(
         &self,
         tx: &mut Tx,
@@ -60,6 +66,7 @@ impl App {
         intent_id: &str,
         claim_until: i64,
         now: DateTime<Utc>,
+        handoff: &mut Handoff,
     ) -> AppResult<bool> {
         let mut row = match tx.get_intent(tenant, intent_id).await.map_err(AppError::from) {
             Ok(Some(row)) => row,
@@ -93,6 +100,27 @@ impl App {
         };
         self.apply(tx, &mut row, &submission.intent, &decision, preferences.as_ref(), now).await?;
         tx.update_intent(&row).await?;
-        Ok(row.status == IntentStatus::Released)
+        if row.status != IntentStatus::Released {
+            return Ok(false);
+        }
+        let Some(waiter) = self.waiters.take_one(tenant, row.channel) else { return Ok(true) };
+        // Held back by a rate limit: it stays ready, as a lease would leave it.
+        if self.limits.admit(tenant, row.channel).is_err() {
+            waiter.refund(1);
+            return Ok(true);
+        }
+        let dispatch_id = row.dispatch_id.clone().unwrap_or_default();
+        let Some(mut dispatch) = tx.get_dispatch(&dispatch_id).await? else {
+            waiter.refund(1);
+            return Ok(true);
+        };
+        let lease = waiter.lease;
+        if let Err(e) = self.lease_in(tx, &mut dispatch, &mut row, &submission.intent, &decision, lease, now).await {
+            waiter.refund(1);
+            return Err(e);
+        }
+        // Sent once the transaction commits; if it does not, the credit goes back.
+        handoff.push(waiter, (dispatch, submission));
+        Ok(false)
     }
 }

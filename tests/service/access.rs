@@ -35,13 +35,14 @@ enum Rpc {
     SetPreferences,
     Lease,
     Ack,
+    Dispatch,
     ListRules,
     Calendar,
     Reload,
     Export,
 }
 
-const EVERY_RPC: [Rpc; 14] = [
+const EVERY_RPC: [Rpc; 15] = [
     Rpc::Submit,
     Rpc::SubmitBatch,
     Rpc::Get,
@@ -52,6 +53,7 @@ const EVERY_RPC: [Rpc; 14] = [
     Rpc::SetPreferences,
     Rpc::Lease,
     Rpc::Ack,
+    Rpc::Dispatch,
     Rpc::ListRules,
     Rpc::Calendar,
     Rpc::Reload,
@@ -65,7 +67,7 @@ fn allowed(rpc: Rpc) -> &'static [Role] {
             &[Role::Submitter, Role::Admin]
         }
         Rpc::Get | Rpc::ListIntents | Rpc::Explain => &[Role::Submitter, Role::Auditor, Role::Admin],
-        Rpc::Lease | Rpc::Ack => &[Role::Adapter, Role::Admin],
+        Rpc::Lease | Rpc::Ack | Rpc::Dispatch => &[Role::Adapter, Role::Admin],
         Rpc::ListRules | Rpc::Calendar => &[Role::Submitter, Role::Adapter, Role::Auditor, Role::Admin, Role::Operator],
         Rpc::Reload => &[Role::Operator],
         Rpc::Export => &[Role::Auditor, Role::Admin],
@@ -132,6 +134,11 @@ async fn call(
             })
             .await
             .map(|_| ()),
+        Rpc::Dispatch => {
+            let open =
+                pb::DispatchRequest { channels: vec![pb::Channel::Email as i32], credit: 1, lease_duration: None };
+            dispatch.dispatch(tokio_stream::iter([open])).await.map(|_| ())
+        }
         Rpc::ListRules => rules.list_jurisdictions(pb::ListJurisdictionsRequest {}).await.map(|_| ()),
         Rpc::Calendar => rules.calendar(pb::CalendarRequest { code: "PE".into(), year: 2026 }).await.map(|_| ()),
         Rpc::Reload => rules.reload(pb::ReloadRequest {}).await.map(|_| ()),

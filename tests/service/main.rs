@@ -14,4 +14,5 @@ mod harness;
 mod integrator;
 mod keys;
 mod store_conformance;
+mod stream;
 mod tls;

@@ -13,7 +13,7 @@
 //! One file per job: `main.rs` (arguments, which scenario runs, the suite's
 //! table), `measure.rs` (results, percentiles, progress, the table),
 //! `target.rs` (the server under test and its database), `submit.rs`,
-//! `batch.rs`, `surge.rs`, `mixed.rs` (the scenarios), `ceilings.rs` (echo
+//! `batch.rs`, `surge.rs` (polled or streamed), `mixed.rs` (the scenarios), `ceilings.rs` (echo
 //! and raw), `fill.rs` (large tables and audit logs to measure against).
 //!
 //! ```sh
@@ -39,6 +39,7 @@ mod target;
 use clap::{Parser, Subcommand};
 
 use measure::print_table;
+use surge::Drain;
 use target::Target;
 
 #[derive(Parser)]
@@ -105,9 +106,17 @@ enum Scenario {
         concurrency: usize,
     },
     /// Preloads M intents deferred to one instant (Peru, Monday 07:00), moves the clock
-    /// there, and measures the time until an adapter has leased them all and the peak
-    /// resident memory of this process (server and client) meanwhile.
+    /// there, and measures the time until an adapter polling Lease holds them all, each
+    /// contact's time from due to held (p50, p99) and the peak resident memory of this
+    /// process (server and client) meanwhile.
     Surge {
+        #[command(flatten)]
+        target: Target,
+        #[arg(long, default_value_t = 200_000)]
+        intents: usize,
+    },
+    /// The surge drained by an adapter's Dispatch stream instead of Lease polling.
+    Stream {
         #[command(flatten)]
         target: Target,
         #[arg(long, default_value_t = 200_000)]
@@ -141,11 +150,15 @@ async fn main() -> anyhow::Result<()> {
             rows.push(submit::run(&target, requests, concurrency, 0).await?);
             rows.push(ceilings::raw(&target, requests * 2, 4).await?);
             rows.push(batch::run(&target, requests * 2, 4).await?);
-            rows.push(surge::run(&target, surge).await?);
+            rows.push(surge::run(&target, surge, Drain::Lease).await?);
+            rows.push(surge::run(&target, surge, Drain::Stream).await?);
             rows.push(mixed::run(&target, mixed_seconds, concurrency).await?);
             let (echo, raw) = (rows[0].per_second(), rows[2].per_second());
             rows[1].note = format!("{:.0}% of echo", 100.0 * rows[1].per_second() / echo);
             rows[3].note = format!("{:.0}% of raw", 100.0 * rows[3].per_second() / raw);
+            for surge in &mut rows[4..6] {
+                surge.note = format!("{:.0}% of raw; {}", 100.0 * surge.per_second() / raw, surge.note);
+            }
             print_table(&rows);
         }
         Scenario::Echo { requests, concurrency } => print_table(&[ceilings::echo(requests, concurrency).await?]),
@@ -158,7 +171,8 @@ async fn main() -> anyhow::Result<()> {
         Scenario::Raw { target, intents, concurrency } => {
             print_table(&[ceilings::raw(&target, intents, concurrency).await?])
         }
-        Scenario::Surge { target, intents } => print_table(&[surge::run(&target, intents).await?]),
+        Scenario::Surge { target, intents } => print_table(&[surge::run(&target, intents, Drain::Lease).await?]),
+        Scenario::Stream { target, intents } => print_table(&[surge::run(&target, intents, Drain::Stream).await?]),
         Scenario::Mixed { target, seconds, concurrency } => {
             print_table(&[mixed::run(&target, seconds, concurrency).await?])
         }
