@@ -130,6 +130,7 @@ fn bench(c: &mut Criterion) {
         consents: vec![Consent {
             id: "more-calls".into(),
             channels: vec![Channel::Call],
+            written: false,
             from: instant("2026-11-20T12:00:00Z"),
             until: None,
             revoked_at: None,

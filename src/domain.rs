@@ -175,10 +175,14 @@ pub struct ContactPoint {
 }
 
 impl ContactPoint {
-    /// Whether a contact to `self` may be a contact to `other`: the same kind
-    /// and, where both name one, the same identifier.
+    /// Whether a contact to `self` may be a contact to `other`: the same
+    /// identifier where both name one (whatever kind each is labelled), else
+    /// the same kind.
     pub fn may_be(&self, other: &ContactPoint) -> bool {
-        self.kind == other.kind && (self.id.is_none() || other.id.is_none() || self.id == other.id)
+        match (&self.id, &other.id) {
+            (Some(ours), Some(theirs)) => ours == theirs,
+            _ => self.kind == other.kind,
+        }
     }
 }
 
@@ -426,6 +430,11 @@ impl Designation {
             Designation::InconvenientDates { from, to, .. } if to < from => {
                 Err(format!("inconvenient_dates ends ({to}) before it starts ({from})"))
             }
+            Designation::InconvenientContactPoint { contact_point, channels }
+                if !channels.is_empty() && !channels.iter().any(|c| contact_point.kind.reachable_by(*c)) =>
+            {
+                Err(format!("none of its channels can reach a {}: it would never apply", contact_point.kind))
+            }
             Designation::InconvenientContactPoint { contact_point: ContactPoint { id: Some(id), .. }, .. } => {
                 check_identifier(id).map_err(|e| format!("contact_point.id {e}"))
             }
@@ -503,7 +512,10 @@ impl Designated {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Consent {
     pub id: String,
+    /// The channels it names; a cap only honours a consent naming its channel.
     pub channels: Vec<Channel>,
+    /// Given in writing (Massachusetts honours only written consent to more visits).
+    pub written: bool,
     pub from: DateTime<Utc>,
     pub until: Option<DateTime<Utc>>,
     pub revoked_at: Option<DateTime<Utc>>,
@@ -519,11 +531,10 @@ impl Consent {
         }
     }
 
-    /// Whether it covers a contact on `channel` at `t`.
+    /// Whether it covers a contact on `channel` at `t`: it names the
+    /// channel (a consent to "everything" is no consent to more contacts).
     pub fn covers(&self, channel: Channel, t: DateTime<Utc>) -> bool {
-        (self.channels.is_empty() || self.channels.contains(&channel))
-            && self.from <= t
-            && self.ends().is_none_or(|end| t < end)
+        self.channels.contains(&channel) && self.from <= t && self.ends().is_none_or(|end| t < end)
     }
 }
 

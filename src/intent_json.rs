@@ -155,7 +155,7 @@ fn parse_event(value: &Value, path: &str) -> Result<ContactEvent, FieldError> {
         return Err(err(&field(unknown), format!("is not a history field (fields: {})", EVENT_FIELDS.join(", "))));
     }
     let wrap = |e: FieldError| err(&field(&e.field), e.message);
-    Ok(ContactEvent {
+    let event = ContactEvent {
         channel: word::<Channel>(object, "channel").map_err(wrap)?,
         at: instant(object, "at").map_err(wrap)?.ok_or_else(|| err(&field("at"), "is required"))?,
         outcome: word::<Outcome>(object, "outcome").map_err(wrap)?,
@@ -165,7 +165,13 @@ fn parse_event(value: &Value, path: &str) -> Result<ContactEvent, FieldError> {
             None | Some(Value::Null) => Initiator::Collector,
             Some(_) => word::<Initiator>(object, "initiator").map_err(wrap)?,
         },
-    })
+    };
+    match &event.contact_point {
+        Some(point) if !point.kind.reachable_by(event.channel) => {
+            Err(err(&field("contact_point.kind"), format!("a {} contact cannot go to a {}", event.channel, point.kind)))
+        }
+        _ => Ok(event),
+    }
 }
 
 fn channels(channels: &[Channel]) -> String {
@@ -237,15 +243,26 @@ fn parse_preferences(value: &Value) -> Result<Preferences, FieldError> {
         .map(|(i, item)| {
             let field = format!("preferences.consents[{i}]");
             let item = item.as_object().ok_or_else(|| err(&field, "must be an object"))?;
-            if let Some(unknown) = item.keys().find(|k| !["id", "channels", "from", "until"].contains(&k.as_str())) {
+            if let Some(unknown) =
+                item.keys().find(|k| !["id", "channels", "written", "from", "until"].contains(&k.as_str()))
+            {
                 return Err(err(
                     &format!("{field}.{unknown}"),
-                    "is not a consent field (fields: id, channels, from, until)",
+                    "is not a consent field (fields: id, channels, written, from, until)",
                 ));
             }
             let wrap = |e: FieldError| err(&format!("{field}.{}", e.field), e.message);
-            let channels = serde_json::from_value(item.get("channels").cloned().unwrap_or(Value::Array(Vec::new())))
-                .map_err(|e| err(&format!("{field}.channels"), e.to_string()))?;
+            let channels: Vec<Channel> =
+                serde_json::from_value(item.get("channels").cloned().unwrap_or(Value::Array(Vec::new())))
+                    .map_err(|e| err(&format!("{field}.channels"), e.to_string()))?;
+            if channels.is_empty() {
+                return Err(err(&format!("{field}.channels"), "name the channels consented to (at least one)"));
+            }
+            let written = match item.get("written") {
+                None | Some(Value::Null) => false,
+                Some(Value::Bool(written)) => *written,
+                Some(_) => return Err(err(&format!("{field}.written"), "must be true or false")),
+            };
             let from =
                 instant(item, "from").map_err(wrap)?.ok_or_else(|| err(&format!("{field}.from"), "is required"))?;
             let until = instant(item, "until").map_err(wrap)?;
@@ -255,6 +272,7 @@ fn parse_preferences(value: &Value) -> Result<Preferences, FieldError> {
             Ok(Consent {
                 id: required(item, "id").map_err(wrap)?.to_string(),
                 channels,
+                written,
                 from,
                 until,
                 revoked_at: None,

@@ -52,8 +52,10 @@ pub struct PreferenceRecord {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConsentTerms {
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// At least one: a consent names the contacts it allows.
     pub channels: Vec<Channel>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub written: bool,
     pub from: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub until: Option<i64>,
@@ -158,10 +160,20 @@ impl PreferenceRecord {
                 Some(old) if old.at > at => superseded.push(superseded_by(&format!("consent {id}"), old.at)),
                 Some(old) => {
                     old.value.revoked_at = Some(old.value.revoked_at.map_or(at, |r| r.min(at)));
+                    // The record now stands as of the revocation: a grant older than it
+                    // (arriving late) cannot bring the consent back.
+                    old.at = old.at.max(at);
+                    old.source = source.to_string();
                 }
                 // Revoking what was never given: remembered, so a stale grant cannot revive it.
                 None => {
-                    let terms = ConsentTerms { channels: Vec::new(), from: at, until: Some(at), revoked_at: Some(at) };
+                    let terms = ConsentTerms {
+                        channels: Vec::new(),
+                        written: false,
+                        from: at,
+                        until: Some(at),
+                        revoked_at: Some(at),
+                    };
                     self.consents.insert(id.clone(), Statement { value: terms, at, source: source.to_string() });
                 }
             }
@@ -194,6 +206,7 @@ impl PreferenceRecord {
                 .map(|(id, s)| Consent {
                     id: id.clone(),
                     channels: s.value.channels.clone(),
+                    written: s.value.written,
                     from: instant(s.value.from),
                     until: s.value.until.map(instant),
                     revoked_at: s.value.revoked_at.map(instant),
@@ -233,14 +246,31 @@ impl PreferenceRecord {
         if value.get("opted_out_all").is_some() {
             return from_undated(&value, updated_at, source);
         }
-        serde_json::from_value(value).map_err(|e| format!("stored preferences cannot be read: {e}"))
+        let record: PreferenceRecord =
+            serde_json::from_value(value).map_err(|e| format!("stored preferences cannot be read: {e}"))?;
+        record.check_instants()?;
+        Ok(record)
+    }
+
+    /// Every stored instant is one chrono can read: an end out of range
+    /// must not read as "never ends".
+    fn check_instants(&self) -> Result<(), String> {
+        let consents = self
+            .consents
+            .values()
+            .flat_map(|s| [Some(s.at), Some(s.value.from), s.value.until, s.value.revoked_at].into_iter().flatten());
+        let designations = self.designations.values().map(|s| s.at);
+        match consents.chain(designations).find(|ms| DateTime::<Utc>::from_timestamp_millis(*ms).is_none()) {
+            Some(ms) => Err(format!("stored preferences hold an instant out of range ({ms} ms)")),
+            None => Ok(()),
+        }
     }
 }
 
-/// A stored instant; out of range only if the record was written by hand,
-/// and then the far future (a consent or designation never ends early).
+/// A stored instant, checked when the record was read (`check_instants`);
+/// one out of range cannot reach here, and would read as the epoch.
 fn instant(millis: i64) -> DateTime<Utc> {
-    DateTime::<Utc>::from_timestamp_millis(millis).unwrap_or(DateTime::<Utc>::MAX_UTC)
+    DateTime::<Utc>::from_timestamp_millis(millis).unwrap_or_default()
 }
 
 fn dated_list(channels: &[Channel], at: i64, source: &str) -> Statement<Vec<Channel>> {
@@ -338,9 +368,10 @@ mod tests {
         assert!(record.apply(&revoke, at("2026-11-30T11:00:00Z"), "call").is_empty());
         assert!(record.effective().designations.is_empty());
 
-        let terms = ConsentTerms { channels: vec![Channel::Call], from: 1_000, until: None, revoked_at: None };
+        let terms =
+            ConsentTerms { channels: vec![Channel::Call], written: false, from: 1_000, until: None, revoked_at: None };
         record.apply(
-            &Statements { consent: vec![("c".into(), terms)], ..Statements::default() },
+            &Statements { consent: vec![("c".into(), terms.clone())], ..Statements::default() },
             at("2026-11-30T12:00:00Z"),
             "call",
         );
@@ -351,6 +382,10 @@ mod tests {
         assert!(consent.covers(Channel::Call, at("2026-11-30T12:30:00Z")), "before the revocation it still covers");
         assert!(!consent.covers(Channel::Call, at("2026-11-30T13:00:00Z")));
         assert!(!consent.covers(Channel::Sms, at("2026-11-30T12:30:00Z")));
+        // A grant made before the revocation but arriving after it does not bring it back.
+        let late = Statements { consent: vec![("c".into(), terms)], ..Statements::default() };
+        assert_eq!(record.apply(&late, at("2026-11-30T12:30:00Z"), "old crm").len(), 1);
+        assert_eq!(record.effective().consents[0].revoked_at, Some(at("2026-11-30T13:00:00Z")));
         let round_trip = PreferenceRecord::parse(&record.to_json(), 0, "").expect("stored form");
         assert_eq!(round_trip, record);
     }

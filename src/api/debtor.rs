@@ -199,6 +199,19 @@ fn consent(field: &str, value: &pb::Consent, at: DateTime<Utc>) -> ApiResult<(St
         return Err(invalid(field, "revoked_at and source are output only: revoke with revoke_consents"));
     }
     let from = value.from.as_ref().map(|t| timestamp(&format!("{field}.from"), t)).transpose()?.unwrap_or(at);
+    if from < at {
+        return Err(invalid(
+            &format!("{field}.from"),
+            format!(
+                "{} is before the statement's at {}: a consent covers only contacts after it is given",
+                from.to_rfc3339(),
+                at.to_rfc3339()
+            ),
+        ));
+    }
+    if value.channels.is_empty() {
+        return Err(invalid(&format!("{field}.channels"), "name the channels the debtor consented to (at least one)"));
+    }
     let until = value.until.as_ref().map(|t| timestamp(&format!("{field}.until"), t)).transpose()?;
     if let Some(until) = until.filter(|u| *u <= from) {
         return Err(invalid(
@@ -208,6 +221,7 @@ fn consent(field: &str, value: &pb::Consent, at: DateTime<Utc>) -> ApiResult<(St
     }
     let terms = ConsentTerms {
         channels: channels(&format!("{field}.channels"), &value.channels)?,
+        written: value.written,
         from: from.timestamp_millis(),
         until: until.map(|u| u.timestamp_millis()),
         revoked_at: None,
@@ -223,6 +237,7 @@ fn consent_to_pb(consent: &Consent) -> pb::Consent {
         until: consent.until.map(to_timestamp),
         revoked_at: consent.revoked_at.map(to_timestamp),
         source: consent.source.clone(),
+        written: consent.written,
     }
 }
 

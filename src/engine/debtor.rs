@@ -10,15 +10,17 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
 
-use super::windows::WindowConstraint;
+use super::windows::{Edge, WindowConstraint, local_to_utc};
 use crate::domain::{
-    ContactEvent, ContactPoint, Designated, Designation, DesignationKind, Initiator, Intent, Preferences,
+    ContactEvent, ContactPoint, ContactPointKind, Designated, Designation, DesignationKind, Initiator, Intent,
+    Preferences,
 };
 use crate::rules::file::Basis;
 use crate::rules::{ChannelSet, ContactPoints, DebtorWindow, ResponseRule, RuleMeta, RuleVersion, WindowRule};
 
-/// How far after the debtor's own contact the one response may be searched for.
-const RESPONSE_SEARCH_DAYS: i64 = 8;
+/// How long after the debtor's own contact from a designated contact point
+/// the one response to it may go ("at that place": promptly, not months later).
+const RESPONSE_TO_A_PLACE_HOURS: i64 = 24;
 
 /// What a designation's reasons cite when no rule in force names a law for it.
 const UNBOUND: &str = "the debtor's own statement (no rule in force names a law making it binding; Ventana honours it)";
@@ -27,7 +29,8 @@ const UNBOUND: &str = "the debtor's own statement (no rule in force names a law 
 /// the debtor's word alone.
 fn meta(designated: &Designated, intent: &Intent, versions: &[&RuleVersion]) -> Arc<RuleMeta> {
     let kind = designated.designation.kind();
-    let binding = versions.iter().flat_map(|v| &v.designations).find(|r| r.kinds.contains(&kind));
+    // The most specific layer's law first (a state's waking-hours rule over the federal one).
+    let binding = versions.iter().rev().flat_map(|v| &v.designations).find(|r| r.kinds.contains(&kind));
     Arc::new(match binding {
         Some(rule) => RuleMeta {
             id: designated.rule_id.clone(),
@@ -110,14 +113,18 @@ pub fn windows(
                 designated.designation.kind(),
                 DesignationKind::InconvenientTimes | DesignationKind::InconvenientDates
             );
-            if let Some(inbound) = inbound.filter(|_| answerable) {
-                let search_end = inbound.at + Duration::days(RESPONSE_SEARCH_DAYS);
+            // Only a time the debtor had designated before reaching out.
+            let previously = |inbound: &&ContactEvent| designated.at.is_none_or(|said| said <= inbound.at);
+            if let Some(inbound) = inbound.filter(|_| answerable).filter(previously) {
+                // "At that time": until the designated stretch ends, and never
+                // past the end of the debtor's local day.
                 let reopens = zones
                     .iter()
                     .map(|zone| {
+                        let day_ends = end_of_local_day(*zone, inbound.at);
                         WindowConstraint { rule: &rule, zone: *zone }
-                            .interval_after(inbound.at, &[], search_end)
-                            .map_or(search_end, |(start, _)| start.max(inbound.at))
+                            .interval_after(inbound.at, &[], day_ends)
+                            .map_or(day_ends, |(start, _)| start.max(inbound.at).min(day_ends))
                     })
                     .min()
                     .filter(|end| *end > inbound.at);
@@ -128,6 +135,12 @@ pub fn windows(
             Some(rule)
         })
         .collect()
+}
+
+/// The first instant of the local day after `t`'s in `zone`.
+fn end_of_local_day(zone: Tz, t: DateTime<Utc>) -> DateTime<Utc> {
+    let next = t.with_timezone(&zone).date_naive().succ_opt();
+    next.and_then(|day| local_to_utc(zone, day, 0, Edge::Start)).unwrap_or(t)
 }
 
 /// A reason for a contact released inside a debtor window's opening.
@@ -160,19 +173,29 @@ pub fn refused_contact_point(
     versions: &[&RuleVersion],
     history: &[ContactEvent],
     preferences: &Preferences,
+    now: DateTime<Utc>,
 ) -> Option<(Arc<RuleMeta>, String)> {
     let refused = |point: &ContactPoint| match &intent.contact_point {
         Some(ours) => ours.may_be(point),
         None => point.kind.reachable_by(intent.channel),
     };
-    let designated = preferences.designations.iter().find(|d| match &d.designation {
-        Designation::InconvenientContactPoint { contact_point, .. } => {
-            d.designation.covers(intent.channel) && refused(contact_point)
+    let (designated, point) = preferences.designations.iter().find_map(|d| match &d.designation {
+        Designation::InconvenientContactPoint { contact_point, .. }
+            if d.designation.covers(intent.channel) && refused(contact_point) =>
+        {
+            Some((d, contact_point))
         }
-        _ => false,
+        _ => None,
     })?;
+    // The one response to the debtor's own contact from that place: promptly,
+    // to a place designated before it, never to a workplace (an employer's
+    // prohibition, 1006.6(b)(3), is not the debtor's to lift).
+    let workplace = matches!(point.kind, ContactPointKind::WorkPhone | ContactPointKind::WorkAddress);
     if let (Some((_, inbound)), Some(ours)) = (answerable(intent, versions, history), &intent.contact_point)
+        && !workplace
         && inbound.contact_point.as_ref().is_some_and(|theirs| theirs.may_be(ours))
+        && designated.at.is_none_or(|said| said <= inbound.at)
+        && now < inbound.at + Duration::hours(RESPONSE_TO_A_PLACE_HOURS)
     {
         return None;
     }

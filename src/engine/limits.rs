@@ -55,6 +55,7 @@ fn consented(cap: &CapRule, consents: &[Consent], zones: &[Tz], channel: Channel
     };
     consents.iter().any(|consent| {
         consent.covers(channel, t)
+            && (consent.written || !exclusion.written_only)
             && exclusion.max_days.is_none_or(|n| {
                 zones.iter().all(|zone| {
                     days_after(consent.from.with_timezone(zone).date_naive(), i64::from(n))

@@ -228,7 +228,7 @@ fn decide(
     if let Some(rejection) = hard_bans(intent, &versions) {
         return rejection;
     }
-    if let Some((meta, message)) = debtor::refused_contact_point(intent, &versions, history, preferences) {
+    if let Some((meta, message)) = debtor::refused_contact_point(intent, &versions, history, preferences, now) {
         return Decision::reject(RejectCode::ContactPointRefused, vec![reason(&meta, message)]);
     }
 

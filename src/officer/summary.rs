@@ -212,12 +212,15 @@ fn cap(rule: &CapRule) -> String {
     if rule.exclude_debtor_initiated {
         says.push_str("; the debtor's own contacts not counted");
     }
-    match rule.exclude_consented {
-        Some(ConsentExclusion { max_days: Some(n) }) => {
-            says.push_str(&format!("; consented contacts not counted (a consent covers at most {n} local days)"))
+    if let Some(ConsentExclusion { max_days, written_only }) = rule.exclude_consented {
+        says.push_str(if written_only {
+            "; contacts a written consent covered not counted"
+        } else {
+            "; consented contacts not counted"
+        });
+        if let Some(n) = max_days {
+            says.push_str(&format!(" (a consent covers at most {n} local days)"));
         }
-        Some(ConsentExclusion { max_days: None }) => says.push_str("; consented contacts not counted"),
-        None => {}
     }
     says
 }

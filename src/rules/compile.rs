@@ -393,6 +393,13 @@ impl Compiler<'_> {
             .iter()
             .map(|d| DesignationRule { meta: self.meta(d.meta(), code, &label), kinds: d.kinds.clone() })
             .collect();
+        if is_overlay && let Some(response) = raw.responses.first() {
+            let line = self.line(&response.id);
+            self.problem(
+                line,
+                "`[[versions.responses]]` widens what the debtor designated: only a country file may declare it (overlays only narrow)",
+            );
+        }
         let responses = raw
             .responses
             .iter()
@@ -402,7 +409,9 @@ impl Compiler<'_> {
             })
             .collect();
         if !is_overlay {
-            let covered = windows.iter().fold(ChannelSet::default(), |acc, w| acc.union(w.channels));
+            // A window scoped to some contact points leaves the others uncovered.
+            let unscoped = windows.iter().filter(|w| w.contact_points.0.is_none());
+            let covered = unscoped.fold(ChannelSet::default(), |acc, w| acc.union(w.channels));
             let missing: Vec<&str> =
                 Channel::ALL.iter().filter(|c| !covered.contains(**c)).map(|c| c.as_str()).collect();
             if !missing.is_empty() {
@@ -509,7 +518,8 @@ impl Compiler<'_> {
                 format!("cap {:?}: a limit of 0 forbids the channel; use a stage or party rule instead", meta.id),
             );
         }
-        let consented = raw.excludes.contains(&Exclusion::Consented);
+        let written_only = raw.excludes.contains(&Exclusion::ConsentedInWriting);
+        let consented = written_only || raw.excludes.contains(&Exclusion::Consented);
         if raw.consent_days.is_some() && !consented {
             self.problem(meta.line, format!("cap {:?}: `consent_days` needs `excludes = [\"consented\"]`", meta.id));
         }
@@ -517,7 +527,7 @@ impl Compiler<'_> {
         CapRule {
             contact_points: self.contact_points(raw.contact_points.as_ref(), channels, &meta),
             exclude_debtor_initiated: raw.excludes.contains(&Exclusion::DebtorInitiated),
-            exclude_consented: consented.then_some(ConsentExclusion { max_days }),
+            exclude_consented: consented.then_some(ConsentExclusion { max_days, written_only }),
             meta,
             channels,
             scope: raw.scope,

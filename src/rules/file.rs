@@ -344,6 +344,8 @@ pub enum Exclusion {
     DebtorInitiated,
     /// Contacts made while a consent of the debtor covered them.
     Consented,
+    /// The same, for consents given in writing only.
+    ConsentedInWriting,
 }
 
 fn default_counts() -> Counts {

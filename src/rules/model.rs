@@ -205,6 +205,8 @@ pub struct CapRule {
 pub struct ConsentExclusion {
     /// A consent covers at most this many local days (the day given is day 1).
     pub max_days: Option<u32>,
+    /// Only consents given in writing count.
+    pub written_only: bool,
 }
 
 /// No contact on `channels` for `duration` after an outcome in `after`.
