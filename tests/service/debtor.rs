@@ -191,7 +191,13 @@ async fn one_response_to_the_debtors_own_message_at_a_designated_time(backend: B
     let server = TestServer::start(backend, "2026-11-25T15:20:00-05:00").await;
     let mut client = server.scheduler("acme").await;
     let mut adapter = server.dispatcher("acme").await;
-    set(&mut client, pb::SetPreferencesRequest { designations: vec![afternoons(vec![])], ..Default::default() }).await;
+    // Designated last week: the allowance answers a contact at a time designated before it.
+    let designated = pb::SetPreferencesRequest {
+        designations: vec![afternoons(vec![])],
+        at: Some(ts("2026-11-18T12:00:00-05:00")),
+        ..Default::default()
+    };
+    set(&mut client, designated).await;
     let inbound = pb::RecordContactRequest {
         channel: pb::Channel::Sms as i32,
         initiator: pb::Initiator::Debtor as i32,
@@ -322,6 +328,7 @@ async fn bad_debtor_values_name_the_field(backend: Backend) {
             pb::SetPreferencesRequest {
                 consents: vec![pb::Consent {
                     id: "c".into(),
+                    channels: vec![pb::Channel::Call as i32],
                     from: Some(ts("2026-11-25T10:00:00-05:00")),
                     until: Some(ts("2026-11-24T10:00:00-05:00")),
                     ..Default::default()
@@ -329,6 +336,25 @@ async fn bad_debtor_values_name_the_field(backend: Backend) {
                 ..Default::default()
             },
             "consents[0].until",
+        ),
+        (
+            pb::SetPreferencesRequest {
+                consents: vec![pb::Consent { id: "c".into(), ..Default::default() }],
+                ..Default::default()
+            },
+            "consents[0].channels",
+        ),
+        (
+            pb::SetPreferencesRequest {
+                consents: vec![pb::Consent {
+                    id: "c".into(),
+                    channels: vec![pb::Channel::Call as i32],
+                    from: Some(ts("2026-11-01T10:00:00-05:00")),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            },
+            "consents[0].from",
         ),
     ];
     for (bad, field) in preferences {
