@@ -389,3 +389,54 @@ async fn bad_debtor_values_name_the_field(backend: Backend) {
     server.stop().await;
 }
 on_both_backends!(bad_debtor_values_name_the_field);
+
+async fn massachusetts_other_numbers_and_regulation_f_days_over_recorded_contacts(backend: Backend) {
+    // Wednesday 25 November 2026, 10:00 in Massachusetts.
+    let server = TestServer::start(backend, "2026-11-25T10:00:00-05:00").await;
+    let mut client = server.scheduler("acme").await;
+    for at in ["2026-11-02T09:30:00-05:00", "2026-11-10T09:30:00-05:00"] {
+        let placed = pb::RecordContactRequest {
+            debt_id: "debt-1".into(),
+            channel: pb::Channel::Call as i32,
+            contact_point: point(pb::ContactPointKind::WorkPhone),
+            initiator: pb::Initiator::Collector as i32,
+            outcome: pb::Outcome::NoAnswer as i32,
+            at: Some(ts(at)),
+            ..Default::default()
+        };
+        record(&mut client, placed).await;
+    }
+    let to =
+        |id: &str, kind| pb::Intent { contact_point: point(kind), ..intent(id, "d-1", pb::Channel::Call, "US-MA") };
+    // Two calls to the work number in 30 days: a third waits for 2 December (2 November leaves the period).
+    let work = submit(&mut client, to("w-3", pb::ContactPointKind::WorkPhone)).await;
+    assert_eq!(work.status, pb::IntentStatus::Deferred as i32);
+    let decided = work.decision.expect("decision");
+    assert_eq!(decided.at, Some(ts("2026-12-02T08:00:00-05:00")));
+    assert!(
+        decided.reasons.iter().any(|r| r.rule == "us-ma-940cmr704-1f-two-other-number-contacts-a-month"),
+        "{decided:?}"
+    );
+    // The personal mobile is not the work number: released.
+    let mobile = submit(&mut client, to("m-1", pb::ContactPointKind::PersonalMobile)).await;
+    assert_eq!(mobile.status, pb::IntentStatus::Released as i32, "{mobile:?}");
+
+    // Regulation F counts days: after a conversation the debtor started on
+    // Wednesday at 09:00 (day 1), the next call goes on Wednesday 2 December at 08:00.
+    let conversation = pb::RecordContactRequest {
+        debtor_id: "d-2".into(),
+        debt_id: "debt-1".into(),
+        channel: pb::Channel::Call as i32,
+        initiator: pb::Initiator::Debtor as i32,
+        outcome: pb::Outcome::Conversation as i32,
+        at: Some(ts("2026-11-25T09:00:00-05:00")),
+        source: "inbound line".into(),
+        ..Default::default()
+    };
+    client.record_contact(conversation).await.expect("record");
+    let next = submit(&mut client, intent("n-1", "d-2", pb::Channel::Call, "US-NY")).await;
+    assert_eq!(next.status, pb::IntentStatus::Deferred as i32);
+    assert_eq!(next.decision.and_then(|d| d.at), Some(ts("2026-12-02T08:00:00-05:00")));
+    server.stop().await;
+}
+on_both_backends!(massachusetts_other_numbers_and_regulation_f_days_over_recorded_contacts);
