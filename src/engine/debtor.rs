@@ -103,6 +103,9 @@ pub fn windows(
     preferences: &Preferences,
     zones: &[Tz],
 ) -> Vec<WindowRule> {
+    if preferences.designations.is_empty() {
+        return Vec::new();
+    }
     let inbound = answerable(intent, versions, history).map(|(_, inbound)| inbound);
     preferences
         .designations
@@ -151,6 +154,9 @@ pub fn response_reason(
     slot: DateTime<Utc>,
     rules: &[WindowRule],
 ) -> Option<(Arc<RuleMeta>, String)> {
+    if rules.iter().all(|r| r.debtor.as_ref().is_none_or(|d| d.opened.is_none())) {
+        return None;
+    }
     let (rule, inbound) = answerable(intent, versions, history)?;
     let opened = rules.iter().filter_map(|r| r.debtor.as_ref()?.opened).any(|(start, end)| start <= slot && slot < end);
     opened.then(|| (rule.meta.clone(), response_message(rule, inbound)))
