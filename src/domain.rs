@@ -573,6 +573,11 @@ fn parse_clock(text: &str) -> Option<Minute> {
 }
 
 impl TimeRange {
+    /// The form files, JSON and the API write: `"07:00-20:00"`.
+    pub fn as_written(&self) -> String {
+        format!("{}-{}", clock(self.start), clock(self.end))
+    }
+
     /// Parses `"07:00-20:00"`.
     pub fn parse(text: &str) -> Result<Self, String> {
         let (a, b) =
@@ -599,7 +604,7 @@ impl<'de> Deserialize<'de> for TimeRange {
 
 impl Serialize for TimeRange {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&format!("{}-{}", clock(self.start), clock(self.end)))
+        s.serialize_str(&self.as_written())
     }
 }
 

@@ -168,17 +168,12 @@ fn designation_to_pb(designated: &Designated) -> pb::Designation {
     let kind = match &designated.designation {
         Designation::InconvenientTimes { days, hours, .. } => Kind::InconvenientTimes(pb::InconvenientTimes {
             days: days.iter().map(|d| day_to_pb(*d) as i32).collect(),
-            hours: hours
-                .iter()
-                .map(|h| format!("{}-{}", crate::domain::clock(h.start), crate::domain::clock(h.end)))
-                .collect(),
+            hours: hours.iter().map(TimeRange::as_written).collect(),
         }),
         Designation::InconvenientDates { from, to, .. } => {
             Kind::InconvenientDates(pb::InconvenientDates { first_date: from.to_string(), last_date: to.to_string() })
         }
-        Designation::WakingHours { hours, .. } => Kind::WakingHours(pb::WakingHours {
-            hours: format!("{}-{}", crate::domain::clock(hours.start), crate::domain::clock(hours.end)),
-        }),
+        Designation::WakingHours { hours, .. } => Kind::WakingHours(pb::WakingHours { hours: hours.as_written() }),
         Designation::InconvenientContactPoint { contact_point, .. } => {
             Kind::InconvenientContactPoint(contact_point_to_pb(contact_point))
         }

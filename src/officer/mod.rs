@@ -14,7 +14,7 @@ use std::path::Path;
 use chrono::{DateTime, Datelike, Days, NaiveDate, Utc};
 use serde_json::{Map, Value, json};
 
-use crate::domain::Channel;
+use crate::domain::{Channel, TimeRange};
 use crate::engine::{Verdict, evaluate};
 use crate::intent_json::{FieldError, WhatIf, decision_json, parse_intent};
 use crate::rules::coverage::{Coverage, coverage, describe_pending};
@@ -237,7 +237,7 @@ pub fn calendar_windows(
             "day": DAY_NAMES[date.weekday().num_days_from_monday() as usize].to_string(),
             "holiday": holiday.map(|h| h.rule.name.to_string()),
             "provisional": holiday.is_some_and(|h| h.provisional),
-            "windows": ranges.iter().map(|r| format!("{}-{}", crate::rules::file::clock(r.start), crate::rules::file::clock(r.end))).collect::<Vec<_>>(),
+            "windows": ranges.iter().map(TimeRange::as_written).collect::<Vec<_>>(),
             "time_zones": rules.default_zones.iter().map(|z| z.name()).collect::<Vec<_>>(),
         }));
     }

@@ -101,15 +101,7 @@ async fn a_massachusetts_household_visit_ten_days_later_waits_for_day_31(backend
         point(pb::ContactPointKind::HomeAddress),
         "the adapter is told where the contact goes"
     );
-    adapter
-        .ack(pb::AckRequest {
-            dispatch_id: leased.items[0].dispatch_id.clone(),
-            outcome: pb::Outcome::NoAnswer as i32,
-            at: None,
-            detail: String::new(),
-        })
-        .await
-        .expect("ack");
+    ack(&mut adapter, &leased.items[0].dispatch_id, pb::Outcome::NoAnswer).await;
 
     server.set_clock("2026-11-20T11:00:00-05:00");
     let second = submit(&mut client, visit("v-2")).await;
@@ -212,15 +204,7 @@ async fn one_response_to_the_debtors_own_message_at_a_designated_time(backend: B
     assert!(reasons.iter().any(|r| r.rule == "us-regf-comment-6b1-2-one-response"), "{reasons:?}");
     // The reply went out: a second text waits until the designated hours end.
     let leased = lease(&mut adapter, vec![pb::Channel::Sms as i32], 10).await;
-    adapter
-        .ack(pb::AckRequest {
-            dispatch_id: leased.items[0].dispatch_id.clone(),
-            outcome: pb::Outcome::Delivered as i32,
-            at: None,
-            detail: String::new(),
-        })
-        .await
-        .expect("ack");
+    ack(&mut adapter, &leased.items[0].dispatch_id, pb::Outcome::Delivered).await;
     server.set_clock("2026-11-25T15:30:00-05:00");
     let second = submit(&mut client, intent("s-2", "d-1", pb::Channel::Sms, "US-NY")).await;
     assert_eq!(second.status, pb::IntentStatus::Deferred as i32);

@@ -62,19 +62,6 @@ async fn open(adapter: &mut Dispatcher, first: pb::DispatchRequest) -> Result<St
     Ok(Stream { requests, contacts })
 }
 
-async fn ack(adapter: &mut Dispatcher, dispatch_id: &str) -> pb::AckResponse {
-    adapter
-        .ack(pb::AckRequest {
-            dispatch_id: dispatch_id.into(),
-            outcome: pb::Outcome::Delivered as i32,
-            at: None,
-            detail: String::new(),
-        })
-        .await
-        .expect("ack")
-        .into_inner()
-}
-
 fn intent_id(item: &pb::LeasedItem) -> &str {
     item.intent.as_ref().map_or("", |i| i.intent_id.as_str())
 }
@@ -103,7 +90,10 @@ async fn a_stream_is_handed_a_contact_when_its_deferral_comes_due(backend: Backe
         audit_events(&server, "acme").await.iter().filter(|e| e.intent_id == "s-1").map(event_kind).collect();
     assert_eq!(kinds, ["submitted", "deferred", "released", "leased"]);
 
-    assert_eq!(ack(&mut adapter, &item.dispatch_id).await.status, pb::IntentStatus::Done as i32);
+    assert_eq!(
+        ack(&mut adapter, &item.dispatch_id, pb::Outcome::Delivered).await.status,
+        pb::IntentStatus::Done as i32
+    );
     server.stop().await;
 }
 on_both_backends!(a_stream_is_handed_a_contact_when_its_deferral_comes_due);
@@ -122,7 +112,7 @@ async fn a_stream_holds_no_more_contacts_than_its_credit(backend: Backend) {
     let polled = lease(&mut adapter, vec![pb::Channel::Email as i32], 10).await;
     assert_eq!(polled.items.len(), 3, "the stream took only its credit");
     for item in first.iter().chain(&polled.items) {
-        ack(&mut adapter, &item.dispatch_id).await;
+        ack(&mut adapter, &item.dispatch_id, pb::Outcome::Delivered).await;
     }
     // One more credit: exactly the next contact released.
     stream.grant(1);
@@ -162,7 +152,7 @@ async fn an_unacknowledged_contact_is_offered_again_and_a_closed_stream_loses_no
     assert_eq!(polled.items[0].dispatch_id, first[0].dispatch_id);
     assert_eq!(polled.items[0].attempt, 3);
 
-    ack(&mut adapter, &polled.items[0].dispatch_id).await;
+    ack(&mut adapter, &polled.items[0].dispatch_id, pb::Outcome::Delivered).await;
 
     // A deferral coming due just after a stream closed is not lost either.
     let mut late = intent("r-2", "d-2", pb::Channel::Email, "PE");

@@ -183,6 +183,13 @@ pub async fn lease(adapter: &mut Dispatcher, channels: Vec<i32>, max_items: i32)
     adapter.lease(pb::LeaseRequest { channels, max_items, lease_duration: None }).await.expect("lease").into_inner()
 }
 
+/// Acknowledges a leased contact with `outcome` (the call must succeed).
+pub async fn ack(adapter: &mut Dispatcher, dispatch_id: &str, outcome: pb::Outcome) -> pb::AckResponse {
+    let request =
+        pb::AckRequest { dispatch_id: dispatch_id.into(), outcome: outcome as i32, at: None, detail: String::new() };
+    adapter.ack(request).await.expect("ack").into_inner()
+}
+
 /// An audit event's kind as the word the log and the CSV export use (`rules_reloaded`).
 pub fn event_kind(event: &pb::AuditEvent) -> String {
     pb::AuditEventKind::try_from(event.event)
