@@ -148,6 +148,24 @@ fn bench(c: &mut Criterion) {
             black_box(evaluate(black_box(&ny), &rules, black_box(&history), &preferences, black_box(ma_now)))
         })
     });
+    // The same decision on 400 different weeks in turn (the instant and
+    // the history shifted together), so that the engine's memo of local-time
+    // conversions, which the runs above reuse, mostly misses: its floor.
+    let weeks: Vec<(DateTime<Utc>, Vec<ContactEvent>)> = (0..400)
+        .map(|week| {
+            let shift = Duration::weeks(week);
+            let shifted = history.iter().map(|e| ContactEvent { at: e.at + shift, ..e.clone() }).collect();
+            (ma_now + shift, shifted)
+        })
+        .collect();
+    let mut week = weeks.iter().cycle();
+    group.bench_function("release_us_ny_call_designations_20_events_400_weeks", |b| {
+        b.iter(|| {
+            let (now, history) = week.next().expect("cycle");
+            let rules = book.resolve(&ny.tenant, &ny.jurisdiction).expect("US-NY resolves");
+            black_box(evaluate(black_box(&ny), &rules, black_box(history), &preferences, black_box(*now)))
+        })
+    });
     // In Massachusetts two calls this week fill the seven-day limit: deferred.
     group.bench_function("defer_us_ma_call_designations_20_events", |b| {
         b.iter(|| {

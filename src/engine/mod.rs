@@ -242,6 +242,7 @@ fn decide(
         .flat_map(|rule| zones.iter().map(move |zone| WindowConstraint { rule, zone: *zone }))
         .collect();
 
+    let dated = limits::History::new(history, zones);
     let mut held: Vec<Reason> = Vec::new();
     let mut t = start;
     // Each round moves `t` strictly forward to an instant some cap or
@@ -253,21 +254,20 @@ fn decide(
         if slot >= limit {
             return no_slot(intent, start, limit, &constraints, &calendars, held);
         }
-        let blocks: Vec<limits::Block<'_>> = versions
+        // A rule's message is written the first time it holds the contact.
+        let explain = |rule: &Arc<RuleMeta>| !names(&held, rule);
+        let caps = versions
             .iter()
-            .flat_map(|v| {
-                let caps = v
-                    .caps
-                    .iter()
-                    .filter_map(|c| limits::cap_block(c, intent, history, &preferences.consents, zones, slot));
-                let cooldowns =
-                    v.cooldowns.iter().filter_map(|c| limits::cooldown_block(c, intent, history, zones, slot));
-                caps.chain(cooldowns).collect::<Vec<_>>()
-            })
-            .collect();
+            .flat_map(|v| &v.caps)
+            .filter_map(|c| limits::cap_block(c, intent, &dated, &preferences.consents, slot, explain(&c.meta)));
+        let cooldowns = versions
+            .iter()
+            .flat_map(|v| &v.cooldowns)
+            .filter_map(|c| limits::cooldown_block(c, intent, &dated, slot, explain(&c.meta)));
+        let blocks: Vec<limits::Block<'_>> = caps.chain(cooldowns).collect();
         if let Some(latest) = blocks.iter().map(|b| b.until).max() {
             for block in blocks {
-                if !held.iter().any(|r| r.rule.as_ref().is_some_and(|m| Arc::ptr_eq(m, block.rule))) {
+                if !names(&held, block.rule) {
                     held.push(reason(block.rule, format!("{}: {}", block.rule.description, block.message)));
                 }
             }
@@ -297,6 +297,11 @@ fn decide(
         return Decision { verdict: Verdict::Defer { until: slot }, reasons, window_end };
     }
     no_slot(intent, start, limit, &constraints, &calendars, held)
+}
+
+/// Whether one of `reasons` is `rule`'s.
+fn names(reasons: &[Reason], rule: &Arc<RuleMeta>) -> bool {
+    reasons.iter().any(|r| r.rule.as_ref().is_some_and(|m| Arc::ptr_eq(m, rule)))
 }
 
 /// The time zones the recipient may be in; the contact must be allowed in

@@ -3,7 +3,9 @@
 //! gap's end; an ambiguous start takes the later reading and an ambiguous
 //! end the earlier one, so a contact is inside the window on every reading.
 
-use chrono::{DateTime, Datelike, Days, Duration, LocalResult, NaiveDate, TimeZone, Utc};
+use std::cell::{OnceCell, RefCell};
+
+use chrono::{DateTime, Datelike, Days, Duration, LocalResult, NaiveDate, Offset, TimeZone, Utc};
 use chrono_tz::Tz;
 
 use crate::rules::file::{Minute, TimeRange};
@@ -17,16 +19,58 @@ pub enum Edge {
     End,
 }
 
+/// Slots in each thread's memo of recent conversions.
+const MEMO_SLOTS: usize = 1024;
+
+/// One remembered conversion: its packed key (`u64::MAX` when empty) and result.
+type MemoEntry = (u64, Option<DateTime<Utc>>);
+
+thread_local! {
+    /// Recent `local_to_utc` results on this thread. chrono-tz's lookup is
+    /// the engine's largest single cost, and decisions cluster on a few
+    /// zones and local days (a morning's surge is one day in one zone). A
+    /// memo of a pure function, bounded and keyed exactly: the engine's
+    /// answers do not depend on what it holds.
+    static MEMO: RefCell<Box<[MemoEntry; MEMO_SLOTS]>> = RefCell::new(Box::new([(u64::MAX, None); MEMO_SLOTS]));
+}
+
 /// The UTC instant of local `minute` (0..=1440) on `date` in `zone`.
 pub fn local_to_utc(zone: Tz, date: NaiveDate, minute: Minute, edge: Edge) -> Option<DateTime<Utc>> {
+    if minute > 1440 {
+        return convert(zone, date, minute, edge);
+    }
+    // Zone index (< 2^12), day number (32 bits), minute (11 bits), edge: exact.
+    let key = (zone as u64) << 44
+        | u64::from(date.num_days_from_ce() as u32) << 12
+        | u64::from(minute) << 1
+        | u64::from(edge == Edge::End);
+    let slot = (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 54) as usize % MEMO_SLOTS;
+    if let Ok(memo) = MEMO.try_with(|memo| memo.borrow()[slot])
+        && memo.0 == key
+    {
+        return memo.1;
+    }
+    let result = convert(zone, date, minute, edge);
+    let _ = MEMO.try_with(|memo| memo.borrow_mut()[slot] = (key, result));
+    result
+}
+
+/// `local_to_utc` without the memo.
+fn convert(zone: Tz, date: NaiveDate, minute: Minute, edge: Edge) -> Option<DateTime<Utc>> {
     let midnight = date.and_hms_opt(0, 0, 0)?;
     let local = midnight.checked_add_signed(Duration::minutes(i64::from(minute)))?;
-    match zone.from_local_datetime(&local) {
-        LocalResult::Single(t) => Some(t.with_timezone(&Utc)),
-        LocalResult::Ambiguous(earlier, later) => Some(match edge {
-            Edge::Start => later.with_timezone(&Utc),
-            Edge::End => earlier.with_timezone(&Utc),
-        }),
+    // The offset alone (not `from_local_datetime`, which builds a zoned
+    // value only for it to be converted back): this is the engine's
+    // innermost conversion.
+    let utc = |offset: <Tz as TimeZone>::Offset| {
+        local.checked_sub_offset(offset.fix()).map(|t| DateTime::<Utc>::from_naive_utc_and_offset(t, Utc))
+    };
+    match zone.offset_from_local_datetime(&local) {
+        LocalResult::Single(offset) => utc(offset),
+        LocalResult::Ambiguous(earlier, later) => match edge {
+            Edge::Start => utc(later),
+            Edge::End => utc(earlier),
+        },
         // Inside a gap: the first instant after it (gaps are at most a day).
         LocalResult::None => (1..=1440).find_map(|m| {
             let after = local.checked_add_signed(Duration::minutes(m))?;
@@ -95,9 +139,12 @@ impl WindowConstraint<'_> {
         // A range of the day before `t`'s local date ends by that date's first
         // instant, so no earlier day can hold an interval ending after `t`.
         let first = t.with_timezone(&self.zone).date_naive();
-        let last = limit.with_timezone(&self.zone).date_naive();
+        // Most searches end on their first day (which is not after the
+        // last when `t <= limit`): the last day is computed only when needed.
+        let last = OnceCell::new();
+        let last = || *last.get_or_init(|| limit.with_timezone(&self.zone).date_naive());
         let mut date = first;
-        while date <= last {
+        while (date == first && t <= limit) || date <= last() {
             for range in self.rule.hours_on(date, calendars).2 {
                 // The end first: most ranges tried end before `t`.
                 let Some(end) = local_to_utc(self.zone, date, range.end, Edge::End) else {
@@ -167,4 +214,35 @@ pub fn next_common_slot(
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The memo answers exactly what the conversion does: every zone of the
+    /// database on days around a DST change, every edge, twice over (the
+    /// second pass reads what the first stored, where slots were not
+    /// reused), with more keys than slots so that slots are shared.
+    #[test]
+    fn memo_answers_what_the_conversion_does() {
+        let days =
+            ["2026-03-08", "2026-03-29", "2026-11-01", "2026-12-31"].map(|d| d.parse::<NaiveDate>().expect("date"));
+        let minutes: [Minute; 6] = [0, 90, 120, 150, 1439, 1440];
+        for _ in 0..2 {
+            for zone in chrono_tz::TZ_VARIANTS {
+                for date in days {
+                    for minute in minutes {
+                        for edge in [Edge::Start, Edge::End] {
+                            assert_eq!(
+                                local_to_utc(zone, date, minute, edge),
+                                convert(zone, date, minute, edge),
+                                "{zone} {date} minute {minute}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
