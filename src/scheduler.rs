@@ -23,6 +23,9 @@ const MAX_BACKLOG_SECONDS: i64 = 300;
 /// Longest a round may take before it counts as failed.
 const ROUND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
+/// How often the earliest due instant is read for readiness (wall time).
+const BACKLOG_READ_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Intents re-evaluated per round.
 const BATCH: i64 = 256;
 /// Longest sleep with nothing due, so a database shared with other replicas
@@ -64,6 +67,8 @@ impl Readiness {
 /// Runs until `shutdown` turns true, reporting readiness to `reporter`.
 pub async fn run(app: Arc<App>, reporter: HealthReporter, mut shutdown: watch::Receiver<bool>) {
     let mut readiness = Readiness { reporter, failed_rounds: 0, reported: None };
+    // When (wall time) the earliest due instant was last read, and what it was.
+    let mut backlog_read: Option<(std::time::Instant, Option<DateTime<Utc>>)> = None;
     loop {
         if *shutdown.borrow() {
             return;
@@ -78,8 +83,13 @@ pub async fn run(app: Arc<App>, reporter: HealthReporter, mut shutdown: watch::R
                 Err(crate::app::AppError::FailedPrecondition("scheduler round timed out".into()))
             }
         };
-        let oldest_due = app.store.next_due().await.ok().flatten().and_then(|ms| instant(ms).ok());
-        readiness.report(round.is_ok(), oldest_due, app.clock.now()).await;
+        // The backlog at most once a second: in a surge, rounds follow each
+        // other at once, and the earliest due instant is an index walk each time.
+        if backlog_read.is_none_or(|(at, _)| at.elapsed() >= BACKLOG_READ_EVERY) {
+            let due = app.store.next_due().await.ok().flatten().and_then(|ms| instant(ms).ok());
+            backlog_read = Some((std::time::Instant::now(), due));
+        }
+        readiness.report(round.is_ok(), backlog_read.and_then(|(_, due)| due), app.clock.now()).await;
         match round {
             // A full batch: more may be due at once.
             Ok(n) if n as i64 >= BATCH => continue,
