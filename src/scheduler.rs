@@ -23,7 +23,7 @@ const MAX_BACKLOG_SECONDS: i64 = 300;
 /// Longest a round may take before it counts as failed.
 const ROUND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// How often the earliest due instant is read for readiness (wall time).
+/// How often, in a surge, the earliest due instant is read for readiness.
 const BACKLOG_READ_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Intents re-evaluated per round.
@@ -64,11 +64,19 @@ impl Readiness {
     }
 }
 
+/// The earliest due instant as last read, and when (wall time and the
+/// service's clock).
+#[derive(Clone, Copy)]
+struct BacklogRead {
+    wall: std::time::Instant,
+    clock: DateTime<Utc>,
+    due: Option<DateTime<Utc>>,
+}
+
 /// Runs until `shutdown` turns true, reporting readiness to `reporter`.
 pub async fn run(app: Arc<App>, reporter: HealthReporter, mut shutdown: watch::Receiver<bool>) {
     let mut readiness = Readiness { reporter, failed_rounds: 0, reported: None };
-    // When (wall time) the earliest due instant was last read, and what it was.
-    let mut backlog_read: Option<(std::time::Instant, Option<DateTime<Utc>>)> = None;
+    let mut backlog_read: Option<BacklogRead> = None;
     loop {
         if *shutdown.borrow() {
             return;
@@ -83,13 +91,22 @@ pub async fn run(app: Arc<App>, reporter: HealthReporter, mut shutdown: watch::R
                 Err(crate::app::AppError::FailedPrecondition("scheduler round timed out".into()))
             }
         };
-        // The backlog at most once a second: in a surge, rounds follow each
-        // other at once, and the earliest due instant is an index walk each time.
-        if backlog_read.is_none_or(|(at, _)| at.elapsed() >= BACKLOG_READ_EVERY) {
+        // In a surge (full rounds one after another) the backlog is read at
+        // most once a second of wall time and of the service's clock: the
+        // earliest due instant is an index walk each time. After any other
+        // round, or a clock that jumped, it is read afresh.
+        let now = app.clock.now();
+        let surging = matches!(round, Ok(n) if n as i64 >= BATCH);
+        let fresh = backlog_read.is_some_and(|read| {
+            surging
+                && read.wall.elapsed() < BACKLOG_READ_EVERY
+                && (read.clock..read.clock + Duration::seconds(1)).contains(&now)
+        });
+        if !fresh {
             let due = app.store.next_due().await.ok().flatten().and_then(|ms| instant(ms).ok());
-            backlog_read = Some((std::time::Instant::now(), due));
+            backlog_read = Some(BacklogRead { wall: std::time::Instant::now(), clock: now, due });
         }
-        readiness.report(round.is_ok(), backlog_read.and_then(|(_, due)| due), app.clock.now()).await;
+        readiness.report(round.is_ok(), backlog_read.and_then(|read| read.due), now).await;
         match round {
             // A full batch: more may be due at once.
             Ok(n) if n as i64 >= BATCH => continue,
