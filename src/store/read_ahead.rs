@@ -41,6 +41,18 @@ const PG_HISTORIES: &str = concat!(
 const PG_PREFERENCES: &str = "SELECT p.* FROM unnest($2::text[]) AS k(debtor_id) CROSS JOIN LATERAL (SELECT debtor_id, \
      prefs, source, updated_at FROM preferences WHERE tenant = $1 AND debtor_id = k.debtor_id LIMIT 1) AS p";
 
+/// Writes the keys as bound values and closes the `IN (` list before them.
+fn push_keys<DB: sqlx::Database>(query: &mut QueryBuilder<DB>, keys: &[&str])
+where
+    for<'k> &'k str: sqlx::Encode<'k, DB> + sqlx::Type<DB>,
+{
+    let mut list = query.separated(", ");
+    for key in keys {
+        list.push_bind(*key);
+    }
+    list.push_unseparated(")");
+}
+
 /// What was read ahead: absent rows are `None`. The transaction keeps it
 /// current: it remembers the intents and dispatches it writes, and forgets
 /// what a statement changed behind it (histories, preferences, or all).
@@ -113,11 +125,7 @@ impl ReadAhead {
                     dispatch_columns!(),
                     " FROM dispatches WHERE dispatch_id IN ("
                 ));
-                let mut list = query.separated(", ");
-                for id in chunk {
-                    list.push_bind(*id);
-                }
-                list.push_unseparated(")");
+                push_keys(&mut query, chunk);
                 unless_undecodable(query.build_query_as().fetch_all(&mut **tx).await)?
             });
             let Some(rows) = rows else { continue };
@@ -147,11 +155,7 @@ impl ReadAhead {
                     let mut query =
                         QueryBuilder::new(concat!("SELECT ", intent_columns!(), " FROM intents WHERE tenant = "));
                     query.push_bind(tenant).push(" AND intent_id IN (");
-                    let mut list = query.separated(", ");
-                    for id in chunk {
-                        list.push_bind(*id);
-                    }
-                    list.push_unseparated(")");
+                    push_keys(&mut query, chunk);
                     unless_undecodable(query.build_query_as().fetch_all(&mut **tx).await)?
                 }
                 TxDb::Postgres(tx, _) => unless_undecodable(
@@ -185,11 +189,8 @@ impl ReadAhead {
                          WHERE tenant = ",
                     ));
                     query.push_bind(tenant).push(" AND at >= ").push_bind(since).push(" AND debtor_id IN (");
-                    let mut list = query.separated(", ");
-                    for debtor in chunk {
-                        list.push_bind(*debtor);
-                    }
-                    list.push_unseparated(")) AS recent WHERE newness <= 10000 ORDER BY at");
+                    push_keys(&mut query, chunk);
+                    query.push(") AS recent WHERE newness <= 10000 ORDER BY at");
                     unless_undecodable(query.build_query_as().fetch_all(&mut **tx).await)?
                 }
                 TxDb::Postgres(tx, _) => unless_undecodable(
@@ -202,11 +203,7 @@ impl ReadAhead {
                         "SELECT debtor_id, prefs, source, updated_at FROM preferences WHERE tenant = ",
                     );
                     query.push_bind(tenant).push(" AND debtor_id IN (");
-                    let mut list = query.separated(", ");
-                    for debtor in chunk {
-                        list.push_bind(*debtor);
-                    }
-                    list.push_unseparated(")");
+                    push_keys(&mut query, chunk);
                     query.build_query_as().fetch_all(&mut **tx).await?
                 }
                 TxDb::Postgres(tx, _) => {
