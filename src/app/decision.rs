@@ -150,7 +150,7 @@ impl App {
         row.next_eval_at = None;
         match decision.verdict {
             Verdict::Release => {
-                let dispatch_id = uuid::Uuid::new_v4().to_string();
+                let dispatch_id = DispatchRow::new_id();
                 let not_after = not_after(decision, intent, now + Duration::hours(1));
                 let dispatch = DispatchRow {
                     dispatch_id: dispatch_id.clone(),

@@ -107,7 +107,7 @@ async fn raw_batch(store: &Store, run: &str, b: usize) -> StoreResult<()> {
     let mut tx = store.begin().await?;
     for n in b * BATCH..(b + 1) * BATCH {
         let (intent_id, debtor_id, debt_id) = (format!("{run}-{n}"), format!("debtor-{run}-{n}"), format!("debt-{n}"));
-        let dispatch_id = uuid::Uuid::new_v4().to_string();
+        let dispatch_id = DispatchRow::new_id();
         tx.insert_intent(&IntentRow {
             tenant: tenant.clone(),
             intent_id: intent_id.clone(),
