@@ -91,7 +91,13 @@ impl App {
                 "withdrawn_dispatch_id": withdrawn,
                 "in_flight_dispatch_id": if in_flight { row.dispatch_id.clone() } else { None },
             });
-            tx.audit(self.event(AuditEventKind::Cancelled, &row, submission.as_ref().map(|s| &s.intent), now, detail));
+            tx.audit(self.event(
+                AuditEventKind::Cancelled,
+                &row,
+                submission.as_ref().map(|s| &s.intent),
+                now,
+                detail.to_string(),
+            ));
             cancelled.push((row, in_flight));
         }
         tx.commit().await?;

@@ -25,7 +25,7 @@ impl App {
         row: &IntentRow,
         intent: Option<&Intent>,
         now: DateTime<Utc>,
-        detail: Value,
+        detail: String,
     ) -> AuditEvent {
         let rules = self.rules();
         let (zones, layers) = match rules.resolve(&row.tenant, &row.jurisdiction) {
@@ -49,7 +49,7 @@ impl App {
             local_time,
             outcome: row.outcome,
             rules_version: (!layers.is_empty()).then_some(layers),
-            ..AuditEvent::new(&row.tenant, millis(now), kind, detail.to_string())
+            ..AuditEvent::new(&row.tenant, millis(now), kind, detail)
         }
     }
 
@@ -194,12 +194,10 @@ impl App {
             IntentStatus::Expired => AuditEventKind::Expired,
             _ => AuditEventKind::Rejected,
         };
-        let mut event = with_decision(self.event(kind, row, Some(intent), now, Value::Null), &stored);
         // The inputs besides rules and history, so a replay can use them.
         let preferences: Value = preferences.and_then(|p| serde_json::from_str(&p.prefs).ok()).unwrap_or(Value::Null);
-        event.detail =
-            json!({"decision": stored, "dispatch_id": row.dispatch_id, "preferences": preferences}).to_string();
-        tx.audit(event);
+        let detail = decision_detail(&row.decision, Some((row.dispatch_id.as_deref(), &preferences)));
+        tx.audit(with_decision(self.event(kind, row, Some(intent), now, String::new()), &stored, detail));
         Ok(())
     }
 
@@ -224,10 +222,54 @@ impl App {
             "decided_at": now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         });
         row.decision = stored.to_string();
+        let detail = decision_detail(&row.decision, None);
         row.status = IntentStatus::Held;
         row.next_eval_at = None;
         row.dispatch_id = None;
         row.updated_at = millis(now);
-        tx.audit(with_decision(self.event(AuditEventKind::Held, row, intent, now, Value::Null), &stored));
+        tx.audit(with_decision(self.event(AuditEventKind::Held, row, intent, now, String::new()), &stored, detail));
+    }
+}
+
+/// A decision event's detail: `{"decision": …}`, with the dispatch id and the
+/// preferences decided on after it when given. Built around the decision's
+/// stored text, byte for byte what `json!` would write from its value.
+fn decision_detail(decision: &str, inputs: Option<(Option<&str>, &Value)>) -> String {
+    match inputs {
+        None => format!(r#"{{"decision":{decision}}}"#),
+        Some((dispatch_id, preferences)) => {
+            let dispatch_id = Value::from(dispatch_id);
+            format!(r#"{{"decision":{decision},"dispatch_id":{dispatch_id},"preferences":{preferences}}}"#)
+        }
+    }
+}
+
+/// A submission event's detail: `{"body": …}` around the stored body's text.
+pub(super) fn body_detail(body: &str) -> String {
+    format!(r#"{{"body":{body}}}"#)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::{body_detail, decision_detail};
+
+    #[test]
+    fn details_are_what_json_writes_from_the_values() {
+        let decision =
+            json!({"decision": "release", "reasons": [{"message": "10:00 \"inside\" ñ \u{1}"}], "code": null});
+        let text = decision.to_string();
+        let preferences = json!({"opted_out": ["sms"], "hours": {"mon": "09:00-12:00"}});
+        for dispatch_id in [Some("0193-\"q\""), None] {
+            assert_eq!(
+                decision_detail(&text, Some((dispatch_id, &preferences))),
+                json!({"decision": decision, "dispatch_id": dispatch_id, "preferences": preferences}).to_string()
+            );
+        }
+        assert_eq!(decision_detail(&text, None), json!({"decision": decision}).to_string());
+        let body = json!({"intent": {"tenant": "t", "debtor_id": "d \"x\""}, "priority": -3, "payload": {"k": "v"}});
+        let parsed: Value = serde_json::from_str(&body.to_string()).unwrap_or(Value::Null);
+        assert_eq!(body_detail(&body.to_string()), json!({"body": parsed}).to_string());
     }
 }

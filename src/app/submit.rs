@@ -1,8 +1,8 @@
 //! Submit: one intent or a batch, decided and stored in one transaction.
 
 use chrono::{DateTime, Utc};
-use serde_json::{Value, json};
 
+use super::decision::body_detail;
 use super::{App, AppError, AppResult, Submission, hash, lock_and_read_ahead, millis};
 use crate::domain::{AuditEventKind, IntentStatus};
 use crate::store::{IntentRow, Tx};
@@ -50,8 +50,7 @@ impl App {
             created_at: millis(now),
             updated_at: millis(now),
         };
-        let body: Value = serde_json::from_str(&row.body).unwrap_or(Value::Null);
-        tx.audit(self.event(AuditEventKind::Submitted, &row, Some(intent), now, json!({"body": body})));
+        tx.audit(self.event(AuditEventKind::Submitted, &row, Some(intent), now, body_detail(&row.body)));
         self.apply(tx, &mut row, intent, &decision, preferences.as_ref(), now).await?;
         tx.insert_intent(&row);
         Ok((row, false))

@@ -141,9 +141,11 @@ impl AuditRow {
     }
 }
 
-/// Fills the decision columns from a decision in its JSON form.
-pub fn with_decision(mut event: AuditEvent, decision: &Value) -> AuditEvent {
-    let reasons = decision["reasons"].as_array().cloned().unwrap_or_default();
+/// Fills the decision columns from a decision in its JSON form, and the
+/// event's `detail` with `detail` (callers build it from the decision's text
+/// they store anyway, rather than serializing the decision once more).
+pub fn with_decision(mut event: AuditEvent, decision: &Value, detail: String) -> AuditEvent {
+    let reasons = decision["reasons"].as_array().map(Vec::as_slice).unwrap_or_default();
     let join = |key: &str, separator: &str| -> Option<String> {
         let mut values: Vec<&str> = reasons.iter().filter_map(|r| r[key].as_str()).collect();
         values.dedup();
@@ -156,7 +158,7 @@ pub fn with_decision(mut event: AuditEvent, decision: &Value) -> AuditEvent {
     if event.rules_version.is_none() {
         event.rules_version = join("version", ";");
     }
-    event.detail = json!({"decision": decision}).to_string();
+    event.detail = detail;
     event
 }
 
