@@ -244,7 +244,9 @@ fn decision_detail(decision: &str, inputs: Option<(Option<&str>, &Value)>) -> St
     }
 }
 
-/// A submission event's detail: `{"body": …}` around the stored body's text.
+/// A submission event's detail: `{"body": …}` around the stored body's text,
+/// which is serde_json's own compact output (`Submission::to_json`), so it is
+/// what `json!` would write from the parsed body.
 pub(super) fn body_detail(body: &str) -> String {
     format!(r#"{{"body":{body}}}"#)
 }
