@@ -90,14 +90,9 @@ impl App {
                 "reason": reason,
                 "withdrawn_dispatch_id": withdrawn,
                 "in_flight_dispatch_id": if in_flight { row.dispatch_id.clone() } else { None },
-            });
-            tx.audit(self.event(
-                AuditEventKind::Cancelled,
-                &row,
-                submission.as_ref().map(|s| &s.intent),
-                now,
-                detail.to_string(),
-            ));
+            })
+            .to_string();
+            tx.audit(self.event(AuditEventKind::Cancelled, &row, submission.as_ref().map(|s| &s.intent), now, detail));
             cancelled.push((row, in_flight));
         }
         tx.commit().await?;

@@ -39,8 +39,8 @@ impl App {
         dispatch.state = DispatchState::Withdrawn;
         tx.update_dispatch(dispatch).await?;
         tx.delete_event(&dispatch.dispatch_id).await?;
-        let detail = json!({"dispatch_id": dispatch.dispatch_id, "why": why.to_string()});
-        tx.audit(self.event(AuditEventKind::Withdrawn, row, intent, now, detail.to_string()));
+        let detail = json!({"dispatch_id": dispatch.dispatch_id, "why": why.to_string()}).to_string();
+        tx.audit(self.event(AuditEventKind::Withdrawn, row, intent, now, detail));
         self.hold(tx, row, intent, why, now);
         tx.update_intent(row).await?;
         Ok(())
@@ -74,8 +74,9 @@ impl App {
             "attempt": dispatch.attempt,
             "not_after": window_ends.to_rfc3339(),
             "lease_expires_at": lease_ends.to_rfc3339(),
-        });
-        tx.audit(self.event(AuditEventKind::Leased, row, Some(intent), now, detail.to_string()));
+        })
+        .to_string();
+        tx.audit(self.event(AuditEventKind::Leased, row, Some(intent), now, detail));
         Ok(())
     }
 
@@ -147,14 +148,8 @@ impl App {
                 dispatch.state = DispatchState::Withdrawn;
                 tx.update_dispatch(&dispatch).await?;
                 tx.delete_event(&dispatch.dispatch_id).await?;
-                let detail = json!({"dispatch_id": dispatch.dispatch_id, "why": "no longer allowed when an adapter asked for it"});
-                tx.audit(self.event(
-                    AuditEventKind::Withdrawn,
-                    &row,
-                    Some(&submission.intent),
-                    now,
-                    detail.to_string(),
-                ));
+                let detail = json!({"dispatch_id": dispatch.dispatch_id, "why": "no longer allowed when an adapter asked for it"}).to_string();
+                tx.audit(self.event(AuditEventKind::Withdrawn, &row, Some(&submission.intent), now, detail));
                 self.apply(&mut tx, &mut row, &submission.intent, &decision, preferences.as_ref(), now).await?;
                 tx.update_intent(&row).await?;
                 deferred |= row.status == IntentStatus::Deferred;
@@ -258,14 +253,9 @@ impl App {
             "reported_at": at.to_rfc3339(),
             "attempt": dispatch.attempt,
             "adapter_detail": ack.detail,
-        });
-        tx.audit(self.event(
-            AuditEventKind::Acked,
-            &row,
-            submission.as_ref().map(|s| &s.intent),
-            now,
-            detail.to_string(),
-        ));
+        })
+        .to_string();
+        tx.audit(self.event(AuditEventKind::Acked, &row, submission.as_ref().map(|s| &s.intent), now, detail));
         if matches!(outcome, AckOutcome::OptedOut | AckOutcome::WrongParty) {
             let mut record = match tx.preferences(&row.tenant, &row.debtor_id).await? {
                 Some(p) => PreferenceRecord::parse(&p.prefs, p.updated_at, &p.source).map_err(|e| {
