@@ -2,7 +2,9 @@
 //! their public API, the same on SQLite and PostgreSQL. A transaction reads
 //! its own writes whether they are still queued (write-behind), already sent,
 //! or shadowing rows read ahead; a transaction that ends without commit
-//! leaves nothing, not even its audit events; a locked debtor makes the next
+//! leaves nothing, not even its audit events; a commit chains each tenant's
+//! events in the order queued, and one that fails appends none and moves no
+//! head; a locked debtor makes the next
 //! locker wait until the holder commits, debtors are locked in the order
 //! given, and `try_lock_debtors` reports a debtor held elsewhere; claims take
 //! due intents earliest first, then highest priority, never one intent twice;
@@ -17,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sqlx::Connection;
-use ventana::audit::AuditEvent;
+use ventana::audit::{AuditEvent, ChainWalker, GENESIS};
 use ventana::domain::{Channel, Outcome};
 use ventana::store::{DispatchRow, EventRow, IntentRow, Store, Tx};
 
@@ -300,6 +302,46 @@ async fn a_transaction_that_ends_without_commit_leaves_nothing(backend: Backend)
     assert!(next.get_dispatch("x-1").await.expect("read").is_some());
 }
 on_both_backends!(a_transaction_that_ends_without_commit_leaves_nothing);
+
+/// Walks a tenant's whole chain against its head; the intent ids in chain order.
+async fn walk_chain(store: &Store, tenant: &str) -> Vec<String> {
+    let page = store.audit_page(tenant, 0, i64::MAX, 1_000).await.expect("read");
+    let mut walker = ChainWalker::new(tenant, 1, GENESIS);
+    page.iter().for_each(|row| walker.push(row));
+    let head = store.audit_head(tenant).await.expect("read head");
+    walker.finish(head.as_ref().map(|(seq, hash)| (*seq, hash.as_str())));
+    assert_eq!(walker.broken, None, "{tenant}'s chain verifies");
+    page.into_iter().map(|row| row.event.intent_id.unwrap_or_default()).collect()
+}
+
+async fn a_commit_chains_each_tenants_events_in_the_order_queued(backend: Backend) {
+    let (store, _database) = open(backend).await;
+    let event = |tenant: &str, n: usize| AuditEvent { tenant: tenant.into(), ..audit_event("submitted", &format!("i-{n}")) };
+    // 40 events of two tenants, interleaved, in one commit; then 3; then 40
+    // in a commit whose rows fail to insert.
+    let mut tx = store.begin().await.expect("begin");
+    tx.insert_intent(&intent("i-0", "d-1", "released", None, 0));
+    (0..40).for_each(|n| tx.audit(event(if n % 3 == 0 { "beta" } else { "acme" }, n)));
+    tx.commit().await.expect("commit");
+    let mut tx = store.begin().await.expect("begin");
+    (40..43).for_each(|n| tx.audit(event("acme", n)));
+    tx.commit().await.expect("commit");
+    let heads_before = (store.audit_head("acme").await.expect("read"), store.audit_head("beta").await.expect("read"));
+    let mut tx = store.begin().await.expect("begin");
+    tx.insert_intent(&intent("i-0", "d-1", "released", None, 0)); // already stored: the commit fails
+    (43..83).for_each(|n| tx.audit(event("acme", n)));
+    assert!(tx.commit().await.is_err(), "a duplicate intent fails the commit");
+
+    let ids = |range: std::ops::Range<usize>, keep: fn(usize) -> bool| -> Vec<String> {
+        range.filter(|n| keep(*n)).map(|n| format!("i-{n}")).collect()
+    };
+    let acme = [ids(0..40, |n| n % 3 != 0), ids(40..43, |_| true)].concat();
+    assert_eq!(walk_chain(&store, "acme").await, acme, "acme's events, in order, none of the failed commit");
+    assert_eq!(walk_chain(&store, "beta").await, ids(0..40, |n| n % 3 == 0), "beta's events, in order");
+    let heads_after = (store.audit_head("acme").await.expect("read"), store.audit_head("beta").await.expect("read"));
+    assert_eq!(heads_after, heads_before, "the failed commit moved no head");
+}
+on_both_backends!(a_commit_chains_each_tenants_events_in_the_order_queued);
 
 // ------------------------------------------------------------------ locking
 
