@@ -316,7 +316,8 @@ async fn walk_chain(store: &Store, tenant: &str) -> Vec<String> {
 
 async fn a_commit_chains_each_tenants_events_in_the_order_queued(backend: Backend) {
     let (store, _database) = open(backend).await;
-    let event = |tenant: &str, n: usize| AuditEvent { tenant: tenant.into(), ..audit_event("submitted", &format!("i-{n}")) };
+    let event =
+        |tenant: &str, n: usize| AuditEvent { tenant: tenant.into(), ..audit_event("submitted", &format!("i-{n}")) };
     // 40 events of two tenants, interleaved, in one commit; then 3; then 40
     // in a commit whose rows fail to insert.
     let mut tx = store.begin().await.expect("begin");
