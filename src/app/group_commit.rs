@@ -1,6 +1,7 @@
 //! Group commit: concurrent `Submit` (or `Ack`) calls share one transaction,
 //! so a burst of N calls costs one durable commit (one fsync) instead of N.
-//! A caller waits at most for the group in progress and then its own.
+//! A caller waits for the group in progress and the groups queued ahead of
+//! it (at most `QUEUE` calls), then its own.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -50,10 +51,13 @@ impl<T> Clone for GroupQueue<T> {
 impl<T: Grouped> GroupQueue<T> {
     /// Starts the queue's one writer; it stops once every clone of the queue
     /// is dropped. One, on PostgreSQL too: each group holds its tenants'
-    /// chain heads from its audit append to its commit, so concurrent groups
-    /// commit one after another anyway, and more writers only split the
-    /// calls into smaller groups that wait for each other (Submit measured
-    /// 18% faster with one writer than with four, docs/PERFORMANCE.md).
+    /// chain heads from its audit append to its commit, so groups that share
+    /// a tenant commit one after another anyway, and more writers only split
+    /// the calls into smaller groups that then wait for each other (Submit
+    /// measured 17–26% faster with one writer than with four for one tenant,
+    /// and faster still for 8 or 64: docs/PERFORMANCE.md). The cost: a group
+    /// that waits for a debtor another transaction holds holds up the calls
+    /// queued behind it.
     pub fn start(app: Arc<App>) -> GroupQueue<T> {
         let (sender, receiver) = mpsc::channel(QUEUE);
         tokio::spawn(write_groups(app, receiver));

@@ -3,8 +3,8 @@
 //! its own writes whether they are still queued (write-behind), already sent,
 //! or shadowing rows read ahead; a transaction that ends without commit
 //! leaves nothing, not even its audit events; a commit chains each tenant's
-//! events in the order queued, and one that fails appends none and moves no
-//! head; a locked debtor makes the next
+//! events in the order queued, and one whose rows fail to insert appends none
+//! and moves no head; a locked debtor makes the next
 //! locker wait until the holder commits, debtors are locked in the order
 //! given, and `try_lock_debtors` reports a debtor held elsewhere; claims take
 //! due intents earliest first, then highest priority, never one intent twice;
