@@ -225,8 +225,9 @@ struct Dialect {
     expired_leases: &'static str,
     /// Ready dispatches, highest priority and oldest first (`Tx::open_dispatches`).
     ready_dispatches: &'static str,
-    /// A tenant's chain head, held until the transaction ends.
-    chain_head: &'static str,
+    /// Ends the read of chain heads: PostgreSQL locks them until the
+    /// transaction ends, in the order read (by tenant).
+    chain_heads_lock: &'static str,
 }
 
 impl TxDb {

@@ -3,10 +3,10 @@
 //! its own writes whether they are still queued (write-behind), already sent,
 //! or shadowing rows read ahead; a transaction that ends without commit
 //! leaves nothing, not even its audit events; a commit chains each tenant's
-//! events in the order queued, and one whose rows fail to insert appends none
-//! and moves no head; a locked debtor makes the next
-//! locker wait until the holder commits, debtors are locked in the order
-//! given, and `try_lock_debtors` reports a debtor held elsewhere; claims take
+//! events in the order queued (however many tenants it names), and one whose
+//! rows fail to insert appends none and moves no head; a locked debtor makes
+//! the next locker wait until the holder commits, debtors are locked in the
+//! order given, and `try_lock_debtors` reports a debtor held elsewhere; claims take
 //! due intents earliest first, then highest priority, never one intent twice;
 //! a leased dispatch is offered again only once its lease has expired.
 //!
@@ -341,6 +341,16 @@ async fn a_commit_chains_each_tenants_events_in_the_order_queued(backend: Backen
     assert_eq!(walk_chain(&store, "beta").await, ids(0..40, |n| n % 3 == 0), "beta's events, in order");
     let heads_after = (store.audit_head("acme").await.expect("read"), store.audit_head("beta").await.expect("read"));
     assert_eq!(heads_after, heads_before, "the failed commit moved no head");
+
+    // More tenants in one commit than one statement's rows (500): every chain
+    // gets its event and its head.
+    let mut tx = store.begin().await.expect("begin");
+    (0..501).for_each(|n| tx.audit(event(&format!("m-{n:03}"), n)));
+    tx.commit().await.expect("commit");
+    for n in [0, 250, 499, 500] {
+        assert_eq!(walk_chain(&store, &format!("m-{n:03}")).await, [format!("i-{n}")]);
+    }
+    assert_eq!(store.audit_tenants().await.expect("tenants").len(), 503, "acme, beta and 501 more");
 }
 on_both_backends!(a_commit_chains_each_tenants_events_in_the_order_queued);
 
