@@ -80,6 +80,8 @@ fn app_status(error: AppError) -> Status {
         AppError::AlreadyExists(m) => Status::already_exists(m),
         AppError::FailedPrecondition(m) => Status::failed_precondition(m),
         AppError::DataLoss(m) => Status::data_loss(m),
+        // Logged where it was caught.
+        AppError::Internal(m) => Status::internal(m),
         // Counted and logged where it was found (`AppError::unreadable`).
         unreadable @ (AppError::Unreadable { .. } | AppError::Store(StoreError::Unreadable { .. })) => {
             Status::failed_precondition(format!(

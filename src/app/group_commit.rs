@@ -87,24 +87,41 @@ async fn write_groups<T: Grouped>(app: Arc<App>, mut receiver: mpsc::Receiver<(T
             }
         }
         let (calls, replies): (Vec<T>, Vec<Reply>) = group.into_iter().unzip();
-        let results = match T::run_all(&app, &calls).await {
+        // The group runs in a task of its own, so that a panic in it fails
+        // this group's calls (its transaction rolled back) and not the writer,
+        // which every later call of this kind needs.
+        let results = match tokio::spawn(run_group(app.clone(), calls)).await {
             Ok(results) => results,
-            // The shared transaction failed: each call alone, so that one
-            // caller's failure never becomes another's.
-            Err(_) if calls.len() > 1 => {
-                let mut results = Vec::with_capacity(calls.len());
-                for call in &calls {
-                    results.push(match T::run_all(&app, std::slice::from_ref(call)).await {
-                        Ok(mut one) => one.pop().unwrap_or_else(|| Err(stopped())),
-                        Err(e) => Err(e),
-                    });
-                }
-                results
+            // Cancelled: the runtime is shutting down.
+            Err(stopping) if stopping.is_cancelled() => replies.iter().map(|_| Err(stopped())).collect(),
+            Err(fault) => {
+                tracing::error!(error = %fault, calls = replies.len(), "a group commit failed inside Ventana");
+                let fault =
+                    || Err(AppError::Internal("an internal fault failed this call; nothing was stored; retry".into()));
+                replies.iter().map(|_| fault()).collect()
             }
-            Err(e) => vec![Err(e)],
         };
         for (reply, result) in replies.into_iter().zip(results) {
             let _ = reply.send(result);
         }
+    }
+}
+
+/// Runs `calls` in one transaction; if it fails, each call alone, so that
+/// one caller's failure never becomes another's.
+async fn run_group<T: Grouped>(app: Arc<App>, calls: Vec<T>) -> Vec<AppResult<IntentRow>> {
+    match T::run_all(&app, &calls).await {
+        Ok(results) => results,
+        Err(_) if calls.len() > 1 => {
+            let mut results = Vec::with_capacity(calls.len());
+            for call in &calls {
+                results.push(match T::run_all(&app, std::slice::from_ref(call)).await {
+                    Ok(mut one) => one.pop().unwrap_or_else(|| Err(stopped())),
+                    Err(e) => Err(e),
+                });
+            }
+            results
+        }
+        Err(e) => vec![Err(e)],
     }
 }

@@ -59,6 +59,10 @@ pub enum AppError {
     Unreadable { table: &'static str, key: String, why: String },
     #[error(transparent)]
     Store(StoreError),
+    /// A fault of Ventana's own (a panic caught at a task's edge): nothing
+    /// was committed, the caller may retry.
+    #[error("{0}")]
+    Internal(String),
 }
 
 impl From<StoreError> for AppError {

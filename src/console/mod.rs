@@ -67,7 +67,7 @@ impl From<AppError> for ConsoleError {
             }
             AppError::NotFound(m) => ConsoleError::NotFound(m),
             AppError::DataLoss(m) => ConsoleError::Unavailable(format!("the audit chain was altered: {m}")),
-            e @ AppError::Unreadable { .. } => ConsoleError::Unavailable(e.to_string()),
+            e @ (AppError::Unreadable { .. } | AppError::Internal(_)) => ConsoleError::Unavailable(e.to_string()),
             AppError::Store(e) => e.into(),
         }
     }

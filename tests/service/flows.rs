@@ -2,7 +2,8 @@
 //! ack; idempotency and cancels; opt-outs; leases and their expiry; caps under
 //! concurrency; restarts; authentication and tenants; bad and malformed
 //! input; the rules service; the built-in adapters; metrics; rate limits; the
-//! 07:00 surge; deadlines; the history read bound.
+//! 07:00 surge; deadlines; the history read bound; a group commit that
+//! panics fails its calls, not its queue.
 
 use tonic::Code;
 use ventana::api::auth::Role;
@@ -1032,3 +1033,62 @@ async fn malformed_wire_requests_get_a_status_and_harm_nothing(backend: Backend)
     server.stop().await;
 }
 on_both_backends!(malformed_wire_requests_get_a_status_and_harm_nothing);
+
+/// A call that panics inside its group when told to, and otherwise returns a
+/// row without touching the database.
+#[derive(Clone)]
+struct Faulty(bool);
+
+impl ventana::app::group_commit::Grouped for Faulty {
+    fn run_all(
+        _app: &ventana::app::App,
+        calls: &[Self],
+    ) -> impl std::future::Future<
+        Output = ventana::app::AppResult<Vec<ventana::app::AppResult<ventana::store::IntentRow>>>,
+    > + Send {
+        let panics = calls.iter().any(|call| call.0);
+        let rows: Vec<_> = calls.iter().map(|_| Ok(test_intent_row())).collect();
+        async move {
+            assert!(!panics, "a fault inside a group");
+            Ok(rows)
+        }
+    }
+}
+
+fn test_intent_row() -> ventana::store::IntentRow {
+    ventana::store::IntentRow {
+        tenant: "acme".into(),
+        intent_id: "i-1".into(),
+        debtor_id: "d-1".into(),
+        debt_id: None,
+        channel: ventana::domain::Channel::Sms,
+        jurisdiction: "PE".into(),
+        priority: 0,
+        body: "{}".into(),
+        body_hash: String::new(),
+        status: ventana::domain::IntentStatus::Released,
+        next_eval_at: None,
+        decision: "{}".into(),
+        dispatch_id: None,
+        attempt: 0,
+        outcome: None,
+        created_at: 0,
+        updated_at: 0,
+    }
+}
+
+async fn a_group_that_panics_fails_its_calls_and_the_queue_goes_on(backend: Backend) {
+    let server = TestServer::start(backend, "2026-11-25T10:00:00-05:00").await;
+    let queue = ventana::app::group_commit::GroupQueue::start(server.app());
+    let failed = queue.run(Faulty(true)).await;
+    assert!(
+        matches!(&failed, Err(ventana::app::AppError::Internal(m)) if m.contains("retry")),
+        "the panicking call gets an internal error: {failed:?}"
+    );
+    let status = tonic::Status::from(ventana::api::error::ApiError::App(failed.expect_err("failed")));
+    assert_eq!(status.code(), Code::Internal);
+    for _ in 0..3 {
+        assert!(queue.run(Faulty(false)).await.is_ok(), "the writer still runs groups after a panic");
+    }
+}
+on_both_backends!(a_group_that_panics_fails_its_calls_and_the_queue_goes_on);

@@ -86,6 +86,11 @@ impl TestServer {
         self.running = Some(running);
     }
 
+    /// The running service's use cases.
+    pub fn app(&self) -> std::sync::Arc<ventana::app::App> {
+        self.running.as_ref().expect("running").app.clone()
+    }
+
     pub fn store(&self) -> &Store {
         &self.running.as_ref().expect("running").app.store
     }
