@@ -63,7 +63,7 @@ pub(super) async fn append(db: &mut TxDb, events: Vec<AuditEvent>) -> StoreResul
 /// one), locked until the transaction ends, in tenant order.
 async fn lock_heads(db: &mut TxDb, tenants: &[&str]) -> StoreResult<BTreeMap<String, ChainHead>> {
     let genesis = ChainHead::genesis();
-    let lock = db.dialect().chain_heads_lock;
+    let order_and_lock = db.dialect().chain_heads_order;
     let mut heads = BTreeMap::new();
     for chunk in tenants.chunks(ROWS_PER_INSERT) {
         either_run!(&mut *db, TxDb, |tx| {
@@ -80,8 +80,8 @@ async fn lock_heads(db: &mut TxDb, tenants: &[&str]) -> StoreResult<BTreeMap<Str
             chunk.iter().for_each(|tenant| {
                 list.push_bind(*tenant);
             });
-            list.push_unseparated(") ORDER BY tenant");
-            select.push(lock);
+            list.push_unseparated(")");
+            select.push(order_and_lock);
             select.build_query_as().fetch_all(&mut **tx).await?
         });
         heads.extend(found.into_iter().map(|(tenant, seq, hash)| (tenant, ChainHead { seq, hash })));
