@@ -55,9 +55,9 @@ impl<T: Grouped> GroupQueue<T> {
     /// a tenant commit one after another anyway, and more writers only split
     /// the calls into smaller groups that then wait for each other (Submit
     /// measured 17–26% faster with one writer than with four for one tenant,
-    /// and faster still for 8 or 64: docs/PERFORMANCE.md). The cost: a group
-    /// that waits for a debtor another transaction holds holds up the calls
-    /// queued behind it.
+    /// and faster still for 8 or 64: docs/PERFORMANCE.md). The cost: while a group
+    /// waits for a debtor's lock that another transaction holds, the calls
+    /// queued behind it wait too.
     pub fn start(app: Arc<App>) -> GroupQueue<T> {
         let (sender, receiver) = mpsc::channel(QUEUE);
         tokio::spawn(write_groups(app, receiver));
