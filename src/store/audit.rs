@@ -9,6 +9,7 @@ use sqlx::QueryBuilder;
 
 use crate::audit::{AuditEvent, AuditRow, ChainHead};
 
+use super::write_behind::column;
 use super::{Pool, ROWS_PER_INSERT, Store, StoreError, StoreResult, TxDb};
 
 /// The columns of `audit_log`, in `AuditRow` order.
@@ -47,78 +48,145 @@ pub(super) async fn append(db: &mut TxDb, events: Vec<AuditEvent>) -> StoreResul
     }
     let heads: Vec<(String, ChainHead)> = heads.into_iter().collect();
     for chunk in heads.chunks(ROWS_PER_INSERT) {
-        either_run!(&mut *db, TxDb, |tx| {
-            let mut update = QueryBuilder::new("UPDATE audit_heads SET seq = v.column2, hash = v.column3 FROM (");
-            update.push_values(chunk, |mut values, (tenant, head)| {
-                values.push_bind(tenant).push_bind(head.seq).push_bind(&head.hash);
-            });
-            update.push(") AS v WHERE audit_heads.tenant = v.column1");
-            update.build().execute(&mut **tx).await?
-        });
+        match &mut *db {
+            TxDb::Sqlite(tx) => {
+                let mut update = QueryBuilder::new("UPDATE audit_heads SET seq = v.column2, hash = v.column3 FROM (");
+                update.push_values(chunk, |mut values, (tenant, head)| {
+                    values.push_bind(tenant).push_bind(head.seq).push_bind(&head.hash);
+                });
+                update.push(") AS v WHERE audit_heads.tenant = v.column1");
+                update.build().execute(&mut **tx).await?;
+            }
+            TxDb::Postgres(tx, ..) => {
+                sqlx::query(
+                    "UPDATE audit_heads SET seq = v.seq, hash = v.hash FROM unnest($1::text[], $2::bigint[], \
+                     $3::text[]) AS v(tenant, seq, hash) WHERE audit_heads.tenant = v.tenant",
+                )
+                .bind(column(chunk, |(tenant, _)| tenant.as_str()))
+                .bind(column(chunk, |(_, head)| head.seq))
+                .bind(column(chunk, |(_, head)| head.hash.as_str()))
+                .execute(&mut **tx)
+                .await?;
+            }
+        }
     }
     Ok(())
 }
 
-/// The heads of `tenants`' chains (created at genesis for those without
-/// one), locked until the transaction ends, in tenant order.
+/// The chain heads of `tenants` (sorted), created at genesis for those
+/// without one. Read in tenant order, byte by byte (the order `tenants` is
+/// sorted and chunked in): on PostgreSQL they stay locked until the
+/// transaction ends, and every append takes them in that one order.
 async fn lock_heads(db: &mut TxDb, tenants: &[&str]) -> StoreResult<BTreeMap<String, ChainHead>> {
     let genesis = ChainHead::genesis();
-    let order_and_lock = db.dialect().chain_heads_order;
     let mut heads = BTreeMap::new();
     for chunk in tenants.chunks(ROWS_PER_INSERT) {
-        either_run!(&mut *db, TxDb, |tx| {
-            let mut insert = QueryBuilder::new("INSERT INTO audit_heads (tenant, seq, hash) ");
-            insert.push_values(chunk, |mut values, tenant| {
-                values.push_bind(*tenant).push_bind(genesis.seq).push_bind(&genesis.hash);
-            });
-            insert.push(" ON CONFLICT (tenant) DO NOTHING");
-            insert.build().execute(&mut **tx).await?
-        });
-        let found: Vec<(String, i64, String)> = either!(&mut *db, TxDb, |tx| {
-            let mut select = QueryBuilder::new("SELECT tenant, seq, hash FROM audit_heads WHERE tenant IN (");
-            let mut list = select.separated(", ");
-            chunk.iter().for_each(|tenant| {
-                list.push_bind(*tenant);
-            });
-            list.push_unseparated(")");
-            select.push(order_and_lock);
-            select.build_query_as().fetch_all(&mut **tx).await?
-        });
+        let found: Vec<(String, i64, String)> = match &mut *db {
+            TxDb::Sqlite(tx) => {
+                let mut insert = QueryBuilder::new("INSERT INTO audit_heads (tenant, seq, hash) ");
+                insert.push_values(chunk, |mut values, tenant| {
+                    values.push_bind(*tenant).push_bind(genesis.seq).push_bind(&genesis.hash);
+                });
+                insert.push(" ON CONFLICT (tenant) DO NOTHING");
+                insert.build().execute(&mut **tx).await?;
+                let mut select = QueryBuilder::new("SELECT tenant, seq, hash FROM audit_heads WHERE tenant IN (");
+                let mut list = select.separated(", ");
+                chunk.iter().for_each(|tenant| {
+                    list.push_bind(*tenant);
+                });
+                list.push_unseparated(") ORDER BY tenant");
+                select.build_query_as().fetch_all(&mut **tx).await?
+            }
+            TxDb::Postgres(tx, ..) => {
+                sqlx::query(
+                    "INSERT INTO audit_heads (tenant, seq, hash) SELECT t, $2, $3 FROM unnest($1::text[]) AS t \
+                     ON CONFLICT (tenant) DO NOTHING",
+                )
+                .bind(chunk)
+                .bind(genesis.seq)
+                .bind(&genesis.hash)
+                .execute(&mut **tx)
+                .await?;
+                sqlx::query_as(
+                    "SELECT tenant, seq, hash FROM audit_heads WHERE tenant = ANY($1::text[]) \
+                     ORDER BY tenant COLLATE \"C\" FOR UPDATE",
+                )
+                .bind(chunk)
+                .fetch_all(&mut **tx)
+                .await?
+            }
+        };
         heads.extend(found.into_iter().map(|(tenant, seq, hash)| (tenant, ChainHead { seq, hash })));
     }
     Ok(heads)
 }
 
-/// Inserts chained rows in one statement.
+const PG_INSERT_ROWS: &str = concat!(
+    "INSERT INTO audit_log (",
+    audit_columns!(),
+    ") SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], \
+     $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], \
+     $16::text[], $17::text[], $18::text[], $19::text[], $20::text[])"
+);
+
+/// Inserts chained rows in one statement (on PostgreSQL one array per
+/// column, as `write_behind` explains).
 async fn insert_rows(db: &mut TxDb, rows: &[AuditRow]) -> StoreResult<()> {
-    either_run!(db, TxDb, |tx| {
-        let mut insert = QueryBuilder::new(concat!("INSERT INTO audit_log (", audit_columns!(), ") "));
-        insert.push_values(rows, |mut values, row| {
-            let e = &row.event;
-            values
-                .push_bind(&e.tenant)
-                .push_bind(row.seq)
-                .push_bind(e.at)
-                .push_bind(e.kind)
-                .push_bind(&e.intent_id)
-                .push_bind(&e.debtor_id)
-                .push_bind(&e.debt_id)
-                .push_bind(e.channel)
-                .push_bind(&e.jurisdiction)
-                .push_bind(&e.time_zone)
-                .push_bind(&e.local_time)
-                .push_bind(&e.decision)
-                .push_bind(&e.reason_codes)
-                .push_bind(&e.rule_ids)
-                .push_bind(&e.citations)
-                .push_bind(&e.rules_version)
-                .push_bind(e.outcome)
-                .push_bind(&e.detail)
-                .push_bind(&row.prev_hash)
-                .push_bind(&row.hash);
-        });
-        insert.build().execute(&mut **tx).await?
-    });
+    match db {
+        TxDb::Sqlite(tx) => {
+            let mut insert = QueryBuilder::new(concat!("INSERT INTO audit_log (", audit_columns!(), ") "));
+            insert.push_values(rows, |mut values, row| {
+                let e = &row.event;
+                values
+                    .push_bind(&e.tenant)
+                    .push_bind(row.seq)
+                    .push_bind(e.at)
+                    .push_bind(e.kind)
+                    .push_bind(&e.intent_id)
+                    .push_bind(&e.debtor_id)
+                    .push_bind(&e.debt_id)
+                    .push_bind(e.channel)
+                    .push_bind(&e.jurisdiction)
+                    .push_bind(&e.time_zone)
+                    .push_bind(&e.local_time)
+                    .push_bind(&e.decision)
+                    .push_bind(&e.reason_codes)
+                    .push_bind(&e.rule_ids)
+                    .push_bind(&e.citations)
+                    .push_bind(&e.rules_version)
+                    .push_bind(e.outcome)
+                    .push_bind(&e.detail)
+                    .push_bind(&row.prev_hash)
+                    .push_bind(&row.hash);
+            });
+            insert.build().execute(&mut **tx).await?;
+        }
+        TxDb::Postgres(tx, ..) => {
+            sqlx::query(PG_INSERT_ROWS)
+                .bind(column(rows, |r| r.event.tenant.as_str()))
+                .bind(column(rows, |r| r.seq))
+                .bind(column(rows, |r| r.event.at))
+                .bind(column(rows, |r| r.event.kind.as_str()))
+                .bind(column(rows, |r| r.event.intent_id.as_deref()))
+                .bind(column(rows, |r| r.event.debtor_id.as_deref()))
+                .bind(column(rows, |r| r.event.debt_id.as_deref()))
+                .bind(column(rows, |r| r.event.channel.map(|c| c.as_str())))
+                .bind(column(rows, |r| r.event.jurisdiction.as_deref()))
+                .bind(column(rows, |r| r.event.time_zone.as_deref()))
+                .bind(column(rows, |r| r.event.local_time.as_deref()))
+                .bind(column(rows, |r| r.event.decision.as_deref()))
+                .bind(column(rows, |r| r.event.reason_codes.as_deref()))
+                .bind(column(rows, |r| r.event.rule_ids.as_deref()))
+                .bind(column(rows, |r| r.event.citations.as_deref()))
+                .bind(column(rows, |r| r.event.rules_version.as_deref()))
+                .bind(column(rows, |r| r.event.outcome.map(|o| o.as_str())))
+                .bind(column(rows, |r| r.event.detail.as_str()))
+                .bind(column(rows, |r| r.prev_hash.as_str()))
+                .bind(column(rows, |r| r.hash.as_str()))
+                .execute(&mut **tx)
+                .await?;
+        }
+    }
     Ok(())
 }
 

@@ -225,10 +225,6 @@ struct Dialect {
     expired_leases: &'static str,
     /// Ready dispatches, highest priority and oldest first (`Tx::open_dispatches`).
     ready_dispatches: &'static str,
-    /// Ends the read of chain heads: by tenant, byte by byte (the order
-    /// `append` sorts tenants in, so chunks of them lock in one global
-    /// order); PostgreSQL locks them until the transaction ends.
-    chain_heads_order: &'static str,
 }
 
 impl TxDb {

@@ -18,7 +18,6 @@ pub(super) const DIALECT: Dialect = Dialect {
     claim_due: claim_due_sql!(" FOR UPDATE SKIP LOCKED"),
     expired_leases: open_dispatches_sql!(expired, " FOR UPDATE SKIP LOCKED"),
     ready_dispatches: open_dispatches_sql!(ready, " FOR UPDATE SKIP LOCKED"),
-    chain_heads_order: " ORDER BY tenant COLLATE \"C\" FOR UPDATE",
 };
 
 /// Opens the pool (16 connections, 5 s to get one). A URL naming several

@@ -17,7 +17,6 @@ pub(super) const DIALECT: Dialect = Dialect {
     claim_due: claim_due_sql!(""),
     expired_leases: open_dispatches_sql!(expired, ""),
     ready_dispatches: open_dispatches_sql!(ready, ""),
-    chain_heads_order: " ORDER BY tenant",
 };
 
 /// Page cache per connection (negative: KiB). SQLite's default, 2 MiB, holds

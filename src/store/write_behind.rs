@@ -1,11 +1,15 @@
 //! Writing behind: a `Tx` keeps its new and changed rows and sends them in
-//! multi-row statements (INSERT … VALUES, UPDATE … FROM (VALUES …)) before
-//! any statement that could see them runs, and at commit: one statement per
-//! `ROWS_PER_INSERT` rows instead of one per row.
+//! multi-row statements before any statement that could see them runs, and
+//! at commit: one statement per `ROWS_PER_INSERT` rows instead of one per row.
 //!
-//! The statements are built with `QueryBuilder`, which writes `$n` on
-//! PostgreSQL and anonymous `?` on SQLite (whose lookup of numbered
-//! parameters is linear per parameter, quadratic over a statement of thousands).
+//! Each statement has two forms. SQLite: `INSERT … VALUES (…), (…)` and
+//! `UPDATE … FROM (VALUES …)`, built with `QueryBuilder` (anonymous `?`: its
+//! lookup of numbered parameters is linear per parameter, quadratic over a
+//! statement of thousands). PostgreSQL: one parameter per column, an array,
+//! read by `unnest` (`INSERT … SELECT * FROM unnest($1::text[], …)`): one
+//! statement text for any number of rows, so it is parsed once per
+//! connection and cheap to plan, where a `VALUES` list is a new statement
+//! for each group size and is planned row by row.
 
 use std::collections::HashMap;
 
@@ -109,116 +113,263 @@ impl Pending {
     /// intents, changed dispatches and new contact events.
     pub(super) async fn flush(self, db: &mut TxDb) -> StoreResult<()> {
         for chunk in self.intents.chunks(ROWS_PER_INSERT) {
-            either_run!(&mut *db, TxDb, |tx| {
-                let mut insert = QueryBuilder::new(concat!("INSERT INTO intents (", intent_columns!(), ") "));
-                insert.push_values(chunk, |mut values, row| {
-                    values
-                        .push_bind(&row.tenant)
-                        .push_bind(&row.intent_id)
-                        .push_bind(&row.debtor_id)
-                        .push_bind(&row.debt_id)
-                        .push_bind(row.channel)
-                        .push_bind(&row.jurisdiction)
-                        .push_bind(row.priority)
-                        .push_bind(&row.body)
-                        .push_bind(&row.body_hash)
-                        .push_bind(row.status)
-                        .push_bind(row.next_eval_at)
-                        .push_bind(&row.decision)
-                        .push_bind(&row.dispatch_id)
-                        .push_bind(row.attempt)
-                        .push_bind(row.outcome)
-                        .push_bind(row.created_at)
-                        .push_bind(row.updated_at);
-                });
-                insert.build().execute(&mut **tx).await?
-            });
+            insert_intents(db, chunk).await?;
         }
         for chunk in self.dispatches.chunks(ROWS_PER_INSERT) {
-            either_run!(&mut *db, TxDb, |tx| {
-                let mut insert = QueryBuilder::new(concat!("INSERT INTO dispatches (", dispatch_columns!(), ") "));
-                insert.push_values(chunk, |mut values, row| {
-                    values
-                        .push_bind(&row.dispatch_id)
-                        .push_bind(&row.tenant)
-                        .push_bind(&row.intent_id)
-                        .push_bind(&row.debtor_id)
-                        .push_bind(row.channel)
-                        .push_bind(row.priority)
-                        .push_bind(row.released_at)
-                        .push_bind(row.not_after)
-                        .push_bind(row.state)
-                        .push_bind(row.lease_expires_at)
-                        .push_bind(row.attempt);
-                });
-                insert.build().execute(&mut **tx).await?
-            });
+            insert_dispatches(db, chunk).await?;
         }
         let intent_updates: Vec<IntentRow> = self.intent_updates.into_values().collect();
         for chunk in intent_updates.chunks(ROWS_PER_INSERT) {
-            either_run!(&mut *db, TxDb, |tx| {
-                let mut update = QueryBuilder::new(
-                    "UPDATE intents SET status = v.column3, next_eval_at = v.column4, decision = v.column5, \
-                     dispatch_id = v.column6, attempt = v.column7, outcome = v.column8, updated_at = v.column9 FROM (",
-                );
-                update.push_values(chunk, |mut values, row| {
-                    values
-                        .push_bind(&row.tenant)
-                        .push_bind(&row.intent_id)
-                        .push_bind(row.status)
-                        .push_bind(row.next_eval_at)
-                        .push_bind(&row.decision)
-                        .push_bind(&row.dispatch_id)
-                        .push_bind(row.attempt)
-                        .push_bind(row.outcome)
-                        .push_bind(row.updated_at);
-                });
-                update.push(") AS v WHERE intents.tenant = v.column1 AND intents.intent_id = v.column2");
-                update.build().execute(&mut **tx).await?
-            });
+            update_intents(db, chunk).await?;
         }
         let dispatch_updates: Vec<DispatchRow> = self.dispatch_updates.into_values().collect();
         for chunk in dispatch_updates.chunks(ROWS_PER_INSERT) {
-            either_run!(&mut *db, TxDb, |tx| {
-                let mut update = QueryBuilder::new(
-                    "UPDATE dispatches SET not_after = v.column2, state = v.column3, lease_expires_at = v.column4, \
-                     attempt = v.column5 FROM (",
-                );
-                update.push_values(chunk, |mut values, row| {
-                    values
-                        .push_bind(&row.dispatch_id)
-                        .push_bind(row.not_after)
-                        .push_bind(row.state)
-                        .push_bind(row.lease_expires_at)
-                        .push_bind(row.attempt);
-                });
-                update.push(") AS v WHERE dispatches.dispatch_id = v.column1");
-                update.build().execute(&mut **tx).await?
-            });
+            update_dispatches(db, chunk).await?;
         }
         for chunk in self.events.chunks(ROWS_PER_INSERT) {
-            either_run!(&mut *db, TxDb, |tx| {
-                let mut insert = QueryBuilder::new(concat!(
-                    "INSERT INTO contact_events (tenant, debtor_id, ",
-                    event_columns!(),
-                    ") "
-                ));
-                insert.push_values(chunk, |mut values, (tenant, debtor_id, event)| {
-                    values
-                        .push_bind(tenant)
-                        .push_bind(debtor_id)
-                        .push_bind(&event.debt_id)
-                        .push_bind(event.channel)
-                        .push_bind(event.at)
-                        .push_bind(event.outcome)
-                        .push_bind(&event.dispatch_id)
-                        .push_bind(event.contact_kind)
-                        .push_bind(&event.contact_id)
-                        .push_bind(event.initiator);
-                });
-                insert.build().execute(&mut **tx).await?
-            });
+            insert_events(db, chunk).await?;
         }
         Ok(())
     }
+}
+
+/// One field of every row: a PostgreSQL array parameter.
+pub(super) fn column<'r, R, T>(rows: &'r [R], field: impl Fn(&'r R) -> T) -> Vec<T> {
+    rows.iter().map(field).collect()
+}
+
+const PG_INSERT_INTENTS: &str = concat!(
+    "INSERT INTO intents (",
+    intent_columns!(),
+    ") SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], \
+     $8::text[], $9::text[], $10::text[], $11::bigint[], $12::text[], $13::text[], $14::bigint[], $15::text[], \
+     $16::bigint[], $17::bigint[])"
+);
+
+async fn insert_intents(db: &mut TxDb, rows: &[IntentRow]) -> StoreResult<()> {
+    match db {
+        TxDb::Sqlite(tx) => {
+            let mut insert = QueryBuilder::new(concat!("INSERT INTO intents (", intent_columns!(), ") "));
+            insert.push_values(rows, |mut values, row| {
+                values
+                    .push_bind(&row.tenant)
+                    .push_bind(&row.intent_id)
+                    .push_bind(&row.debtor_id)
+                    .push_bind(&row.debt_id)
+                    .push_bind(row.channel)
+                    .push_bind(&row.jurisdiction)
+                    .push_bind(row.priority)
+                    .push_bind(&row.body)
+                    .push_bind(&row.body_hash)
+                    .push_bind(row.status)
+                    .push_bind(row.next_eval_at)
+                    .push_bind(&row.decision)
+                    .push_bind(&row.dispatch_id)
+                    .push_bind(row.attempt)
+                    .push_bind(row.outcome)
+                    .push_bind(row.created_at)
+                    .push_bind(row.updated_at);
+            });
+            insert.build().execute(&mut **tx).await?;
+        }
+        TxDb::Postgres(tx, ..) => {
+            sqlx::query(PG_INSERT_INTENTS)
+                .bind(column(rows, |r| r.tenant.as_str()))
+                .bind(column(rows, |r| r.intent_id.as_str()))
+                .bind(column(rows, |r| r.debtor_id.as_str()))
+                .bind(column(rows, |r| r.debt_id.as_deref()))
+                .bind(column(rows, |r| r.channel.as_str()))
+                .bind(column(rows, |r| r.jurisdiction.as_str()))
+                .bind(column(rows, |r| r.priority))
+                .bind(column(rows, |r| r.body.as_str()))
+                .bind(column(rows, |r| r.body_hash.as_str()))
+                .bind(column(rows, |r| r.status.as_str()))
+                .bind(column(rows, |r| r.next_eval_at))
+                .bind(column(rows, |r| r.decision.as_str()))
+                .bind(column(rows, |r| r.dispatch_id.as_deref()))
+                .bind(column(rows, |r| r.attempt))
+                .bind(column(rows, |r| r.outcome.map(|o| o.as_str())))
+                .bind(column(rows, |r| r.created_at))
+                .bind(column(rows, |r| r.updated_at))
+                .execute(&mut **tx)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+const PG_INSERT_DISPATCHES: &str = concat!(
+    "INSERT INTO dispatches (",
+    dispatch_columns!(),
+    ") SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], \
+     $7::bigint[], $8::bigint[], $9::text[], $10::bigint[], $11::bigint[])"
+);
+
+async fn insert_dispatches(db: &mut TxDb, rows: &[DispatchRow]) -> StoreResult<()> {
+    match db {
+        TxDb::Sqlite(tx) => {
+            let mut insert = QueryBuilder::new(concat!("INSERT INTO dispatches (", dispatch_columns!(), ") "));
+            insert.push_values(rows, |mut values, row| {
+                values
+                    .push_bind(&row.dispatch_id)
+                    .push_bind(&row.tenant)
+                    .push_bind(&row.intent_id)
+                    .push_bind(&row.debtor_id)
+                    .push_bind(row.channel)
+                    .push_bind(row.priority)
+                    .push_bind(row.released_at)
+                    .push_bind(row.not_after)
+                    .push_bind(row.state)
+                    .push_bind(row.lease_expires_at)
+                    .push_bind(row.attempt);
+            });
+            insert.build().execute(&mut **tx).await?;
+        }
+        TxDb::Postgres(tx, ..) => {
+            sqlx::query(PG_INSERT_DISPATCHES)
+                .bind(column(rows, |r| r.dispatch_id.as_str()))
+                .bind(column(rows, |r| r.tenant.as_str()))
+                .bind(column(rows, |r| r.intent_id.as_str()))
+                .bind(column(rows, |r| r.debtor_id.as_str()))
+                .bind(column(rows, |r| r.channel.as_str()))
+                .bind(column(rows, |r| r.priority))
+                .bind(column(rows, |r| r.released_at))
+                .bind(column(rows, |r| r.not_after))
+                .bind(column(rows, |r| r.state.as_str()))
+                .bind(column(rows, |r| r.lease_expires_at))
+                .bind(column(rows, |r| r.attempt))
+                .execute(&mut **tx)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+const PG_UPDATE_INTENTS: &str = "UPDATE intents SET status = v.status, next_eval_at = v.next_eval_at, decision = v.decision, \
+     dispatch_id = v.dispatch_id, attempt = v.attempt, outcome = v.outcome, updated_at = v.updated_at \
+     FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::bigint[], \
+     $8::text[], $9::bigint[]) AS v(tenant, intent_id, status, next_eval_at, decision, dispatch_id, attempt, \
+     outcome, updated_at) WHERE intents.tenant = v.tenant AND intents.intent_id = v.intent_id";
+
+async fn update_intents(db: &mut TxDb, rows: &[IntentRow]) -> StoreResult<()> {
+    match db {
+        TxDb::Sqlite(tx) => {
+            let mut update = QueryBuilder::new(
+                "UPDATE intents SET status = v.column3, next_eval_at = v.column4, decision = v.column5, \
+                 dispatch_id = v.column6, attempt = v.column7, outcome = v.column8, updated_at = v.column9 FROM (",
+            );
+            update.push_values(rows, |mut values, row| {
+                values
+                    .push_bind(&row.tenant)
+                    .push_bind(&row.intent_id)
+                    .push_bind(row.status)
+                    .push_bind(row.next_eval_at)
+                    .push_bind(&row.decision)
+                    .push_bind(&row.dispatch_id)
+                    .push_bind(row.attempt)
+                    .push_bind(row.outcome)
+                    .push_bind(row.updated_at);
+            });
+            update.push(") AS v WHERE intents.tenant = v.column1 AND intents.intent_id = v.column2");
+            update.build().execute(&mut **tx).await?;
+        }
+        TxDb::Postgres(tx, ..) => {
+            sqlx::query(PG_UPDATE_INTENTS)
+                .bind(column(rows, |r| r.tenant.as_str()))
+                .bind(column(rows, |r| r.intent_id.as_str()))
+                .bind(column(rows, |r| r.status.as_str()))
+                .bind(column(rows, |r| r.next_eval_at))
+                .bind(column(rows, |r| r.decision.as_str()))
+                .bind(column(rows, |r| r.dispatch_id.as_deref()))
+                .bind(column(rows, |r| r.attempt))
+                .bind(column(rows, |r| r.outcome.map(|o| o.as_str())))
+                .bind(column(rows, |r| r.updated_at))
+                .execute(&mut **tx)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+const PG_UPDATE_DISPATCHES: &str = "UPDATE dispatches SET not_after = v.not_after, state = v.state, \
+     lease_expires_at = v.lease_expires_at, attempt = v.attempt FROM unnest($1::text[], $2::bigint[], $3::text[], \
+     $4::bigint[], $5::bigint[]) AS v(dispatch_id, not_after, state, lease_expires_at, attempt) \
+     WHERE dispatches.dispatch_id = v.dispatch_id";
+
+async fn update_dispatches(db: &mut TxDb, rows: &[DispatchRow]) -> StoreResult<()> {
+    match db {
+        TxDb::Sqlite(tx) => {
+            let mut update = QueryBuilder::new(
+                "UPDATE dispatches SET not_after = v.column2, state = v.column3, lease_expires_at = v.column4, \
+                 attempt = v.column5 FROM (",
+            );
+            update.push_values(rows, |mut values, row| {
+                values
+                    .push_bind(&row.dispatch_id)
+                    .push_bind(row.not_after)
+                    .push_bind(row.state)
+                    .push_bind(row.lease_expires_at)
+                    .push_bind(row.attempt);
+            });
+            update.push(") AS v WHERE dispatches.dispatch_id = v.column1");
+            update.build().execute(&mut **tx).await?;
+        }
+        TxDb::Postgres(tx, ..) => {
+            sqlx::query(PG_UPDATE_DISPATCHES)
+                .bind(column(rows, |r| r.dispatch_id.as_str()))
+                .bind(column(rows, |r| r.not_after))
+                .bind(column(rows, |r| r.state.as_str()))
+                .bind(column(rows, |r| r.lease_expires_at))
+                .bind(column(rows, |r| r.attempt))
+                .execute(&mut **tx)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+const PG_INSERT_EVENTS: &str = concat!(
+    "INSERT INTO contact_events (tenant, debtor_id, ",
+    event_columns!(),
+    ") SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::text[], \
+     $8::text[], $9::text[], $10::text[])"
+);
+
+async fn insert_events(db: &mut TxDb, rows: &[(String, String, EventRow)]) -> StoreResult<()> {
+    match db {
+        TxDb::Sqlite(tx) => {
+            let mut insert =
+                QueryBuilder::new(concat!("INSERT INTO contact_events (tenant, debtor_id, ", event_columns!(), ") "));
+            insert.push_values(rows, |mut values, (tenant, debtor_id, event)| {
+                values
+                    .push_bind(tenant)
+                    .push_bind(debtor_id)
+                    .push_bind(&event.debt_id)
+                    .push_bind(event.channel)
+                    .push_bind(event.at)
+                    .push_bind(event.outcome)
+                    .push_bind(&event.dispatch_id)
+                    .push_bind(event.contact_kind)
+                    .push_bind(&event.contact_id)
+                    .push_bind(event.initiator);
+            });
+            insert.build().execute(&mut **tx).await?;
+        }
+        TxDb::Postgres(tx, ..) => {
+            sqlx::query(PG_INSERT_EVENTS)
+                .bind(column(rows, |(tenant, _, _)| tenant.as_str()))
+                .bind(column(rows, |(_, debtor_id, _)| debtor_id.as_str()))
+                .bind(column(rows, |(_, _, e)| e.debt_id.as_deref()))
+                .bind(column(rows, |(_, _, e)| e.channel.as_str()))
+                .bind(column(rows, |(_, _, e)| e.at))
+                .bind(column(rows, |(_, _, e)| e.outcome.as_str()))
+                .bind(column(rows, |(_, _, e)| e.dispatch_id.as_deref()))
+                .bind(column(rows, |(_, _, e)| e.contact_kind.map(|k| k.as_str())))
+                .bind(column(rows, |(_, _, e)| e.contact_id.as_deref()))
+                .bind(column(rows, |(_, _, e)| e.initiator.as_str()))
+                .execute(&mut **tx)
+                .await?;
+        }
+    }
+    Ok(())
 }
