@@ -1,7 +1,8 @@
 //! Durable storage with sqlx: SQLite (embedded default, WAL) or PostgreSQL,
 //! behind one façade: [`Store`] (a connection pool) and [`Tx`] (a write
-//! transaction). One set of SQL serves both backends (instants are Unix
-//! milliseconds in BIGINT columns, placeholders are `$n`); callers never see
+//! transaction). Most SQL serves both backends (instants are Unix
+//! milliseconds in BIGINT columns, placeholders are `$n`; where a form is
+//! faster on one backend, each has its own); callers never see
 //! which backend runs, they ask for what it can do
 //! ([`Store::single_writer`], [`Store::claims_commit_separately`]).
 //! Migrations live in `migrations/{sqlite,postgres}`.
