@@ -134,7 +134,8 @@ pub async fn run(app: Arc<App>, reporter: HealthReporter, mut shutdown: watch::R
         tokio::select! {
             _ = app.clock.sleep_until(until) => {}
             _ = app.wakeup.notified() => {}
-            _ = shutdown.changed() => {}
+            // The service is stopping (or is gone).
+            stopping = shutdown.changed() => if stopping.is_err() { return },
         }
     }
 }
@@ -143,4 +144,22 @@ pub async fn run(app: Arc<App>, reporter: HealthReporter, mut shutdown: watch::R
 /// says something may be due sooner (`Store::listen_for_wakeups`).
 pub async fn listen_for_wakeups(app: Arc<App>, shutdown: watch::Receiver<bool>) {
     app.store.listen_for_wakeups(&app.wakeup, shutdown).await;
+}
+
+/// Tells the other replicas (`Store::notify_wakeup`) whenever this one
+/// wakes (`App::wake`), one at a time: the wake-ups that come while a
+/// NOTIFY is sent share the next one, so a burst of commits costs one or
+/// two, and no commit waits for them.
+pub async fn notify_replicas(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
+    while !*shutdown.borrow() {
+        tokio::select! {
+            _ = app.replicas.notified() => {
+                if let Err(e) = app.store.notify_wakeup().await {
+                    tracing::warn!(error = %e, "cannot notify other replicas");
+                }
+            }
+            // The service is stopping (or is gone).
+            stopping = shutdown.changed() => if stopping.is_err() { return },
+        }
+    }
 }

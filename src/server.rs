@@ -120,6 +120,7 @@ pub async fn start(config: &Config, clock: Clock) -> anyhow::Result<Running> {
         signal.clone(),
     )));
     tasks.push(tokio::spawn(crate::scheduler::listen_for_wakeups(app.clone(), signal.clone())));
+    tasks.push(tokio::spawn(crate::scheduler::notify_replicas(app.clone(), signal.clone())));
     let console_addr = match config.console_listen {
         Some(addr) => {
             let listen = crate::console::Listen { addr, tls: tls.clone(), secret: config.console_secret.clone() };

@@ -55,7 +55,7 @@ impl App {
         });
         tx.wake_debtor(tenant, debtor_id, millis(now)).await?;
         tx.commit().await?;
-        self.wake().await;
+        self.wake();
         Ok(now)
     }
 }

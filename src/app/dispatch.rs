@@ -157,7 +157,7 @@ impl App {
         }
         tx.commit().await?;
         if deferred {
-            self.wake().await;
+            self.wake();
         }
         Ok(leased)
     }
@@ -206,7 +206,7 @@ impl App {
             }
         }
         tx.commit().await?;
-        self.wake().await;
+        self.wake();
         Ok(results)
     }
 

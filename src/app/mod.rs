@@ -94,6 +94,9 @@ pub struct App {
     rules: RwLock<Arc<RuleBook>>,
     /// Woken when a deferred intent may have become due sooner.
     pub wakeup: Notify,
+    /// Woken when other replicas should look too (`scheduler::notify_replicas`
+    /// tells them, one NOTIFY for all the wake-ups that came while one was sent).
+    pub replicas: Notify,
     /// Woken when contacts were released (built-in adapters wait on it).
     pub released: Notify,
     /// Throughput limits on leases (per replica).
@@ -164,6 +167,7 @@ impl App {
             clock,
             rules: RwLock::new(Arc::new(rules)),
             wakeup: Notify::new(),
+            replicas: Notify::new(),
             released: Notify::new(),
             limits: RateLimits::new(limits),
             waiters: stream::Waiters::default(),
@@ -176,11 +180,11 @@ impl App {
     }
 
     /// Wakes the scheduler here and, on PostgreSQL, in every other replica.
-    pub(crate) async fn wake(&self) {
+    /// Returns at once: the caller (a group-commit writer, say) never waits
+    /// for the NOTIFY.
+    pub(crate) fn wake(&self) {
         self.wakeup.notify_one();
-        if let Err(e) = self.store.notify_wakeup().await {
-            tracing::warn!(error = %e, "cannot notify other replicas");
-        }
+        self.replicas.notify_one();
     }
 
     /// Checks that an intent's jurisdiction resolves for its tenant.

@@ -42,7 +42,7 @@ impl App {
         tx.audit(preference_event(tenant, debtor_id, &record, source, &superseded, now));
         tx.wake_debtor(tenant, debtor_id, millis(now)).await?;
         tx.commit().await?;
-        self.wake().await;
+        self.wake();
         Ok((record, superseded, now))
     }
 }

@@ -75,7 +75,7 @@ impl App {
         tx.commit().await?;
         self.warn_of_short_horizons(&book);
         *self.rules.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(book);
-        self.wake().await;
+        self.wake();
         Ok(())
     }
 }

@@ -76,7 +76,7 @@ impl App {
         }
         tx.commit().await?;
         if results.iter().any(|r| r.as_ref().is_ok_and(|row| row.status == IntentStatus::Deferred)) {
-            self.wake().await;
+            self.wake();
         }
         if results.iter().any(|r| r.as_ref().is_ok_and(|row| row.status == IntentStatus::Released)) {
             self.released.notify_waiters();

@@ -3,7 +3,7 @@
 //! concurrency; restarts; authentication and tenants; bad and malformed
 //! input; the rules service; the built-in adapters; metrics; rate limits; the
 //! 07:00 surge; deadlines; the history read bound; a group commit that
-//! panics fails its calls, not its queue.
+//! panics fails its calls, not its queue; a replica woken by another's commit.
 
 use tonic::Code;
 use ventana::api::auth::Role;
@@ -747,6 +747,24 @@ async fn rate_limits_are_per_replica() {
     assert_eq!(ids.len(), 4, "no contact leased twice");
     second.stop().await;
     first.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_wakes_when_another_defers_a_contact_that_is_due_by_its_clock() {
+    // Each replica has a clock of its own, and neither moves: `monday`'s
+    // scheduler, with nothing due, sleeps until something wakes it. Only the
+    // NOTIFY that `saturday` sends after its commit can (PostgreSQL only).
+    let monday = TestServer::start(Backend::Postgres, "2026-11-30T07:30:00-05:00").await;
+    let saturday = monday.replica_at("2026-11-28T10:00:00-05:00").await;
+    let mut client = saturday.scheduler("acme").await;
+    let submitted = submit(&mut client, intent("nt-1", "d-1", pb::Channel::Call, "PE")).await;
+    assert_eq!(submitted.status, pb::IntentStatus::Deferred as i32, "Saturday in Lima: no calls");
+    assert_eq!(decision(&submitted).at, Some(ts("2026-11-30T07:00:00-05:00")));
+    let mut reader = monday.scheduler("acme").await;
+    let released = monday.wait_for_status(&mut reader, "nt-1", pb::IntentStatus::Released).await;
+    assert!(!released.dispatch_id.is_empty());
+    saturday.stop().await;
+    monday.stop().await;
 }
 
 // ------------------------------------------------------------------ the 07:00 surge

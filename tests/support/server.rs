@@ -65,11 +65,20 @@ impl TestServer {
 
     /// A second replica: another server on the same database and clock.
     pub async fn replica(&self) -> TestServer {
-        let running = server::start(&self.config, Clock::Manual(self.clock.clone())).await.expect("replica starts");
+        self.replica_with(self.clock.clone()).await
+    }
+
+    /// A second replica on the same database, with a clock of its own set to `now`.
+    pub async fn replica_at(&self, now: &str) -> TestServer {
+        self.replica_with(ManualClock::new(at(now))).await
+    }
+
+    async fn replica_with(&self, clock: Arc<ManualClock>) -> TestServer {
+        let running = server::start(&self.config, Clock::Manual(clock.clone())).await.expect("replica starts");
         let channel = connect(running.addr).await;
         TestServer {
             running: Some(running),
-            clock: self.clock.clone(),
+            clock,
             config: self.config.clone(),
             channel,
             database: self.database.clone(),
