@@ -116,7 +116,7 @@ pub async fn run(app: Arc<App>, reporter: HealthReporter, mut shutdown: watch::R
                 tracing::warn!(error = %e, "scheduler round failed; retrying in 1 s");
                 tokio::select! {
                     _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
-                    _ = shutdown.changed() => {}
+                    stopping = shutdown.changed() => if stopping.is_err() { return },
                 }
                 continue;
             }
@@ -148,18 +148,25 @@ pub async fn listen_for_wakeups(app: Arc<App>, shutdown: watch::Receiver<bool>) 
 
 /// Tells the other replicas (`Store::notify_wakeup`) whenever this one
 /// wakes (`App::wake`), one at a time: the wake-ups that come while a
-/// NOTIFY is sent share the next one, so a burst of commits costs one or
-/// two, and no commit waits for them.
-pub async fn notify_replicas(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
-    while !*shutdown.borrow() {
-        tokio::select! {
-            _ = app.replicas.notified() => {
-                if let Err(e) = app.store.notify_wakeup().await {
-                    tracing::warn!(error = %e, "cannot notify other replicas");
-                }
-            }
-            // The service is stopping (or is gone).
-            stopping = shutdown.changed() => if stopping.is_err() { return },
+/// NOTIFY is sent share the next, so a burst of commits costs one or two,
+/// and no commit waits for them. Runs until `stop` (sent once everything
+/// that commits has stopped), then tells them once more, for any wake-up
+/// still pending.
+pub async fn notify_replicas(app: Arc<App>, mut stop: watch::Receiver<bool>) {
+    let notify = async || {
+        if let Err(e) = app.store.notify_wakeup().await {
+            tracing::warn!(error = %e, "cannot notify other replicas");
+        }
+    };
+    loop {
+        let stopped = tokio::select! {
+            _ = app.replicas.notified() => false,
+            // Sent, or the service is gone.
+            _ = stop.wait_for(|stop| *stop) => true,
+        };
+        notify().await;
+        if stopped {
+            return;
         }
     }
 }

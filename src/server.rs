@@ -28,6 +28,9 @@ pub struct Running {
     pub tls: Option<Arc<Tls>>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    /// Stops the replicas' notifier, once `tasks` have ended.
+    stop_notifier: watch::Sender<bool>,
+    notifier: JoinHandle<()>,
 }
 
 impl Running {
@@ -39,6 +42,9 @@ impl Running {
         for task in self.tasks {
             let _ = task.await;
         }
+        // Nothing commits any more: the notifier sends what is pending, then ends.
+        let _ = self.stop_notifier.send(true);
+        let _ = self.notifier.await;
     }
 }
 
@@ -120,7 +126,8 @@ pub async fn start(config: &Config, clock: Clock) -> anyhow::Result<Running> {
         signal.clone(),
     )));
     tasks.push(tokio::spawn(crate::scheduler::listen_for_wakeups(app.clone(), signal.clone())));
-    tasks.push(tokio::spawn(crate::scheduler::notify_replicas(app.clone(), signal.clone())));
+    let (stop_notifier, notifier_stops) = watch::channel(false);
+    let notifier = tokio::spawn(crate::scheduler::notify_replicas(app.clone(), notifier_stops));
     let console_addr = match config.console_listen {
         Some(addr) => {
             let listen = crate::console::Listen { addr, tls: tls.clone(), secret: config.console_secret.clone() };
@@ -136,7 +143,7 @@ pub async fn start(config: &Config, clock: Clock) -> anyhow::Result<Running> {
         tasks.push(tokio::spawn(crate::adapters::run(app.clone(), adapter.clone(), signal.clone())));
     }
     tracing::info!(%addr, %metrics_addr, backend = app.store.backend(), adapters = config.adapters.len(), tls = tls.is_some(), console = ?console_addr, "ventana serving");
-    Ok(Running { addr, metrics_addr, console_addr, app, tls, shutdown, tasks })
+    Ok(Running { addr, metrics_addr, console_addr, app, tls, shutdown, tasks, stop_notifier, notifier })
 }
 
 /// gRPC's status table answers a request over the size limit with

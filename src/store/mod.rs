@@ -12,7 +12,9 @@
 //! (a `Tx` reads a group's rows in a few queries and sends its new and changed
 //! rows in multi-row statements), `audit` (the chain's storage), `keys` (API
 //! keys), and `sqlite` / `postgres` for what differs: connecting, locking,
-//! the claim and lease statements, wake-ups between replicas.
+//! the claim and lease statements, wake-ups between replicas. (`read_ahead`,
+//! `write_behind` and `audit` hold a form per backend of the statements where
+//! one is faster: arrays on PostgreSQL, lists of values on SQLite.)
 
 #[macro_use]
 mod rows;
@@ -217,8 +219,9 @@ enum TxDb {
     Postgres(Transaction<'static, Postgres>, postgres::DebtorLocks),
 }
 
-/// The statements whose text differs between the backends: PostgreSQL locks
-/// the rows it picks; SQLite, one writer at a time, needs no row locks.
+/// The claim and lease statements, whose text differs between the backends:
+/// PostgreSQL locks the rows it picks; SQLite, one writer at a time, needs no
+/// row locks. (Writes have a form per backend in `write_behind` and `audit`.)
 struct Dialect {
     /// Claims due intents (`Tx::claim_due`).
     claim_due: &'static str,
@@ -237,7 +240,8 @@ impl TxDb {
     }
 }
 
-/// Rows per multi-row INSERT (SQLite allows 32,766 parameters, PostgreSQL 65,535).
+/// Rows per write statement: a bound on the statement and its parameters
+/// (SQLite allows 32,766; on PostgreSQL each column is one array parameter).
 const ROWS_PER_INSERT: usize = 500;
 
 /// One intent by tenant and id.

@@ -12,8 +12,7 @@ use tokio::sync::{Notify, watch};
 
 use super::{Dialect, StoreError, StoreResult};
 
-/// Rows another replica is claiming or leasing are skipped, not waited for;
-/// a chain head is locked until the transaction ends.
+/// Rows another replica is claiming or leasing are skipped, not waited for.
 pub(super) const DIALECT: Dialect = Dialect {
     claim_due: claim_due_sql!(" FOR UPDATE SKIP LOCKED"),
     expired_leases: open_dispatches_sql!(expired, " FOR UPDATE SKIP LOCKED"),

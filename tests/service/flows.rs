@@ -756,6 +756,9 @@ async fn a_replica_wakes_when_another_defers_a_contact_that_is_due_by_its_clock(
     // NOTIFY that `saturday` sends after its commit can (PostgreSQL only).
     let monday = TestServer::start(Backend::Postgres, "2026-11-30T07:30:00-05:00").await;
     let saturday = monday.replica_at("2026-11-28T10:00:00-05:00").await;
+    // `monday` has run its first round (nothing due) and both replicas listen.
+    monday.wait_until_scheduling().await;
+    monday.wait_for_listeners(2).await;
     let mut client = saturday.scheduler("acme").await;
     let submitted = submit(&mut client, intent("nt-1", "d-1", pb::Channel::Call, "PE")).await;
     assert_eq!(submitted.status, pb::IntentStatus::Deferred as i32, "Saturday in Lima: no calls");

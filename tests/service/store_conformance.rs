@@ -384,14 +384,21 @@ async fn every_column_is_stored_as_written_nulls_included(backend: Backend) {
         same(&Some(dispatch_with(&row.intent_id, full)), &tx.get_dispatch(&row.intent_id).await.expect("read"));
         same(&[event(&row.intent_id, full)], &tx.history("acme", &row.debtor_id, 0).await.expect("read"));
     }
-    // The updates empty what was set and set what was empty.
-    let updated = [
-        IntentRow { status: "released".parse().expect("a status"), ..intent_with("a", false) },
-        IntentRow { status: "deferred".parse().expect("a status"), ..intent_with("b", true) },
-    ];
+    // The updates empty what was set, set what was empty and change every
+    // other column they write.
+    let changed = |row: IntentRow, status: &str| IntentRow {
+        status: status.parse().expect("a status"),
+        decision: format!("{{\"decision\":\"changed {}\"}}", row.intent_id),
+        attempt: 4,
+        updated_at: 13,
+        ..row
+    };
+    let updated = [changed(intent_with("a", false), "released"), changed(intent_with("b", true), "deferred")];
+    let dispatch_updated =
+        |id: &str, full: bool| DispatchRow { not_after: 2_000_000, attempt: 5, ..dispatch_with(id, full) };
     for (row, full) in updated.iter().zip([false, true]) {
         tx.update_intent(row).await.expect("update");
-        tx.update_dispatch(&dispatch_with(&row.intent_id, full)).await.expect("update");
+        tx.update_dispatch(&dispatch_updated(&row.intent_id, full)).await.expect("update");
     }
     tx.commit().await.expect("commit");
     let mut tx = store.begin().await.expect("begin");
@@ -412,7 +419,7 @@ async fn every_column_is_stored_as_written_nulls_included(backend: Backend) {
             ),
         );
         same(&(&kept.debt_id, &kept.body, kept.created_at), &(&read.debt_id, &read.body, read.created_at));
-        same(&Some(dispatch_with(&row.intent_id, full)), &tx.get_dispatch(&row.intent_id).await.expect("read"));
+        same(&Some(dispatch_updated(&row.intent_id, full)), &tx.get_dispatch(&row.intent_id).await.expect("read"));
     }
     drop(tx);
 

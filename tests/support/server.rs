@@ -128,6 +128,43 @@ impl TestServer {
         pb::rules_service_client::RulesServiceClient::with_interceptor(self.channel.clone(), auth)
     }
 
+    /// Waits (bounded) until the scheduler has finished its first round
+    /// (readiness `SERVING`): from then on, only its clock or a wake-up starts another.
+    pub async fn wait_until_scheduling(&self) {
+        use tonic_health::pb::health_check_response::ServingStatus;
+        let mut health = tonic_health::pb::health_client::HealthClient::new(self.channel.clone());
+        let ready = tonic_health::pb::HealthCheckRequest { service: ventana::scheduler::READINESS_SERVICE.into() };
+        for _ in 0..500 {
+            if let Ok(answer) = health.check(ready.clone()).await
+                && answer.into_inner().status == ServingStatus::Serving as i32
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("the scheduler never finished a round");
+    }
+
+    /// PostgreSQL: waits (bounded) until `count` connections to this
+    /// database LISTEN for wake-ups (one per running replica).
+    pub async fn wait_for_listeners(&self, count: i64) {
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(&self.config.database_url).await.expect("connect");
+        for _ in 0..500 {
+            let listening: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() AND query ILIKE 'LISTEN%'",
+            )
+            .fetch_one(&mut conn)
+            .await
+            .expect("pg_stat_activity");
+            if listening >= count {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("{count} replica(s) never listened for wake-ups");
+    }
+
     /// Moves the clock to `now`.
     pub fn set_clock(&self, now: &str) {
         self.clock.set(at(now));
