@@ -18,17 +18,24 @@ use sqlx::QueryBuilder;
 use super::rows::{DispatchRow, EventRow, IntentRow};
 use super::{ROWS_PER_INSERT, StoreResult, TxDb};
 
-/// Rows waiting in a `Tx`.
+/// Rows waiting in a `Tx`. New rows keep their order, and indexes find them
+/// (a batch of 1,000 looks each of its rows up several times).
 #[derive(Default)]
 pub(super) struct Pending {
     intents: Vec<IntentRow>,
+    /// Where each new intent is in `intents`: tenant, then intent id.
+    intent_at: HashMap<String, HashMap<String, usize>>,
     /// Updates of stored intents, last write per (tenant, intent id) wins.
     intent_updates: HashMap<(String, String), IntentRow>,
     dispatches: Vec<DispatchRow>,
+    /// Where each new dispatch is in `dispatches`.
+    dispatch_at: HashMap<String, usize>,
     /// Updates of stored dispatches, by dispatch id.
     dispatch_updates: HashMap<String, DispatchRow>,
     /// Contact events with their (tenant, debtor id).
     events: Vec<(String, String, EventRow)>,
+    /// Where each debtor's events are in `events`, in order: tenant, then debtor id.
+    events_at: HashMap<String, HashMap<String, Vec<usize>>>,
 }
 
 impl Pending {
@@ -55,13 +62,20 @@ impl Pending {
     }
 
     pub(super) fn insert_intent(&mut self, row: &IntentRow) {
+        let at = self.intents.len();
         self.intents.push(row.clone());
+        self.intent_at.entry(row.tenant.clone()).or_default().insert(row.intent_id.clone(), at);
+    }
+
+    /// Where a new intent is in `intents`.
+    fn new_intent(&self, tenant: &str, intent_id: &str) -> Option<usize> {
+        self.intent_at.get(tenant).and_then(|ids| ids.get(intent_id)).copied()
     }
 
     /// A new row changes in place; a stored one is updated at the next flush.
     pub(super) fn update_intent(&mut self, row: &IntentRow) {
-        match self.intents.iter_mut().find(|r| r.tenant == row.tenant && r.intent_id == row.intent_id) {
-            Some(inserted) => *inserted = row.clone(),
+        match self.new_intent(&row.tenant, &row.intent_id) {
+            Some(at) => self.intents[at] = row.clone(),
             None => {
                 self.intent_updates.insert((row.tenant.clone(), row.intent_id.clone()), row.clone());
             }
@@ -70,25 +84,29 @@ impl Pending {
 
     /// The intent as this transaction last wrote it, if it did.
     pub(super) fn intent(&self, tenant: &str, intent_id: &str) -> Option<&IntentRow> {
-        self.intents
-            .iter()
-            .find(|r| r.tenant == tenant && r.intent_id == intent_id)
-            .or_else(|| self.intent_updates.get(&(tenant.to_string(), intent_id.to_string())))
+        match self.new_intent(tenant, intent_id) {
+            Some(at) => Some(&self.intents[at]),
+            None => self.intent_updates.get(&(tenant.to_string(), intent_id.to_string())),
+        }
     }
 
     /// The dispatch as this transaction last wrote it, if it did.
     pub(super) fn dispatch(&self, dispatch_id: &str) -> Option<&DispatchRow> {
-        self.dispatches.iter().find(|d| d.dispatch_id == dispatch_id).or_else(|| self.dispatch_updates.get(dispatch_id))
+        match self.dispatch_at.get(dispatch_id) {
+            Some(&at) => Some(&self.dispatches[at]),
+            None => self.dispatch_updates.get(dispatch_id),
+        }
     }
 
     pub(super) fn insert_dispatch(&mut self, row: &DispatchRow) {
+        self.dispatch_at.insert(row.dispatch_id.clone(), self.dispatches.len());
         self.dispatches.push(row.clone());
     }
 
     /// A new row changes in place; a stored one is updated at the next flush.
     pub(super) fn update_dispatch(&mut self, row: &DispatchRow) {
-        match self.dispatches.iter_mut().find(|d| d.dispatch_id == row.dispatch_id) {
-            Some(inserted) => *inserted = row.clone(),
+        match self.dispatch_at.get(&row.dispatch_id) {
+            Some(&at) => self.dispatches[at] = row.clone(),
             None => {
                 self.dispatch_updates.insert(row.dispatch_id.clone(), row.clone());
             }
@@ -96,17 +114,20 @@ impl Pending {
     }
 
     pub(super) fn insert_event(&mut self, tenant: &str, debtor_id: &str, event: EventRow) {
+        let at = self.events.len();
         self.events.push((tenant.to_string(), debtor_id.to_string(), event));
+        self.events_at.entry(tenant.to_string()).or_default().entry(debtor_id.to_string()).or_default().push(at);
     }
 
     /// A debtor's contacts recorded here since `since`, in the order recorded.
     pub(super) fn events<'a>(
         &'a self,
-        tenant: &'a str,
-        debtor_id: &'a str,
+        tenant: &str,
+        debtor_id: &str,
         since: i64,
     ) -> impl Iterator<Item = &'a EventRow> + 'a {
-        self.events.iter().filter(move |(t, d, e)| t == tenant && d == debtor_id && e.at >= since).map(|(_, _, e)| e)
+        let positions = self.events_at.get(tenant).and_then(|debtors| debtors.get(debtor_id));
+        positions.into_iter().flatten().map(|&at| &self.events[at].2).filter(move |e| e.at >= since)
     }
 
     /// Sends every pending row: new intents, then new dispatches, changed
