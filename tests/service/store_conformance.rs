@@ -19,13 +19,12 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use sqlx::Connection;
 use ventana::audit::{AuditEvent, ChainWalker, GENESIS};
 use ventana::domain::{Channel, Outcome};
 use ventana::store::{DispatchRow, EventRow, IntentRow, Store, Tx};
 
 use crate::on_both_backends;
-use crate::support::database::{Backend, TestDatabase};
+use crate::support::database::{Backend, TestDatabase, reaches_count};
 
 /// A fresh store on `backend`, with the database it lives in.
 async fn open(backend: Backend) -> (Store, TestDatabase) {
@@ -117,21 +116,12 @@ async fn seed(store: &Store, intents: &[IntentRow], dispatches: &[DispatchRow]) 
 /// PostgreSQL: waits (bounded) until `count` advisory lock requests in the
 /// test's database wait ungranted, i.e. until that many lockers are blocked.
 async fn wait_for_blocked_lockers(database: &TestDatabase, count: i64) {
-    let mut conn = sqlx::PgConnection::connect(database.url()).await.expect("connect");
-    for _ in 0..1000 {
-        let waiting: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted \
-             AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
-        )
-        .fetch_one(&mut conn)
-        .await
-        .expect("pg_locks");
-        if waiting >= count {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("{count} locker(s) never waited for the debtor lock: the lock did not make them wait");
+    let blocked = "SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted \
+                   AND database = (SELECT oid FROM pg_database WHERE datname = current_database())";
+    assert!(
+        reaches_count(database.url(), blocked, count).await,
+        "{count} locker(s) never waited for the debtor lock: the lock did not make them wait"
+    );
 }
 
 // ------------------------------------------------------------------ reading one's own writes

@@ -23,6 +23,22 @@ pub fn postgres_address() -> String {
     after_at.split(['/', '?']).next().unwrap_or(after_at).to_string()
 }
 
+/// PostgreSQL: polls (bounded, 20 ms apart, about 20 s) until `count_sql`, a
+/// `SELECT COUNT(*)` over the server's views, reads at least `count` in the
+/// database of `url`; whether it did.
+pub async fn reaches_count(url: &str, count_sql: &'static str, count: i64) -> bool {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(url).await.expect("connect");
+    for _ in 0..1000 {
+        let counted: i64 = sqlx::query_scalar(count_sql).fetch_one(&mut conn).await.expect(count_sql);
+        if counted >= count {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}
+
 /// A fresh, empty database: a SQLite file in a temporary directory, or a
 /// PostgreSQL database `ventana_test_<uuid>`. Dropping it removes it (the
 /// PostgreSQL one with `DROP DATABASE … WITH (FORCE)`, so sessions a failed

@@ -148,21 +148,12 @@ impl TestServer {
     /// PostgreSQL: waits (bounded) until `count` connections to this
     /// database LISTEN for wake-ups (one per running replica).
     pub async fn wait_for_listeners(&self, count: i64) {
-        use sqlx::Connection;
-        let mut conn = sqlx::PgConnection::connect(&self.config.database_url).await.expect("connect");
-        for _ in 0..500 {
-            let listening: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() AND query ILIKE 'LISTEN%'",
-            )
-            .fetch_one(&mut conn)
-            .await
-            .expect("pg_stat_activity");
-            if listening >= count {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        panic!("{count} replica(s) never listened for wake-ups");
+        let listening =
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() AND query ILIKE 'LISTEN%'";
+        assert!(
+            super::database::reaches_count(&self.config.database_url, listening, count).await,
+            "{count} replica(s) never listened for wake-ups"
+        );
     }
 
     /// Moves the clock to `now`.
