@@ -5,7 +5,7 @@
 //! Each event's hash is `SHA-256(prev_hash || "\n" || canonical bytes)`, where
 //! the canonical bytes are the JSON array of its fields in column order.
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::domain::{AckOutcome, AuditEventKind, Channel};
@@ -70,29 +70,86 @@ pub struct AuditRow {
     pub hash: String,
 }
 
-/// The canonical bytes an event's hash covers.
+/// The canonical bytes an event's hash covers: the compact JSON array of its
+/// fields in column order. Every stored hash covers these exact bytes, so the
+/// form never changes: strings are escaped as `serde_json` escapes them. Written
+/// field by field (no JSON value is built: this runs for every event appended).
 pub fn canonical(event: &AuditEvent, seq: i64) -> String {
-    json!([
-        event.tenant,
-        seq,
-        event.at,
-        event.kind.as_str(),
-        event.intent_id,
-        event.debtor_id,
-        event.debt_id,
-        event.channel.map(Channel::as_str),
-        event.jurisdiction,
-        event.time_zone,
-        event.local_time,
-        event.decision,
-        event.reason_codes,
-        event.rule_ids,
-        event.citations,
-        event.rules_version,
-        event.outcome.map(AckOutcome::as_str),
-        event.detail,
-    ])
-    .to_string()
+    let fields = [
+        Field::Text(Some(&event.tenant)),
+        Field::Number(seq),
+        Field::Number(event.at),
+        Field::Text(Some(event.kind.as_str())),
+        Field::Text(event.intent_id.as_deref()),
+        Field::Text(event.debtor_id.as_deref()),
+        Field::Text(event.debt_id.as_deref()),
+        Field::Text(event.channel.map(Channel::as_str)),
+        Field::Text(event.jurisdiction.as_deref()),
+        Field::Text(event.time_zone.as_deref()),
+        Field::Text(event.local_time.as_deref()),
+        Field::Text(event.decision.as_deref()),
+        Field::Text(event.reason_codes.as_deref()),
+        Field::Text(event.rule_ids.as_deref()),
+        Field::Text(event.citations.as_deref()),
+        Field::Text(event.rules_version.as_deref()),
+        Field::Text(event.outcome.map(AckOutcome::as_str)),
+        Field::Text(Some(&event.detail)),
+    ];
+    let mut out = String::with_capacity(fields.len() * 24 + event.detail.len());
+    out.push('[');
+    for (n, field) in fields.iter().enumerate() {
+        if n > 0 {
+            out.push(',');
+        }
+        match field {
+            Field::Number(value) => out.push_str(&value.to_string()),
+            Field::Text(None) => out.push_str("null"),
+            Field::Text(Some(text)) => push_json_string(&mut out, text),
+        }
+    }
+    out.push(']');
+    out
+}
+
+/// One field of the canonical array.
+enum Field<'a> {
+    Text(Option<&'a str>),
+    Number(i64),
+}
+
+/// Appends `text` as a JSON string escaped as `serde_json` escapes it: `"` and
+/// `\`, the short escapes of backspace, form feed, newline, return and tab,
+/// every other control character as `\u00xx`; nothing else.
+fn push_json_string(out: &mut String, text: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.push('"');
+    let mut copied = 0;
+    for (at, byte) in text.bytes().enumerate() {
+        let escape = match byte {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            0x08 => "\\b",
+            0x0c => "\\f",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x00..=0x1f => "",
+            _ => continue,
+        };
+        // `at` is an ASCII byte, so both ends of the run are character boundaries.
+        out.push_str(&text[copied..at]);
+        match escape {
+            "" => {
+                out.push_str("\\u00");
+                out.push(char::from(HEX[usize::from(byte >> 4)]));
+                out.push(char::from(HEX[usize::from(byte & 0x0f)]));
+            }
+            short => out.push_str(short),
+        }
+        copied = at + 1;
+    }
+    out.push_str(&text[copied..]);
+    out.push('"');
 }
 
 /// The chained hash of an event.
@@ -257,6 +314,8 @@ impl ChainWalker {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     fn row(seq: i64, prev: &str, kind: AuditEventKind) -> AuditRow {
@@ -312,5 +371,77 @@ mod tests {
         swapped[1] = AuditRow { seq: 2, ..b };
         swapped[2] = AuditRow { seq: 3, ..a };
         assert_eq!(walk(&swapped).map(|b| b.seq), Some(2));
+    }
+
+    /// An event with every field set, its strings holding every kind of
+    /// character the escaping treats apart.
+    fn every_field() -> AuditEvent {
+        AuditEvent {
+            intent_id: Some("intent-1".into()),
+            debtor_id: Some("debtor \"quoted\" \\ back".into()),
+            debt_id: Some("debt\u{1}\u{1f}\u{7f}".into()),
+            channel: Some(Channel::Whatsapp),
+            jurisdiction: Some("PE".into()),
+            time_zone: Some("America/Lima".into()),
+            local_time: Some("2026-11-25 10:00:00".into()),
+            decision: Some("release".into()),
+            reason_codes: Some("quiet_hours".into()),
+            rule_ids: Some("pe-art62b-hours;pe-holidays".into()),
+            citations: Some("Ley 29571, arts. 61–62 | Año “nuevo” ñ 😀".into()),
+            rules_version: Some("PE@0123456789ab".into()),
+            outcome: Some(AckOutcome::Delivered),
+            ..AuditEvent::new(
+                "acme",
+                1_764_082_800_123,
+                AuditEventKind::Released,
+                "{\"a\":\"b\\n\tc\r\u{8}\u{c}\"}".into(),
+            )
+        }
+    }
+
+    #[test]
+    fn the_canonical_bytes_and_hashes_of_stored_chains_never_change() {
+        // Computed by the first form (a `serde_json::Value` array, serialized):
+        // every chain already stored was hashed over these bytes.
+        let hash = chain_hash(GENESIS, &canonical(&every_field(), 42));
+        assert_eq!(hash, "3a8ee7fe1812bec6f189c02c83d6d1d12f004652462e34c849949f36a7de7a34");
+        let bare = AuditEvent::new("acme", -5, AuditEventKind::Submitted, String::new());
+        assert_eq!(
+            canonical(&bare, 1),
+            r#"["acme",1,-5,"submitted",null,null,null,null,null,null,null,null,null,null,null,null,null,""]"#
+        );
+    }
+
+    #[test]
+    fn strings_are_escaped_as_serde_json_escapes_them() {
+        let mut every_ascii: String = (0u8..0x80).map(char::from).collect();
+        every_ascii.push_str("ñ–“😀\u{2028}\u{10ffff}");
+        for text in [every_ascii.as_str(), "", "plain", "\"", "\\", "end\u{0}", "ñ\n"] {
+            let mut ours = String::new();
+            push_json_string(&mut ours, text);
+            assert_eq!(ours, serde_json::to_string(text).unwrap_or_default(), "escaping {text:?}");
+        }
+        let event = every_field();
+        let as_value = json!([
+            event.tenant,
+            7,
+            event.at,
+            event.kind.as_str(),
+            event.intent_id,
+            event.debtor_id,
+            event.debt_id,
+            event.channel.map(Channel::as_str),
+            event.jurisdiction,
+            event.time_zone,
+            event.local_time,
+            event.decision,
+            event.reason_codes,
+            event.rule_ids,
+            event.citations,
+            event.rules_version,
+            event.outcome.map(AckOutcome::as_str),
+            event.detail,
+        ]);
+        assert_eq!(canonical(&event, 7), as_value.to_string());
     }
 }
