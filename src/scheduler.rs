@@ -5,13 +5,14 @@
 //! under the health service name [`READINESS_SERVICE`].
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use chrono::{DateTime, Duration, Utc};
 use tokio::sync::watch;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
-use crate::app::{App, instant};
+use crate::app::{App, instant, tell_replicas};
 
 /// The `grpc.health.v1` service name that says whether the scheduler makes
 /// progress (use it as the readiness check).
@@ -149,24 +150,31 @@ pub async fn listen_for_wakeups(app: Arc<App>, shutdown: watch::Receiver<bool>) 
 /// Tells the other replicas (`Store::notify_wakeup`) whenever this one
 /// wakes (`App::wake`), one at a time: the wake-ups that come while a
 /// NOTIFY is sent share the next, so a burst of commits costs one or two,
-/// and no commit waits for them. Runs until `stop` (sent once everything
-/// that commits has stopped), then tells them once more, for any wake-up
-/// still pending.
+/// and no commit waits for them. A NOTIFY that fails is tried again a
+/// second later. Runs until `stop` (sent once the tasks that serve requests
+/// have ended), then tells them once more, for any wake-up still pending;
+/// from then on each wake-up sends its own (a commit that was still
+/// finishing, in a group-commit writer or a Dispatch stream).
 pub async fn notify_replicas(app: Arc<App>, mut stop: watch::Receiver<bool>) {
-    let notify = async || {
-        if let Err(e) = app.store.notify_wakeup().await {
-            tracing::warn!(error = %e, "cannot notify other replicas");
-        }
-    };
     loop {
         let stopped = tokio::select! {
             _ = app.replicas.notified() => false,
             // Sent, or the service is gone.
             _ = stop.wait_for(|stop| *stop) => true,
         };
-        notify().await;
         if stopped {
+            // Set before the last NOTIFY: a wake-up that reads it unset came
+            // from a commit this NOTIFY follows.
+            app.replicas_unattended.store(true, Ordering::Release);
+            tell_replicas(&app.store).await;
             return;
+        }
+        if !tell_replicas(&app.store).await {
+            app.replicas.notify_one();
+            tokio::select! {
+                _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+                _ = stop.wait_for(|stop| *stop) => {}
+            }
         }
     }
 }

@@ -42,7 +42,8 @@ impl Running {
         for task in self.tasks {
             let _ = task.await;
         }
-        // Nothing commits any more: the notifier sends what is pending, then ends.
+        // No request is served any more: the notifier sends what is pending, then
+        // ends; a commit still finishing (a queued group, a stream's lease) notifies alone.
         let _ = self.stop_notifier.send(true);
         let _ = self.notifier.await;
     }

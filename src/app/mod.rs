@@ -23,6 +23,7 @@ pub use dispatch::Ack;
 pub use stream::{AdapterStream, Credit, Leased, MAX_UNSPENT_CREDIT};
 pub use submission::Submission;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, Duration, Utc};
@@ -97,6 +98,9 @@ pub struct App {
     /// Woken when other replicas should look too (`scheduler::notify_replicas`
     /// tells them, one NOTIFY for all the wake-ups that came while one was sent).
     pub replicas: Notify,
+    /// Set when `scheduler::notify_replicas` stops: a wake-up after that (a
+    /// commit still finishing at shutdown) sends a NOTIFY of its own.
+    pub replicas_unattended: AtomicBool,
     /// Woken when contacts were released (built-in adapters wait on it).
     pub released: Notify,
     /// Throughput limits on leases (per replica).
@@ -117,6 +121,17 @@ pub(super) async fn lock_and_read_ahead(tx: &mut Tx, keys: &[(&str, &str, &str)]
     tx.lock_debtors(&debtors).await?;
     tx.prefetch(keys, millis(now - Duration::days(HISTORY_LOOKBACK_DAYS))).await?;
     Ok(())
+}
+
+/// Sends other replicas a wake-up (`Store::notify_wakeup`); whether it went.
+pub async fn tell_replicas(store: &Store) -> bool {
+    match store.notify_wakeup().await {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot notify other replicas");
+            false
+        }
+    }
 }
 
 pub(super) fn millis(t: DateTime<Utc>) -> i64 {
@@ -168,6 +183,7 @@ impl App {
             rules: RwLock::new(Arc::new(rules)),
             wakeup: Notify::new(),
             replicas: Notify::new(),
+            replicas_unattended: AtomicBool::new(false),
             released: Notify::new(),
             limits: RateLimits::new(limits),
             waiters: stream::Waiters::default(),
@@ -184,7 +200,12 @@ impl App {
     /// for the NOTIFY.
     pub(crate) fn wake(&self) {
         self.wakeup.notify_one();
-        self.replicas.notify_one();
+        if self.replicas_unattended.load(Ordering::Acquire) {
+            let store = self.store.clone();
+            tokio::spawn(async move { tell_replicas(&store).await });
+        } else {
+            self.replicas.notify_one();
+        }
     }
 
     /// Checks that an intent's jurisdiction resolves for its tenant.

@@ -770,6 +770,28 @@ async fn a_replica_wakes_when_another_defers_a_contact_that_is_due_by_its_clock(
     monday.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_that_ends_after_its_replica_stopped_still_wakes_the_others() {
+    // Shutdown waits for the tasks that serve requests, then stops the
+    // replica's notifier; a group-commit writer or a Dispatch stream can
+    // still commit after that. Such a commit's wake-up must reach the other
+    // replicas too: `monday` (nothing due, its clock still) wakes only by it.
+    let monday = TestServer::start(Backend::Postgres, "2026-11-30T07:30:00-05:00").await;
+    let saturday = monday.replica_at("2026-11-28T10:00:00-05:00").await;
+    monday.wait_until_scheduling().await;
+    monday.wait_for_listeners(2).await;
+    let late = saturday.running.as_ref().expect("running").app.clone();
+    saturday.stop().await;
+    let body = r#"{"intent":{"tenant":"acme","intent_id":"late-1","debtor_id":"d-1","debt_id":"debt-1","channel":"call","party":"debtor","stage":"extrajudicial","jurisdiction":"PE"},"priority":0,"payload":{}}"#;
+    let submission = ventana::app::Submission::from_json(body).expect("a valid body");
+    let stored = late.submit(&[submission]).await.expect("the late commit").pop().expect("one result");
+    assert_eq!(stored.expect("submitted").status, ventana::domain::IntentStatus::Deferred, "Saturday in Lima");
+    let mut reader = monday.scheduler("acme").await;
+    let released = monday.wait_for_status(&mut reader, "late-1", pb::IntentStatus::Released).await;
+    assert!(!released.dispatch_id.is_empty());
+    monday.stop().await;
+}
+
 // ------------------------------------------------------------------ the 07:00 surge
 
 const SURGE: usize = 3_000;
