@@ -31,7 +31,7 @@ const RECHECK_SECONDS: i64 = 1;
 pub struct Waiter {
     tenant: String,
     channels: Vec<Channel>,
-    pub(super) lease: Duration,
+    lease: Duration,
     credit: AtomicU32,
     out: mpsc::UnboundedSender<Vec<Leased>>,
     /// Woken when the adapter grants credit or the service closes the streams.
@@ -49,7 +49,7 @@ impl Waiter {
     }
 
     /// Gives back credit taken but not used (no wake-up: nothing new is ready).
-    pub(super) fn refund(&self, n: u32) {
+    fn refund(&self, n: u32) {
         let _ = self.credit.fetch_update(Ordering::AcqRel, Ordering::Acquire, |c| Some(c.saturating_add(n)));
     }
 
@@ -83,14 +83,14 @@ impl Waiters {
     }
 
     /// One credit of a live stream of `tenant` on `channel`, if any has some.
-    pub(super) fn take_one(&self, tenant: &str, channel: Channel) -> Option<Arc<Waiter>> {
+    pub(super) fn take_one(&self, tenant: &str, channel: Channel) -> Option<TakenCredit> {
         let mut open = self.lock();
         open.retain(|w| !w.out.is_closed());
         let start = self.next.fetch_add(1, Ordering::Relaxed);
         (0..open.len())
             .map(|i| &open[(start + i) % open.len()])
             .find(|w| w.wants(tenant, channel) && w.take(1) == 1)
-            .cloned()
+            .map(|w| TakenCredit(Some(w.clone())))
     }
 
     /// Ends every stream and refuses new ones (the service is stopping).
@@ -104,14 +104,36 @@ impl Waiters {
     }
 }
 
+/// One credit taken from a stream for a contact: given back when dropped,
+/// on every path where the contact is not handed over (`Handoff::push`).
+pub(super) struct TakenCredit(Option<Arc<Waiter>>);
+
+impl TakenCredit {
+    /// The lease the stream asked for.
+    pub(super) fn lease(&self) -> Duration {
+        self.0.as_ref().map_or_else(Duration::zero, |waiter| waiter.lease)
+    }
+}
+
+impl Drop for TakenCredit {
+    fn drop(&mut self) {
+        if let Some(waiter) = self.0.take() {
+            waiter.refund(1);
+        }
+    }
+}
+
 /// Contacts leased to streams in a transaction not yet committed: sent once
 /// it commits; dropped without `deliver`, their credit goes back.
 #[derive(Default)]
 pub(super) struct Handoff(Vec<(Arc<Waiter>, Leased)>);
 
 impl Handoff {
-    pub(super) fn push(&mut self, waiter: Arc<Waiter>, leased: Leased) {
-        self.0.push((waiter, leased));
+    /// Adds a contact leased with `credit`, which the handoff now holds.
+    pub(super) fn push(&mut self, mut credit: TakenCredit, leased: Leased) {
+        if let Some(waiter) = credit.0.take() {
+            self.0.push((waiter, leased));
+        }
     }
 
     /// Sends each stream its contacts, in one message per stream, highest
@@ -272,5 +294,70 @@ async fn feed(app: Arc<App>, waiter: Arc<Waiter>) {
             _ = app.clock.sleep_until(recheck) => maybe_waiting = true,
             _ = waiter.out.closed() => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::DispatchState;
+
+    fn open(waiters: &Waiters, credit: u32) -> (Arc<Waiter>, mpsc::UnboundedReceiver<Vec<Leased>>) {
+        let (out, contacts) = mpsc::unbounded_channel();
+        let waiter = Arc::new(Waiter {
+            tenant: "acme".into(),
+            channels: vec![Channel::Sms],
+            lease: Duration::seconds(60),
+            credit: AtomicU32::new(credit),
+            out,
+            changed: Notify::new(),
+            ended: AtomicBool::new(false),
+            end: Notify::new(),
+        });
+        waiters.lock().push(waiter.clone());
+        (waiter, contacts)
+    }
+
+    fn leased() -> Leased {
+        let body = r#"{"intent":{"tenant":"acme","intent_id":"i-1","debtor_id":"d-1","channel":"sms","party":"debtor","stage":"extrajudicial","jurisdiction":"PE"},"priority":0,"payload":{}}"#;
+        let dispatch = DispatchRow {
+            dispatch_id: DispatchRow::new_id(),
+            tenant: "acme".into(),
+            intent_id: "i-1".into(),
+            debtor_id: "d-1".into(),
+            channel: Channel::Sms,
+            priority: 0,
+            released_at: 0,
+            not_after: 60_000,
+            state: DispatchState::Leased,
+            lease_expires_at: Some(60_000),
+            attempt: 1,
+        };
+        (dispatch, Submission::from_json(body).expect("a valid body"))
+    }
+
+    #[test]
+    fn a_credit_comes_back_unless_its_contact_is_delivered() {
+        let waiters = Waiters::default();
+        let (waiter, mut contacts) = open(&waiters, 2);
+        let credit = || waiter.credit.load(Ordering::Acquire);
+        let take = || waiters.take_one("acme", Channel::Sms).expect("a stream with credit");
+        assert!(waiters.take_one("other", Channel::Sms).is_none(), "another tenant's stream");
+        assert!(waiters.take_one("acme", Channel::Call).is_none(), "a channel the stream did not ask for");
+        // Taken, then a return before the handoff (a rate limit, a read error): back.
+        drop(take());
+        assert_eq!(credit(), 2);
+        // Handed over, then the transaction fails and the handoff is dropped: back.
+        let mut handoff = Handoff::default();
+        handoff.push(take(), leased());
+        assert_eq!(credit(), 1);
+        drop(handoff);
+        assert_eq!(credit(), 2);
+        // Handed over and delivered: spent, and the contact is on its way.
+        let mut handoff = Handoff::default();
+        handoff.push(take(), leased());
+        handoff.deliver();
+        assert_eq!(credit(), 1);
+        assert_eq!(contacts.try_recv().map(|batch| batch.len()), Ok(1));
     }
 }

@@ -103,24 +103,17 @@ impl App {
         if row.status != IntentStatus::Released {
             return Ok(false);
         }
-        let Some(waiter) = self.waiters.take_one(tenant, row.channel) else { return Ok(true) };
+        // The credit goes back on every return below that does not hand the contact over.
+        let Some(credit) = self.waiters.take_one(tenant, row.channel) else { return Ok(true) };
         // Held back by a rate limit: it stays ready, as a lease would leave it.
         if self.limits.admit(tenant, row.channel).is_err() {
-            waiter.refund(1);
             return Ok(true);
         }
         let dispatch_id = row.dispatch_id.clone().unwrap_or_default();
-        let Some(mut dispatch) = tx.get_dispatch(&dispatch_id).await? else {
-            waiter.refund(1);
-            return Ok(true);
-        };
-        let lease = waiter.lease;
-        if let Err(e) = self.lease_in(tx, &mut dispatch, &mut row, &submission.intent, &decision, lease, now).await {
-            waiter.refund(1);
-            return Err(e);
-        }
+        let Some(mut dispatch) = tx.get_dispatch(&dispatch_id).await? else { return Ok(true) };
+        self.lease_in(tx, &mut dispatch, &mut row, &submission.intent, &decision, credit.lease(), now).await?;
         // Sent once the transaction commits; if it does not, the credit goes back.
-        handoff.push(waiter, (dispatch, submission));
+        handoff.push(credit, (dispatch, submission));
         Ok(false)
     }
 }
