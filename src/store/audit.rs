@@ -9,7 +9,7 @@ use sqlx::QueryBuilder;
 
 use crate::audit::{AuditEvent, AuditRow, ChainHead};
 
-use super::write_behind::column;
+use super::write_behind::{column, in_chunks};
 use super::{Pool, ROWS_PER_INSERT, Store, StoreError, StoreResult, TxDb};
 
 /// The columns of `audit_log`, in `AuditRow` order.
@@ -43,7 +43,7 @@ pub(super) async fn append(db: &mut TxDb, events: Vec<AuditEvent>) -> StoreResul
         })?;
         rows.extend(head.link(events));
     }
-    for chunk in rows.chunks(ROWS_PER_INSERT) {
+    for chunk in in_chunks(rows) {
         insert_rows(db, chunk).await?;
     }
     let heads: Vec<(String, ChainHead)> = heads.into_iter().collect();
@@ -131,58 +131,58 @@ const PG_INSERT_ROWS: &str = concat!(
 
 /// Inserts chained rows in one statement (on PostgreSQL one array per
 /// column, as `write_behind` explains).
-async fn insert_rows(db: &mut TxDb, rows: &[AuditRow]) -> StoreResult<()> {
+async fn insert_rows(db: &mut TxDb, rows: Vec<AuditRow>) -> StoreResult<()> {
     match db {
         TxDb::Sqlite(tx) => {
             let mut insert = QueryBuilder::new(concat!("INSERT INTO audit_log (", audit_columns!(), ") "));
             insert.push_values(rows, |mut values, row| {
-                let e = &row.event;
+                let e = row.event;
                 values
-                    .push_bind(&e.tenant)
+                    .push_bind(e.tenant)
                     .push_bind(row.seq)
                     .push_bind(e.at)
                     .push_bind(e.kind)
-                    .push_bind(&e.intent_id)
-                    .push_bind(&e.debtor_id)
-                    .push_bind(&e.debt_id)
+                    .push_bind(e.intent_id)
+                    .push_bind(e.debtor_id)
+                    .push_bind(e.debt_id)
                     .push_bind(e.channel)
-                    .push_bind(&e.jurisdiction)
-                    .push_bind(&e.time_zone)
-                    .push_bind(&e.local_time)
-                    .push_bind(&e.decision)
-                    .push_bind(&e.reason_codes)
-                    .push_bind(&e.rule_ids)
-                    .push_bind(&e.citations)
-                    .push_bind(&e.rules_version)
+                    .push_bind(e.jurisdiction)
+                    .push_bind(e.time_zone)
+                    .push_bind(e.local_time)
+                    .push_bind(e.decision)
+                    .push_bind(e.reason_codes)
+                    .push_bind(e.rule_ids)
+                    .push_bind(e.citations)
+                    .push_bind(e.rules_version)
                     .push_bind(e.outcome)
-                    .push_bind(&e.detail)
-                    .push_bind(&row.prev_hash)
-                    .push_bind(&row.hash);
+                    .push_bind(e.detail)
+                    .push_bind(row.prev_hash)
+                    .push_bind(row.hash);
             });
             insert.build().execute(&mut **tx).await?;
         }
         TxDb::Postgres(tx, ..) => {
             sqlx::query(PG_INSERT_ROWS)
-                .bind(column(rows, |r| r.event.tenant.as_str()))
-                .bind(column(rows, |r| r.seq))
-                .bind(column(rows, |r| r.event.at))
-                .bind(column(rows, |r| r.event.kind.as_str()))
-                .bind(column(rows, |r| r.event.intent_id.as_deref()))
-                .bind(column(rows, |r| r.event.debtor_id.as_deref()))
-                .bind(column(rows, |r| r.event.debt_id.as_deref()))
-                .bind(column(rows, |r| r.event.channel.map(|c| c.as_str())))
-                .bind(column(rows, |r| r.event.jurisdiction.as_deref()))
-                .bind(column(rows, |r| r.event.time_zone.as_deref()))
-                .bind(column(rows, |r| r.event.local_time.as_deref()))
-                .bind(column(rows, |r| r.event.decision.as_deref()))
-                .bind(column(rows, |r| r.event.reason_codes.as_deref()))
-                .bind(column(rows, |r| r.event.rule_ids.as_deref()))
-                .bind(column(rows, |r| r.event.citations.as_deref()))
-                .bind(column(rows, |r| r.event.rules_version.as_deref()))
-                .bind(column(rows, |r| r.event.outcome.map(|o| o.as_str())))
-                .bind(column(rows, |r| r.event.detail.as_str()))
-                .bind(column(rows, |r| r.prev_hash.as_str()))
-                .bind(column(rows, |r| r.hash.as_str()))
+                .bind(column(&rows, |r| r.event.tenant.as_str()))
+                .bind(column(&rows, |r| r.seq))
+                .bind(column(&rows, |r| r.event.at))
+                .bind(column(&rows, |r| r.event.kind.as_str()))
+                .bind(column(&rows, |r| r.event.intent_id.as_deref()))
+                .bind(column(&rows, |r| r.event.debtor_id.as_deref()))
+                .bind(column(&rows, |r| r.event.debt_id.as_deref()))
+                .bind(column(&rows, |r| r.event.channel.map(|c| c.as_str())))
+                .bind(column(&rows, |r| r.event.jurisdiction.as_deref()))
+                .bind(column(&rows, |r| r.event.time_zone.as_deref()))
+                .bind(column(&rows, |r| r.event.local_time.as_deref()))
+                .bind(column(&rows, |r| r.event.decision.as_deref()))
+                .bind(column(&rows, |r| r.event.reason_codes.as_deref()))
+                .bind(column(&rows, |r| r.event.rule_ids.as_deref()))
+                .bind(column(&rows, |r| r.event.citations.as_deref()))
+                .bind(column(&rows, |r| r.event.rules_version.as_deref()))
+                .bind(column(&rows, |r| r.event.outcome.map(|o| o.as_str())))
+                .bind(column(&rows, |r| r.event.detail.as_str()))
+                .bind(column(&rows, |r| r.prev_hash.as_str()))
+                .bind(column(&rows, |r| r.hash.as_str()))
                 .execute(&mut **tx)
                 .await?;
         }

@@ -133,25 +133,31 @@ impl Pending {
     /// Sends every pending row: new intents, then new dispatches, changed
     /// intents, changed dispatches and new contact events.
     pub(super) async fn flush(self, db: &mut TxDb) -> StoreResult<()> {
-        for chunk in self.intents.chunks(ROWS_PER_INSERT) {
+        for chunk in in_chunks(self.intents) {
             insert_intents(db, chunk).await?;
         }
-        for chunk in self.dispatches.chunks(ROWS_PER_INSERT) {
+        for chunk in in_chunks(self.dispatches) {
             insert_dispatches(db, chunk).await?;
         }
-        let intent_updates: Vec<IntentRow> = self.intent_updates.into_values().collect();
-        for chunk in intent_updates.chunks(ROWS_PER_INSERT) {
+        for chunk in in_chunks(self.intent_updates.into_values().collect()) {
             update_intents(db, chunk).await?;
         }
-        let dispatch_updates: Vec<DispatchRow> = self.dispatch_updates.into_values().collect();
-        for chunk in dispatch_updates.chunks(ROWS_PER_INSERT) {
+        for chunk in in_chunks(self.dispatch_updates.into_values().collect()) {
             update_dispatches(db, chunk).await?;
         }
-        for chunk in self.events.chunks(ROWS_PER_INSERT) {
+        for chunk in in_chunks(self.events) {
             insert_events(db, chunk).await?;
         }
         Ok(())
     }
+}
+
+/// `rows` in chunks of at most `ROWS_PER_INSERT`, each its own: a SQLite
+/// statement takes each value over instead of copying it (its texts are most
+/// of a row).
+pub(super) fn in_chunks<T>(rows: Vec<T>) -> impl Iterator<Item = Vec<T>> {
+    let mut rows = rows.into_iter().peekable();
+    std::iter::from_fn(move || rows.peek().is_some().then(|| rows.by_ref().take(ROWS_PER_INSERT).collect()))
 }
 
 /// One field of every row: a PostgreSQL array parameter.
@@ -167,25 +173,25 @@ const PG_INSERT_INTENTS: &str = concat!(
      $16::bigint[], $17::bigint[])"
 );
 
-async fn insert_intents(db: &mut TxDb, rows: &[IntentRow]) -> StoreResult<()> {
+async fn insert_intents(db: &mut TxDb, rows: Vec<IntentRow>) -> StoreResult<()> {
     match db {
         TxDb::Sqlite(tx) => {
             let mut insert = QueryBuilder::new(concat!("INSERT INTO intents (", intent_columns!(), ") "));
             insert.push_values(rows, |mut values, row| {
                 values
-                    .push_bind(&row.tenant)
-                    .push_bind(&row.intent_id)
-                    .push_bind(&row.debtor_id)
-                    .push_bind(&row.debt_id)
+                    .push_bind(row.tenant)
+                    .push_bind(row.intent_id)
+                    .push_bind(row.debtor_id)
+                    .push_bind(row.debt_id)
                     .push_bind(row.channel)
-                    .push_bind(&row.jurisdiction)
+                    .push_bind(row.jurisdiction)
                     .push_bind(row.priority)
-                    .push_bind(&row.body)
-                    .push_bind(&row.body_hash)
+                    .push_bind(row.body)
+                    .push_bind(row.body_hash)
                     .push_bind(row.status)
                     .push_bind(row.next_eval_at)
-                    .push_bind(&row.decision)
-                    .push_bind(&row.dispatch_id)
+                    .push_bind(row.decision)
+                    .push_bind(row.dispatch_id)
                     .push_bind(row.attempt)
                     .push_bind(row.outcome)
                     .push_bind(row.created_at)
@@ -195,23 +201,23 @@ async fn insert_intents(db: &mut TxDb, rows: &[IntentRow]) -> StoreResult<()> {
         }
         TxDb::Postgres(tx, ..) => {
             sqlx::query(PG_INSERT_INTENTS)
-                .bind(column(rows, |r| r.tenant.as_str()))
-                .bind(column(rows, |r| r.intent_id.as_str()))
-                .bind(column(rows, |r| r.debtor_id.as_str()))
-                .bind(column(rows, |r| r.debt_id.as_deref()))
-                .bind(column(rows, |r| r.channel.as_str()))
-                .bind(column(rows, |r| r.jurisdiction.as_str()))
-                .bind(column(rows, |r| r.priority))
-                .bind(column(rows, |r| r.body.as_str()))
-                .bind(column(rows, |r| r.body_hash.as_str()))
-                .bind(column(rows, |r| r.status.as_str()))
-                .bind(column(rows, |r| r.next_eval_at))
-                .bind(column(rows, |r| r.decision.as_str()))
-                .bind(column(rows, |r| r.dispatch_id.as_deref()))
-                .bind(column(rows, |r| r.attempt))
-                .bind(column(rows, |r| r.outcome.map(|o| o.as_str())))
-                .bind(column(rows, |r| r.created_at))
-                .bind(column(rows, |r| r.updated_at))
+                .bind(column(&rows, |r| r.tenant.as_str()))
+                .bind(column(&rows, |r| r.intent_id.as_str()))
+                .bind(column(&rows, |r| r.debtor_id.as_str()))
+                .bind(column(&rows, |r| r.debt_id.as_deref()))
+                .bind(column(&rows, |r| r.channel.as_str()))
+                .bind(column(&rows, |r| r.jurisdiction.as_str()))
+                .bind(column(&rows, |r| r.priority))
+                .bind(column(&rows, |r| r.body.as_str()))
+                .bind(column(&rows, |r| r.body_hash.as_str()))
+                .bind(column(&rows, |r| r.status.as_str()))
+                .bind(column(&rows, |r| r.next_eval_at))
+                .bind(column(&rows, |r| r.decision.as_str()))
+                .bind(column(&rows, |r| r.dispatch_id.as_deref()))
+                .bind(column(&rows, |r| r.attempt))
+                .bind(column(&rows, |r| r.outcome.map(|o| o.as_str())))
+                .bind(column(&rows, |r| r.created_at))
+                .bind(column(&rows, |r| r.updated_at))
                 .execute(&mut **tx)
                 .await?;
         }
@@ -226,16 +232,16 @@ const PG_INSERT_DISPATCHES: &str = concat!(
      $7::bigint[], $8::bigint[], $9::text[], $10::bigint[], $11::bigint[])"
 );
 
-async fn insert_dispatches(db: &mut TxDb, rows: &[DispatchRow]) -> StoreResult<()> {
+async fn insert_dispatches(db: &mut TxDb, rows: Vec<DispatchRow>) -> StoreResult<()> {
     match db {
         TxDb::Sqlite(tx) => {
             let mut insert = QueryBuilder::new(concat!("INSERT INTO dispatches (", dispatch_columns!(), ") "));
             insert.push_values(rows, |mut values, row| {
                 values
-                    .push_bind(&row.dispatch_id)
-                    .push_bind(&row.tenant)
-                    .push_bind(&row.intent_id)
-                    .push_bind(&row.debtor_id)
+                    .push_bind(row.dispatch_id)
+                    .push_bind(row.tenant)
+                    .push_bind(row.intent_id)
+                    .push_bind(row.debtor_id)
                     .push_bind(row.channel)
                     .push_bind(row.priority)
                     .push_bind(row.released_at)
@@ -248,17 +254,17 @@ async fn insert_dispatches(db: &mut TxDb, rows: &[DispatchRow]) -> StoreResult<(
         }
         TxDb::Postgres(tx, ..) => {
             sqlx::query(PG_INSERT_DISPATCHES)
-                .bind(column(rows, |r| r.dispatch_id.as_str()))
-                .bind(column(rows, |r| r.tenant.as_str()))
-                .bind(column(rows, |r| r.intent_id.as_str()))
-                .bind(column(rows, |r| r.debtor_id.as_str()))
-                .bind(column(rows, |r| r.channel.as_str()))
-                .bind(column(rows, |r| r.priority))
-                .bind(column(rows, |r| r.released_at))
-                .bind(column(rows, |r| r.not_after))
-                .bind(column(rows, |r| r.state.as_str()))
-                .bind(column(rows, |r| r.lease_expires_at))
-                .bind(column(rows, |r| r.attempt))
+                .bind(column(&rows, |r| r.dispatch_id.as_str()))
+                .bind(column(&rows, |r| r.tenant.as_str()))
+                .bind(column(&rows, |r| r.intent_id.as_str()))
+                .bind(column(&rows, |r| r.debtor_id.as_str()))
+                .bind(column(&rows, |r| r.channel.as_str()))
+                .bind(column(&rows, |r| r.priority))
+                .bind(column(&rows, |r| r.released_at))
+                .bind(column(&rows, |r| r.not_after))
+                .bind(column(&rows, |r| r.state.as_str()))
+                .bind(column(&rows, |r| r.lease_expires_at))
+                .bind(column(&rows, |r| r.attempt))
                 .execute(&mut **tx)
                 .await?;
         }
@@ -272,7 +278,7 @@ const PG_UPDATE_INTENTS: &str = "UPDATE intents SET status = v.status, next_eval
      $8::text[], $9::bigint[]) AS v(tenant, intent_id, status, next_eval_at, decision, dispatch_id, attempt, \
      outcome, updated_at) WHERE intents.tenant = v.tenant AND intents.intent_id = v.intent_id";
 
-async fn update_intents(db: &mut TxDb, rows: &[IntentRow]) -> StoreResult<()> {
+async fn update_intents(db: &mut TxDb, rows: Vec<IntentRow>) -> StoreResult<()> {
     match db {
         TxDb::Sqlite(tx) => {
             let mut update = QueryBuilder::new(
@@ -281,12 +287,12 @@ async fn update_intents(db: &mut TxDb, rows: &[IntentRow]) -> StoreResult<()> {
             );
             update.push_values(rows, |mut values, row| {
                 values
-                    .push_bind(&row.tenant)
-                    .push_bind(&row.intent_id)
+                    .push_bind(row.tenant)
+                    .push_bind(row.intent_id)
                     .push_bind(row.status)
                     .push_bind(row.next_eval_at)
-                    .push_bind(&row.decision)
-                    .push_bind(&row.dispatch_id)
+                    .push_bind(row.decision)
+                    .push_bind(row.dispatch_id)
                     .push_bind(row.attempt)
                     .push_bind(row.outcome)
                     .push_bind(row.updated_at);
@@ -296,15 +302,15 @@ async fn update_intents(db: &mut TxDb, rows: &[IntentRow]) -> StoreResult<()> {
         }
         TxDb::Postgres(tx, ..) => {
             sqlx::query(PG_UPDATE_INTENTS)
-                .bind(column(rows, |r| r.tenant.as_str()))
-                .bind(column(rows, |r| r.intent_id.as_str()))
-                .bind(column(rows, |r| r.status.as_str()))
-                .bind(column(rows, |r| r.next_eval_at))
-                .bind(column(rows, |r| r.decision.as_str()))
-                .bind(column(rows, |r| r.dispatch_id.as_deref()))
-                .bind(column(rows, |r| r.attempt))
-                .bind(column(rows, |r| r.outcome.map(|o| o.as_str())))
-                .bind(column(rows, |r| r.updated_at))
+                .bind(column(&rows, |r| r.tenant.as_str()))
+                .bind(column(&rows, |r| r.intent_id.as_str()))
+                .bind(column(&rows, |r| r.status.as_str()))
+                .bind(column(&rows, |r| r.next_eval_at))
+                .bind(column(&rows, |r| r.decision.as_str()))
+                .bind(column(&rows, |r| r.dispatch_id.as_deref()))
+                .bind(column(&rows, |r| r.attempt))
+                .bind(column(&rows, |r| r.outcome.map(|o| o.as_str())))
+                .bind(column(&rows, |r| r.updated_at))
                 .execute(&mut **tx)
                 .await?;
         }
@@ -317,7 +323,7 @@ const PG_UPDATE_DISPATCHES: &str = "UPDATE dispatches SET not_after = v.not_afte
      $4::bigint[], $5::bigint[]) AS v(dispatch_id, not_after, state, lease_expires_at, attempt) \
      WHERE dispatches.dispatch_id = v.dispatch_id";
 
-async fn update_dispatches(db: &mut TxDb, rows: &[DispatchRow]) -> StoreResult<()> {
+async fn update_dispatches(db: &mut TxDb, rows: Vec<DispatchRow>) -> StoreResult<()> {
     match db {
         TxDb::Sqlite(tx) => {
             let mut update = QueryBuilder::new(
@@ -326,7 +332,7 @@ async fn update_dispatches(db: &mut TxDb, rows: &[DispatchRow]) -> StoreResult<(
             );
             update.push_values(rows, |mut values, row| {
                 values
-                    .push_bind(&row.dispatch_id)
+                    .push_bind(row.dispatch_id)
                     .push_bind(row.not_after)
                     .push_bind(row.state)
                     .push_bind(row.lease_expires_at)
@@ -337,11 +343,11 @@ async fn update_dispatches(db: &mut TxDb, rows: &[DispatchRow]) -> StoreResult<(
         }
         TxDb::Postgres(tx, ..) => {
             sqlx::query(PG_UPDATE_DISPATCHES)
-                .bind(column(rows, |r| r.dispatch_id.as_str()))
-                .bind(column(rows, |r| r.not_after))
-                .bind(column(rows, |r| r.state.as_str()))
-                .bind(column(rows, |r| r.lease_expires_at))
-                .bind(column(rows, |r| r.attempt))
+                .bind(column(&rows, |r| r.dispatch_id.as_str()))
+                .bind(column(&rows, |r| r.not_after))
+                .bind(column(&rows, |r| r.state.as_str()))
+                .bind(column(&rows, |r| r.lease_expires_at))
+                .bind(column(&rows, |r| r.attempt))
                 .execute(&mut **tx)
                 .await?;
         }
@@ -356,7 +362,7 @@ const PG_INSERT_EVENTS: &str = concat!(
      $8::text[], $9::text[], $10::text[])"
 );
 
-async fn insert_events(db: &mut TxDb, rows: &[(String, String, EventRow)]) -> StoreResult<()> {
+async fn insert_events(db: &mut TxDb, rows: Vec<(String, String, EventRow)>) -> StoreResult<()> {
     match db {
         TxDb::Sqlite(tx) => {
             let mut insert =
@@ -365,29 +371,29 @@ async fn insert_events(db: &mut TxDb, rows: &[(String, String, EventRow)]) -> St
                 values
                     .push_bind(tenant)
                     .push_bind(debtor_id)
-                    .push_bind(&event.debt_id)
+                    .push_bind(event.debt_id)
                     .push_bind(event.channel)
                     .push_bind(event.at)
                     .push_bind(event.outcome)
-                    .push_bind(&event.dispatch_id)
+                    .push_bind(event.dispatch_id)
                     .push_bind(event.contact_kind)
-                    .push_bind(&event.contact_id)
+                    .push_bind(event.contact_id)
                     .push_bind(event.initiator);
             });
             insert.build().execute(&mut **tx).await?;
         }
         TxDb::Postgres(tx, ..) => {
             sqlx::query(PG_INSERT_EVENTS)
-                .bind(column(rows, |(tenant, _, _)| tenant.as_str()))
-                .bind(column(rows, |(_, debtor_id, _)| debtor_id.as_str()))
-                .bind(column(rows, |(_, _, e)| e.debt_id.as_deref()))
-                .bind(column(rows, |(_, _, e)| e.channel.as_str()))
-                .bind(column(rows, |(_, _, e)| e.at))
-                .bind(column(rows, |(_, _, e)| e.outcome.as_str()))
-                .bind(column(rows, |(_, _, e)| e.dispatch_id.as_deref()))
-                .bind(column(rows, |(_, _, e)| e.contact_kind.map(|k| k.as_str())))
-                .bind(column(rows, |(_, _, e)| e.contact_id.as_deref()))
-                .bind(column(rows, |(_, _, e)| e.initiator.as_str()))
+                .bind(column(&rows, |(tenant, _, _)| tenant.as_str()))
+                .bind(column(&rows, |(_, debtor_id, _)| debtor_id.as_str()))
+                .bind(column(&rows, |(_, _, e)| e.debt_id.as_deref()))
+                .bind(column(&rows, |(_, _, e)| e.channel.as_str()))
+                .bind(column(&rows, |(_, _, e)| e.at))
+                .bind(column(&rows, |(_, _, e)| e.outcome.as_str()))
+                .bind(column(&rows, |(_, _, e)| e.dispatch_id.as_deref()))
+                .bind(column(&rows, |(_, _, e)| e.contact_kind.map(|k| k.as_str())))
+                .bind(column(&rows, |(_, _, e)| e.contact_id.as_deref()))
+                .bind(column(&rows, |(_, _, e)| e.initiator.as_str()))
                 .execute(&mut **tx)
                 .await?;
         }
