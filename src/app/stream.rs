@@ -90,7 +90,7 @@ impl Waiters {
         (0..open.len())
             .map(|i| &open[(start + i) % open.len()])
             .find(|w| w.wants(tenant, channel) && w.take(1) == 1)
-            .map(|w| TakenCredit(Some(w.clone())))
+            .map(|w| TakenCredit { waiter: w.clone(), spent: false })
     }
 
     /// Ends every stream and refuses new ones (the service is stopping).
@@ -105,20 +105,29 @@ impl Waiters {
 }
 
 /// One credit taken from a stream for a contact: given back when dropped,
-/// on every path where the contact is not handed over (`Handoff::push`).
-pub(super) struct TakenCredit(Option<Arc<Waiter>>);
+/// on every path where the contact is not delivered (`Handoff::deliver`).
+pub(super) struct TakenCredit {
+    waiter: Arc<Waiter>,
+    spent: bool,
+}
 
 impl TakenCredit {
     /// The lease the stream asked for.
     pub(super) fn lease(&self) -> Duration {
-        self.0.as_ref().map_or_else(Duration::zero, |waiter| waiter.lease)
+        self.waiter.lease
+    }
+
+    /// Spends the credit: its contact is sent to the stream.
+    fn spend(mut self) -> Arc<Waiter> {
+        self.spent = true;
+        self.waiter.clone()
     }
 }
 
 impl Drop for TakenCredit {
     fn drop(&mut self) {
-        if let Some(waiter) = self.0.take() {
-            waiter.refund(1);
+        if !self.spent {
+            self.waiter.refund(1);
         }
     }
 }
@@ -126,24 +135,23 @@ impl Drop for TakenCredit {
 /// Contacts leased to streams in a transaction not yet committed: sent once
 /// it commits; dropped without `deliver`, their credit goes back.
 #[derive(Default)]
-pub(super) struct Handoff(Vec<(Arc<Waiter>, Leased)>);
+pub(super) struct Handoff(Vec<(TakenCredit, Leased)>);
 
 impl Handoff {
-    /// Adds a contact leased with `credit`, which the handoff now holds.
-    pub(super) fn push(&mut self, mut credit: TakenCredit, leased: Leased) {
-        if let Some(waiter) = credit.0.take() {
-            self.0.push((waiter, leased));
-        }
+    /// Adds a contact leased with `credit`.
+    pub(super) fn push(&mut self, credit: TakenCredit, leased: Leased) {
+        self.0.push((credit, leased));
     }
 
     /// Sends each stream its contacts, in one message per stream, highest
     /// priority first. A stream closed meanwhile loses nothing: the leases
     /// expire and are offered again.
-    pub(super) fn deliver(mut self) {
-        let mut items = std::mem::take(&mut self.0);
+    pub(super) fn deliver(self) {
+        let mut items = self.0;
         items.sort_by_key(|(_, (dispatch, _))| std::cmp::Reverse(dispatch.priority));
         let mut batches: Vec<(Arc<Waiter>, Vec<Leased>)> = Vec::new();
-        for (waiter, leased) in items {
+        for (credit, leased) in items {
+            let waiter = credit.spend();
             match batches.iter_mut().find(|(w, _)| Arc::ptr_eq(w, &waiter)) {
                 Some((_, batch)) => batch.push(leased),
                 None => batches.push((waiter, vec![leased])),
@@ -151,14 +159,6 @@ impl Handoff {
         }
         for (waiter, batch) in batches {
             let _ = waiter.out.send(batch);
-        }
-    }
-}
-
-impl Drop for Handoff {
-    fn drop(&mut self) {
-        for (waiter, _) in self.0.drain(..) {
-            waiter.refund(1);
         }
     }
 }

@@ -749,23 +749,34 @@ async fn rate_limits_are_per_replica() {
     first.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_replica_wakes_when_another_defers_a_contact_that_is_due_by_its_clock() {
-    // Each replica has a clock of its own, and neither moves: `monday`'s
-    // scheduler, with nothing due, sleeps until something wakes it. Only the
-    // NOTIFY that `saturday` sends after its commit can (PostgreSQL only).
+/// Two PostgreSQL replicas, each with a clock of its own that never moves:
+/// `monday` (07:30 in Lima) has run its first round, with nothing due, and
+/// sleeps until something wakes it; `saturday` defers every call to Monday
+/// 07:00. Both listen for wake-ups.
+async fn monday_and_saturday() -> (TestServer, TestServer) {
     let monday = TestServer::start(Backend::Postgres, "2026-11-30T07:30:00-05:00").await;
     let saturday = monday.replica_at("2026-11-28T10:00:00-05:00").await;
-    // `monday` has run its first round (nothing due) and both replicas listen.
     monday.wait_until_scheduling().await;
     monday.wait_for_listeners(2).await;
+    (monday, saturday)
+}
+
+/// Waits until `server` has released `intent_id` (bounded).
+async fn wait_until_released(server: &TestServer, intent_id: &str) {
+    let mut reader = server.scheduler("acme").await;
+    let released = server.wait_for_status(&mut reader, intent_id, pb::IntentStatus::Released).await;
+    assert!(!released.dispatch_id.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_wakes_when_another_defers_a_contact_that_is_due_by_its_clock() {
+    // Only the NOTIFY that `saturday` sends after its commit can wake `monday`.
+    let (monday, saturday) = monday_and_saturday().await;
     let mut client = saturday.scheduler("acme").await;
     let submitted = submit(&mut client, intent("nt-1", "d-1", pb::Channel::Call, "PE")).await;
     assert_eq!(submitted.status, pb::IntentStatus::Deferred as i32, "Saturday in Lima: no calls");
     assert_eq!(decision(&submitted).at, Some(ts("2026-11-30T07:00:00-05:00")));
-    let mut reader = monday.scheduler("acme").await;
-    let released = monday.wait_for_status(&mut reader, "nt-1", pb::IntentStatus::Released).await;
-    assert!(!released.dispatch_id.is_empty());
+    wait_until_released(&monday, "nt-1").await;
     saturday.stop().await;
     monday.stop().await;
 }
@@ -775,20 +786,15 @@ async fn a_commit_that_ends_after_its_replica_stopped_still_wakes_the_others() {
     // Shutdown waits for the tasks that serve requests, then stops the
     // replica's notifier; a group-commit writer or a Dispatch stream can
     // still commit after that. Such a commit's wake-up must reach the other
-    // replicas too: `monday` (nothing due, its clock still) wakes only by it.
-    let monday = TestServer::start(Backend::Postgres, "2026-11-30T07:30:00-05:00").await;
-    let saturday = monday.replica_at("2026-11-28T10:00:00-05:00").await;
-    monday.wait_until_scheduling().await;
-    monday.wait_for_listeners(2).await;
+    // replicas too: `monday` wakes only by it.
+    let (monday, saturday) = monday_and_saturday().await;
     let late = saturday.running.as_ref().expect("running").app.clone();
     saturday.stop().await;
     let body = r#"{"intent":{"tenant":"acme","intent_id":"late-1","debtor_id":"d-1","debt_id":"debt-1","channel":"call","party":"debtor","stage":"extrajudicial","jurisdiction":"PE"},"priority":0,"payload":{}}"#;
     let submission = ventana::app::Submission::from_json(body).expect("a valid body");
     let stored = late.submit(&[submission]).await.expect("the late commit").pop().expect("one result");
     assert_eq!(stored.expect("submitted").status, ventana::domain::IntentStatus::Deferred, "Saturday in Lima");
-    let mut reader = monday.scheduler("acme").await;
-    let released = monday.wait_for_status(&mut reader, "late-1", pb::IntentStatus::Released).await;
-    assert!(!released.dispatch_id.is_empty());
+    wait_until_released(&monday, "late-1").await;
     monday.stop().await;
 }
 
