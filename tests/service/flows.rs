@@ -10,6 +10,7 @@ use ventana::api::auth::Role;
 use ventana::api::pb;
 
 use crate::on_both_backends;
+use crate::support::database::reaches_count;
 use crate::support::server::*;
 
 fn decision(response: &pb::SubmitResponse) -> &pb::Decision {
@@ -795,6 +796,50 @@ async fn a_commit_that_ends_after_its_replica_stopped_still_wakes_the_others() {
     let stored = late.submit(&[submission]).await.expect("the late commit").pop().expect("one result");
     assert_eq!(stored.expect("submitted").status, ventana::domain::IntentStatus::Deferred, "Saturday in Lima");
     wait_until_released(&monday, "late-1").await;
+    monday.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wake_up_whose_notify_fails_is_sent_again_until_it_goes() {
+    // `saturday` resolves `pg_notify` in `public` first, where this test puts
+    // one that fails (and counts its failures) until told to stop; `monday`
+    // uses PostgreSQL's own. `monday` wakes only by a NOTIFY of `saturday`'s.
+    let monday = TestServer::start(Backend::Postgres, "2026-11-30T07:30:00-05:00").await;
+    let url = &monday.config.database_url;
+    let faults = [
+        "CREATE SEQUENCE notify_failures",
+        "CREATE TABLE notify_fault (failing boolean NOT NULL)",
+        "INSERT INTO notify_fault VALUES (true)",
+        "CREATE FUNCTION public.pg_notify(channel text, payload text) RETURNS void LANGUAGE plpgsql AS $$
+         BEGIN
+             IF (SELECT failing FROM notify_fault) THEN
+                 PERFORM nextval('notify_failures');
+                 RAISE EXCEPTION 'NOTIFY refused by the test';
+             END IF;
+             PERFORM pg_catalog.pg_notify(channel, payload);
+         END $$",
+    ];
+    let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(url).await.expect("connect");
+    for sql in faults {
+        sqlx::query(sql).execute(&mut admin).await.expect(sql);
+    }
+    let saturday = monday
+        .replica_through(&format!("{url}?options[search_path]=public,pg_catalog"), "2026-11-28T10:00:00-05:00")
+        .await;
+    monday.wait_until_scheduling().await;
+    monday.wait_for_listeners(2).await;
+
+    let mut client = saturday.scheduler("acme").await;
+    let submitted = submit(&mut client, intent("nf-1", "d-1", pb::Channel::Call, "PE")).await;
+    assert_eq!(submitted.status, pb::IntentStatus::Deferred as i32, "Saturday in Lima: no calls");
+    let failures = "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM notify_failures";
+    assert!(reaches_count(url, failures, 2).await, "the failed NOTIFY was never tried again");
+    let mut reader = monday.scheduler("acme").await;
+    let waiting = get(&mut reader, "nf-1").await;
+    assert_eq!(waiting.status, pb::IntentStatus::Deferred as i32, "no NOTIFY has gone: monday still sleeps");
+    sqlx::query("UPDATE notify_fault SET failing = false").execute(&mut admin).await.expect("fault off");
+    wait_until_released(&monday, "nf-1").await;
+    saturday.stop().await;
     monday.stop().await;
 }
 

@@ -73,16 +73,22 @@ impl TestServer {
         self.replica_with(ManualClock::new(at(now))).await
     }
 
+    /// A second replica at instant `now` that reaches the same database
+    /// through `database_url` (the same database with other connection
+    /// options, say).
+    pub async fn replica_through(&self, database_url: &str, now: &str) -> TestServer {
+        let config = Config { database_url: database_url.to_string(), ..self.config.clone() };
+        self.replica_configured(config, ManualClock::new(at(now))).await
+    }
+
     async fn replica_with(&self, clock: Arc<ManualClock>) -> TestServer {
-        let running = server::start(&self.config, Clock::Manual(clock.clone())).await.expect("replica starts");
+        self.replica_configured(self.config.clone(), clock).await
+    }
+
+    async fn replica_configured(&self, config: Config, clock: Arc<ManualClock>) -> TestServer {
+        let running = server::start(&config, Clock::Manual(clock.clone())).await.expect("replica starts");
         let channel = connect(running.addr).await;
-        TestServer {
-            running: Some(running),
-            clock,
-            config: self.config.clone(),
-            channel,
-            database: self.database.clone(),
-        }
+        TestServer { running: Some(running), clock, config, channel, database: self.database.clone() }
     }
 
     /// Stops the server and starts a new one on the same database and clock.
