@@ -485,7 +485,8 @@ impl Store {
             .bind(tenant)
             .bind(debtor_id)
             .fetch_optional(pool)
-            .await?))
+            .await
+            .map_err(in_row("preferences", || format!("({tenant}, {debtor_id})")))?))
     }
 
     /// Records the content of a loaded rules file (once per version hash).
@@ -749,7 +750,8 @@ impl Tx {
             .bind(tenant)
             .bind(debtor_id)
             .fetch_optional(&mut **tx)
-            .await?))
+            .await
+            .map_err(in_row("preferences", || format!("({tenant}, {debtor_id})")))?))
     }
 
     pub async fn upsert_preferences(

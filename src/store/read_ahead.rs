@@ -197,32 +197,34 @@ impl ReadAhead {
                     sqlx::query_as(PG_HISTORIES).bind(tenant).bind(chunk).bind(since).fetch_all(&mut **tx).await,
                 )?,
             };
-            let preferences: Vec<DebtorPreferencesRow> = match &mut *db {
+            let preferences: Option<Vec<DebtorPreferencesRow>> = match &mut *db {
                 TxDb::Sqlite(tx) => {
                     let mut query = QueryBuilder::new(
                         "SELECT debtor_id, prefs, source, updated_at FROM preferences WHERE tenant = ",
                     );
                     query.push_bind(tenant).push(" AND debtor_id IN (");
                     push_keys(&mut query, chunk);
-                    query.build_query_as().fetch_all(&mut **tx).await?
+                    unless_undecodable(query.build_query_as().fetch_all(&mut **tx).await)?
                 }
-                TxDb::Postgres(tx, _) => {
-                    sqlx::query_as(PG_PREFERENCES).bind(tenant).bind(chunk).fetch_all(&mut **tx).await?
-                }
+                TxDb::Postgres(tx, _) => unless_undecodable(
+                    sqlx::query_as(PG_PREFERENCES).bind(tenant).bind(chunk).fetch_all(&mut **tx).await,
+                )?,
             };
             for debtor in chunk {
                 let key = (tenant.to_string(), debtor.to_string());
                 if events.is_some() {
                     self.histories.insert(key.clone(), Vec::new());
                 }
-                self.preferences.insert(key, None);
+                if preferences.is_some() {
+                    self.preferences.insert(key, None);
+                }
             }
             for e in events.into_iter().flatten() {
                 if let Some(history) = self.histories.get_mut(&(tenant.to_string(), e.debtor_id)) {
                     history.push(e.event);
                 }
             }
-            for p in preferences {
+            for p in preferences.into_iter().flatten() {
                 self.preferences.insert((tenant.to_string(), p.debtor_id), Some(p.preferences));
             }
         }

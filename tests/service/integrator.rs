@@ -324,6 +324,29 @@ async fn damaged_preferences_fail_closed(backend: Backend) {
 }
 on_both_backends!(damaged_preferences_fail_closed);
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_undecodable_preferences_row_holds_only_its_debtors_intent() {
+    // SQLite stores what a column's type refuses to decode (PostgreSQL cannot):
+    // here a text instant. Reading it ahead for a round must not fail the round
+    // (every tenant's wake-ups with it): the one intent that needs it is held.
+    let server = TestServer::start(Backend::Sqlite, "2026-11-28T10:00:00-05:00").await;
+    let mut client = server.scheduler("acme").await;
+    submit(&mut client, intent("damaged-preferences", "d-1", pb::Channel::Call, "PE")).await;
+    submit(&mut client, intent("healthy", "d-2", pb::Channel::Call, "PE")).await;
+    let chosen = pb::SetPreferencesRequest {
+        opt_out_channels: vec![pb::Channel::Sms as i32],
+        ..statement("d-1", "2026-11-28T09:00:00-05:00")
+    };
+    client.set_preferences(chosen).await.expect("preferences");
+    behind_its_back(&server, "UPDATE preferences SET updated_at = 'yesterday' WHERE debtor_id = 'd-1'").await;
+    server.set_clock("2026-11-30T07:00:00-05:00");
+    server.wait_for_status(&mut client, "healthy", pb::IntentStatus::Released).await;
+    let held = server.wait_for_status(&mut client, "damaged-preferences", pb::IntentStatus::Held).await;
+    let reason = &held.decision.as_ref().expect("decision").reasons[0].message;
+    assert!(reason.contains("preferences row cannot be read"), "{reason}");
+    server.stop().await;
+}
+
 // ------------------------------------------------------------------ 4. expiry
 
 async fn not_after_is_never_after_expiry(backend: Backend) {
