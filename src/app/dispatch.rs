@@ -235,6 +235,14 @@ impl App {
                 return Err(AppError::FailedPrecondition(format!("dispatch {dispatch_id} is {other}, not leased")));
             }
         }
+        // An opt-out or a wrong party changes the debtor's preferences: read
+        // first, so a record that cannot be read refuses the whole report
+        // (nothing written, the adapter can retry) instead of recording the
+        // ack without the opt-out it reported.
+        let preferences = match outcome {
+            AckOutcome::OptedOut | AckOutcome::WrongParty => Some(reported_on(tx, &row).await?),
+            _ => None,
+        };
         // The body only names the zones in the audit event: an unreadable one
         // must not lose the adapter's report.
         let submission = Submission::from_json(&row.body).ok();
@@ -256,19 +264,7 @@ impl App {
         })
         .to_string();
         tx.audit(self.event(AuditEventKind::Acked, &row, submission.as_ref().map(|s| &s.intent), now, detail));
-        if matches!(outcome, AckOutcome::OptedOut | AckOutcome::WrongParty) {
-            let mut record = match tx.preferences(&row.tenant, &row.debtor_id).await? {
-                Some(p) => PreferenceRecord::parse(&p.prefs, p.updated_at, &p.source).map_err(|e| {
-                    AppError::unreadable(
-                        "preferences",
-                        format!("({}, {})", row.tenant, row.debtor_id),
-                        format!(
-                            "the debtor's {e}; the report was not recorded (an operator must repair the record first)"
-                        ),
-                    )
-                })?,
-                None => PreferenceRecord::default(),
-            };
+        if let Some(mut record) = preferences {
             let source = format!("adapter ack {dispatch_id}");
             if outcome == AckOutcome::OptedOut {
                 record.apply(&Statements { opt_out: vec![row.channel], ..Statements::default() }, at, &source);
@@ -281,5 +277,20 @@ impl App {
             tx.wake_debtor(&row.tenant, &row.debtor_id, millis(now)).await?;
         }
         Ok(row)
+    }
+}
+
+/// The preferences record an opt-out or wrong-party report on `row` changes;
+/// one that cannot be read refuses the report.
+async fn reported_on(tx: &mut Tx, row: &IntentRow) -> AppResult<PreferenceRecord> {
+    match tx.preferences(&row.tenant, &row.debtor_id).await? {
+        Some(p) => PreferenceRecord::parse(&p.prefs, p.updated_at, &p.source).map_err(|e| {
+            AppError::unreadable(
+                "preferences",
+                format!("({}, {})", row.tenant, row.debtor_id),
+                format!("the debtor's {e}; the report was not recorded (an operator must repair the record first)"),
+            )
+        }),
+        None => Ok(PreferenceRecord::default()),
     }
 }

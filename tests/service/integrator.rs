@@ -324,6 +324,42 @@ async fn damaged_preferences_fail_closed(backend: Backend) {
 }
 on_both_backends!(damaged_preferences_fail_closed);
 
+async fn an_opt_out_on_unreadable_preferences_records_nothing_until_repaired(backend: Backend) {
+    // Monday 10:00 in Lima: calls go out.
+    let server = TestServer::start(backend, "2026-11-30T10:00:00-05:00").await;
+    let mut client = server.scheduler("acme").await;
+    assert_eq!(
+        submit(&mut client, intent("first", "d-1", pb::Channel::Call, "PE")).await.status,
+        pb::IntentStatus::Released as i32
+    );
+    let chosen = pb::SetPreferencesRequest {
+        opt_out_channels: vec![pb::Channel::Sms as i32],
+        ..statement("d-1", "2026-11-30T09:00:00-05:00")
+    };
+    client.set_preferences(chosen).await.expect("preferences");
+    let mut adapter = server.dispatcher("acme").await;
+    let dispatch_id = lease(&mut adapter, vec![pb::Channel::Call as i32], 1).await.items[0].dispatch_id.clone();
+    behind_its_back(&server, "UPDATE preferences SET prefs = 'garbage' WHERE debtor_id = 'd-1'").await;
+    let report = pb::AckRequest { dispatch_id, outcome: pb::Outcome::OptedOut as i32, at: None, detail: String::new() };
+    let refused = adapter.ack(report.clone()).await.expect_err("the opt-out cannot be recorded");
+    assert_eq!(refused.code(), Code::FailedPrecondition);
+    assert!(refused.message().contains("the report was not recorded"), "{}", refused.message());
+    // Nothing of the report was kept: the adapter's retry after the repair records all of it.
+    assert_eq!(get(&mut client, "first").await.status, pb::IntentStatus::Leased as i32);
+    behind_its_back(
+        &server,
+        "UPDATE preferences SET prefs = '{\"opted_out_all\":false,\"opted_out\":[],\"chosen\":[],\"wrong_party\":[]}' \
+         WHERE debtor_id = 'd-1'",
+    )
+    .await;
+    adapter.ack(report).await.expect("the retry after the repair");
+    assert_eq!(get(&mut client, "first").await.status, pb::IntentStatus::Done as i32);
+    let next = submit(&mut client, intent("second", "d-1", pb::Channel::Call, "PE")).await;
+    assert_eq!(next.status, pb::IntentStatus::Rejected as i32, "the debtor opted out of calls");
+    server.stop().await;
+}
+on_both_backends!(an_opt_out_on_unreadable_preferences_records_nothing_until_repaired);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_undecodable_preferences_row_holds_only_its_debtors_intent() {
     // SQLite stores what a column's type refuses to decode (PostgreSQL cannot):
