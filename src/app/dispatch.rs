@@ -198,6 +198,12 @@ impl App {
         debtors.sort_unstable();
         debtors.dedup();
         tx.lock_debtors(&debtors).await?;
+        // Read before the locks to learn whom to lock (a dispatch's debtor
+        // never changes); with writers besides this one (PostgreSQL), read
+        // again under them: another replica may have acked or cancelled since.
+        if !self.store.single_writer() {
+            tx.prefetch_dispatches(&ids).await?;
+        }
         let mut results = Vec::with_capacity(acks.len());
         for ack in acks {
             match self.ack_in(&mut tx, ack, now).await {

@@ -10,7 +10,7 @@ use ventana::api::auth::Role;
 use ventana::api::pb;
 
 use crate::on_both_backends;
-use crate::support::database::reaches_count;
+use crate::support::database::{reaches_count, wait_for_blocked_lockers};
 use crate::support::server::*;
 
 fn decision(response: &pb::SubmitResponse) -> &pb::Decision {
@@ -841,6 +841,46 @@ async fn a_wake_up_whose_notify_fails_is_sent_again_until_it_goes() {
     wait_until_released(&monday, "nf-1").await;
     saturday.stop().await;
     monday.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ack_decides_on_the_dispatch_as_it_is_once_its_debtor_is_locked() {
+    // PostgreSQL: another replica's transaction holds the debtor and records
+    // its own report of the same dispatch while this replica's ack waits for
+    // the debtor. The waiting ack must see that report, not overwrite it.
+    use ventana::domain::{AckOutcome, DispatchState, IntentStatus};
+    let server = TestServer::start(Backend::Postgres, "2026-11-30T10:00:00-05:00").await;
+    let mut client = server.scheduler("acme").await;
+    let released = submit(&mut client, intent("a-1", "d-1", pb::Channel::Call, "PE")).await;
+    assert_eq!(released.status, pb::IntentStatus::Released as i32);
+    let mut adapter = server.dispatcher("acme").await;
+    let dispatch_id = lease(&mut adapter, vec![pb::Channel::Call as i32], 1).await.items[0].dispatch_id.clone();
+
+    let mut other = server.store().begin().await.expect("begin");
+    other.lock_debtor("acme", "d-1").await.expect("the debtor");
+    let mut dispatch = other.get_dispatch(&dispatch_id).await.expect("read").expect("the dispatch");
+    dispatch.state = DispatchState::Acked;
+    other.update_dispatch(&dispatch).await.expect("acked");
+    let mut row = other.get_intent("acme", "a-1").await.expect("read").expect("the intent");
+    row.status = IntentStatus::Done;
+    row.outcome = Some(AckOutcome::NoAnswer);
+    other.update_intent(&row).await.expect("done");
+
+    let report = pb::AckRequest {
+        dispatch_id: dispatch_id.clone(),
+        outcome: pb::Outcome::Delivered as i32,
+        at: None,
+        detail: String::new(),
+    };
+    let waiting = tokio::spawn(async move { adapter.ack(report).await });
+    wait_for_blocked_lockers(&server.config.database_url, 1).await;
+    other.commit().await.expect("the other replica's report");
+    let refused = waiting.await.expect("the ack's task").expect_err("acknowledged already");
+    assert_eq!(refused.code(), Code::FailedPrecondition);
+    assert!(refused.message().contains("already acknowledged as no_answer"), "{}", refused.message());
+    let view = get(&mut client, "a-1").await;
+    assert_eq!(view.outcome, pb::Outcome::NoAnswer as i32, "the first report stands");
+    server.stop().await;
 }
 
 // ------------------------------------------------------------------ the 07:00 surge

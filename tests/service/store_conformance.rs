@@ -24,7 +24,7 @@ use ventana::domain::{Channel, Outcome};
 use ventana::store::{DispatchRow, EventRow, IntentRow, Store, Tx};
 
 use crate::on_both_backends;
-use crate::support::database::{Backend, TestDatabase, reaches_count};
+use crate::support::database::{Backend, TestDatabase, wait_for_blocked_lockers};
 
 /// A fresh store on `backend`, with the database it lives in.
 async fn open(backend: Backend) -> (Store, TestDatabase) {
@@ -111,17 +111,6 @@ async fn seed(store: &Store, intents: &[IntentRow], dispatches: &[DispatchRow]) 
         tx.insert_dispatch(row);
     }
     tx.commit().await.expect("commit");
-}
-
-/// PostgreSQL: waits (bounded) until `count` advisory lock requests in the
-/// test's database wait ungranted, i.e. until that many lockers are blocked.
-async fn wait_for_blocked_lockers(database: &TestDatabase, count: i64) {
-    let blocked = "SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted \
-                   AND database = (SELECT oid FROM pg_database WHERE datname = current_database())";
-    assert!(
-        reaches_count(database.url(), blocked, count).await,
-        "{count} locker(s) never waited for the debtor lock: the lock did not make them wait"
-    );
 }
 
 // ------------------------------------------------------------------ reading one's own writes
@@ -496,7 +485,7 @@ async fn a_locked_debtor_waits_for_the_holder_to_commit(backend: Backend) {
         // outside the store shows; give it the time to get there.
         tokio::time::sleep(Duration::from_millis(300)).await;
     } else {
-        wait_for_blocked_lockers(&database, 1).await;
+        wait_for_blocked_lockers(database.url(), 1).await;
     }
     first.insert_intent(&intent("i-first", "d-1", "released", None, 0));
     log.lock().expect("log").push("first commits".to_string());
@@ -554,7 +543,7 @@ async fn debtors_are_locked_in_the_order_given(backend: Backend) {
     let mut holder = store.begin().await.expect("begin");
     holder.lock_debtors(&[("acme", "d-a")]).await.expect("lock");
     let waiter = lock_in_the_background(&store, &[("acme", "d-c"), ("acme", "d-a")]);
-    wait_for_blocked_lockers(&database, 1).await;
+    wait_for_blocked_lockers(database.url(), 1).await;
     let mut probe = store.begin().await.expect("begin");
     let held = probe.try_lock_debtors(&[("acme", "d-c"), ("acme", "d-b")]).await.expect("try");
     assert_eq!(held, [false, true], "d-c was locked before the wait for d-a");
@@ -566,7 +555,7 @@ async fn debtors_are_locked_in_the_order_given(backend: Backend) {
     let mut holder = store.begin().await.expect("begin");
     holder.lock_debtors(&[("acme", "d-a")]).await.expect("lock");
     let waiter = lock_in_the_background(&store, &[("acme", "d-a"), ("acme", "d-c")]);
-    wait_for_blocked_lockers(&database, 1).await;
+    wait_for_blocked_lockers(database.url(), 1).await;
     let mut probe = store.begin().await.expect("begin");
     assert_eq!(probe.try_lock_debtors(&[("acme", "d-c")]).await.expect("try"), [true], "d-c waits behind d-a");
     probe.commit().await.expect("commit");

@@ -39,6 +39,17 @@ pub async fn reaches_count(url: &str, count_sql: &'static str, count: i64) -> bo
     false
 }
 
+/// PostgreSQL: waits (bounded) until `count` advisory lock requests in the
+/// database of `url` wait ungranted, i.e. until that many lockers are blocked.
+pub async fn wait_for_blocked_lockers(url: &str, count: i64) {
+    let blocked = "SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted \
+                   AND database = (SELECT oid FROM pg_database WHERE datname = current_database())";
+    assert!(
+        reaches_count(url, blocked, count).await,
+        "{count} locker(s) never waited for the debtor lock: the lock did not make them wait"
+    );
+}
+
 /// A fresh, empty database: a SQLite file in a temporary directory, or a
 /// PostgreSQL database `ventana_test_<uuid>`. Dropping it removes it (the
 /// PostgreSQL one with `DROP DATABASE … WITH (FORCE)`, so sessions a failed
