@@ -350,11 +350,14 @@ pub async fn replay(
                 }
             };
             let own_dispatch = recorded_dispatch(&row.event.detail);
-            let stored_history =
-                store.history(tenant, debtor_id, row.event.at - 400 * 86_400_000).await.map_err(err)?;
-            // A stored input that cannot be read is reported as a decision
-            // that cannot be replayed; the replay goes on with the next one.
-            let inputs = replay_inputs(&intent_row.body, &row.event.detail, stored_history, row.event.at, own_dispatch);
+            // A stored input that cannot be read (a history too long to read
+            // whole included) is reported as a decision that cannot be
+            // replayed; the replay goes on with the next one.
+            let inputs = match store.history(tenant, debtor_id, row.event.at - 400 * 86_400_000).await {
+                Ok(history) => replay_inputs(&intent_row.body, &row.event.detail, history, row.event.at, own_dispatch),
+                Err(unreadable @ StoreError::Unreadable { .. }) => Err(unreadable.to_string()),
+                Err(e) => return Err(err(e)),
+            };
             let (submission, history, preferences) = match inputs {
                 Ok(inputs) => inputs,
                 Err(why) => {

@@ -246,30 +246,39 @@ const ROWS_PER_INSERT: usize = 500;
 
 /// One intent by tenant and id.
 const SELECT_INTENT: &str = concat!("SELECT ", intent_columns!(), " FROM intents WHERE tenant = $1 AND intent_id = $2");
-/// Most events a history read returns: the newest ones, which are the ones
-/// every cap, gap and cooldown decision depends on (a cap's limit is far below
-/// this; see `keep_newest`). The SQL here and in `read_ahead` spells the same number.
+/// Most contact events of a debtor a decision reads. A longer history is
+/// not cut to its newest events: caps count only some events (a channel, an
+/// outcome, who started the contact), so the events cut could be the ones a
+/// cap counts. A decision that would need more is refused as unreadable (the
+/// intent is held). The SQL here and in `read_ahead` reads one more, to tell.
 const HISTORY_LIMIT: usize = 10_000;
-/// A debtor's newest events since an instant (at most `HISTORY_LIMIT`), oldest first.
+/// A debtor's newest events since an instant (at most `HISTORY_LIMIT` + 1), oldest first.
 const SELECT_HISTORY: &str = concat!(
     "SELECT ",
     event_columns!(),
     " FROM (SELECT ",
     event_columns!(),
-    " FROM contact_events WHERE tenant = $1 AND debtor_id = $2 AND at >= $3 ORDER BY at DESC LIMIT 10000) \
+    " FROM contact_events WHERE tenant = $1 AND debtor_id = $2 AND at >= $3 ORDER BY at DESC LIMIT 10001) \
      AS recent ORDER BY at"
 );
 /// A debtor's preferences.
 const SELECT_PREFERENCES: &str =
     "SELECT prefs, source, updated_at FROM preferences WHERE tenant = $1 AND debtor_id = $2";
 
-/// Drops all but the newest `HISTORY_LIMIT` events of a history sorted oldest
-/// first. Decisions stay exact: a gap or cooldown looks at the newest events,
-/// and any window that reaches past the oldest kept event holds all
-/// `HISTORY_LIMIT` of them, more than any cap allows.
-fn keep_newest(history: &mut Vec<EventRow>) {
-    let excess = history.len().saturating_sub(HISTORY_LIMIT);
-    history.drain(..excess);
+/// `history` if it is whole, or `Unreadable` if it holds more than `HISTORY_LIMIT` events.
+fn whole(history: Vec<EventRow>, tenant: &str, debtor_id: &str, since: i64) -> StoreResult<Vec<EventRow>> {
+    if history.len() <= HISTORY_LIMIT {
+        return Ok(history);
+    }
+    let since = chrono::DateTime::from_timestamp_millis(since).map_or_else(|| since.to_string(), |t| t.to_rfc3339());
+    Err(StoreError::Unreadable {
+        table: "contact_events",
+        key: format!("({tenant}, {debtor_id})"),
+        why: format!(
+            "the debtor has more than {HISTORY_LIMIT} contact events since {since}; Ventana decides only on a whole \
+             history, and reads at most that many"
+        ),
+    })
 }
 
 impl Store {
@@ -467,16 +476,18 @@ impl Store {
             .map_err(in_row("intents", || format!("a page of {tenant}'s")))?))
     }
 
-    /// A debtor's newest contact events since `since` (at most 10,000), oldest first.
+    /// A debtor's contact events since `since`, oldest first; `Unreadable`
+    /// beyond `HISTORY_LIMIT` of them.
     pub async fn history(&self, tenant: &str, debtor_id: &str, since: i64) -> StoreResult<Vec<EventRow>> {
         let sql = SELECT_HISTORY;
-        Ok(either!(&self.pool, Pool, |pool| sqlx::query_as(sql)
+        let history = either!(&self.pool, Pool, |pool| sqlx::query_as(sql)
             .bind(tenant)
             .bind(debtor_id)
             .bind(since)
             .fetch_all(pool)
             .await
-            .map_err(in_row("contact_events", || format!("({tenant}, {debtor_id})")))?))
+            .map_err(in_row("contact_events", || format!("({tenant}, {debtor_id})")))?);
+        whole(history, tenant, debtor_id, since)
     }
 
     pub async fn preferences(&self, tenant: &str, debtor_id: &str) -> StoreResult<Option<PreferencesRow>> {
@@ -683,7 +694,8 @@ impl Tx {
     }
 
     /// A debtor's contact history since `since`, oldest first, including
-    /// contacts recorded earlier in this transaction.
+    /// contacts recorded earlier in this transaction; `Unreadable` beyond
+    /// `HISTORY_LIMIT` events.
     pub async fn history(&mut self, tenant: &str, debtor_id: &str, since: i64) -> StoreResult<Vec<EventRow>> {
         let mut history = match self.read_ahead.as_ref().and_then(|r| r.history(tenant, debtor_id, since)) {
             Some(events) => events,
@@ -703,8 +715,7 @@ impl Tx {
             history.extend(recorded_here);
             history.sort_by_key(|e| e.at);
         }
-        keep_newest(&mut history);
-        Ok(history)
+        whole(history, tenant, debtor_id, since)
     }
 
     /// Records a contact (sent with the next flush).

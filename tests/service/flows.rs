@@ -1042,47 +1042,63 @@ async fn a_call_past_its_deadline_is_cut_off_and_its_retry_is_idempotent(backend
 }
 on_both_backends!(a_call_past_its_deadline_is_cut_off_and_its_retry_is_idempotent);
 
-async fn a_history_past_the_read_bound_is_judged_by_its_newest_events(backend: Backend) {
+async fn a_history_past_the_read_bound_is_never_decided_on(backend: Backend) {
     // Any hour, and at least an hour between two contacts (no count limit).
     let hourly = crate::support::rules::fixture("hourly");
     let server = TestServer::start_with(backend, "2026-11-25T10:00:00Z", |c| c.jurisdictions(hourly)).await;
-    // 12,000 contacts a minute apart, the newest one a minute ago: more than
-    // the 10,000 events a history read returns.
+    // Contacts a minute apart, the newest one a minute ago: 10,000 (all a
+    // decision reads) for one debtor, 10,001 for another. Caps count only
+    // some events (a channel, an outcome, who started it), so a history cut
+    // to its newest events could hide the ones a cap counts.
     let now = at("2026-11-25T10:00:00Z").timestamp_millis();
-    let rows: Vec<String> = (1..=12_000)
-        .rev()
-        .map(|minutes_ago| format!("('acme', 'd-busy', 'sms', {}, 'attempted')", now - minutes_ago * 60_000))
-        .collect();
-    for chunk in rows.chunks(1_000) {
-        let sql =
-            format!("INSERT INTO contact_events (tenant, debtor_id, channel, at, outcome) VALUES {}", chunk.join(", "));
-        server.store().execute_unchecked(&sql).await.expect("insert events");
+    for (debtor, events) in [("d-full", 10_000), ("d-busy", 10_001)] {
+        let rows: Vec<String> = (1..=events)
+            .rev()
+            .map(|minutes_ago| format!("('acme', '{debtor}', 'sms', {}, 'attempted')", now - minutes_ago * 60_000))
+            .collect();
+        for chunk in rows.chunks(1_000) {
+            let sql = format!(
+                "INSERT INTO contact_events (tenant, debtor_id, channel, at, outcome) VALUES {}",
+                chunk.join(", ")
+            );
+            server.store().execute_unchecked(&sql).await.expect("insert events");
+        }
     }
     let mut client = server.scheduler("acme").await;
-    let answer = submit(&mut client, intent("after-many", "d-busy", pb::Channel::Sms, "ZZ")).await;
+    let answer = submit(&mut client, intent("full", "d-full", pb::Channel::Sms, "ZZ")).await;
     let decision = decision(&answer);
     assert_eq!(decision.kind, pb::DecisionKind::Defer as i32, "{answer:?}");
     assert_eq!(decision.at, Some(ts("2026-11-25T10:59:00Z")), "an hour after the newest contact: {answer:?}");
-    // The same through a group (the read-ahead path): a batch of two.
+    let refused = client
+        .submit(pb::SubmitRequest { intent: Some(intent("busy", "d-busy", pb::Channel::Sms, "ZZ")) })
+        .await
+        .expect_err("no decision on part of a history");
+    assert_eq!(refused.code(), Code::FailedPrecondition);
+    assert!(refused.message().contains("more than 10000 contact events"), "{}", refused.message());
+    // The same through a group (the read-ahead path): only that debtor's intent is refused.
     let batch = client
         .submit_batch(pb::SubmitBatchRequest {
             intents: vec![
                 intent("batch-1", "d-busy", pb::Channel::Sms, "ZZ"),
                 intent("batch-2", "d-quiet", pb::Channel::Sms, "ZZ"),
+                intent("batch-3", "d-full", pb::Channel::Sms, "ZZ"),
             ],
         })
         .await
         .expect("batch")
-        .into_inner();
-    let first = match batch.results.first().and_then(|r| r.result.as_ref()) {
-        Some(pb::submit_batch_result::Result::Response(response)) => response.decision.as_ref().expect("a decision"),
-        other => panic!("accepted: {other:?}"),
-    };
-    assert_eq!(first.kind, pb::DecisionKind::Defer as i32, "{batch:?}");
-    assert_eq!(first.at, Some(ts("2026-11-25T10:59:00Z")), "{batch:?}");
+        .into_inner()
+        .results;
+    use pb::submit_batch_result::Result::{Error, Response};
+    let Some(Error(refused)) = &batch[0].result else { panic!("refused: {:?}", batch[0]) };
+    assert_eq!(refused.code, Code::FailedPrecondition as i32, "{}", refused.message);
+    assert!(refused.message.contains("more than 10000 contact events"), "{}", refused.message);
+    let Some(Response(quiet)) = &batch[1].result else { panic!("accepted: {:?}", batch[1]) };
+    assert_eq!(quiet.status, pb::IntentStatus::Released as i32);
+    let Some(Response(full)) = &batch[2].result else { panic!("accepted: {:?}", batch[2]) };
+    assert_eq!(full.decision.as_ref().and_then(|d| d.at), Some(ts("2026-11-25T10:59:00Z")), "{full:?}");
     server.stop().await;
 }
-on_both_backends!(a_history_past_the_read_bound_is_judged_by_its_newest_events);
+on_both_backends!(a_history_past_the_read_bound_is_never_decided_on);
 
 /// Sends and receives message bodies as raw bytes, to put malformed protobuf on the wire.
 #[derive(Clone, Copy, Default)]
