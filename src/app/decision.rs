@@ -64,7 +64,7 @@ impl App {
         now: DateTime<Utc>,
     ) -> AppResult<(Decision, Option<PreferencesRow>)> {
         let since = millis(now - Duration::days(HISTORY_LOOKBACK_DAYS));
-        let history = tx.history(&intent.tenant, &intent.debtor_id, since).await?;
+        let history = tx.history(&intent.tenant, &intent.debtor_id, since, skip_dispatch).await?;
         let preferences = tx.preferences(&intent.tenant, &intent.debtor_id).await?;
         let decision = self.decide(intent, &history, preferences.as_ref(), skip_dispatch, now)?;
         Ok((decision, preferences))

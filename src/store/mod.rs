@@ -81,6 +81,15 @@ macro_rules! open_dispatches_sql {
     };
 }
 
+/// How many of a debtor's newest contact events a history read returns, as
+/// SQL text: `HISTORY_LIMIT` + 2 (one for the dispatch a re-check leaves
+/// out, one to tell a history longer than the limit).
+macro_rules! history_read_limit {
+    () => {
+        "10002"
+    };
+}
+
 mod audit;
 mod error;
 mod keys;
@@ -250,24 +259,37 @@ const SELECT_INTENT: &str = concat!("SELECT ", intent_columns!(), " FROM intents
 /// not cut to its newest events: caps count only some events (a channel, an
 /// outcome, who started the contact), so the events cut could be the ones a
 /// cap counts. A decision that would need more is refused as unreadable (the
-/// intent is held). The SQL here and in `read_ahead` reads one more, to tell.
+/// intent is held). Reads return `history_read_limit!()` events at most.
 const HISTORY_LIMIT: usize = 10_000;
-/// A debtor's newest events since an instant (at most `HISTORY_LIMIT` + 1), oldest first.
+/// A debtor's newest events from `$3` to `$4` (at most `history_read_limit!()`), oldest first.
 const SELECT_HISTORY: &str = concat!(
     "SELECT ",
     event_columns!(),
     " FROM (SELECT ",
     event_columns!(),
-    " FROM contact_events WHERE tenant = $1 AND debtor_id = $2 AND at >= $3 ORDER BY at DESC LIMIT 10001) \
-     AS recent ORDER BY at"
+    " FROM contact_events WHERE tenant = $1 AND debtor_id = $2 AND at >= $3 AND at <= $4 ORDER BY at DESC LIMIT ",
+    history_read_limit!(),
+    ") AS recent ORDER BY at"
 );
 /// A debtor's preferences.
 const SELECT_PREFERENCES: &str =
     "SELECT prefs, source, updated_at FROM preferences WHERE tenant = $1 AND debtor_id = $2";
 
-/// `history` if it is whole, or `Unreadable` if it holds more than `HISTORY_LIMIT` events.
-fn whole(history: Vec<EventRow>, tenant: &str, debtor_id: &str, since: i64) -> StoreResult<Vec<EventRow>> {
-    if history.len() <= HISTORY_LIMIT {
+/// `history` if it is whole, or `Unreadable` if it holds more than
+/// `HISTORY_LIMIT` events besides the contact of `leaving_out` (the dispatch
+/// a lease checks again, whose own contact the decision does not count).
+fn whole(
+    history: Vec<EventRow>,
+    leaving_out: Option<&str>,
+    tenant: &str,
+    debtor_id: &str,
+    since: i64,
+) -> StoreResult<Vec<EventRow>> {
+    let counted = match leaving_out {
+        Some(dispatch) => history.iter().filter(|e| e.dispatch_id.as_deref() != Some(dispatch)).count(),
+        None => history.len(),
+    };
+    if counted <= HISTORY_LIMIT {
         return Ok(history);
     }
     let since = chrono::DateTime::from_timestamp_millis(since).map_or_else(|| since.to_string(), |t| t.to_rfc3339());
@@ -476,18 +498,19 @@ impl Store {
             .map_err(in_row("intents", || format!("a page of {tenant}'s")))?))
     }
 
-    /// A debtor's contact events since `since`, oldest first; `Unreadable`
-    /// beyond `HISTORY_LIMIT` of them.
-    pub async fn history(&self, tenant: &str, debtor_id: &str, since: i64) -> StoreResult<Vec<EventRow>> {
+    /// A debtor's contact events from `since` to `until`, oldest first;
+    /// `Unreadable` beyond `HISTORY_LIMIT` of them.
+    pub async fn history(&self, tenant: &str, debtor_id: &str, since: i64, until: i64) -> StoreResult<Vec<EventRow>> {
         let sql = SELECT_HISTORY;
         let history = either!(&self.pool, Pool, |pool| sqlx::query_as(sql)
             .bind(tenant)
             .bind(debtor_id)
             .bind(since)
+            .bind(until)
             .fetch_all(pool)
             .await
             .map_err(in_row("contact_events", || format!("({tenant}, {debtor_id})")))?);
-        whole(history, tenant, debtor_id, since)
+        whole(history, None, tenant, debtor_id, since)
     }
 
     pub async fn preferences(&self, tenant: &str, debtor_id: &str) -> StoreResult<Option<PreferencesRow>> {
@@ -695,8 +718,14 @@ impl Tx {
 
     /// A debtor's contact history since `since`, oldest first, including
     /// contacts recorded earlier in this transaction; `Unreadable` beyond
-    /// `HISTORY_LIMIT` events.
-    pub async fn history(&mut self, tenant: &str, debtor_id: &str, since: i64) -> StoreResult<Vec<EventRow>> {
+    /// `HISTORY_LIMIT` events besides the contact of `leaving_out`.
+    pub async fn history(
+        &mut self,
+        tenant: &str,
+        debtor_id: &str,
+        since: i64,
+        leaving_out: Option<&str>,
+    ) -> StoreResult<Vec<EventRow>> {
         let mut history = match self.read_ahead.as_ref().and_then(|r| r.history(tenant, debtor_id, since)) {
             Some(events) => events,
             None => {
@@ -705,6 +734,7 @@ impl Tx {
                     .bind(tenant)
                     .bind(debtor_id)
                     .bind(since)
+                    .bind(i64::MAX)
                     .fetch_all(&mut **tx)
                     .await
                     .map_err(in_row("contact_events", || format!("({tenant}, {debtor_id})")))?)
@@ -715,7 +745,7 @@ impl Tx {
             history.extend(recorded_here);
             history.sort_by_key(|e| e.at);
         }
-        whole(history, tenant, debtor_id, since)
+        whole(history, leaving_out, tenant, debtor_id, since)
     }
 
     /// Records a contact (sent with the next flush).

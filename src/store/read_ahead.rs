@@ -28,13 +28,14 @@ const PG_INTENTS_BY_ID: &str = concat!(
     " FROM intents WHERE tenant = $1 AND intent_id = k.intent_id LIMIT 1) AS i"
 );
 
-/// `$1` tenant, `$2` debtor ids, `$3` since: each debtor's newest 10,001
-/// contact events since then (one more than a decision reads: `HISTORY_LIMIT`), oldest first.
+/// `$1` tenant, `$2` debtor ids, `$3` since: each debtor's newest contact
+/// events since then (`history_read_limit!()` at most), oldest first.
 const PG_HISTORIES: &str = concat!(
     "SELECT k.debtor_id, e.* FROM unnest($2::text[]) AS k(debtor_id) CROSS JOIN LATERAL (SELECT ",
     event_columns!(),
-    " FROM contact_events WHERE tenant = $1 AND debtor_id = k.debtor_id AND at >= $3 ORDER BY at DESC LIMIT 10001) AS e \
-     ORDER BY e.at"
+    " FROM contact_events WHERE tenant = $1 AND debtor_id = k.debtor_id AND at >= $3 ORDER BY at DESC LIMIT ",
+    history_read_limit!(),
+    ") AS e ORDER BY e.at"
 );
 
 /// `$1` tenant, `$2` debtor ids.
@@ -190,7 +191,7 @@ impl ReadAhead {
                     ));
                     query.push_bind(tenant).push(" AND at >= ").push_bind(since).push(" AND debtor_id IN (");
                     push_keys(&mut query, chunk);
-                    query.push(") AS recent WHERE newness <= 10001 ORDER BY at");
+                    query.push(concat!(") AS recent WHERE newness <= ", history_read_limit!(), " ORDER BY at"));
                     unless_undecodable(query.build_query_as().fetch_all(&mut **tx).await)?
                 }
                 TxDb::Postgres(tx, _) => unless_undecodable(

@@ -85,11 +85,11 @@ async fn histories_and_preferences_read_ahead_are_dropped_when_changed() {
     let store = store_with_two_leased_intents(&dir).await;
     let mut tx = store.begin().await.expect("begin");
     tx.prefetch(&[("acme", "i-1", "d-1")], 0).await.expect("prefetch");
-    assert!(tx.history("acme", "d-1", 0).await.expect("history").iter().all(|e| e.outcome == Outcome::Attempted));
+    assert!(tx.history("acme", "d-1", 0, None).await.expect("history").iter().all(|e| e.outcome == Outcome::Attempted));
     assert!(tx.preferences("acme", "d-1").await.expect("preferences").is_none());
     tx.set_event_outcome("dispatch-i-1", Outcome::Delivered).await.expect("outcome");
     tx.delete_event("dispatch-i-2").await.expect("delete");
-    let history = tx.history("acme", "d-1", 0).await.expect("history");
+    let history = tx.history("acme", "d-1", 0, None).await.expect("history");
     assert_eq!(history.iter().map(|e| e.outcome).collect::<Vec<_>>(), [Outcome::Delivered]);
     tx.upsert_preferences("acme", "d-1", "{}", "test", 20).await.expect("preferences");
     let stored = tx.preferences("acme", "d-1").await.expect("preferences").expect("stored");

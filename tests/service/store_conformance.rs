@@ -85,7 +85,7 @@ fn audit_event(kind: &str, intent_id: &str) -> AuditEvent {
 
 /// The instants of a debtor's history as `tx` sees it.
 async fn history_at(tx: &mut Tx, debtor: &str, since: i64) -> Vec<i64> {
-    tx.history("acme", debtor, since).await.expect("history").iter().map(|e| e.at).collect()
+    tx.history("acme", debtor, since, None).await.expect("history").iter().map(|e| e.at).collect()
 }
 
 async fn pending_ids(tx: &mut Tx, debtor: &str) -> Vec<String> {
@@ -132,7 +132,10 @@ async fn a_transaction_reads_its_own_queued_writes(backend: Backend) {
     assert_eq!(history_at(&mut tx, "d-2", 0).await, [7], "each debtor its own");
     // …nobody else does.
     assert!(store.get_intent("acme", "i-1").await.expect("read").is_none(), "uncommitted intent seen outside");
-    assert!(store.history("acme", "d-1", 0).await.expect("read").is_empty(), "uncommitted events seen outside");
+    assert!(
+        store.history("acme", "d-1", 0, i64::MAX).await.expect("read").is_empty(),
+        "uncommitted events seen outside"
+    );
 
     // Statements that could see them send them first.
     assert_eq!(pending_ids(&mut tx, "d-1").await, ["i-1"]);
@@ -154,7 +157,8 @@ async fn a_transaction_reads_its_own_queued_writes(backend: Backend) {
     tx.commit().await.expect("commit");
 
     assert_eq!(store.get_intent("acme", "i-1").await.expect("read").expect("committed").status.as_str(), "leased");
-    let history: Vec<i64> = store.history("acme", "d-1", 0).await.expect("read").iter().map(|e| e.at).collect();
+    let history: Vec<i64> =
+        store.history("acme", "d-1", 0, i64::MAX).await.expect("read").iter().map(|e| e.at).collect();
     assert_eq!(history, [5, 10]);
     let mut later = store.begin().await.expect("begin");
     assert_eq!(later.get_dispatch("x-1").await.expect("read").expect("committed").lease_expires_at, Some(100));
@@ -219,7 +223,7 @@ async fn read_ahead_never_hides_the_transactions_own_writes(backend: Backend) {
     assert_eq!(tx.get_dispatch("x-1").await.expect("read").expect("row").state.as_str(), "acked");
     tx.set_event_outcome("x-1", Outcome::Delivered).await.expect("outcome");
     tx.delete_event("x-2").await.expect("delete");
-    let history = tx.history("acme", "d-1", 0).await.expect("history");
+    let history = tx.history("acme", "d-1", 0, None).await.expect("history");
     let seen: Vec<(i64, &str)> = history.iter().map(|e| (e.at, e.outcome.as_str())).collect();
     assert_eq!(seen, [(10, "delivered"), (25, "attempted")]);
     // Sent by the next statement that could see them.
@@ -232,7 +236,8 @@ async fn read_ahead_never_hides_the_transactions_own_writes(backend: Backend) {
     for id in ["i-2", "i-3"] {
         assert!(store.get_intent("acme", id).await.expect("read").is_some(), "{id} committed");
     }
-    let history: Vec<i64> = store.history("acme", "d-1", 0).await.expect("read").iter().map(|e| e.at).collect();
+    let history: Vec<i64> =
+        store.history("acme", "d-1", 0, i64::MAX).await.expect("read").iter().map(|e| e.at).collect();
     assert_eq!(history, [10, 25]);
     assert_eq!(store.preferences("acme", "d-1").await.expect("read").expect("committed").source, "ivr");
 }
@@ -260,7 +265,7 @@ async fn a_transaction_that_ends_without_commit_leaves_nothing(backend: Backend)
         write_everything(&mut tx, send).await;
         drop(tx);
         assert!(store.get_intent("acme", "i-1").await.expect("read").is_none(), "sent rows: {send}");
-        assert!(store.history("acme", "d-1", 0).await.expect("read").is_empty(), "sent rows: {send}");
+        assert!(store.history("acme", "d-1", 0, i64::MAX).await.expect("read").is_empty(), "sent rows: {send}");
         assert!(store.preferences("acme", "d-1").await.expect("read").is_none(), "sent rows: {send}");
         assert_eq!(store.audit_head("acme").await.expect("read"), None, "no audit event: sent rows: {send}");
         assert!(store.audit_page("acme", 0, i64::MAX, 10).await.expect("read").is_empty());
@@ -272,7 +277,7 @@ async fn a_transaction_that_ends_without_commit_leaves_nothing(backend: Backend)
     write_everything(&mut tx, false).await;
     tx.commit().await.expect("commit");
     assert!(store.get_intent("acme", "i-1").await.expect("read").is_some());
-    assert_eq!(store.history("acme", "d-1", 0).await.expect("read").len(), 1);
+    assert_eq!(store.history("acme", "d-1", 0, i64::MAX).await.expect("read").len(), 1);
     assert!(store.preferences("acme", "d-1").await.expect("read").is_some());
     let page = store.audit_page("acme", 0, i64::MAX, 10).await.expect("read");
     assert_eq!(page.len(), 1, "the commit appended its event: {page:?}");
@@ -361,7 +366,7 @@ async fn every_column_is_stored_as_written_nulls_included(backend: Backend) {
     for (row, full) in inserted.iter().zip([true, false]) {
         same(&Some(row), &tx.get_intent("acme", &row.intent_id).await.expect("read"));
         same(&Some(dispatch_with(&row.intent_id, full)), &tx.get_dispatch(&row.intent_id).await.expect("read"));
-        same(&[event(&row.intent_id, full)], &tx.history("acme", &row.debtor_id, 0).await.expect("read"));
+        same(&[event(&row.intent_id, full)], &tx.history("acme", &row.debtor_id, 0, None).await.expect("read"));
     }
     // The updates empty what was set, set what was empty and change every
     // other column they write.
