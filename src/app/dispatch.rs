@@ -36,9 +36,7 @@ impl App {
         why: &AppError,
         now: DateTime<Utc>,
     ) -> AppResult<()> {
-        dispatch.state = DispatchState::Withdrawn;
-        tx.update_dispatch(dispatch).await?;
-        tx.delete_event(&dispatch.dispatch_id).await?;
+        take_back(tx, dispatch).await?;
         let detail = json!({"dispatch_id": dispatch.dispatch_id, "why": why.to_string()}).to_string();
         tx.audit(self.event(AuditEventKind::Withdrawn, row, intent, now, detail));
         self.hold(tx, row, intent, why, now);
@@ -145,9 +143,7 @@ impl App {
                 self.lease_in(&mut tx, &mut dispatch, &mut row, &submission.intent, &decision, lease, now).await?;
                 leased.push((dispatch, submission));
             } else {
-                dispatch.state = DispatchState::Withdrawn;
-                tx.update_dispatch(&dispatch).await?;
-                tx.delete_event(&dispatch.dispatch_id).await?;
+                take_back(&mut tx, &mut dispatch).await?;
                 let detail = json!({"dispatch_id": dispatch.dispatch_id, "why": "no longer allowed when an adapter asked for it"}).to_string();
                 tx.audit(self.event(AuditEventKind::Withdrawn, &row, Some(&submission.intent), now, detail));
                 self.apply(&mut tx, &mut row, &submission.intent, &decision, preferences.as_ref(), now).await?;
@@ -235,8 +231,11 @@ impl App {
                     "dispatch {dispatch_id} was already acknowledged as {earlier}"
                 )));
             }
-            // Cancelled while the adapter held it: its report still counts.
+            // Cancelled while the adapter held it, or taken back after its
+            // lease expired: the adapter may have made the contact, so its
+            // report still counts.
             DispatchState::Leased | DispatchState::Cancelled => {}
+            DispatchState::Withdrawn if dispatch.attempt > 0 => {}
             other @ (DispatchState::Ready | DispatchState::Withdrawn) => {
                 return Err(AppError::FailedPrecondition(format!("dispatch {dispatch_id} is {other}, not leased")));
             }
@@ -252,11 +251,13 @@ impl App {
         // The body only names the zones in the audit event: an unreadable one
         // must not lose the adapter's report.
         let submission = Submission::from_json(&row.body).ok();
-        let cancelled = dispatch.state == DispatchState::Cancelled;
+        // Only the intent's own contact in flight ends it; otherwise the
+        // intent has moved on (cancelled, or decided again).
+        let in_flight = dispatch.state == DispatchState::Leased;
         dispatch.state = DispatchState::Acked;
         tx.update_dispatch(&dispatch).await?;
         tx.set_event_outcome(dispatch_id, outcome.history_outcome()).await?;
-        if !cancelled {
+        if in_flight {
             row.status = IntentStatus::Done;
         }
         row.outcome = Some(outcome);
@@ -299,4 +300,17 @@ async fn reported_on(tx: &mut Tx, row: &IntentRow) -> AppResult<PreferenceRecord
         }),
         None => Ok(PreferenceRecord::default()),
     }
+}
+
+/// Takes back a released contact that will not leave (again). One that an
+/// adapter held before (its lease expired) keeps its contact event: the
+/// adapter may have made the contact, so caps count it and its late report
+/// is still taken; one that never left has its event removed.
+async fn take_back(tx: &mut Tx, dispatch: &mut DispatchRow) -> AppResult<()> {
+    dispatch.state = DispatchState::Withdrawn;
+    tx.update_dispatch(dispatch).await?;
+    if dispatch.attempt == 0 {
+        tx.delete_event(&dispatch.dispatch_id).await?;
+    }
+    Ok(())
 }

@@ -258,6 +258,38 @@ async fn expired_lease_is_reoffered_with_the_same_dispatch_id(backend: Backend) 
 }
 on_both_backends!(expired_lease_is_reoffered_with_the_same_dispatch_id);
 
+async fn a_contact_taken_back_after_its_lease_still_counts_and_its_late_report_is_taken(backend: Backend) {
+    // 19:59 in Lima: released and leased for 30 s; the adapter makes the
+    // call but reports it only after 20:00, when the lease has expired and
+    // the window has closed.
+    let server = TestServer::start(backend, "2026-11-25T19:59:00-05:00").await;
+    let mut client = server.scheduler("acme").await;
+    let mut adapter = server.dispatcher("acme").await;
+    let released = submit(&mut client, intent("t-1", "d-1", pb::Channel::Call, "PE")).await;
+    assert_eq!(released.status, pb::IntentStatus::Released as i32);
+    let thirty_seconds = Some(prost_types::Duration { seconds: 30, nanos: 0 });
+    let request =
+        pb::LeaseRequest { channels: vec![pb::Channel::Call as i32], max_items: 5, lease_duration: thirty_seconds };
+    let held = adapter.lease(request.clone()).await.expect("lease").into_inner().items;
+    assert_eq!(held.len(), 1);
+    let dispatch_id = held[0].dispatch_id.clone();
+    // Another lease looks at the expired one again: no longer allowed, taken back, deferred.
+    server.set_clock("2026-11-25T20:00:30-05:00");
+    assert!(adapter.lease(request).await.expect("lease").into_inner().items.is_empty());
+    assert_eq!(get(&mut client, "t-1").await.status, pb::IntentStatus::Deferred as i32);
+    // The call may have been made: it still counts toward the caps…
+    let history = server.store().history("acme", "d-1", 0, i64::MAX).await.expect("history");
+    assert_eq!(history.iter().filter(|e| e.dispatch_id.as_deref() == Some(dispatch_id.as_str())).count(), 1);
+    // …and the adapter's report of it is taken, an opt-out included.
+    let report = ack(&mut adapter, &dispatch_id, pb::Outcome::OptedOut).await;
+    assert_eq!(report.status, pb::IntentStatus::Deferred as i32, "the intent has moved on: {report:?}");
+    server.set_clock("2026-11-26T10:00:00-05:00");
+    let next = submit(&mut client, intent("t-2", "d-1", pb::Channel::Call, "PE")).await;
+    assert_eq!(next.status, pb::IntentStatus::Rejected as i32, "the debtor opted out of calls");
+    server.stop().await;
+}
+on_both_backends!(a_contact_taken_back_after_its_lease_still_counts_and_its_late_report_is_taken);
+
 // ------------------------------------------------------------------ caps under concurrency
 
 async fn fifty_concurrent_submissions_respect_the_daily_cap(backend: Backend) {
