@@ -61,6 +61,13 @@ pub async fn run(app: Arc<App>, config: AdapterConfig, mut shutdown: watch::Rece
         };
         let idle = leased.is_empty();
         for (dispatch, submission) in leased {
+            // Checked before each hand-off: a slow channel (a webhook's retries)
+            // can outlast the contact's window or lease; what is not handed on
+            // comes back when its lease expires and is checked again.
+            let may_leave = || dispatch.may_leave_at(app.clock.now().timestamp_millis());
+            if !may_leave() {
+                continue;
+            }
             let line = match contact_json(&dispatch, &submission) {
                 Ok(line) => line,
                 Err(why) => {
@@ -72,7 +79,7 @@ pub async fn run(app: Arc<App>, config: AdapterConfig, mut shutdown: watch::Rece
             let outcome = match &config.kind {
                 AdapterKind::Log { path } => write_line(path, &mut log_file, &line).await,
                 AdapterKind::Webhook { url, secret, timeout_ms, max_attempts } => {
-                    post(&client, url, secret, *timeout_ms, *max_attempts, &line).await
+                    post(&client, url, secret, *timeout_ms, *max_attempts, &line, may_leave).await
                 }
             };
             // None: not delivered; the lease expires and the contact is re-offered after a fresh check.
@@ -126,8 +133,9 @@ async fn write_line(path: &str, file: &mut Option<tokio::fs::File>, line: &Value
 
 type HttpClient = hyper_util::client::legacy::Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
 
-/// POSTs with retries and backoff. 2xx → sent; other 4xx (except 408, 429)
-/// → failed; anything else after the last attempt → not acknowledged.
+/// POSTs with retries and backoff, each attempt only while `may_leave`.
+/// 2xx → sent; other 4xx (except 408, 429) → failed; anything else after
+/// the last attempt, or once the contact may no longer leave → not acknowledged.
 async fn post(
     client: &HttpClient,
     url: &str,
@@ -135,12 +143,17 @@ async fn post(
     timeout_ms: u64,
     max_attempts: u32,
     line: &Value,
+    may_leave: impl Fn() -> bool,
 ) -> Option<AckOutcome> {
     let body = Bytes::from(line.to_string());
     let signature = sign(secret, &body);
     let dispatch_id = line["dispatch_id"].as_str().unwrap_or_default().to_string();
     let mut backoff = Duration::from_millis(200);
     for attempt in 1..=max_attempts {
+        if !may_leave() {
+            tracing::warn!(url, attempt, dispatch_id, "contact's window or lease ended; not sent");
+            return None;
+        }
         let request = hyper::Request::post(url)
             .header("content-type", "application/json")
             .header("x-ventana-signature", &signature)

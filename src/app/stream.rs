@@ -203,9 +203,7 @@ impl AdapterStream {
                 _ = end => return None,
             };
             let now = millis(self.clock.now());
-            let (fresh, late): (Vec<_>, Vec<_>) = batch
-                .into_iter()
-                .partition(|(d, _)| d.not_after > now && d.lease_expires_at.is_some_and(|ends| ends > now));
+            let (fresh, late): (Vec<_>, Vec<_>) = batch.into_iter().partition(|(d, _)| d.may_leave_at(now));
             self.waiter.refund(u32::try_from(late.len()).unwrap_or(u32::MAX));
             if !fresh.is_empty() {
                 return Some(fresh);

@@ -120,6 +120,12 @@ impl DispatchRow {
     pub fn new_id() -> String {
         uuid::Uuid::now_v7().to_string()
     }
+
+    /// Whether the contact may still be handed to the channel at `now` (Unix
+    /// ms): its window (`not_after`) and its lease have not ended.
+    pub fn may_leave_at(&self, now: i64) -> bool {
+        self.not_after > now && self.lease_expires_at.is_some_and(|ends| ends > now)
+    }
 }
 
 /// One past contact of a debtor.

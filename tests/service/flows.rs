@@ -590,21 +590,25 @@ async fn log_adapter_writes_and_acks(backend: Backend) {
 }
 on_both_backends!(log_adapter_writes_and_acks);
 
-async fn webhook_adapter_signs_retries_and_acks_by_status(backend: Backend) {
+/// A webhook on a loopback port that answers its first call 503 (after
+/// running `on_first`) and every later one 200; it sends each call's
+/// signature and body on the channel it returns with its URL.
+async fn flaky_webhook(
+    on_first: impl Fn() + Send + Sync + 'static,
+) -> (String, tokio::sync::mpsc::UnboundedReceiver<(String, Vec<u8>)>) {
     use http_body_util::BodyExt;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let url = format!("http://{}/contacts", listener.local_addr().expect("addr"));
-    let (seen_tx, mut seen_rx) = tokio::sync::mpsc::unbounded_channel::<(String, Vec<u8>)>();
-    // The first call fails with 503: the adapter must retry (with backoff) and then succeed.
+    let (seen_tx, seen_rx) = tokio::sync::mpsc::unbounded_channel::<(String, Vec<u8>)>();
     let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let on_first = std::sync::Arc::new(on_first);
     tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else { return };
-            let seen = seen_tx.clone();
-            let calls = calls.clone();
+            let (seen, calls, on_first) = (seen_tx.clone(), calls.clone(), on_first.clone());
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
-                    let (seen, calls) = (seen.clone(), calls.clone());
+                    let (seen, calls, on_first) = (seen.clone(), calls.clone(), on_first.clone());
                     async move {
                         let signature = request
                             .headers()
@@ -619,6 +623,7 @@ async fn webhook_adapter_signs_retries_and_acks_by_status(backend: Backend) {
                         let mut response =
                             hyper::Response::new(http_body_util::Full::new(hyper::body::Bytes::from("ok")));
                         if first {
+                            on_first();
                             *response.status_mut() = hyper::StatusCode::SERVICE_UNAVAILABLE;
                         }
                         Ok::<_, std::convert::Infallible>(response)
@@ -630,11 +635,21 @@ async fn webhook_adapter_signs_retries_and_acks_by_status(backend: Backend) {
             });
         }
     });
-    let adapters = vec![ventana::config::AdapterConfig {
+    (url, seen_rx)
+}
+
+/// The built-in webhook adapter for email, three attempts.
+fn email_webhook(url: String) -> Vec<ventana::config::AdapterConfig> {
+    vec![ventana::config::AdapterConfig {
         channel: ventana::domain::Channel::Email,
         kind: ventana::config::AdapterKind::Webhook { url, secret: "s3cret".into(), timeout_ms: 2000, max_attempts: 3 },
-    }];
-    let server = TestServer::start_with(backend, "2026-11-25T10:00:00-05:00", |c| c.adapters(adapters)).await;
+    }]
+}
+
+async fn webhook_adapter_signs_retries_and_acks_by_status(backend: Backend) {
+    // The first call fails with 503: the adapter must retry (with backoff) and then succeed.
+    let (url, mut seen_rx) = flaky_webhook(|| {}).await;
+    let server = TestServer::start_with(backend, "2026-11-25T10:00:00-05:00", |c| c.adapters(email_webhook(url))).await;
     let mut client = server.scheduler("acme").await;
     submit(&mut client, intent("hook-1", "d-1", pb::Channel::Email, "PE")).await;
     let done = server.wait_for_status(&mut client, "hook-1", pb::IntentStatus::Done).await;
@@ -652,6 +667,32 @@ async fn webhook_adapter_signs_retries_and_acks_by_status(backend: Backend) {
     server.stop().await;
 }
 on_both_backends!(webhook_adapter_signs_retries_and_acks_by_status);
+
+async fn the_webhook_adapter_never_retries_past_a_contacts_window(backend: Backend) {
+    // Released at 19:59:50 in Lima; the webhook's first answer, a 503, comes
+    // at 20:01, after the window (20:00) and the adapter's lease (20:00:50).
+    let clock: std::sync::Arc<std::sync::Mutex<Option<std::sync::Arc<ventana::clock::ManualClock>>>> =
+        Default::default();
+    let late = clock.clone();
+    let (url, mut seen_rx) = flaky_webhook(move || {
+        if let Some(clock) = late.lock().expect("clock").as_ref() {
+            clock.set(at("2026-11-25T20:01:00-05:00"));
+        }
+    })
+    .await;
+    let server = TestServer::start_with(backend, "2026-11-25T19:59:50-05:00", |c| c.adapters(email_webhook(url))).await;
+    *clock.lock().expect("clock") = Some(server.clock.clone());
+    let mut client = server.scheduler("acme").await;
+    let released = submit(&mut client, intent("hook-late", "d-1", pb::Channel::Email, "PE")).await;
+    assert_eq!(released.status, pb::IntentStatus::Released as i32);
+    // No retry after 20:00: the next lease looks again and defers it to the morning.
+    let view = server.wait_for_status(&mut client, "hook-late", pb::IntentStatus::Deferred).await;
+    assert_eq!(view.next_eval_at, Some(ts("2026-11-26T07:00:00-05:00")));
+    assert!(seen_rx.try_recv().is_ok(), "the first call, in time");
+    assert!(seen_rx.try_recv().is_err(), "no call after the window closed");
+    server.stop().await;
+}
+on_both_backends!(the_webhook_adapter_never_retries_past_a_contacts_window);
 
 // ------------------------------------------------------------------ metrics
 
