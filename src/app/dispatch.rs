@@ -6,6 +6,7 @@ use serde_json::json;
 
 use super::preferences::preference_event;
 use super::{App, AppError, AppResult, HISTORY_LOOKBACK_DAYS, Submission, millis, not_after};
+use crate::audit::AuditEvent;
 use crate::domain::{AckOutcome, AuditEventKind, Channel, DispatchState, Intent, IntentStatus};
 use crate::engine::{Decision, Verdict};
 use crate::preferences::{PreferenceRecord, Statements};
@@ -105,8 +106,20 @@ impl App {
         for mut dispatch in ours {
             let mut row = match tx.get_intent(&dispatch.tenant, &dispatch.intent_id).await.map_err(AppError::from) {
                 Ok(Some(row)) => row,
-                // Not offered: counted and logged; the other contacts are still leased.
-                Ok(None) | Err(AppError::Unreadable { .. }) => continue,
+                // Its contact cannot be checked again, so it never leaves: taken
+                // out of the queue, whose head it would otherwise hold for good
+                // (counted and logged); the other contacts are still leased.
+                Ok(None) | Err(AppError::Unreadable { .. }) => {
+                    take_back(&mut tx, &mut dispatch).await?;
+                    let detail = json!({"dispatch_id": dispatch.dispatch_id, "why": "its intent cannot be read"});
+                    tx.audit(AuditEvent {
+                        intent_id: Some(dispatch.intent_id.clone()),
+                        debtor_id: Some(dispatch.debtor_id.clone()),
+                        channel: Some(dispatch.channel),
+                        ..AuditEvent::new(&dispatch.tenant, millis(now), AuditEventKind::Withdrawn, detail.to_string())
+                    });
+                    continue;
+                }
                 Err(e) => return Err(e),
             };
             let submission = match Submission::of_row(&row) {

@@ -618,6 +618,29 @@ async fn past_the_constraints(server: &TestServer, table: &str, constraint: &str
     behind_its_back(server, &bypass).await;
 }
 
+async fn an_unreadable_intent_never_holds_the_head_of_the_lease_queue(backend: Backend) {
+    // Monday 10:00 in Lima: two calls released a second apart; the first one's
+    // intent row is then damaged (a channel word outside its set).
+    let server = TestServer::start(backend, "2026-11-30T10:00:00-05:00").await;
+    let mut client = server.scheduler("acme").await;
+    submit(&mut client, intent("damaged", "d-1", pb::Channel::Call, "PE")).await;
+    server.set_clock("2026-11-30T10:00:01-05:00");
+    submit(&mut client, intent("healthy", "d-2", pb::Channel::Call, "PE")).await;
+    let fax = "UPDATE intents SET channel = 'fax' WHERE intent_id = 'damaged'";
+    past_the_constraints(&server, "intents", "intents_channel_known", fax).await;
+    // An adapter taking one contact at a time: the damaged one, first in line,
+    // is taken out of the queue, never sent; the healthy one then leaves.
+    let mut adapter = server.dispatcher("acme").await;
+    let mut leased = Vec::new();
+    for _ in 0..2 {
+        leased.extend(lease(&mut adapter, vec![pb::Channel::Call as i32], 1).await.items);
+    }
+    let ids: Vec<&str> = leased.iter().filter_map(|i| i.intent.as_ref()).map(|i| i.intent_id.as_str()).collect();
+    assert_eq!(ids, ["healthy"]);
+    server.stop().await;
+}
+on_both_backends!(an_unreadable_intent_never_holds_the_head_of_the_lease_queue);
+
 async fn the_schema_refuses_words_outside_each_closed_set(backend: Backend) {
     use ventana::domain::{
         AckOutcome, AuditEventKind, Channel, ContactPointKind, DispatchState, Initiator, IntentStatus, Outcome,
