@@ -11,7 +11,7 @@ use crate::domain::{AckOutcome, AuditEventKind, Channel, DispatchState, Intent, 
 use crate::engine::{Decision, Verdict};
 use crate::preferences::{PreferenceRecord, Statements};
 use crate::rate_limit::Held;
-use crate::store::{DispatchRow, IntentRow, Tx};
+use crate::store::{DispatchRow, IntentRow, Tx, UndecodableDispatch};
 
 /// An adapter's report on a leased contact.
 #[derive(Clone, Debug)]
@@ -42,6 +42,18 @@ impl App {
         tx.audit(self.event(AuditEventKind::Withdrawn, row, intent, now, detail));
         self.hold(tx, row, intent, why, now);
         tx.update_intent(row).await?;
+        Ok(())
+    }
+
+    /// Takes a dispatch whose row cannot be decoded out of the queue, whose
+    /// head it would otherwise hold (counted and logged; never sent).
+    async fn take_out_undecodable(&self, tx: &mut Tx, row: UndecodableDispatch, now: DateTime<Utc>) -> AppResult<()> {
+        let unreadable = AppError::unreadable("dispatches", row.dispatch_id.clone(), row.why);
+        tx.withdraw_undecodable_dispatch(&row.dispatch_id).await?;
+        if let Some(tenant) = &row.tenant {
+            let detail = json!({"dispatch_id": row.dispatch_id, "why": unreadable.to_string()}).to_string();
+            tx.audit(AuditEvent::new(tenant, millis(now), AuditEventKind::Withdrawn, detail));
+        }
         Ok(())
     }
 
@@ -91,7 +103,10 @@ impl App {
     ) -> AppResult<Vec<(DispatchRow, Submission)>> {
         let now = self.clock.now();
         let mut tx = self.store.begin().await?;
-        let open = tx.open_dispatches(tenant, channels, millis(now), max).await?;
+        let (open, undecodable) = tx.open_dispatches(tenant, channels, millis(now), max).await?;
+        for row in undecodable {
+            self.take_out_undecodable(&mut tx, row, now).await?;
+        }
         // The rows are already locked: never wait for a debtor here (a cancel
         // or ack holding the debtor may be waiting for one of these rows). A
         // busy debtor's contact is simply offered at the next lease.

@@ -112,7 +112,7 @@ use crate::domain::{Channel, IntentStatus, Outcome};
 use error::in_row;
 pub use error::{StoreError, StoreResult};
 pub use keys::{KeyInfo, KeyRow, NewKeyRow};
-pub use rows::{DispatchRow, EventRow, IntentRow, PreferencesRow, QueueCounts, Wakeup};
+pub use rows::{DispatchRow, EventRow, IntentRow, PreferencesRow, QueueCounts, UndecodableDispatch, Wakeup};
 
 use read_ahead::ReadAhead;
 use write_behind::Pending;
@@ -856,23 +856,28 @@ impl Tx {
     /// Dispatches an adapter may lease now on `channels`: leases that expired
     /// first (oldest expiry first; they were offered before), then ready ones,
     /// highest priority and oldest first. `tenant = None` looks across tenants
-    /// (built-in adapters). PostgreSQL skips rows other replicas hold.
+    /// (built-in adapters). PostgreSQL skips rows other replicas hold. A row
+    /// that cannot be decoded is returned apart, with what could be read of
+    /// it, so that the caller can take it out of the queue.
     pub async fn open_dispatches(
         &mut self,
         tenant: Option<&str>,
         channels: &[Channel],
         now: i64,
         limit: i64,
-    ) -> StoreResult<Vec<DispatchRow>> {
-        let Some(&first) = channels.first() else { return Ok(Vec::new()) };
+    ) -> StoreResult<(Vec<DispatchRow>, Vec<UndecodableDispatch>)> {
+        let Some(&first) = channels.first() else { return Ok((Vec::new(), Vec::new())) };
         if self.pending.touches_dispatches() {
             self.flush().await?;
         }
         // Seven slots, one per channel; unused ones repeat the first channel.
         let slot = |i: usize| channels.get(i).copied().unwrap_or(first);
+        // Each row decoded on its own: one that does not decode must not fail
+        // every lease of these channels (built-in adapters lease for all tenants).
         macro_rules! run {
-            ($tx:expr, $sql:expr, $limit:expr) => {
-                sqlx::query_as($sql)
+            ($tx:expr, $sql:expr, $limit:expr) => {{
+                use sqlx::Row;
+                let rows = sqlx::query($sql)
                     .bind(tenant)
                     .bind(slot(0))
                     .bind(slot(1))
@@ -884,17 +889,33 @@ impl Tx {
                     .bind(now)
                     .bind($limit)
                     .fetch_all(&mut **$tx)
-                    .await
-                    .map_err(in_row("dispatches", || format!("open on {channels:?}")))?
-            };
+                    .await?;
+                rows.iter()
+                    .map(|row| {
+                        <DispatchRow as sqlx::FromRow<_>>::from_row(row).map_err(|e| UndecodableDispatch {
+                            dispatch_id: row.try_get("dispatch_id").unwrap_or_default(),
+                            tenant: row.try_get("tenant").ok(),
+                            why: format!("a stored dispatches row cannot be read: {e}"),
+                        })
+                    })
+                    .collect::<Vec<_>>()
+            }};
         }
         let dialect = self.db.dialect();
-        let mut open: Vec<DispatchRow> = either!(&mut self.db, TxDb, |tx| run!(tx, dialect.expired_leases, limit));
+        let mut open = either!(&mut self.db, TxDb, |tx| run!(tx, dialect.expired_leases, limit));
         let left = limit - open.len() as i64;
         if left > 0 {
-            let more: Vec<DispatchRow> = either!(&mut self.db, TxDb, |tx| run!(tx, dialect.ready_dispatches, left));
-            open.extend(more);
+            open.extend(either!(&mut self.db, TxDb, |tx| run!(tx, dialect.ready_dispatches, left)));
         }
-        Ok(open)
+        let (rows, undecodable): (Vec<_>, Vec<_>) = open.into_iter().partition(Result::is_ok);
+        Ok((rows.into_iter().flatten().collect(), undecodable.into_iter().filter_map(Result::err).collect()))
+    }
+
+    /// Takes a dispatch whose row cannot be decoded out of the queue
+    /// (`withdrawn`); its contact event stays (whether it left is unknown).
+    pub async fn withdraw_undecodable_dispatch(&mut self, dispatch_id: &str) -> StoreResult<()> {
+        let sql = "UPDATE dispatches SET state = 'withdrawn' WHERE dispatch_id = $1";
+        either_run!(&mut self.db, TxDb, |tx| sqlx::query(sql).bind(dispatch_id).execute(&mut **tx).await?);
+        Ok(())
     }
 }

@@ -128,6 +128,15 @@ impl DispatchRow {
     }
 }
 
+/// An open dispatch whose row cannot be decoded: what could be read of it.
+#[derive(Clone, Debug)]
+pub struct UndecodableDispatch {
+    pub dispatch_id: String,
+    /// `None` when even the tenant cannot be read.
+    pub tenant: Option<String>,
+    pub why: String,
+}
+
 /// One past contact of a debtor.
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct EventRow {

@@ -641,6 +641,32 @@ async fn an_unreadable_intent_never_holds_the_head_of_the_lease_queue(backend: B
 }
 on_both_backends!(an_unreadable_intent_never_holds_the_head_of_the_lease_queue);
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_undecodable_dispatch_row_is_taken_out_of_every_lease() {
+    // SQLite stores what a column's type refuses to decode (PostgreSQL cannot,
+    // and its leases select only words they ask for): here a text `not_after`.
+    // Built-in adapters lease for every tenant: that one row must not fail
+    // every lease of its channel.
+    let server = TestServer::start(Backend::Sqlite, "2026-11-30T10:00:00-05:00").await;
+    let mut client = server.scheduler("acme").await;
+    submit(&mut client, intent("damaged", "d-1", pb::Channel::Call, "PE")).await;
+    submit(&mut client, intent("healthy", "d-2", pb::Channel::Call, "PE")).await;
+    let dispatch_id = get(&mut client, "damaged").await.dispatch_id;
+    behind_its_back(&server, &format!("UPDATE dispatches SET not_after = 'soon' WHERE dispatch_id = '{dispatch_id}'"))
+        .await;
+    let mut adapter = server.dispatcher("acme").await;
+    let leased = lease(&mut adapter, vec![pb::Channel::Call as i32], 5).await;
+    let ids: Vec<&str> = leased.items.iter().filter_map(|i| i.intent.as_ref()).map(|i| i.intent_id.as_str()).collect();
+    assert_eq!(ids, ["healthy"]);
+    // Taken out of the queue, never sent, and the next lease is not troubled by it.
+    assert!(lease(&mut adapter, vec![pb::Channel::Call as i32], 5).await.items.is_empty());
+    let withdrawn = audit_events(&server, "acme").await.into_iter().filter(|e| event_kind(e) == "withdrawn");
+    let details: Vec<String> = withdrawn.map(|e| e.detail).collect();
+    assert_eq!(details.len(), 1, "{details:?}");
+    assert!(details[0].contains(&dispatch_id) && details[0].contains("cannot be read"), "{details:?}");
+    server.stop().await;
+}
+
 async fn the_schema_refuses_words_outside_each_closed_set(backend: Backend) {
     use ventana::domain::{
         AckOutcome, AuditEventKind, Channel, ContactPointKind, DispatchState, Initiator, IntentStatus, Outcome,
