@@ -251,12 +251,21 @@ impl App {
         }
         tx.lock_debtor(&dispatch.tenant, &dispatch.debtor_id).await?;
         let mut row = tx.get_intent(&dispatch.tenant, &dispatch.intent_id).await?.ok_or_else(not_found)?;
+        // The intent's own contact (in flight, or cancelled in flight): its
+        // report is the intent's outcome. One taken back before has only its
+        // contact event and audit event: the intent has moved on since.
+        let own = row.dispatch_id.as_deref() == Some(dispatch_id);
         match dispatch.state {
-            DispatchState::Acked if row.outcome == Some(outcome) => return Ok(row),
-            DispatchState::Acked => {
+            DispatchState::Acked if own && row.outcome == Some(outcome) => return Ok(row),
+            DispatchState::Acked if own => {
                 let earlier = row.outcome.map_or("an unknown outcome", AckOutcome::as_str);
                 return Err(AppError::FailedPrecondition(format!(
                     "dispatch {dispatch_id} was already acknowledged as {earlier}"
+                )));
+            }
+            DispatchState::Acked => {
+                return Err(AppError::FailedPrecondition(format!(
+                    "dispatch {dispatch_id} was already acknowledged after it was taken back; that report stands"
                 )));
             }
             // Cancelled while the adapter held it, or taken back after its
@@ -285,12 +294,14 @@ impl App {
         dispatch.state = DispatchState::Acked;
         tx.update_dispatch(&dispatch).await?;
         tx.set_event_outcome(dispatch_id, outcome.history_outcome()).await?;
-        if in_flight {
-            row.status = IntentStatus::Done;
+        if own {
+            if in_flight {
+                row.status = IntentStatus::Done;
+            }
+            row.outcome = Some(outcome);
+            row.updated_at = millis(now);
+            tx.update_intent(&row).await?;
         }
-        row.outcome = Some(outcome);
-        row.updated_at = millis(now);
-        tx.update_intent(&row).await?;
         let detail = json!({
             "dispatch_id": dispatch_id,
             "reported_at": at.to_rfc3339(),

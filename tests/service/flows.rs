@@ -290,6 +290,39 @@ async fn a_contact_taken_back_after_its_lease_still_counts_and_its_late_report_i
 }
 on_both_backends!(a_contact_taken_back_after_its_lease_still_counts_and_its_late_report_is_taken);
 
+async fn a_late_report_of_a_contact_taken_back_never_overwrites_the_next_contacts(backend: Backend) {
+    // D1 leased at 19:59 in Lima, taken back after 20:00, released again the
+    // next morning as D2, which is acked; then D1's late report comes in.
+    let server = TestServer::start(backend, "2026-11-25T19:59:00-05:00").await;
+    let mut client = server.scheduler("acme").await;
+    let mut adapter = server.dispatcher("acme").await;
+    submit(&mut client, intent("t-1", "d-1", pb::Channel::Call, "PE")).await;
+    let thirty_seconds = Some(prost_types::Duration { seconds: 30, nanos: 0 });
+    let request =
+        pb::LeaseRequest { channels: vec![pb::Channel::Call as i32], max_items: 5, lease_duration: thirty_seconds };
+    let first = adapter.lease(request.clone()).await.expect("lease").into_inner().items[0].dispatch_id.clone();
+    server.set_clock("2026-11-25T20:00:30-05:00");
+    assert!(adapter.lease(request.clone()).await.expect("lease").into_inner().items.is_empty());
+    server.set_clock("2026-11-26T07:00:00-05:00");
+    server.wait_for_status(&mut client, "t-1", pb::IntentStatus::Released).await;
+    let second = adapter.lease(request).await.expect("lease").into_inner().items[0].dispatch_id.clone();
+    assert_ne!(first, second);
+    ack(&mut adapter, &second, pb::Outcome::Delivered).await;
+    // The late report is taken, and the intent keeps the outcome of its own contact.
+    ack(&mut adapter, &first, pb::Outcome::Failed).await;
+    let view = get(&mut client, "t-1").await;
+    assert_eq!((view.status, view.outcome), (pb::IntentStatus::Done as i32, pb::Outcome::Delivered as i32));
+    // Retries: the second contact's is idempotent; the first's is refused, its report standing.
+    ack(&mut adapter, &second, pb::Outcome::Delivered).await;
+    let again =
+        pb::AckRequest { dispatch_id: first, outcome: pb::Outcome::Failed as i32, at: None, detail: String::new() };
+    let refused = adapter.ack(again).await.expect_err("acknowledged already");
+    assert_eq!(refused.code(), Code::FailedPrecondition);
+    assert!(refused.message().contains("that report stands"), "{}", refused.message());
+    server.stop().await;
+}
+on_both_backends!(a_late_report_of_a_contact_taken_back_never_overwrites_the_next_contacts);
+
 // ------------------------------------------------------------------ caps under concurrency
 
 async fn fifty_concurrent_submissions_respect_the_daily_cap(backend: Backend) {
