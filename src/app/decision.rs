@@ -9,7 +9,7 @@ use super::{
     App, AppError, AppResult, HISTORY_LOOKBACK_DAYS, contact_event, layer_versions, local_reading, millis, not_after,
 };
 use crate::audit::{AuditEvent, with_decision};
-use crate::domain::{AuditEventKind, ContactEvent, DispatchState, Intent, IntentStatus, Preferences};
+use crate::domain::{AuditEventKind, Channel, ContactEvent, DispatchState, Intent, IntentStatus, Preferences};
 use crate::engine::{Decision, RejectCode, Verdict, evaluate};
 use crate::intent_json::decision_json;
 use crate::preferences::PreferenceRecord;
@@ -213,14 +213,7 @@ impl App {
         why: &AppError,
         now: DateTime<Utc>,
     ) {
-        metrics::counter!(crate::telemetry::HELD_INTENTS).increment(1);
-        tracing::error!(tenant = %row.tenant, intent_id = %row.intent_id, why = %why, "intent held: no contact until an operator acts");
-        let stored = json!({
-            "decision": "hold",
-            "code": "UNREADABLE",
-            "reasons": [{"message": format!("held: {why}; no contact until an operator cancels the intent (or fixes the stored data and resubmits it)")}],
-            "decided_at": now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        });
+        let stored = held(&row.tenant, &row.intent_id, why, now);
         row.decision = stored.to_string();
         let detail = decision_detail(&row.decision, None);
         row.status = IntentStatus::Held;
@@ -229,6 +222,48 @@ impl App {
         row.updated_at = millis(now);
         tx.audit(with_decision(self.event(AuditEventKind::Held, row, intent, now, String::new()), &stored, detail));
     }
+}
+
+impl App {
+    /// Holds, by its key, an intent whose row or whose contact's row cannot
+    /// be read (so `hold` has no row to change): the same decision, metric,
+    /// log and audit event.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn hold_by_key(
+        &self,
+        tx: &mut Tx,
+        tenant: &str,
+        intent_id: &str,
+        debtor_id: Option<&str>,
+        channel: Option<Channel>,
+        why: &AppError,
+        now: DateTime<Utc>,
+    ) -> AppResult<()> {
+        let stored = held(tenant, intent_id, why, now);
+        let text = stored.to_string();
+        tx.hold_intent_by_key(tenant, intent_id, &text, millis(now)).await?;
+        let detail = decision_detail(&text, None);
+        let event = AuditEvent {
+            intent_id: Some(intent_id.to_string()),
+            debtor_id: debtor_id.map(str::to_string),
+            channel,
+            ..AuditEvent::new(tenant, millis(now), AuditEventKind::Held, String::new())
+        };
+        tx.audit(with_decision(event, &stored, detail));
+        Ok(())
+    }
+}
+
+/// A hold's stored decision, counted and logged.
+fn held(tenant: &str, intent_id: &str, why: &AppError, now: DateTime<Utc>) -> Value {
+    metrics::counter!(crate::telemetry::HELD_INTENTS).increment(1);
+    tracing::error!(tenant, intent_id, why = %why, "intent held: no contact until an operator acts");
+    json!({
+        "decision": "hold",
+        "code": "UNREADABLE",
+        "reasons": [{"message": format!("held: {why}; no contact until an operator cancels the intent (or fixes the stored data and resubmits it)")}],
+        "decided_at": now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+    })
 }
 
 /// A decision event's detail: `{"decision": …}`, with the dispatch id and the

@@ -46,13 +46,20 @@ impl App {
     }
 
     /// Takes a dispatch whose row cannot be decoded out of the queue, whose
-    /// head it would otherwise hold (counted and logged; never sent).
+    /// head it would otherwise hold (counted and logged; never sent), and
+    /// holds its intent.
     async fn take_out_undecodable(&self, tx: &mut Tx, row: UndecodableDispatch, now: DateTime<Utc>) -> AppResult<()> {
         let unreadable = AppError::unreadable("dispatches", row.dispatch_id.clone(), row.why);
         tx.withdraw_undecodable_dispatch(&row.dispatch_id).await?;
-        if let Some(tenant) = &row.tenant {
-            let detail = json!({"dispatch_id": row.dispatch_id, "why": unreadable.to_string()}).to_string();
-            tx.audit(AuditEvent::new(tenant, millis(now), AuditEventKind::Withdrawn, detail));
+        let Some(tenant) = &row.tenant else { return Ok(()) };
+        let detail = json!({"dispatch_id": row.dispatch_id, "why": unreadable.to_string()}).to_string();
+        tx.audit(AuditEvent {
+            intent_id: row.intent_id.clone(),
+            debtor_id: row.debtor_id.clone(),
+            ..AuditEvent::new(tenant, millis(now), AuditEventKind::Withdrawn, detail)
+        });
+        if let Some(intent_id) = &row.intent_id {
+            self.hold_by_key(tx, tenant, intent_id, row.debtor_id.as_deref(), None, &unreadable, now).await?;
         }
         Ok(())
     }
@@ -119,7 +126,8 @@ impl App {
         let mut leased = Vec::with_capacity(ours.len());
         let mut deferred = false;
         for mut dispatch in ours {
-            let mut row = match tx.get_intent(&dispatch.tenant, &dispatch.intent_id).await.map_err(AppError::from) {
+            let read = tx.get_intent(&dispatch.tenant, &dispatch.intent_id).await.map_err(AppError::from);
+            let mut row = match read {
                 Ok(Some(row)) => row,
                 // Its contact cannot be checked again, so it never leaves: taken
                 // out of the queue, whose head it would otherwise hold for good
@@ -133,6 +141,12 @@ impl App {
                         channel: Some(dispatch.channel),
                         ..AuditEvent::new(&dispatch.tenant, millis(now), AuditEventKind::Withdrawn, detail.to_string())
                     });
+                    if let Err(unreadable) = read {
+                        let (tenant, debtor) = (&dispatch.tenant, Some(dispatch.debtor_id.as_str()));
+                        let channel = Some(dispatch.channel);
+                        self.hold_by_key(&mut tx, tenant, &dispatch.intent_id, debtor, channel, &unreadable, now)
+                            .await?;
+                    }
                     continue;
                 }
                 Err(e) => return Err(e),

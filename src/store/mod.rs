@@ -895,6 +895,8 @@ impl Tx {
                         <DispatchRow as sqlx::FromRow<_>>::from_row(row).map_err(|e| UndecodableDispatch {
                             dispatch_id: row.try_get("dispatch_id").unwrap_or_default(),
                             tenant: row.try_get("tenant").ok(),
+                            intent_id: row.try_get("intent_id").ok(),
+                            debtor_id: row.try_get("debtor_id").ok(),
                             why: format!("a stored dispatches row cannot be read: {e}"),
                         })
                     })
@@ -909,6 +911,32 @@ impl Tx {
         }
         let (rows, undecodable): (Vec<_>, Vec<_>) = open.into_iter().partition(Result::is_ok);
         Ok((rows.into_iter().flatten().collect(), undecodable.into_iter().filter_map(Result::err).collect()))
+    }
+
+    /// Holds an intent by its key, without reading its row (which, or whose
+    /// contact's, cannot be read): status `held`, no contact, no wake-up,
+    /// `decision` stored as the hold's.
+    pub async fn hold_intent_by_key(
+        &mut self,
+        tenant: &str,
+        intent_id: &str,
+        decision: &str,
+        now: i64,
+    ) -> StoreResult<()> {
+        if self.pending.touches_intents() {
+            self.flush().await?;
+        }
+        self.read_ahead = None;
+        let sql = "UPDATE intents SET status = 'held', dispatch_id = NULL, next_eval_at = NULL, decision = $3, \
+                   updated_at = $4 WHERE tenant = $1 AND intent_id = $2";
+        either_run!(&mut self.db, TxDb, |tx| sqlx::query(sql)
+            .bind(tenant)
+            .bind(intent_id)
+            .bind(decision)
+            .bind(now)
+            .execute(&mut **tx)
+            .await?);
+        Ok(())
     }
 
     /// Takes a dispatch whose row cannot be decoded out of the queue

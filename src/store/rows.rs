@@ -132,8 +132,10 @@ impl DispatchRow {
 #[derive(Clone, Debug)]
 pub struct UndecodableDispatch {
     pub dispatch_id: String,
-    /// `None` when even the tenant cannot be read.
+    /// `None` (here and below) when even that cannot be read.
     pub tenant: Option<String>,
+    pub intent_id: Option<String>,
+    pub debtor_id: Option<String>,
     pub why: String,
 }
 

@@ -637,6 +637,10 @@ async fn an_unreadable_intent_never_holds_the_head_of_the_lease_queue(backend: B
     }
     let ids: Vec<&str> = leased.iter().filter_map(|i| i.intent.as_ref()).map(|i| i.intent_id.as_str()).collect();
     assert_eq!(ids, ["healthy"]);
+    // Its intent is held (its row still cannot be read: the audit log says so).
+    let events = audit_events(&server, "acme").await;
+    let damaged: Vec<String> = events.iter().filter(|e| e.intent_id == "damaged").map(event_kind).collect();
+    assert_eq!(damaged[damaged.len() - 2..], ["withdrawn", "held"], "{damaged:?}");
     server.stop().await;
 }
 on_both_backends!(an_unreadable_intent_never_holds_the_head_of_the_lease_queue);
@@ -664,6 +668,11 @@ async fn an_undecodable_dispatch_row_is_taken_out_of_every_lease() {
     let details: Vec<String> = withdrawn.map(|e| e.detail).collect();
     assert_eq!(details.len(), 1, "{details:?}");
     assert!(details[0].contains(&dispatch_id) && details[0].contains("cannot be read"), "{details:?}");
+    // Its intent is held, saying why.
+    let held = get(&mut client, "damaged").await;
+    assert_eq!(held.status, pb::IntentStatus::Held as i32);
+    let reason = &held.decision.as_ref().expect("decision").reasons[0].message;
+    assert!(reason.contains("dispatches row cannot be read"), "{reason}");
     server.stop().await;
 }
 
