@@ -353,7 +353,10 @@ pub async fn replay(
             // A stored input that cannot be read (a history too long to read
             // whole included) is reported as a decision that cannot be
             // replayed; the replay goes on with the next one.
-            let inputs = match store.history(tenant, debtor_id, row.event.at - 400 * 86_400_000, row.event.at).await {
+            let inputs = match store
+                .history(tenant, debtor_id, row.event.at - 400 * 86_400_000, row.event.at, own_dispatch.as_deref())
+                .await
+            {
                 Ok(history) => replay_inputs(&intent_row.body, &row.event.detail, history, row.event.at, own_dispatch),
                 Err(unreadable @ StoreError::Unreadable { .. }) => Err(unreadable.to_string()),
                 Err(e) => return Err(err(e)),

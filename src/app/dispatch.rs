@@ -50,8 +50,11 @@ impl App {
     /// holds its intent.
     async fn take_out_undecodable(&self, tx: &mut Tx, row: UndecodableDispatch, now: DateTime<Utc>) -> AppResult<()> {
         let unreadable = AppError::unreadable("dispatches", row.dispatch_id.clone(), row.why);
-        tx.withdraw_undecodable_dispatch(&row.dispatch_id).await?;
+        // Neither id nor tenant readable: nothing can be changed or chained (counted and logged).
         let Some(tenant) = &row.tenant else { return Ok(()) };
+        if !tx.withdraw_undecodable_dispatch(&row.dispatch_id).await? {
+            return Ok(());
+        }
         let detail = json!({"dispatch_id": row.dispatch_id, "why": unreadable.to_string()}).to_string();
         tx.audit(AuditEvent {
             intent_id: row.intent_id.clone(),

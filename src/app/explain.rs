@@ -12,7 +12,13 @@ impl App {
         self.check_jurisdiction(intent)?;
         let history = self
             .store
-            .history(&intent.tenant, &intent.debtor_id, millis(at - Duration::days(HISTORY_LOOKBACK_DAYS)), i64::MAX)
+            .history(
+                &intent.tenant,
+                &intent.debtor_id,
+                millis(at - Duration::days(HISTORY_LOOKBACK_DAYS)),
+                i64::MAX,
+                None,
+            )
             .await?;
         let preferences = self.store.preferences(&intent.tenant, &intent.debtor_id).await?;
         self.decide(intent, &history, preferences.as_ref(), None, at)

@@ -499,8 +499,16 @@ impl Store {
     }
 
     /// A debtor's contact events from `since` to `until`, oldest first;
-    /// `Unreadable` beyond `HISTORY_LIMIT` of them.
-    pub async fn history(&self, tenant: &str, debtor_id: &str, since: i64, until: i64) -> StoreResult<Vec<EventRow>> {
+    /// `Unreadable` beyond `HISTORY_LIMIT` of them besides the contact of
+    /// `leaving_out`.
+    pub async fn history(
+        &self,
+        tenant: &str,
+        debtor_id: &str,
+        since: i64,
+        until: i64,
+        leaving_out: Option<&str>,
+    ) -> StoreResult<Vec<EventRow>> {
         let sql = SELECT_HISTORY;
         let history = either!(&self.pool, Pool, |pool| sqlx::query_as(sql)
             .bind(tenant)
@@ -510,7 +518,7 @@ impl Store {
             .fetch_all(pool)
             .await
             .map_err(in_row("contact_events", || format!("({tenant}, {debtor_id})")))?);
-        whole(history, None, tenant, debtor_id, since)
+        whole(history, leaving_out, tenant, debtor_id, since)
     }
 
     pub async fn preferences(&self, tenant: &str, debtor_id: &str) -> StoreResult<Option<PreferencesRow>> {
@@ -941,9 +949,14 @@ impl Tx {
 
     /// Takes a dispatch whose row cannot be decoded out of the queue
     /// (`withdrawn`); its contact event stays (whether it left is unknown).
-    pub async fn withdraw_undecodable_dispatch(&mut self, dispatch_id: &str) -> StoreResult<()> {
+    /// Whether a row was changed (not when even its id cannot be read).
+    pub async fn withdraw_undecodable_dispatch(&mut self, dispatch_id: &str) -> StoreResult<bool> {
         let sql = "UPDATE dispatches SET state = 'withdrawn' WHERE dispatch_id = $1";
-        either_run!(&mut self.db, TxDb, |tx| sqlx::query(sql).bind(dispatch_id).execute(&mut **tx).await?);
-        Ok(())
+        let changed = either!(&mut self.db, TxDb, |tx| sqlx::query(sql)
+            .bind(dispatch_id)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected());
+        Ok(changed == 1)
     }
 }

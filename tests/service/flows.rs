@@ -278,7 +278,7 @@ async fn a_contact_taken_back_after_its_lease_still_counts_and_its_late_report_i
     assert!(adapter.lease(request).await.expect("lease").into_inner().items.is_empty());
     assert_eq!(get(&mut client, "t-1").await.status, pb::IntentStatus::Deferred as i32);
     // The call may have been made: it still counts toward the caps…
-    let history = server.store().history("acme", "d-1", 0, i64::MAX).await.expect("history");
+    let history = server.store().history("acme", "d-1", 0, i64::MAX, None).await.expect("history");
     assert_eq!(history.iter().filter(|e| e.dispatch_id.as_deref() == Some(dispatch_id.as_str())).count(), 1);
     // …and the adapter's report of it is taken, an opt-out included.
     let report = ack(&mut adapter, &dispatch_id, pb::Outcome::OptedOut).await;
@@ -1158,7 +1158,7 @@ async fn a_history_past_the_read_bound_is_never_decided_on(backend: Backend) {
     // started it), so a history cut to its newest events could hide the ones
     // a cap counts.
     let now = at("2026-11-25T10:00:00Z").timestamp_millis();
-    for (debtor, newest, events) in [("d-full", 61, 10_000), ("d-busy", 1, 10_001)] {
+    for (debtor, newest, events) in [("d-full", 61, 10_000), ("d-edge", 61, 10_000), ("d-busy", 1, 10_001)] {
         let rows: Vec<String> = (newest..newest + events)
             .rev()
             .map(|minutes_ago| format!("('acme', '{debtor}', 'sms', {}, 'attempted')", now - minutes_ago * 60_000))
@@ -1172,13 +1172,24 @@ async fn a_history_past_the_read_bound_is_never_decided_on(backend: Backend) {
         }
     }
     let mut client = server.scheduler("acme").await;
-    let answer = submit(&mut client, intent("full", "d-full", pb::Channel::Sms, "ZZ")).await;
-    assert_eq!(answer.status, pb::IntentStatus::Released as i32, "decided on all 10,000: {answer:?}");
-    // Its own contact makes 10,001; the lease's second look leaves it out, as the decision does.
+    for (id, debtor) in [("full", "d-full"), ("edge", "d-edge")] {
+        let answer = submit(&mut client, intent(id, debtor, pb::Channel::Sms, "ZZ")).await;
+        assert_eq!(answer.status, pb::IntentStatus::Released as i32, "decided on all 10,000: {answer:?}");
+    }
+    // Each one's own contact makes 10,001; the lease's second look leaves it
+    // out, as the decision does. One more contact of d-edge's, recorded
+    // since, is one too many for that second look.
+    let older = now - 20_000 * 60_000;
+    let one_more = format!(
+        "INSERT INTO contact_events (tenant, debtor_id, channel, at, outcome) VALUES ('acme', 'd-edge', 'sms', {older}, 'attempted')"
+    );
+    server.store().execute_unchecked(&one_more).await.expect("insert an event");
     let mut adapter = server.dispatcher("acme").await;
     let leased = lease(&mut adapter, vec![pb::Channel::Sms as i32], 10).await;
-    assert_eq!(leased.items.len(), 1, "{leased:?}");
+    let ids: Vec<&str> = leased.items.iter().filter_map(|i| i.intent.as_ref()).map(|i| i.intent_id.as_str()).collect();
+    assert_eq!(ids, ["full"]);
     assert_eq!(get(&mut client, "full").await.status, pb::IntentStatus::Leased as i32);
+    assert_eq!(get(&mut client, "edge").await.status, pb::IntentStatus::Held as i32);
     let refused = client
         .submit(pb::SubmitRequest { intent: Some(intent("busy", "d-busy", pb::Channel::Sms, "ZZ")) })
         .await

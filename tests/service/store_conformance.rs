@@ -134,7 +134,7 @@ async fn a_transaction_reads_its_own_queued_writes(backend: Backend) {
     // …nobody else does.
     assert!(store.get_intent("acme", "i-1").await.expect("read").is_none(), "uncommitted intent seen outside");
     assert!(
-        store.history("acme", "d-1", 0, i64::MAX).await.expect("read").is_empty(),
+        store.history("acme", "d-1", 0, i64::MAX, None).await.expect("read").is_empty(),
         "uncommitted events seen outside"
     );
 
@@ -159,7 +159,7 @@ async fn a_transaction_reads_its_own_queued_writes(backend: Backend) {
 
     assert_eq!(store.get_intent("acme", "i-1").await.expect("read").expect("committed").status.as_str(), "leased");
     let history: Vec<i64> =
-        store.history("acme", "d-1", 0, i64::MAX).await.expect("read").iter().map(|e| e.at).collect();
+        store.history("acme", "d-1", 0, i64::MAX, None).await.expect("read").iter().map(|e| e.at).collect();
     assert_eq!(history, [5, 10]);
     let mut later = store.begin().await.expect("begin");
     assert_eq!(later.get_dispatch("x-1").await.expect("read").expect("committed").lease_expires_at, Some(100));
@@ -238,7 +238,7 @@ async fn read_ahead_never_hides_the_transactions_own_writes(backend: Backend) {
         assert!(store.get_intent("acme", id).await.expect("read").is_some(), "{id} committed");
     }
     let history: Vec<i64> =
-        store.history("acme", "d-1", 0, i64::MAX).await.expect("read").iter().map(|e| e.at).collect();
+        store.history("acme", "d-1", 0, i64::MAX, None).await.expect("read").iter().map(|e| e.at).collect();
     assert_eq!(history, [10, 25]);
     assert_eq!(store.preferences("acme", "d-1").await.expect("read").expect("committed").source, "ivr");
 }
@@ -266,7 +266,7 @@ async fn a_transaction_that_ends_without_commit_leaves_nothing(backend: Backend)
         write_everything(&mut tx, send).await;
         drop(tx);
         assert!(store.get_intent("acme", "i-1").await.expect("read").is_none(), "sent rows: {send}");
-        assert!(store.history("acme", "d-1", 0, i64::MAX).await.expect("read").is_empty(), "sent rows: {send}");
+        assert!(store.history("acme", "d-1", 0, i64::MAX, None).await.expect("read").is_empty(), "sent rows: {send}");
         assert!(store.preferences("acme", "d-1").await.expect("read").is_none(), "sent rows: {send}");
         assert_eq!(store.audit_head("acme").await.expect("read"), None, "no audit event: sent rows: {send}");
         assert!(store.audit_page("acme", 0, i64::MAX, 10).await.expect("read").is_empty());
@@ -278,7 +278,7 @@ async fn a_transaction_that_ends_without_commit_leaves_nothing(backend: Backend)
     write_everything(&mut tx, false).await;
     tx.commit().await.expect("commit");
     assert!(store.get_intent("acme", "i-1").await.expect("read").is_some());
-    assert_eq!(store.history("acme", "d-1", 0, i64::MAX).await.expect("read").len(), 1);
+    assert_eq!(store.history("acme", "d-1", 0, i64::MAX, None).await.expect("read").len(), 1);
     assert!(store.preferences("acme", "d-1").await.expect("read").is_some());
     let page = store.audit_page("acme", 0, i64::MAX, 10).await.expect("read");
     assert_eq!(page.len(), 1, "the commit appended its event: {page:?}");
