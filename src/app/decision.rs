@@ -213,7 +213,8 @@ impl App {
         why: &AppError,
         now: DateTime<Utc>,
     ) {
-        let stored = held(&row.tenant, &row.intent_id, why, now);
+        count_hold(&row.tenant, &row.intent_id, why);
+        let stored = hold_decision(why, now);
         row.decision = stored.to_string();
         let detail = decision_detail(&row.decision, None);
         row.status = IntentStatus::Held;
@@ -226,22 +227,26 @@ impl App {
 
 impl App {
     /// Holds, by its key, an intent whose row or whose contact's row cannot
-    /// be read (so `hold` has no row to change): the same decision, metric,
-    /// log and audit event.
+    /// be read (so `hold` has no row to change), if `dispatch_id` is still its
+    /// contact: the same decision, metric, log and audit event.
     #[allow(clippy::too_many_arguments)]
     pub(super) async fn hold_by_key(
         &self,
         tx: &mut Tx,
         tenant: &str,
         intent_id: &str,
+        dispatch_id: &str,
         debtor_id: Option<&str>,
         channel: Option<Channel>,
         why: &AppError,
         now: DateTime<Utc>,
     ) -> AppResult<()> {
-        let stored = held(tenant, intent_id, why, now);
+        let stored = hold_decision(why, now);
         let text = stored.to_string();
-        tx.hold_intent_by_key(tenant, intent_id, &text, millis(now)).await?;
+        if !tx.hold_intent_by_key(tenant, intent_id, dispatch_id, &text, millis(now)).await? {
+            return Ok(());
+        }
+        count_hold(tenant, intent_id, why);
         let detail = decision_detail(&text, None);
         let event = AuditEvent {
             intent_id: Some(intent_id.to_string()),
@@ -254,10 +259,14 @@ impl App {
     }
 }
 
-/// A hold's stored decision, counted and logged.
-fn held(tenant: &str, intent_id: &str, why: &AppError, now: DateTime<Utc>) -> Value {
+/// Counts and logs a hold.
+fn count_hold(tenant: &str, intent_id: &str, why: &AppError) {
     metrics::counter!(crate::telemetry::HELD_INTENTS).increment(1);
     tracing::error!(tenant, intent_id, why = %why, "intent held: no contact until an operator acts");
+}
+
+/// A hold's stored decision.
+fn hold_decision(why: &AppError, now: DateTime<Utc>) -> Value {
     json!({
         "decision": "hold",
         "code": "UNREADABLE",

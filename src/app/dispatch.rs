@@ -50,11 +50,12 @@ impl App {
     /// holds its intent.
     async fn take_out_undecodable(&self, tx: &mut Tx, row: UndecodableDispatch, now: DateTime<Utc>) -> AppResult<()> {
         let unreadable = AppError::unreadable("dispatches", row.dispatch_id.clone(), row.why);
-        // Neither id nor tenant readable: nothing can be changed or chained (counted and logged).
-        let Some(tenant) = &row.tenant else { return Ok(()) };
+        // Its id unreadable: nothing can be changed (counted and logged). Its
+        // tenant unreadable: withdrawn, but no chain to record it in.
         if !tx.withdraw_undecodable_dispatch(&row.dispatch_id).await? {
             return Ok(());
         }
+        let Some(tenant) = &row.tenant else { return Ok(()) };
         let detail = json!({"dispatch_id": row.dispatch_id, "why": unreadable.to_string()}).to_string();
         tx.audit(AuditEvent {
             intent_id: row.intent_id.clone(),
@@ -62,7 +63,8 @@ impl App {
             ..AuditEvent::new(tenant, millis(now), AuditEventKind::Withdrawn, detail)
         });
         if let Some(intent_id) = &row.intent_id {
-            self.hold_by_key(tx, tenant, intent_id, row.debtor_id.as_deref(), None, &unreadable, now).await?;
+            let (debtor, dispatch) = (row.debtor_id.as_deref(), &row.dispatch_id);
+            self.hold_by_key(tx, tenant, intent_id, dispatch, debtor, None, &unreadable, now).await?;
         }
         Ok(())
     }
@@ -147,7 +149,8 @@ impl App {
                     if let Err(unreadable) = read {
                         let (tenant, debtor) = (&dispatch.tenant, Some(dispatch.debtor_id.as_str()));
                         let channel = Some(dispatch.channel);
-                        self.hold_by_key(&mut tx, tenant, &dispatch.intent_id, debtor, channel, &unreadable, now)
+                        let (intent_id, dispatch_id) = (&dispatch.intent_id, &dispatch.dispatch_id);
+                        self.hold_by_key(&mut tx, tenant, intent_id, dispatch_id, debtor, channel, &unreadable, now)
                             .await?;
                     }
                     continue;
@@ -326,7 +329,9 @@ impl App {
             "adapter_detail": ack.detail,
         })
         .to_string();
-        tx.audit(self.event(AuditEventKind::Acked, &row, submission.as_ref().map(|s| &s.intent), now, detail));
+        // The outcome reported, which for a contact taken back is not the intent's.
+        let event = self.event(AuditEventKind::Acked, &row, submission.as_ref().map(|s| &s.intent), now, detail);
+        tx.audit(AuditEvent { outcome: Some(outcome), ..event });
         if let Some(mut record) = preferences {
             let source = format!("adapter ack {dispatch_id}");
             if outcome == AckOutcome::OptedOut {

@@ -922,29 +922,33 @@ impl Tx {
     }
 
     /// Holds an intent by its key, without reading its row (which, or whose
-    /// contact's, cannot be read): status `held`, no contact, no wake-up,
-    /// `decision` stored as the hold's.
+    /// contact's, cannot be read), if `dispatch_id` is still its contact:
+    /// status `held`, no contact, no wake-up, `decision` stored as the hold's.
+    /// Whether it was held.
     pub async fn hold_intent_by_key(
         &mut self,
         tenant: &str,
         intent_id: &str,
+        dispatch_id: &str,
         decision: &str,
         now: i64,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<bool> {
         if self.pending.touches_intents() {
             self.flush().await?;
         }
         self.read_ahead = None;
-        let sql = "UPDATE intents SET status = 'held', dispatch_id = NULL, next_eval_at = NULL, decision = $3, \
-                   updated_at = $4 WHERE tenant = $1 AND intent_id = $2";
-        either_run!(&mut self.db, TxDb, |tx| sqlx::query(sql)
+        let sql = "UPDATE intents SET status = 'held', dispatch_id = NULL, next_eval_at = NULL, decision = $4, \
+                   updated_at = $5 WHERE tenant = $1 AND intent_id = $2 AND dispatch_id = $3";
+        let changed = either!(&mut self.db, TxDb, |tx| sqlx::query(sql)
             .bind(tenant)
             .bind(intent_id)
+            .bind(dispatch_id)
             .bind(decision)
             .bind(now)
             .execute(&mut **tx)
-            .await?);
-        Ok(())
+            .await?
+            .rows_affected());
+        Ok(changed == 1)
     }
 
     /// Takes a dispatch whose row cannot be decoded out of the queue

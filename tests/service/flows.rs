@@ -314,11 +314,25 @@ async fn a_late_report_of_a_contact_taken_back_never_overwrites_the_next_contact
     assert_eq!((view.status, view.outcome), (pb::IntentStatus::Done as i32, pb::Outcome::Delivered as i32));
     // Retries: the second contact's is idempotent; the first's is refused, its report standing.
     ack(&mut adapter, &second, pb::Outcome::Delivered).await;
-    let again =
-        pb::AckRequest { dispatch_id: first, outcome: pb::Outcome::Failed as i32, at: None, detail: String::new() };
+    let again = pb::AckRequest {
+        dispatch_id: first.clone(),
+        outcome: pb::Outcome::Failed as i32,
+        at: None,
+        detail: String::new(),
+    };
     let refused = adapter.ack(again).await.expect_err("acknowledged already");
     assert_eq!(refused.code(), Code::FailedPrecondition);
     assert!(refused.message().contains("that report stands"), "{}", refused.message());
+    // Each report is in the audit log with its own outcome.
+    let acked: Vec<(String, String)> = audit_events(&server, "acme")
+        .await
+        .into_iter()
+        .filter(|e| event_kind(e) == "acked")
+        .map(|e| (e.detail, e.outcome))
+        .collect();
+    assert_eq!(acked.len(), 2, "{acked:?}");
+    assert!(acked[0].0.contains(&second) && acked[0].1 == "delivered", "{acked:?}");
+    assert!(acked[1].0.contains(&first) && acked[1].1 == "failed", "{acked:?}");
     server.stop().await;
 }
 on_both_backends!(a_late_report_of_a_contact_taken_back_never_overwrites_the_next_contacts);
