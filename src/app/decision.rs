@@ -227,15 +227,16 @@ impl App {
 
 impl App {
     /// Holds, by its key, an intent whose row or whose contact's row cannot
-    /// be read (so `hold` has no row to change), if `dispatch_id` is still its
-    /// contact: the same decision, metric, log and audit event.
+    /// be read (so `hold` has no row to change), if `dispatch_id` (when
+    /// given) is still its contact: the same decision, metric, log and audit
+    /// event.
     #[allow(clippy::too_many_arguments)]
     pub(super) async fn hold_by_key(
         &self,
         tx: &mut Tx,
         tenant: &str,
         intent_id: &str,
-        dispatch_id: &str,
+        dispatch_id: Option<&str>,
         debtor_id: Option<&str>,
         channel: Option<Channel>,
         why: &AppError,

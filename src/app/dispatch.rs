@@ -63,7 +63,8 @@ impl App {
             ..AuditEvent::new(tenant, millis(now), AuditEventKind::Withdrawn, detail)
         });
         if let Some(intent_id) = &row.intent_id {
-            let (debtor, dispatch) = (row.debtor_id.as_deref(), &row.dispatch_id);
+            // Only if that is still its contact: this row's intent id may be damaged too.
+            let (debtor, dispatch) = (row.debtor_id.as_deref(), Some(row.dispatch_id.as_str()));
             self.hold_by_key(tx, tenant, intent_id, dispatch, debtor, None, &unreadable, now).await?;
         }
         Ok(())
@@ -149,9 +150,9 @@ impl App {
                     if let Err(unreadable) = read {
                         let (tenant, debtor) = (&dispatch.tenant, Some(dispatch.debtor_id.as_str()));
                         let channel = Some(dispatch.channel);
-                        let (intent_id, dispatch_id) = (&dispatch.intent_id, &dispatch.dispatch_id);
-                        self.hold_by_key(&mut tx, tenant, intent_id, dispatch_id, debtor, channel, &unreadable, now)
-                            .await?;
+                        // Its own row cannot be read, its dispatch id included: no guard.
+                        let intent_id = &dispatch.intent_id;
+                        self.hold_by_key(&mut tx, tenant, intent_id, None, debtor, channel, &unreadable, now).await?;
                     }
                     continue;
                 }

@@ -922,14 +922,14 @@ impl Tx {
     }
 
     /// Holds an intent by its key, without reading its row (which, or whose
-    /// contact's, cannot be read), if `dispatch_id` is still its contact:
-    /// status `held`, no contact, no wake-up, `decision` stored as the hold's.
-    /// Whether it was held.
+    /// contact's, cannot be read), if `dispatch_id` (when given) is still its
+    /// contact: status `held`, no contact, no wake-up, `decision` stored as
+    /// the hold's. Whether it was held.
     pub async fn hold_intent_by_key(
         &mut self,
         tenant: &str,
         intent_id: &str,
-        dispatch_id: &str,
+        dispatch_id: Option<&str>,
         decision: &str,
         now: i64,
     ) -> StoreResult<bool> {
@@ -938,7 +938,7 @@ impl Tx {
         }
         self.read_ahead = None;
         let sql = "UPDATE intents SET status = 'held', dispatch_id = NULL, next_eval_at = NULL, decision = $4, \
-                   updated_at = $5 WHERE tenant = $1 AND intent_id = $2 AND dispatch_id = $3";
+                   updated_at = $5 WHERE tenant = $1 AND intent_id = $2 AND (CAST($3 AS TEXT) IS NULL OR dispatch_id = $3)";
         let changed = either!(&mut self.db, TxDb, |tx| sqlx::query(sql)
             .bind(tenant)
             .bind(intent_id)

@@ -646,6 +646,26 @@ async fn an_unreadable_intent_never_holds_the_head_of_the_lease_queue(backend: B
 on_both_backends!(an_unreadable_intent_never_holds_the_head_of_the_lease_queue);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_intent_whose_own_dispatch_id_cannot_be_read_is_still_held() {
+    // SQLite: bytes where the intent's dispatch id should be text. The hold
+    // by key cannot compare that column: it holds the intent all the same.
+    let server = TestServer::start(Backend::Sqlite, "2026-11-30T10:00:00-05:00").await;
+    let mut client = server.scheduler("acme").await;
+    submit(&mut client, intent("damaged", "d-1", pb::Channel::Call, "PE")).await;
+    behind_its_back(&server, "UPDATE intents SET dispatch_id = x'00ff' WHERE intent_id = 'damaged'").await;
+    let mut adapter = server.dispatcher("acme").await;
+    assert!(lease(&mut adapter, vec![pb::Channel::Call as i32], 5).await.items.is_empty());
+    let events = audit_events(&server, "acme").await;
+    let damaged: Vec<String> = events.iter().filter(|e| e.intent_id == "damaged").map(event_kind).collect();
+    assert_eq!(damaged[damaged.len() - 2..], ["withdrawn", "held"], "{damaged:?}");
+    // Held, so no longer in the lease queue nor released.
+    assert!(lease(&mut adapter, vec![pb::Channel::Call as i32], 5).await.items.is_empty());
+    let released = pb::ListIntentsRequest { status: pb::IntentStatus::Released as i32, ..Default::default() };
+    assert!(client.list_intents(released).await.expect("list").into_inner().intents.is_empty());
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_undecodable_dispatch_row_is_taken_out_of_every_lease() {
     // SQLite stores what a column's type refuses to decode (PostgreSQL cannot,
     // and its leases select only words they ask for): here a text `not_after`.
