@@ -199,7 +199,10 @@ async fn postgres_failover_under_load_loses_nothing_acknowledged() {
     );
     let unexpected: Vec<_> = seen.failures.keys().filter(|c| **c != Code::Unavailable).collect();
     assert!(unexpected.is_empty(), "calls in the switch fail with UNAVAILABLE only: {:?}", seen.failures);
-    assert!(seen.failures.get(&Code::Unavailable).is_some_and(|n| *n > 0), "the switch was seen by the clients");
+    // No call need fail: when the standby is promoted before the pool finds
+    // its connections dead (it tests each before use), the switch is unseen.
+    // That the load crossed the kill is shown by the 300 Submits after it,
+    // which only the new primary could store (checked below).
 
     let mut db = sqlx::PgConnection::connect(&standby.url("ventana")).await.expect("the new primary");
     let stored: HashSet<String> = sqlx::query_scalar("SELECT intent_id FROM intents")
