@@ -258,6 +258,12 @@ async fn expired_lease_is_reoffered_with_the_same_dispatch_id(backend: Backend) 
 }
 on_both_backends!(expired_lease_is_reoffered_with_the_same_dispatch_id);
 
+/// A lease of up to five calls for 30 s.
+fn calls_for_thirty_seconds() -> pb::LeaseRequest {
+    let thirty_seconds = Some(prost_types::Duration { seconds: 30, nanos: 0 });
+    pb::LeaseRequest { channels: vec![pb::Channel::Call as i32], max_items: 5, lease_duration: thirty_seconds }
+}
+
 async fn a_contact_taken_back_after_its_lease_still_counts_and_its_late_report_is_taken(backend: Backend) {
     // 19:59 in Lima: released and leased for 30 s; the adapter makes the
     // call but reports it only after 20:00, when the lease has expired and
@@ -267,9 +273,7 @@ async fn a_contact_taken_back_after_its_lease_still_counts_and_its_late_report_i
     let mut adapter = server.dispatcher("acme").await;
     let released = submit(&mut client, intent("t-1", "d-1", pb::Channel::Call, "PE")).await;
     assert_eq!(released.status, pb::IntentStatus::Released as i32);
-    let thirty_seconds = Some(prost_types::Duration { seconds: 30, nanos: 0 });
-    let request =
-        pb::LeaseRequest { channels: vec![pb::Channel::Call as i32], max_items: 5, lease_duration: thirty_seconds };
+    let request = calls_for_thirty_seconds();
     let held = adapter.lease(request.clone()).await.expect("lease").into_inner().items;
     assert_eq!(held.len(), 1);
     let dispatch_id = held[0].dispatch_id.clone();
@@ -297,9 +301,7 @@ async fn a_late_report_of_a_contact_taken_back_never_overwrites_the_next_contact
     let mut client = server.scheduler("acme").await;
     let mut adapter = server.dispatcher("acme").await;
     submit(&mut client, intent("t-1", "d-1", pb::Channel::Call, "PE")).await;
-    let thirty_seconds = Some(prost_types::Duration { seconds: 30, nanos: 0 });
-    let request =
-        pb::LeaseRequest { channels: vec![pb::Channel::Call as i32], max_items: 5, lease_duration: thirty_seconds };
+    let request = calls_for_thirty_seconds();
     let first = adapter.lease(request.clone()).await.expect("lease").into_inner().items[0].dispatch_id.clone();
     server.set_clock("2026-11-25T20:00:30-05:00");
     assert!(adapter.lease(request.clone()).await.expect("lease").into_inner().items.is_empty());
@@ -1200,7 +1202,7 @@ async fn a_history_past_the_read_bound_is_never_decided_on(backend: Backend) {
     server.store().execute_unchecked(&one_more).await.expect("insert an event");
     let mut adapter = server.dispatcher("acme").await;
     let leased = lease(&mut adapter, vec![pb::Channel::Sms as i32], 10).await;
-    let ids: Vec<&str> = leased.items.iter().filter_map(|i| i.intent.as_ref()).map(|i| i.intent_id.as_str()).collect();
+    let ids = intent_ids(&leased.items);
     assert_eq!(ids, ["full"]);
     assert_eq!(get(&mut client, "full").await.status, pb::IntentStatus::Leased as i32);
     assert_eq!(get(&mut client, "edge").await.status, pb::IntentStatus::Held as i32);

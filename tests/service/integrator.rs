@@ -122,7 +122,7 @@ async fn an_unreadable_row_holds_only_its_own_intent(backend: Backend) {
     behind_its_back(&server, "UPDATE intents SET body = 'not json' WHERE intent_id = 'released-then-broken'").await;
     let mut adapter = server.dispatcher("acme").await;
     let leased = lease(&mut adapter, vec![pb::Channel::Call as i32], 10).await;
-    let ids: Vec<&str> = leased.items.iter().filter_map(|i| i.intent.as_ref()).map(|i| i.intent_id.as_str()).collect();
+    let ids = intent_ids(&leased.items);
     assert_eq!(ids, vec!["fine"]);
     server.wait_for_status(&mut acme, "released-then-broken", pb::IntentStatus::Held).await;
 
@@ -605,6 +605,12 @@ async fn every_kind_of_damaged_row_fails_closed(backend: Backend) {
 }
 on_both_backends!(every_kind_of_damaged_row_fails_closed);
 
+/// The kinds of `intent_id`'s audit events, in order.
+async fn kinds_of(server: &TestServer, intent_id: &str) -> Vec<String> {
+    let events = audit_events(server, "acme").await;
+    events.iter().filter(|e| e.intent_id == intent_id).map(event_kind).collect()
+}
+
 /// Runs `sql`, which the schema's CHECK `constraint` on `table` refuses,
 /// past it: SQLite ignores CHECK constraints for the statement, PostgreSQL
 /// drops the constraint. Asserts first that the schema does refuse it.
@@ -635,11 +641,10 @@ async fn an_unreadable_intent_never_holds_the_head_of_the_lease_queue(backend: B
     for _ in 0..2 {
         leased.extend(lease(&mut adapter, vec![pb::Channel::Call as i32], 1).await.items);
     }
-    let ids: Vec<&str> = leased.iter().filter_map(|i| i.intent.as_ref()).map(|i| i.intent_id.as_str()).collect();
+    let ids = intent_ids(&leased);
     assert_eq!(ids, ["healthy"]);
     // Its intent is held (its row still cannot be read: the audit log says so).
-    let events = audit_events(&server, "acme").await;
-    let damaged: Vec<String> = events.iter().filter(|e| e.intent_id == "damaged").map(event_kind).collect();
+    let damaged = kinds_of(&server, "damaged").await;
     assert_eq!(damaged[damaged.len() - 2..], ["withdrawn", "held"], "{damaged:?}");
     server.stop().await;
 }
@@ -655,8 +660,7 @@ async fn an_intent_whose_own_dispatch_id_cannot_be_read_is_still_held() {
     behind_its_back(&server, "UPDATE intents SET dispatch_id = x'00ff' WHERE intent_id = 'damaged'").await;
     let mut adapter = server.dispatcher("acme").await;
     assert!(lease(&mut adapter, vec![pb::Channel::Call as i32], 5).await.items.is_empty());
-    let events = audit_events(&server, "acme").await;
-    let damaged: Vec<String> = events.iter().filter(|e| e.intent_id == "damaged").map(event_kind).collect();
+    let damaged = kinds_of(&server, "damaged").await;
     assert_eq!(damaged[damaged.len() - 2..], ["withdrawn", "held"], "{damaged:?}");
     // Held, so no longer in the lease queue nor released.
     assert!(lease(&mut adapter, vec![pb::Channel::Call as i32], 5).await.items.is_empty());
@@ -680,7 +684,7 @@ async fn an_undecodable_dispatch_row_is_taken_out_of_every_lease() {
         .await;
     let mut adapter = server.dispatcher("acme").await;
     let leased = lease(&mut adapter, vec![pb::Channel::Call as i32], 5).await;
-    let ids: Vec<&str> = leased.items.iter().filter_map(|i| i.intent.as_ref()).map(|i| i.intent_id.as_str()).collect();
+    let ids = intent_ids(&leased.items);
     assert_eq!(ids, ["healthy"]);
     // Taken out of the queue, never sent, and the next lease is not troubled by it.
     assert!(lease(&mut adapter, vec![pb::Channel::Call as i32], 5).await.items.is_empty());

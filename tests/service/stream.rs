@@ -62,10 +62,6 @@ async fn open(adapter: &mut Dispatcher, first: pb::DispatchRequest) -> Result<St
     Ok(Stream { requests, contacts })
 }
 
-fn intent_id(item: &pb::LeasedItem) -> &str {
-    item.intent.as_ref().map_or("", |i| i.intent_id.as_str())
-}
-
 async fn a_stream_is_handed_a_contact_when_its_deferral_comes_due(backend: Backend) {
     // Saturday in Lima: deferred to Monday 07:00.
     let server = TestServer::start(backend, "2026-11-28T10:00:00-05:00").await;

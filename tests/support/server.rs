@@ -238,6 +238,16 @@ pub async fn ack(adapter: &mut Dispatcher, dispatch_id: &str, outcome: pb::Outco
     adapter.ack(request).await.expect("ack").into_inner()
 }
 
+/// The intent id of a leased contact.
+pub fn intent_id(item: &pb::LeasedItem) -> &str {
+    item.intent.as_ref().map_or("", |i| i.intent_id.as_str())
+}
+
+/// The intent ids of leased contacts, in order.
+pub fn intent_ids(items: &[pb::LeasedItem]) -> Vec<&str> {
+    items.iter().map(intent_id).collect()
+}
+
 /// An audit event's kind as the word the log and the CSV export use (`rules_reloaded`).
 pub fn event_kind(event: &pb::AuditEvent) -> String {
     pb::AuditEventKind::try_from(event.event)
