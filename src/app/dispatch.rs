@@ -45,6 +45,32 @@ impl App {
         Ok(())
     }
 
+    /// Takes a released contact whose intent cannot be read (`unreadable`)
+    /// or is gone out of the queue, whose head it would otherwise hold, and
+    /// holds that intent.
+    async fn take_out_unreadable_intent(
+        &self,
+        tx: &mut Tx,
+        dispatch: &mut DispatchRow,
+        unreadable: Option<AppError>,
+        now: DateTime<Utc>,
+    ) -> AppResult<()> {
+        take_back(tx, dispatch).await?;
+        let detail = json!({"dispatch_id": dispatch.dispatch_id, "why": "its intent cannot be read"}).to_string();
+        let (tenant, intent_id, debtor) = (&dispatch.tenant, &dispatch.intent_id, Some(dispatch.debtor_id.as_str()));
+        tx.audit(AuditEvent {
+            intent_id: Some(intent_id.clone()),
+            debtor_id: debtor.map(str::to_string),
+            channel: Some(dispatch.channel),
+            ..AuditEvent::new(tenant, millis(now), AuditEventKind::Withdrawn, detail)
+        });
+        if let Some(why) = unreadable {
+            // Its own row cannot be read, its dispatch id included: no guard.
+            self.hold_by_key(tx, tenant, intent_id, None, debtor, Some(dispatch.channel), &why, now).await?;
+        }
+        Ok(())
+    }
+
     /// Takes a dispatch whose row cannot be decoded out of the queue, whose
     /// head it would otherwise hold (counted and logged; never sent), and
     /// holds its intent.
@@ -139,21 +165,7 @@ impl App {
                 // out of the queue, whose head it would otherwise hold for good
                 // (counted and logged); the other contacts are still leased.
                 Ok(None) | Err(AppError::Unreadable { .. }) => {
-                    take_back(&mut tx, &mut dispatch).await?;
-                    let detail = json!({"dispatch_id": dispatch.dispatch_id, "why": "its intent cannot be read"});
-                    tx.audit(AuditEvent {
-                        intent_id: Some(dispatch.intent_id.clone()),
-                        debtor_id: Some(dispatch.debtor_id.clone()),
-                        channel: Some(dispatch.channel),
-                        ..AuditEvent::new(&dispatch.tenant, millis(now), AuditEventKind::Withdrawn, detail.to_string())
-                    });
-                    if let Err(unreadable) = read {
-                        let (tenant, debtor) = (&dispatch.tenant, Some(dispatch.debtor_id.as_str()));
-                        let channel = Some(dispatch.channel);
-                        // Its own row cannot be read, its dispatch id included: no guard.
-                        let intent_id = &dispatch.intent_id;
-                        self.hold_by_key(&mut tx, tenant, intent_id, None, debtor, channel, &unreadable, now).await?;
-                    }
+                    self.take_out_unreadable_intent(&mut tx, &mut dispatch, read.err(), now).await?;
                     continue;
                 }
                 Err(e) => return Err(e),
